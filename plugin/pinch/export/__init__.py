@@ -1,0 +1,1 @@
+"""Leaving pinch behind: baked weights, shrunk dense models, a compact sparse file."""

@@ -1,0 +1,155 @@
+"""A gate attached to one weight tensor of one module.
+
+The module keeps its original parameter (same name, same object), so the model's
+state_dict keys stay those of the unmodified model plus ``<name>_threshold``. During the
+module's forward the masked weight is substituted by a pair of forward hooks: through
+the instance ``__dict__`` for ordinary modules (attribute lookup finds it before
+``_parameters``), through ``_flat_weights`` for RNNs, which read their weights from there.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pinch.gates.masking import hard_keep, kept_count, pinched
+
+THRESHOLD_SUFFIX = "_threshold"
+INIT_THRESHOLD = 1e-5
+
+
+@dataclass(frozen=True)
+class GateLayout:
+    """How a weight splits into gated groups: single weights, output rows, or heads."""
+
+    kind: str = "element"  # element | row | head
+    heads: int = 1
+
+    def groups(self, weight):
+        if self.kind == "element":
+            return weight.numel()
+        if self.kind == "row":
+            return weight.shape[0]
+        if self.kind == "head":
+            if weight.shape[0] % self.heads:
+                raise ValueError(f"{weight.shape[0]} output rows do not split into {self.heads} heads")
+            return self.heads
+        raise ValueError(f"unknown gate layout {self.kind!r}")
+
+
+class Gate:
+    """One learnable threshold shared by every weight (or group) of one tensor."""
+
+    def __init__(self, module, name, layout=GateLayout(), clock=None, bias_name=None):
+        weight = module._parameters.get(name)
+        if weight is None:
+            raise ValueError(f"{type(module).__name__} has no parameter {name!r} to gate")
+        if name + THRESHOLD_SUFFIX in module._parameters:
+            raise ValueError(f"{type(module).__name__}.{name} is already gated")
+        self.module, self.name, self.layout, self.clock = module, name, layout, clock
+        self.groups = layout.groups(weight)
+        self.bias_name = bias_name if layout.kind != "element" else None
+        module.register_parameter(
+            name + THRESHOLD_SUFFIX,
+            nn.Parameter(torch.full((), INIT_THRESHOLD, dtype=weight.dtype, device=weight.device)),
+        )
+        _install(module, self)
+
+    @property
+    def weight(self):
+        return self.module._parameters[self.name]
+
+    @property
+    def threshold(self):
+        return self.module._parameters[self.name + THRESHOLD_SUFFIX]
+
+    @property
+    def numel(self):
+        return self.weight.numel()
+
+    def masked_weight(self):
+        return pinched(self.weight, self.threshold, self.clock.tau, self.groups)
+
+    def masked_bias(self):
+        bias = self.module._parameters.get(self.bias_name) if self.bias_name else None
+        if bias is None:
+            return None
+        # Hard mask only: a pruned group's bias must not leak through its activation.
+        keep = self.group_keep().to(bias.dtype)
+        return (bias.view(self.groups, -1) * keep).view_as(bias)
+
+    def group_keep(self):
+        w2d = self.weight.detach().reshape(self.groups, -1)
+        return hard_keep(w2d, self.threshold.detach(), self.groups)[:, :1]
+
+    def keep_mask(self):
+        return hard_keep(self.weight.detach(), self.threshold.detach(), self.groups)
+
+    def kept(self):
+        """Differentiable L0 count of kept weights (the sparsity penalty's term)."""
+        return kept_count(self.weight, self.threshold, self.clock.tau, self.groups)
+
+    def remove(self, apply_mask=True):
+        """Detach the gate; with ``apply_mask`` the hard mask is written into the weights."""
+        with torch.no_grad():
+            if apply_mask:
+                bias = self.masked_bias()
+                self.weight.mul_(self.keep_mask())
+                if bias is not None:
+                    self.module._parameters[self.bias_name].copy_(bias)
+        del self.module._parameters[self.name + THRESHOLD_SUFFIX]
+        _uninstall(self.module, self)
+
+
+def gates_of(module):
+    """The gates on one module, by parameter name."""
+    return getattr(module, "_pinch_gates", {})
+
+
+def iter_gates(model):
+    """``(qualified parameter name, gate)`` for every gate in ``model``."""
+    for mod_name, module in model.named_modules():
+        for name, gate in gates_of(module).items():
+            yield (f"{mod_name}.{name}" if mod_name else name), gate
+
+
+def _substitute(module, args):
+    gates = module._pinch_gates
+    if isinstance(module, nn.RNNBase):
+        flat = list(module._flat_weights)
+        for name, gate in gates.items():
+            flat[module._flat_weights_names.index(name)] = gate.masked_weight()
+        module._flat_weights = flat
+        return
+    for name, gate in gates.items():
+        module.__dict__[name] = gate.masked_weight()
+        bias = gate.masked_bias()
+        if bias is not None:
+            module.__dict__[gate.bias_name] = bias
+
+
+def _restore(module, args, output):
+    if isinstance(module, nn.RNNBase):
+        module._init_flat_weights()
+        return
+    for name, gate in module._pinch_gates.items():
+        module.__dict__.pop(name, None)
+        if gate.bias_name:
+            module.__dict__.pop(gate.bias_name, None)
+
+
+def _install(module, gate):
+    if not hasattr(module, "_pinch_gates"):
+        module._pinch_gates = {}
+        module._pinch_hooks = (
+            module.register_forward_pre_hook(_substitute),
+            module.register_forward_hook(_restore, always_call=True),
+        )
+    module._pinch_gates[gate.name] = gate
+
+
+def _uninstall(module, gate):
+    module._pinch_gates.pop(gate.name)
+    if not module._pinch_gates:
+        for handle in module._pinch_hooks:
+            handle.remove()
+        del module._pinch_gates, module._pinch_hooks

@@ -1,0 +1,100 @@
+"""Sparsity-aware self-pinching gates (Xu et al., Interspeech 2025): see shared method.md."""
+import torch
+
+from pinch.gates import Gate
+from pinch.methods.base import PruningMethod
+from pinch.schedules import cosine
+
+
+class SelfPinching(PruningMethod):
+    """Learned per-matrix thresholds, L0 penalty switched by measured sparsity.
+
+    ``eta`` weighs the *fraction* of gated weights kept (``||Mbar||_0 / N``), so one value
+    works for models of any size; the paper's ``eta_paper`` on the raw count over ``N``
+    gated weights corresponds to ``eta = eta_paper * N`` (2e-5 on wav2vec2-base's
+    ~85M gated weights is eta ~ 1700).
+
+    Overshoot: after eta switches off, Adam's momentum keeps raising thresholds for many
+    steps. Whenever measured sparsity exceeds the target, all thresholds are scaled by one
+    common factor, the largest that brings sparsity back to the target (a quantile of
+    ``|w| / t`` over all gated weights). Scaling by a common factor keeps the ratios
+    between layers' thresholds, which is the learned per-layer allocation.
+    """
+
+    name = "sspg"
+    options = ("eta", "tau_start", "tau_end")
+
+    def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
+                 eta=1.0, tau_start=0.5, tau_end=0.01):
+        self.targets, self.target_sparsity, self.clock = targets, target_sparsity, clock
+        if not (eta > 0 and tau_start > 0 and tau_end > 0):
+            raise ValueError(f"sspg needs eta, tau_start, tau_end > 0 (got {eta}, {tau_start}, {tau_end})")
+        self.eta, self.tau_start, self.tau_end = float(eta), float(tau_start), float(tau_end)
+        # Structured targets carry their group layout (FFN rows, attention heads).
+        self.gates = [
+            Gate(t.module, t.param_name, t.layout, clock=self, bias_name="bias" if t.layout.kind != "element" else None)
+            for t in targets
+        ]
+        self.gated = sum(g.numel for g in self.gates)
+        self.eta_on = True
+
+    @property
+    def tau(self):
+        return cosine(self.clock.step, self.clock.total_steps, self.tau_start, self.tau_end)
+
+    def start(self):
+        self._settle()
+
+    def penalty(self):
+        if not self.eta_on:
+            return torch.zeros((), device=self.gates[0].weight.device)
+        return self.eta * sum(g.kept() for g in self.gates) / self.gated
+
+    def after_step(self):
+        self._settle()
+
+    def _settle(self):
+        with torch.no_grad():
+            if self._sparsity() > self.target_sparsity:
+                self._project()
+            self.eta_on = self._sparsity() < self.target_sparsity
+
+    def _sparsity(self):
+        kept = sum(g.group_keep().sum() * (g.numel // g.groups) for g in self.gates)
+        return 1.0 - float(kept) / self.gated
+
+    def _project(self):
+        """Scale every threshold by one factor so that sparsity equals the target."""
+        groups = [g.weight.detach().reshape(g.groups, -1) for g in self.gates]
+        factor = common_threshold_scale(groups, [g.threshold.detach() for g in self.gates], self.target_sparsity)
+        if factor < 1:
+            for g in self.gates:
+                g.threshold.mul_(factor)
+
+    def keep_masks(self):
+        for g, t in zip(self.gates, self.targets):
+            yield t.qualified_name, g.keep_mask()
+
+    def stats(self):
+        return {"eta": self.eta if self.eta_on else 0.0, "tau": self.tau}
+
+    def finish(self):
+        for g in self.gates:
+            g.remove(apply_mask=True)
+
+
+
+def common_threshold_scale(groups, thresholds, sparsity):
+    """The factor ``a`` for which thresholds ``a * t`` prune exactly ``sparsity`` of the weights.
+
+    ``groups`` are the gated weights viewed as ``(groups, group_size)``; a group is pruned
+    when its RMS falls below its tensor's threshold, i.e. when ``rms / |t| < a``.
+    """
+    ratios = torch.cat([w.square().mean(dim=1).sqrt() / t.abs().clamp_min(1e-12) for w, t in zip(groups, thresholds)])
+    sizes = torch.cat([torch.full((w.shape[0],), w.shape[1], dtype=torch.long) for w in groups])
+    prune = int(round(sparsity * int(sizes.sum())))
+    if bool((sizes == 1).all()):
+        return torch.kthvalue(ratios, min(prune + 1, ratios.numel())).values
+    order = torch.argsort(ratios)
+    pruned_after = torch.cumsum(sizes[order], 0)
+    return ratios[order][torch.searchsorted(pruned_after, prune, right=True).clamp_max(len(order) - 1)]

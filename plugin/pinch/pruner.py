@@ -1,0 +1,111 @@
+"""The one object a training loop talks to, whatever the method."""
+import math
+
+import torch
+
+from pinch.config import PruningConfig
+from pinch.gates import iter_gates
+from pinch.gates.gate import THRESHOLD_SUFFIX
+from pinch.methods import METHODS
+from pinch.sparsity import report_from_masks
+from pinch.targets import select_structured, select_targets
+
+STEP_BUFFER = "pinch_steps"
+
+
+class Clock:
+    """Counts real optimizer updates in a model buffer, so checkpoints carry it."""
+
+    def __init__(self, model, total_steps):
+        self.model, self.total_steps = model, total_steps
+
+    @property
+    def step(self):
+        return int(getattr(self.model, STEP_BUFFER))
+
+    def advance(self):
+        getattr(self.model, STEP_BUFFER).add_(1)
+
+
+class Pruner:
+    """Attach a pruning method to ``model``; call ``penalty()`` and ``step()`` while training.
+
+    Build it before the optimizer: thresholds are parameters the optimizer must own.
+    """
+
+    def __init__(self, model, method="sspg", target_sparsity=0.65, targets=None, preset=None,
+                 total_steps=None, granularity="unstructured", **options):
+        self.config = PruningConfig(method=method, target_sparsity=target_sparsity, preset=preset,
+                                    targets=targets, granularity=granularity,
+                                    **{k: options.pop(k) for k in ("eta", "tau_start", "tau_end") if k in options},
+                                    options=options)
+        if not isinstance(total_steps, int) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive int (the planned optimizer updates), got {total_steps!r}")
+        if any(True for _ in iter_gates(model)) or hasattr(model, STEP_BUFFER):
+            raise ValueError(f"{type(model).__name__} already has pinch gates or state; bake it first")
+        if granularity == "structured":
+            if method != "sspg":
+                raise ValueError(f"structured granularity is implemented for sspg only, not {method!r}")
+            found = select_structured(model, preset)
+        else:
+            found = select_targets(model, preset, targets)
+        self.model = model
+        model.register_buffer(STEP_BUFFER, torch.zeros((), dtype=torch.long))
+        self.clock = Clock(model, total_steps)
+        self.method = METHODS[method](found, self.config.target_sparsity, self.clock, granularity,
+                                      **self.config.method_kwargs())
+        model._pinch_pruner = self
+        self._started = False
+        self._start_hook = model.register_forward_pre_hook(self._start_on_training_forward)
+
+    @classmethod
+    def from_config(cls, model, config, total_steps):
+        """From a ``PruningConfig`` or the mapping in a toolkit's YAML."""
+        if not isinstance(config, PruningConfig):
+            config = PruningConfig.from_dict(config)
+        return cls(model, method=config.method, target_sparsity=config.target_sparsity, targets=config.targets,
+                   preset=config.preset, total_steps=total_steps, granularity=config.granularity,
+                   **config.method_kwargs())
+
+    def _start_on_training_forward(self, module, args):
+        if module.training:
+            self.start()
+
+    def start(self):
+        """Run the method's start (one-shot masks, eta state) on the weights now loaded."""
+        if not self._started:
+            self._started = True
+            self._start_hook.remove()
+            self.method.start()
+
+    @property
+    def target_sparsity(self):
+        return self.config.target_sparsity
+
+    def penalty(self):
+        """The method's regulariser, to add to the task loss (zero where it has none)."""
+        self.start()
+        value = self.method.penalty()
+        if not torch.isfinite(value):
+            raise FloatingPointError(f"pinch {self.config.method} penalty is {value.item()}")
+        return value
+
+    def step(self):
+        """After each real optimizer update: advance schedules, re-apply masks, switch eta."""
+        self.start()
+        self.clock.advance()
+        for name, param in self.model.named_parameters():
+            if name.endswith(THRESHOLD_SUFFIX) and not math.isfinite(param.item()):
+                raise FloatingPointError(
+                    f"threshold {name} became {param.item()} at step {self.clock.step}: "
+                    "the loss or its gradients are not finite"
+                )
+        self.method.after_step()
+
+    def sparsity(self):
+        params = ((n, p) for n, p in self.model.named_parameters() if not n.endswith(THRESHOLD_SUFFIX))
+        return report_from_masks(self.method.keep_masks(), params)
+
+    def stats(self):
+        """Scalars for the toolkit's logger."""
+        return {"sparsity": self.sparsity().gated, **self.method.stats()}

@@ -1,0 +1,113 @@
+"""Named presets for the architectures pinch serves.
+
+Each preset lists regular expressions (``re.fullmatch`` on qualified module names) for
+the unstructured gates, and the FFN / attention blocks that structured gating prunes
+by neuron and by head. Patterns accept any prefix, so a preset matches a bare encoder as
+well as the full model that holds it. One preset may cover several toolkits' naming
+(``conformer`` matches ESPnet's and NeMo's encoders), which is what lets one pruning
+file serve both.
+"""
+from dataclasses import dataclass, field
+
+_ANY = r"(?:.*\.)?"
+
+
+@dataclass(frozen=True)
+class FFNBlock:
+    """An FFN whose hidden units are groups: rows of ``inner``, columns of ``outer``."""
+
+    parent: str
+    inner: str
+    outer: str
+
+
+@dataclass(frozen=True)
+class AttentionBlock:
+    """Multi-head attention laid out as ESPnet/NeMo do (linear_q/k/v/out, ``h``, ``d_k``)."""
+
+    parent: str
+    query: str = "linear_q"
+    key: str = "linear_k"
+    value: str = "linear_v"
+    out: str = "linear_out"
+    position: str = "linear_pos"
+    head_params: tuple = ("pos_bias_u", "pos_bias_v")
+    heads_attr: str = "h"
+    head_dim_attr: str = "d_k"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    modules: tuple
+    ffn: tuple = field(default_factory=tuple)
+    attention: tuple = field(default_factory=tuple)
+
+
+_ESPNET_BLOCK = _ANY + r"encoder\.encoders\.\d+\."
+_NEMO_BLOCK = _ANY + r"encoder\.layers\.\d+\."
+_ESPNET_ATT = r"self_attn\.linear_(?:q|k|v|out)"
+_ESPNET_FFN = r"feed_forward(?:_macaron)?\.w_[12]"
+
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset(
+            "conformer",
+            "Conformer blocks: attention q/k/v/out, both FFNs, pointwise convs "
+            "(ESPnet ConformerEncoder and NeMo ConformerEncoder)",
+            modules=(
+                _ESPNET_BLOCK + rf"(?:{_ESPNET_ATT}|{_ESPNET_FFN}|conv_module\.pointwise_conv[12])",
+                _NEMO_BLOCK
+                + r"(?:self_attn\.linear_(?:q|k|v|out)|feed_forward[12]\.linear[12]|conv\.pointwise_conv[12])",
+            ),
+            ffn=(
+                FFNBlock(_ESPNET_BLOCK + r"feed_forward(?:_macaron)?", "w_1", "w_2"),
+                FFNBlock(_NEMO_BLOCK + r"feed_forward[12]", "linear1", "linear2"),
+            ),
+            attention=(AttentionBlock(_ESPNET_BLOCK + "self_attn"), AttentionBlock(_NEMO_BLOCK + "self_attn")),
+        ),
+        Preset(
+            "transformer",
+            "Transformer encoder blocks: attention q/k/v/out and FFN (ESPnet TransformerEncoder)",
+            modules=(_ESPNET_BLOCK + rf"(?:{_ESPNET_ATT}|{_ESPNET_FFN})",),
+            ffn=(FFNBlock(_ESPNET_BLOCK + "feed_forward", "w_1", "w_2"),),
+            attention=(AttentionBlock(_ESPNET_BLOCK + "self_attn"),),
+        ),
+        Preset(
+            "wav2vec2",
+            "The paper's 6 linears per block of Hugging Face Wav2Vec2 / HuBERT / WavLM "
+            "encoder layers (q, k, v, out, FFN in, FFN out); the CNN feature encoder is not gated",
+            modules=(
+                _ANY
+                + r"encoder\.layers\.\d+\.(?:attention\.(?:q|k|v|out)_proj|feed_forward\.(?:intermediate|output)_dense)",
+            ),
+            ffn=(FFNBlock(_ANY + r"encoder\.layers\.\d+\.feed_forward", "intermediate_dense", "output_dense"),),
+        ),
+        Preset(
+            "fastspeech2",
+            "ESPnet FastSpeech2 / FastSpeech encoder blocks: attention and conv FFN",
+            modules=(_ANY + r"encoder\.encoders\.\d+\.(?:self_attn\.linear_(?:q|k|v|out)|feed_forward\.w_[12])",),
+            ffn=(FFNBlock(_ESPNET_BLOCK + "feed_forward", "w_1", "w_2"),),
+            attention=(AttentionBlock(_ESPNET_BLOCK + "self_attn"),),
+        ),
+        Preset(
+            "transformer_tts",
+            "ESPnet Transformer-TTS encoder blocks: attention and FFN",
+            modules=(_ANY + r"encoder\.encoders\.\d+\.(?:self_attn\.linear_(?:q|k|v|out)|feed_forward\.w_[12])",),
+            ffn=(FFNBlock(_ESPNET_BLOCK + "feed_forward", "w_1", "w_2"),),
+            attention=(AttentionBlock(_ESPNET_BLOCK + "self_attn"),),
+        ),
+        Preset(
+            "tacotron2",
+            "ESPnet Tacotron2 encoder: conv stack and BLSTM weight matrices",
+            modules=(_ANY + r"enc\.(?:convs\.\d+\.0|blstm)",),
+        ),
+        Preset(
+            "fastpitch",
+            "NeMo FastPitch encoder (FFTransformerEncoder): attention qkv/out and conv FFN",
+            modules=(_ANY + r"encoder\.layers\.\d+\.(?:dec_attn\.(?:qkv_net|o_net)|pos_ff\.CoreNet\.[02])",),
+        ),
+    )
+}

@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny models the tests build themselves."""
+import pytest
+import torch
+from torch import nn
+
+
+class ToyNet(nn.Module):
+    """A small regression MLP whose hidden layers sit under ``encoder``."""
+
+    def __init__(self, d_in=16, hidden=64, d_out=4):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden)
+        )
+        self.head = nn.Linear(hidden, d_out)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.encoder(x)))
+
+
+@pytest.fixture
+def toy_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 16, generator=g)
+    y = torch.tanh(x @ torch.randn(16, 4, generator=g))
+    return x, y
+
+
+def train(model, data, steps, lr, pruner=None):
+    """AdamW on MSE; returns the list of task losses."""
+    x, y = data
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = ((model(x) - y) ** 2).mean()
+        losses.append(loss.item())
+        if pruner is not None:
+            loss = loss + pruner.penalty()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if pruner is not None:
+            pruner.step()
+    return losses
+
+
+@pytest.fixture
+def converged_toy(toy_data):
+    torch.manual_seed(0)
+    model = ToyNet()
+    losses = train(model, toy_data, 1500, 3e-3)
+    assert losses[-1] < 1e-3, "the dense toy model should fit its data before compression"
+    return model
