@@ -1,0 +1,74 @@
+""".nemo files in and out: checked on the way in, complete or absent on the way out.
+
+NeMo's ``save_to`` writes the tar in place, so a crash leaves a truncated .nemo that
+looks finished; here it is written next to the target and renamed over it. After
+``bake`` the config names the unmodified NeMo class and has no pruning block, so
+``ASRModel.restore_from`` loads the file with pinch not even installed.
+"""
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+
+from nemo.core.connectors.save_restore_connector import SaveRestoreConnector
+from omegaconf import open_dict
+
+import pinch
+from pinch.nemo.mixin import PRUNING_KEY
+
+CONFIG_NAME = SaveRestoreConnector().model_config_yaml
+
+
+def check_nemo_file(path):
+    """Fail clearly on a missing file or one that is not a NeMo archive."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such .nemo file")
+    if not tarfile.is_tarfile(path):
+        raise ValueError(f"{path}: not a NeMo archive (not a tar file)")
+    with tarfile.open(path) as tar:
+        names = {os.path.normpath(n) for n in tar.getnames()}
+    if CONFIG_NAME not in names:
+        raise ValueError(f"{path}: not a NeMo archive (no {CONFIG_NAME} inside)")
+    return path
+
+
+def nemo_target(path):
+    """The class path a .nemo file's config names (without building the model)."""
+    from nemo.collections.asr.models import ASRModel
+
+    cfg = ASRModel.restore_from(str(check_nemo_file(path)), return_config=True, map_location="cpu")
+    target = cfg.get("target")
+    if not target:
+        raise ValueError(f"{path}: its {CONFIG_NAME} names no model class ('target')")
+    return target
+
+
+def save_nemo(model, path):
+    """``model.save_to(path)`` that never leaves a partial file at ``path``."""
+    path = Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".nemo", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save_to(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the model from other users
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def bake_nemo_model(model):
+    """Masks into the weights, gates removed, config turned back into the plain NeMo class's."""
+    if model.nemo_class is None:
+        raise TypeError(f"{type(model).__name__} does not name the NeMo class to bake into")
+    pinch.bake(model)
+    with open_dict(model._cfg):
+        model._cfg.pop(PRUNING_KEY, None)
+        model._cfg.target = f"{model.nemo_class.__module__}.{model.nemo_class.__name__}"
+    model._pinch_config = None
+    return model

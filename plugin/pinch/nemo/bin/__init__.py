@@ -1,0 +1,1 @@
+"""Entry points of the NeMo recipe (NeMo's examples/ are not in its wheel)."""

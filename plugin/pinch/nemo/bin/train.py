@@ -1,0 +1,102 @@
+"""Train (dense) or compress (with a pruning block) a NeMo CTC model, NeMo-script style.
+
+The thin equivalent of NeMo's examples/asr/asr_ctc/speech_to_text_ctc_bpe.py and
+speech_to_text_finetune.py, which the nemo_toolkit wheel does not ship:
+
+    # dense, from scratch
+    python -m pinch.nemo.bin.train --config-path conf/nemo/asr --config-name conformer_ctc_bpe ...
+    # one-pass compression of a dense .nemo; writes the baked, plain-NeMo .nemo
+    python -m pinch.nemo.bin.train --config-path conf/nemo/asr --config-name conformer_ctc_bpe_sspg \
+        init_from_nemo_model=exp/dense/model.nemo pruning_config=conf/pruning/sspg_65.yaml \
+        output_nemo=exp/sspg/model.nemo
+
+``pruning_config`` names a shared preset (conf/pruning/*.yaml, the file the ESPnet recipe
+reads); keys under ``model.pruning`` override it. With ``init_from_nemo_model`` the
+network, preprocessor and tokenizer come from the .nemo and only ``train_ds``,
+``validation_ds``, ``optim`` and ``pruning`` come from this config.
+"""
+import lightning.pytorch as pl
+import yaml
+from nemo.collections.asr.models import EncDecCTCModel, EncDecCTCModelBPE
+from nemo.core.config import hydra_runner
+from nemo.utils.exp_manager import exp_manager
+from nemo.utils.trainer_utils import resolve_trainer_cfg
+from omegaconf import OmegaConf, open_dict
+
+from pinch.nemo import bake_nemo_model, check_nemo_file, nemo_target, pinch_class_for, pruning_config, save_nemo
+from pinch.nemo.ctc import PinchEncDecCTCModel, PinchEncDecCTCModelBPE
+
+# What a compression config contributes to a model restored from a dense .nemo.
+FINETUNE_KEYS = ("train_ds", "validation_ds", "optim", "pruning")
+
+
+def merged_pruning(cfg):
+    """``pruning_config`` file, overridden by ``model.pruning``; None without either."""
+    path = cfg.get("pruning_config")
+    block = {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                block = yaml.safe_load(f) or {}
+        except OSError as err:
+            raise ValueError(f"pruning_config={path}: cannot read ({err.strerror})") from None
+        if not isinstance(block, dict):
+            raise ValueError(f"pruning_config={path}: expected a mapping of pruning keys")
+    own = cfg.model.get("pruning")
+    if own:
+        block.update(OmegaConf.to_container(own, resolve=True))
+    if not block:
+        return None
+    where = f" (from {path})" if path else ""
+    try:
+        pruning_config({"pruning": block})
+    except ValueError as err:
+        raise ValueError(f"{err}{where}") from None
+    return block
+
+
+def build_model(cfg, trainer):
+    """A fresh model from ``cfg.model``, or the dense .nemo with this run's data/optim/pruning."""
+    pruning = merged_pruning(cfg)
+    with open_dict(cfg.model):
+        cfg.model.pruning = pruning
+        if pruning is None:
+            cfg.model.pop("pruning")
+    init = cfg.get("init_from_nemo_model")
+    if init is None:
+        bpe = "tokenizer" in cfg.model
+        if pruning is None:
+            cls = EncDecCTCModelBPE if bpe else EncDecCTCModel
+        else:
+            cls = PinchEncDecCTCModelBPE if bpe else PinchEncDecCTCModel
+        return cls(cfg=cfg.model, trainer=trainer)
+    check_nemo_file(init)
+    target = nemo_target(init)
+    cls = pinch_class_for(target) if pruning is not None else pinch_class_for(target).nemo_class
+    model_cfg = cls.restore_from(init, return_config=True, map_location="cpu")
+    with open_dict(model_cfg):
+        for key in FINETUNE_KEYS:
+            if key in cfg.model:
+                # Resolved here: ${model.*} interpolations mean nothing inside the .nemo's config.
+                model_cfg[key] = OmegaConf.to_container(cfg.model[key], resolve=True)
+    model = cls.restore_from(init, override_config_path=model_cfg, trainer=trainer, map_location="cpu")
+    model.setup_training_data(model.cfg.train_ds)
+    model.setup_multiple_validation_data(model.cfg.validation_ds)
+    return model
+
+
+@hydra_runner(config_path=None, config_name=None)
+def main(cfg):
+    pl.seed_everything(cfg.get("seed", 0), workers=True)
+    trainer = pl.Trainer(**resolve_trainer_cfg(cfg.trainer))
+    exp_manager(trainer, cfg.get("exp_manager"))
+    model = build_model(cfg, trainer)
+    trainer.fit(model, ckpt_path=cfg.get("ckpt_path"))
+    if model.__dict__.get("_pinch_pruner") is not None:
+        bake_nemo_model(model)
+    if trainer.is_global_zero:
+        print(f"pinch.nemo: wrote {save_nemo(model, cfg.output_nemo)}")
+
+
+if __name__ == "__main__":
+    main()

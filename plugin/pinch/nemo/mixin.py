@@ -1,0 +1,81 @@
+"""What a NeMo model class needs to compress itself while Lightning trains it.
+
+The pruning block lives in the model config (``model.pruning``), so it travels inside
+every checkpoint and .nemo written during compression. The gates are attached in
+``setup("fit")``: Lightning calls it after the trainer knows how many optimizer updates
+the run has (``estimated_stepping_batches``, which counts ``accumulate_grad_batches``),
+before it restores a checkpoint (so thresholds and ``pinch_steps`` load into the gates)
+and before ``configure_optimizers`` (so the optimizer owns the thresholds).
+"""
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+import pinch
+
+PRUNING_KEY = "pruning"
+
+
+def pruning_config(model_cfg):
+    """The ``model.pruning`` block as a PruningConfig, or None; errors name the key."""
+    block = model_cfg.get(PRUNING_KEY) if model_cfg is not None else None
+    if block is None:
+        return None
+    if not isinstance(block, (DictConfig, dict)):
+        raise ValueError(f"model.{PRUNING_KEY} must be a mapping of pruning keys, got {block!r}")
+    data = OmegaConf.to_container(block, resolve=True) if isinstance(block, DictConfig) else dict(block)
+    try:
+        return pinch.PruningConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model.{PRUNING_KEY}: {err}") from None
+
+
+class PinchMixin:
+    """Adds the penalty to the loss, logs the pruning scalars, steps the schedule.
+
+    Mixed in before a NeMo ASR model class (``nemo_class``), whose
+    ``add_auxiliary_losses`` is NeMo's hook for extra training losses.
+    """
+
+    nemo_class = None  # the unmodified NeMo class a baked model is saved as
+
+    def __init__(self, cfg, trainer=None):
+        # Validate before NeMo builds the network: a typo fails in a second, not after it.
+        self._pinch_config = pruning_config(cfg)
+        super().__init__(cfg=cfg, trainer=trainer)
+
+    @property
+    def pruner(self):
+        """The attached pinch.Pruner, or None before ``setup('fit')`` / without pruning."""
+        return self.__dict__.get("_pinch_pruner")
+
+    def enable_pruning(self, block):
+        """Put a pruning block into the config of a model restored from a dense .nemo."""
+        config = pruning_config({PRUNING_KEY: block})
+        with open_dict(self._cfg):
+            self._cfg[PRUNING_KEY] = block
+        self._pinch_config = config
+
+    def setup(self, stage=None):
+        super().setup(stage)
+        if stage == "fit" and self._pinch_config is not None and self.pruner is None:
+            total = self.trainer.estimated_stepping_batches
+            if total == float("inf"):
+                raise ValueError("pruning needs a finite run: set trainer.max_steps or trainer.max_epochs")
+            pinch.Pruner.from_config(self, self._pinch_config, total_steps=int(total))
+
+    def add_auxiliary_losses(self, loss, reset_registry=False):
+        loss = super().add_auxiliary_losses(loss, reset_registry)
+        pruner = self.pruner
+        if pruner is None or not self.training:
+            return loss
+        penalty = pruner.penalty()
+        stats = {k: float(v) for k, v in pruner.stats().items()}
+        stats["loss_sparsity"] = float(penalty.detach())
+        # Every rank computes the same values (thresholds are all-reduced like any parameter).
+        self.log_dict(stats, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
+        return loss + penalty
+
+    def optimizer_step(self, *args, **kwargs):
+        """Lightning calls this once per real update, never on accumulation micro-batches."""
+        super().optimizer_step(*args, **kwargs)
+        if self.pruner is not None:
+            self.pruner.step()
