@@ -1,0 +1,55 @@
+"""CLI: python -m pinch.data prepare --corpus {embedded,librispeech,ljspeech} --out DIR ..."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, replace
+
+from .embedded import SIZES, prepare_embedded
+from .librispeech import LIBRISPEECH_SPLITS, prepare_librispeech
+from .ljspeech import prepare_ljspeech
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pinch.data")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="write Kaldi data dirs and NeMo manifests")
+    p.add_argument("--corpus", required=True, choices=["embedded", "librispeech", "ljspeech"])
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--src", help="corpus directory on disk (librispeech, ljspeech)")
+    p.add_argument("--seed", type=int, default=0, help="embedded: generator seed")
+    p.add_argument("--size", default="default", choices=sorted(SIZES),
+                   help="embedded: size preset (override single splits with --n-*)")
+    for field in asdict(SIZES["default"]):
+        p.add_argument(f"--n-{field.replace('_', '-')}", type=int, dest=f"n_{field}",
+                       help=f"embedded: utterances in {field}")
+    p.add_argument("--jobs", type=int, default=2, help="embedded: parallel espeak-ng calls")
+    p.add_argument("--splits", nargs="+", choices=LIBRISPEECH_SPLITS,
+                   help="librispeech: splits that must exist (default: all present)")
+    p.add_argument("--lj-dev", type=int, default=250, help="ljspeech: dev utterances")
+    p.add_argument("--lj-test", type=int, default=250, help="ljspeech: test utterances")
+    args = parser.parse_args(argv)
+    try:
+        if args.corpus == "embedded":
+            overrides = {f: getattr(args, f"n_{f}") for f in asdict(SIZES["default"])
+                         if getattr(args, f"n_{f}") is not None}
+            size = replace(SIZES[args.size], **overrides) if overrides else args.size
+            stats = prepare_embedded(args.out, seed=args.seed, size=size, jobs=args.jobs)
+        else:
+            if not args.src:
+                parser.error(f"--corpus {args.corpus} needs --src DIR")
+            if args.corpus == "librispeech":
+                stats = prepare_librispeech(args.src, args.out, splits=args.splits)
+            else:
+                stats = prepare_ljspeech(args.src, args.out, n_dev=args.lj_dev,
+                                         n_test=args.lj_test)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"pinch.data: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

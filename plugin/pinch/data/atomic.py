@@ -1,0 +1,36 @@
+"""Output directories that appear complete or not at all.
+
+Why: an interrupted run must never leave a half-written data directory that a rerun
+(or a recipe stage) trusts. Everything is written in a hidden sibling and renamed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_output_dir(final: Path):
+    """Yield a temporary sibling of `final`; on success it replaces `final`.
+
+    On error the temporary directory is removed and `final` is left untouched.
+    """
+    final = Path(final).absolute()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    os.chmod(tmp, 0o755)
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.rename(final, old / final.name)
+    os.rename(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

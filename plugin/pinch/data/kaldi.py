@@ -1,0 +1,72 @@
+"""Kaldi-style data directories (wav.scp, text, utt2spk, spk2utt) as ESPnet reads them."""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from .utterance import Utterance
+
+KALDI_FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
+
+
+def write_kaldi_dir(directory: Path, utts: list[Utterance]) -> None:
+    """Write the four files, sorted by id in byte order (LC_ALL=C sort)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    utts = sorted(utts, key=lambda u: u.utt_id)
+    spk2utt: dict[str, list[str]] = defaultdict(list)
+    for prev, u in zip([None] + utts, utts):
+        if prev is not None and prev.speaker > u.speaker:
+            raise ValueError(f"utterance ids {prev.utt_id!r} < {u.utt_id!r} but speakers "
+                             f"{prev.speaker!r} > {u.speaker!r}: Kaldi needs utt2spk sorted "
+                             f"by both columns (prefix utterance ids with the speaker id)")
+        spk2utt[u.speaker].append(u.utt_id)
+    _write_lines(directory / "wav.scp", [f"{u.utt_id} {u.audio}" for u in utts])
+    _write_lines(directory / "text", [f"{u.utt_id} {u.text}" for u in utts])
+    _write_lines(directory / "utt2spk", [f"{u.utt_id} {u.speaker}" for u in utts])
+    _write_lines(directory / "spk2utt",
+                 [f"{s} {' '.join(ids)}" for s, ids in sorted(spk2utt.items())])
+
+
+def read_table(path: Path, allow_empty_value: bool = False) -> dict[str, str]:
+    """`key value...` lines -> dict; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing")
+    table: dict[str, str] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            raise ValueError(f"{path}:{lineno}: empty line")
+        key, _, value = line.strip().partition(" ")
+        value = value.strip()
+        if not value and not allow_empty_value:
+            raise ValueError(f"{path}:{lineno}: {key!r} has no value")
+        if key in table:
+            raise ValueError(f"{path}:{lineno}: duplicate id {key!r}")
+        table[key] = value
+    return table
+
+
+def read_kaldi_dir(directory: Path) -> list[Utterance]:
+    """Utterances of a Kaldi dir (durations read from the audio headers)."""
+    import soundfile as sf
+
+    directory = Path(directory)
+    wavs = read_table(directory / "wav.scp")
+    texts = read_table(directory / "text")
+    spk = read_table(directory / "utt2spk")
+    for name, table in (("text", texts), ("utt2spk", spk)):
+        missing = sorted(set(table) - set(wavs))
+        if missing:
+            raise ValueError(f"{directory / name}: utterance {missing[0]!r} is not in "
+                             f"{directory / 'wav.scp'} ({len(missing)} such)")
+        extra = sorted(set(wavs) - set(table))
+        if extra:
+            raise ValueError(f"{directory / 'wav.scp'}: utterance {extra[0]!r} is not in "
+                             f"{directory / name} ({len(extra)} such)")
+    return [Utterance(k, spk[k], wavs[k], texts[k], sf.info(wavs[k]).duration)
+            for k in sorted(wavs)]
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")

@@ -1,0 +1,8 @@
+"""Scoring shared by every recipe: sclite WER/CER (jiwer cross-check), MAPSSWE
+significance, an append-only results table, and TTS metrics."""
+from .mapsswe import ALPHA, compare, format_compare
+from .results import COLUMNS, append_result, read_rows, render_markdown
+from .sclite import format_result, jiwer_rates, score
+
+__all__ = ["ALPHA", "COLUMNS", "append_result", "compare", "format_compare",
+           "format_result", "jiwer_rates", "read_rows", "render_markdown", "score"]

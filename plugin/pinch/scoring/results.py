@@ -1,0 +1,123 @@
+"""The results table: rows appended to results.json and rendered to results.md.
+
+Why append-only: a table of compression runs is the project's record; a rerun adds a
+new dated row and never replaces an earlier one. results.json (a JSON list) is the
+source; results.md is re-rendered from all rows after each append. Appends are
+serialised with a lock file so two recipes finishing together lose no row.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import numbers
+import time
+from pathlib import Path
+
+JSON_TABLE = "results.json"
+MD_TABLE = "results.md"
+
+# key -> (type, Markdown header, description)
+COLUMNS = {
+    "system": (str, "system", "name of the model/run"),
+    "toolkit": (str, "toolkit", "espnet or nemo"),
+    "method": (str, "method", "dense, sspg, magnitude, ..."),
+    "target_sparsity": (numbers.Real, "target", "requested sparsity (0..1)"),
+    "sparsity": (numbers.Real, "sparsity", "measured sparsity of the gated weights (0..1)"),
+    "params": (numbers.Integral, "params", "parameters of the model"),
+    "nonzero_params": (numbers.Integral, "nonzero", "non-zero parameters"),
+    "size_mb": (numbers.Real, "size MB", "size on disk in MB"),
+    "wer": (dict, "WER", "test set -> WER in percent"),
+    "significance": (dict, "MAPSSWE", "test set -> {p_value, lossless} vs the dense model"),
+    "wall_time_s": (numbers.Real, "time s", "compression wall time in seconds"),
+    "notes": (str, "notes", "free text"),
+    "date": (str, "date", "UTC time of the append (added automatically)"),
+}
+
+
+def check_row(row: dict) -> None:
+    """Raise ValueError naming the first unknown, missing or mistyped key."""
+    if not isinstance(row, dict):
+        raise ValueError(f"a result row must be a JSON object, got {type(row).__name__}")
+    for key, value in row.items():
+        if key not in COLUMNS:
+            raise ValueError(f"result row: unknown key {key!r}; known keys: {list(COLUMNS)}")
+        typ = COLUMNS[key][0]
+        if value is not None and (not isinstance(value, typ) or isinstance(value, bool)):
+            raise ValueError(f"result row: key {key!r} must be {typ.__name__}, got {value!r}")
+    if not row.get("system"):
+        raise ValueError("result row: key 'system' is required")
+    for key in ("target_sparsity", "sparsity"):
+        if row.get(key) is not None and not 0.0 <= row[key] <= 1.0:
+            raise ValueError(f"result row: key {key!r} must be in [0, 1], got {row[key]}")
+    for test_set, wer in (row.get("wer") or {}).items():
+        if not isinstance(wer, numbers.Real) or isinstance(wer, bool) or wer < 0:
+            raise ValueError(f"result row: wer[{test_set!r}] must be a number >= 0, got {wer!r}")
+    for test_set, sig in (row.get("significance") or {}).items():
+        if not isinstance(sig, dict) or not {"p_value", "lossless"} <= set(sig):
+            raise ValueError(f"result row: significance[{test_set!r}] must hold p_value and "
+                             f"lossless, got {sig!r}")
+
+
+def read_rows(table_dir: Path) -> list[dict]:
+    path = Path(table_dir) / JSON_TABLE
+    if not path.exists():
+        if (Path(table_dir) / MD_TABLE).exists():
+            raise ValueError(f"{Path(table_dir) / MD_TABLE} exists without {path}: refusing "
+                             f"to overwrite a table this writer did not create")
+        return []
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of rows")
+    return rows
+
+
+def append_result(table_dir: Path, row: dict) -> dict:
+    """Append `row` (dated) to TABLE_DIR/results.{json,md}; returns the stored row."""
+    check_row(row)
+    table_dir = Path(table_dir)
+    table_dir.mkdir(parents=True, exist_ok=True)
+    row = dict(row, date=row.get("date") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    with open(table_dir / ".results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = read_rows(table_dir) + [row]
+        _replace(table_dir / JSON_TABLE, json.dumps(rows, indent=2) + "\n")
+        _replace(table_dir / MD_TABLE, render_markdown(rows))
+    return row
+
+
+def render_markdown(rows: list[dict]) -> str:
+    """One line per row; WER and MAPSSWE get a column per test set seen in any row."""
+    test_sets = sorted({t for r in rows for t in (r.get("wer") or {})} |
+                       {t for r in rows for t in (r.get("significance") or {})})
+    scalar = [k for k in COLUMNS if k not in ("wer", "significance", "notes", "date")]
+    headers = [COLUMNS[k][1] for k in scalar]
+    headers += [f"WER {t}" for t in test_sets] + [f"p {t}" for t in test_sets]
+    headers += ["notes", "date"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r in rows:
+        cells = [_cell(r.get(k)) for k in scalar]
+        cells += [_cell((r.get("wer") or {}).get(t)) for t in test_sets]
+        for t in test_sets:
+            sig = (r.get("significance") or {}).get(t)
+            cells.append("" if sig is None else
+                         f"{sig['p_value']:.3g} ({'lossless' if sig['lossless'] else 'worse'})")
+        cells += [_cell(r.get("notes")), _cell(r.get("date"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

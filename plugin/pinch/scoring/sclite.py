@@ -1,0 +1,115 @@
+"""WER and CER with sclite, cross-checked with jiwer.
+
+Why both: sclite is what ESPnet and the papers report; jiwer is an independent
+implementation, so a scoring bug (wrong file, id mismatch) shows as a disagreement.
+sclite aligns with weights substitution 4, insertion 3, deletion 3, jiwer with unit
+weights (plain Levenshtein). Both therefore must find the same optimal cost under
+sclite's weights (checked exactly with rapidfuzz, jiwer's edit-distance engine), and
+sclite's error count can only be >= jiwer's: they agree on word error rates in
+practice, while at high character error rates sclite may count a few more errors
+(it prefers one substitution to an insertion plus a deletion).
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import jiwer
+from rapidfuzz.distance import Levenshtein
+
+from .sctk import run_sctk
+from .trn import paired, read_transcripts, write_trn
+
+RESULT = "result.json"
+_SUM = re.compile(r"\|\s*Sum\s*\|\s*(\d+)\s+(\d+)\s*\|\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\|")
+
+
+def sclite_counts(raw_report: Path) -> dict:
+    """Counts of the `Sum` row of an sclite rsum (.raw) report."""
+    m = _SUM.search(Path(raw_report).read_text(errors="replace"))
+    if not m:
+        raise RuntimeError(f"{raw_report}: no 'Sum' row in sclite's report")
+    snt, n, corr, sub, dele, ins, err, serr = map(int, m.groups())
+    return {"sentences": snt, "ref_tokens": n, "correct": corr, "substitutions": sub,
+            "deletions": dele, "insertions": ins, "errors": err, "sentence_errors": serr,
+            "error_rate": 100.0 * err / n if n else 0.0}
+
+
+def run_sclite(ref_trn: Path, hyp_trn: Path, out_dir: Path, name: str) -> dict:
+    """sclite with ESPnet's options; writes NAME.{sys,raw,pra,dtl,sgml} in out_dir."""
+    run_sctk(["sclite", "-r", str(ref_trn), "trn", "-h", str(hyp_trn), "trn", "-n", name,
+              "-i", "rm", "-o", "all", "sgml", "-O", str(out_dir)])
+    return sclite_counts(Path(out_dir) / f"{name}.raw")
+
+
+SCLITE_WEIGHTS = (3, 3, 4)  # insertion, deletion, substitution
+
+
+def jiwer_rates(refs: list[str], hyps: list[str]) -> dict:
+    """WER and CER (percent) of the same pairs by jiwer."""
+    refs = [" ".join(r.split()) for r in refs]
+    hyps = [" ".join(h.split()) for h in hyps]
+    return {"wer": 100.0 * jiwer.process_words(refs, hyps).wer,
+            "cer": 100.0 * jiwer.process_characters(refs, hyps).cer}
+
+
+def sclite_cost(counts: dict) -> int:
+    ins, dele, sub = SCLITE_WEIGHTS
+    return ins * counts["insertions"] + dele * counts["deletions"] + sub * counts["substitutions"]
+
+
+def optimal_cost(refs: list[str], hyps: list[str], unit: str) -> int:
+    """Minimal alignment cost under sclite's weights, computed independently of sclite."""
+    split = (lambda t: t.split()) if unit == "word" else (lambda t: " ".join(t.split()))
+    return sum(Levenshtein.distance(split(r), split(h), weights=SCLITE_WEIGHTS)
+               for r, h in zip(refs, hyps))
+
+
+def score(ref: Path, hyp: Path, out: Path) -> dict:
+    """Score Kaldi text files; writes trn files, sclite reports and OUT/result.json.
+
+    Raises if sclite's alignment is not optimal or counts fewer errors than jiwer
+    (either means the two did not score the same pairs).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    refs = read_transcripts(ref, allow_empty=False)
+    hyps = read_transcripts(hyp, allow_empty=True)
+    ids = paired(refs, hyps, ref, hyp)
+    result = {"ref": str(ref), "hyp": str(hyp), "utterances": len(ids)}
+    for unit in ("word", "char"):
+        write_trn(out / f"ref.{unit}.trn", refs, ids, unit)
+        write_trn(out / f"hyp.{unit}.trn", hyps, ids, unit)
+        result[unit] = run_sclite(out / f"ref.{unit}.trn", out / f"hyp.{unit}.trn", out,
+                                  f"{unit}")
+    result["wer"] = result["word"]["error_rate"]
+    result["cer"] = result["char"]["error_rate"]
+    pairs = [refs[i] for i in ids], [hyps[i] for i in ids]
+    result["jiwer"] = jiwer_rates(*pairs)
+    for unit, key in (("word", "wer"), ("char", "cer")):
+        if sclite_cost(result[unit]) != optimal_cost(*pairs, unit) or \
+                result[key] < result["jiwer"][key] - 1e-9:
+            raise RuntimeError(f"sclite ({key.upper()} {result[key]:.3f}%) and jiwer "
+                               f"({result['jiwer'][key]:.3f}%) disagree on {ref} vs {hyp}")
+    _write_json(out / RESULT, result)
+    return result
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def format_result(result: dict) -> str:
+    w, c = result["word"], result["char"]
+    return (f"WER {result['wer']:.2f}% (S {w['substitutions']} D {w['deletions']} "
+            f"I {w['insertions']} / {w['ref_tokens']} words, {w['sentences']} utts)  "
+            f"CER {result['cer']:.2f}%  [jiwer WER {result['jiwer']['wer']:.2f}% "
+            f"CER {result['jiwer']['cer']:.2f}%]")
+
+
+def print_result(result: dict) -> None:
+    print(format_result(result), file=sys.stdout)

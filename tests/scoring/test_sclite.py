@@ -1,0 +1,82 @@
+"""sclite WER/CER on trn files agrees with jiwer and with hand-counted errors."""
+import json
+
+import jiwer
+import pytest
+
+from pinch.scoring.__main__ import main as scoring_main
+from pinch.scoring import sclite
+from pinch.scoring.sclite import optimal_cost, sclite_cost, score
+
+from .transcripts import corrupt, references, write_text
+
+
+def test_hand_counted_example(tmp_path):
+    ref = write_text(tmp_path / "ref", {"s-1": "a b c d", "s-2": "hello world"})
+    hyp = write_text(tmp_path / "hyp", {"s-1": "a x c", "s-2": "hello world again"})
+    r = score(ref, hyp, tmp_path / "out")
+    w = r["word"]
+    assert (w["substitutions"], w["deletions"], w["insertions"], w["ref_tokens"]) == (1, 1, 1, 6)
+    assert r["wer"] == pytest.approx(50.0)
+    # chars: "a b c d" -> "a x c" is 1 sub + 2 del of 7; "hello world" + 6 inserted of 11
+    assert r["cer"] == pytest.approx(100 * 9 / 18)
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["wer"] == r["wer"]
+    assert (tmp_path / "out" / "ref.word.trn").read_text().splitlines()[0] == "a b c d (s-s-1)"
+
+
+@pytest.mark.parametrize("rate, seed", [(0.05, 1), (0.1, 2), (0.2, 3), (0.5, 4)])
+def test_sclite_and_jiwer_agree(tmp_path, rate, seed):
+    refs = references(40, seed)
+    hyps = corrupt(refs, rate, seed)
+    r = score(write_text(tmp_path / "ref", refs), write_text(tmp_path / "hyp", hyps),
+              tmp_path / "out")
+    ids = sorted(refs)
+    pairs = [refs[i] for i in ids], [hyps[i] for i in ids]
+    assert r["wer"] > 0
+    assert r["wer"] == pytest.approx(100 * jiwer.wer(*pairs), abs=1e-9)
+    # Characters: equal at realistic error rates; at high rates sclite's substitution-
+    # preferring weights may add errors, never remove them, and the weighted cost is optimal.
+    if rate <= 0.1:
+        assert r["cer"] == pytest.approx(100 * jiwer.cer(*pairs), abs=1e-9)
+    assert r["cer"] >= 100 * jiwer.cer(*pairs) - 1e-9
+    for unit in ("word", "char"):
+        assert sclite_cost(r[unit]) == optimal_cost(*pairs, unit)
+
+
+def test_mismatched_scoring_is_detected(tmp_path, monkeypatch):
+    refs = references(10)
+    hyps = corrupt(refs, 0.3, 0)
+    monkeypatch.setattr(sclite, "jiwer_rates", lambda r, h: {"wer": 99.0, "cer": 99.0})
+    with pytest.raises(RuntimeError, match=r"sclite \(WER .*\) and jiwer \(99.000%\) disagree"):
+        score(write_text(tmp_path / "ref", refs), write_text(tmp_path / "hyp", hyps),
+              tmp_path / "out")
+
+
+def test_empty_hypothesis_counts_as_deletions(tmp_path):
+    ref = write_text(tmp_path / "ref", {"s-1": "one two three", "s-2": "four"})
+    hyp = write_text(tmp_path / "hyp", {"s-1": "", "s-2": "four"})
+    r = score(ref, hyp, tmp_path / "out")
+    assert r["word"]["deletions"] == 3 and r["wer"] == pytest.approx(75.0)
+
+
+def test_bad_inputs_are_named(tmp_path):
+    ref = write_text(tmp_path / "ref", {"s-1": "one two", "s-2": "three"})
+    hyp = write_text(tmp_path / "hyp", {"s-1": "one two"})
+    with pytest.raises(ValueError, match=r"hyp: no hypothesis for 1 utterance.*'s-2'"):
+        score(ref, hyp, tmp_path / "out")
+    bad_ref = write_text(tmp_path / "bad_ref", {"s-1": "one two", "s-2": ""})
+    with pytest.raises(ValueError, match=r"bad_ref:2: 's-2' has no value"):
+        score(bad_ref, hyp, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="nothere: missing"):
+        score(tmp_path / "nothere", hyp, tmp_path / "out")
+
+
+def test_cli_score(tmp_path, capsys):
+    refs = references(10)
+    ref = write_text(tmp_path / "ref", refs)
+    assert scoring_main(["score", "--ref", str(ref), "--hyp", str(ref), "--out",
+                         str(tmp_path / "o")]) == 0
+    assert capsys.readouterr().out.startswith("WER 0.00%")
+    assert scoring_main(["score", "--ref", str(ref), "--hyp", str(tmp_path / "none"),
+                         "--out", str(tmp_path / "o")]) == 1
+    assert "none: missing" in capsys.readouterr().err
