@@ -45,10 +45,18 @@ class Preset:
     attention: tuple = field(default_factory=tuple)
 
 
-_ESPNET_BLOCK = _ANY + r"encoder\.encoders\.\d+\."
-_NEMO_BLOCK = _ANY + r"encoder\.layers\.\d+\."
+_ESPNET_BLOCK = _ANY + r"encoders\.\d+\."
+# TTS models also name their decoder blocks "encoders" (decoder.encoders.N): anchor on encoder.
+_TTS_BLOCK = _ANY + r"encoder\.encoders\.\d+\."
+_NEMO_BLOCK = _ANY + r"layers\.\d+\."
 _ESPNET_ATT = r"self_attn\.linear_(?:q|k|v|out)"
 _ESPNET_FFN = r"feed_forward(?:_macaron)?\.w_[12]"
+
+_ESPNET_TTS = dict(
+    modules=(_TTS_BLOCK + rf"(?:{_ESPNET_ATT}|feed_forward\.w_[12])",),
+    ffn=(FFNBlock(_TTS_BLOCK + "feed_forward", "w_1", "w_2"),),
+    attention=(AttentionBlock(_TTS_BLOCK + "self_attn"),),
+)
 
 PRESETS = {
     p.name: p
@@ -81,24 +89,12 @@ PRESETS = {
             "encoder layers (q, k, v, out, FFN in, FFN out); the CNN feature encoder is not gated",
             modules=(
                 _ANY
-                + r"encoder\.layers\.\d+\.(?:attention\.(?:q|k|v|out)_proj|feed_forward\.(?:intermediate|output)_dense)",
+                + r"layers\.\d+\.(?:attention\.(?:q|k|v|out)_proj|feed_forward\.(?:intermediate|output)_dense)",
             ),
-            ffn=(FFNBlock(_ANY + r"encoder\.layers\.\d+\.feed_forward", "intermediate_dense", "output_dense"),),
+            ffn=(FFNBlock(_ANY + r"layers\.\d+\.feed_forward", "intermediate_dense", "output_dense"),),
         ),
-        Preset(
-            "fastspeech2",
-            "ESPnet FastSpeech2 / FastSpeech encoder blocks: attention and conv FFN",
-            modules=(_ANY + r"encoder\.encoders\.\d+\.(?:self_attn\.linear_(?:q|k|v|out)|feed_forward\.w_[12])",),
-            ffn=(FFNBlock(_ESPNET_BLOCK + "feed_forward", "w_1", "w_2"),),
-            attention=(AttentionBlock(_ESPNET_BLOCK + "self_attn"),),
-        ),
-        Preset(
-            "transformer_tts",
-            "ESPnet Transformer-TTS encoder blocks: attention and FFN",
-            modules=(_ANY + r"encoder\.encoders\.\d+\.(?:self_attn\.linear_(?:q|k|v|out)|feed_forward\.w_[12])",),
-            ffn=(FFNBlock(_ESPNET_BLOCK + "feed_forward", "w_1", "w_2"),),
-            attention=(AttentionBlock(_ESPNET_BLOCK + "self_attn"),),
-        ),
+        Preset("fastspeech2", "ESPnet FastSpeech2 / FastSpeech encoder blocks: attention and conv FFN", **_ESPNET_TTS),
+        Preset("transformer_tts", "ESPnet Transformer-TTS encoder blocks: attention and FFN", **_ESPNET_TTS),
         Preset(
             "tacotron2",
             "ESPnet Tacotron2 encoder: conv stack and BLSTM weight matrices",

@@ -1,0 +1,1 @@
+"""The ``pinch`` console command."""

@@ -1,0 +1,166 @@
+"""bake, shrink and the compact sparse format give back exactly the model that was pruned."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pinch
+from tests.conftest import ToyNet, train
+
+TARGETS = [r"encoder\.\d+"]
+
+
+def _pruned_toy(toy_data, sparsity=0.65):
+    torch.manual_seed(0)
+    model = ToyNet()
+    pruner = pinch.Pruner(model, target_sparsity=sparsity, targets=TARGETS, total_steps=400)
+    train(model, toy_data, 400, 3e-3, pruner)
+    return model, pruner
+
+
+def test_gated_state_dict_keeps_original_names_plus_thresholds(toy_data):
+    model, _ = _pruned_toy(toy_data)
+    plain = set(ToyNet().state_dict())
+    extra = set(model.state_dict()) - plain
+    assert plain <= set(model.state_dict())
+    assert extra == {"encoder.0.weight_threshold", "encoder.2.weight_threshold", "encoder.4.weight_threshold",
+                     "pinch_steps"}
+
+
+def test_bake_gives_same_outputs_and_loads_into_the_plain_class(toy_data):
+    model, pruner = _pruned_toy(toy_data)
+    x = toy_data[0]
+    model.eval()
+    with torch.no_grad():
+        gated_out = model(x)
+    sparsity = pruner.sparsity().gated
+    pinch.bake(model)
+    with torch.no_grad():
+        assert torch.equal(model(x), gated_out)
+    fresh = ToyNet()
+    fresh.load_state_dict(model.state_dict())  # strict: no pinch keys left
+    fresh.eval()
+    with torch.no_grad():
+        assert torch.equal(fresh(x), gated_out)
+    weights = [fresh.encoder[i].weight for i in (0, 2, 4)]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert zeros == pytest.approx(sparsity)
+
+
+def test_bake_state_dict_lands_averaged_checkpoints_on_target(toy_data):
+    model, _ = _pruned_toy(toy_data)
+    a = {k: v.clone() for k, v in model.state_dict().items()}
+    train(model, toy_data, 30, 3e-3)  # drift: another "epoch"
+    b = model.state_dict()
+    averaged = {k: (a[k] + b[k]) / 2 if a[k].is_floating_point() else b[k] for k in a}
+    baked = pinch.bake_state_dict(averaged, target_sparsity=0.65)
+    weights = [baked[f"encoder.{i}.weight"] for i in (0, 2, 4)]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert abs(zeros - 0.65) < 0.001
+    ToyNet().load_state_dict(baked)
+
+
+def test_sparse_file_round_trip_is_exact_and_small(toy_data, tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Linear(256, 256))
+    pruner = pinch.Pruner(model, method="ump", target_sparsity=0.65, targets=[r"\d"], total_steps=1)
+    pruner.start()
+    pinch.bake(model)
+    dense_path, sparse_path = tmp_path / "dense.pt", tmp_path / "model.safetensors"
+    torch.save(model.state_dict(), dense_path)
+    size = pinch.save_sparse(model, sparse_path)
+    assert size <= 0.40 * dense_path.stat().st_size
+    loaded = pinch.load_sparse(sparse_path)
+    assert loaded.keys() == model.state_dict().keys()
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+    x = torch.randn(3, 256)
+    twin = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Linear(256, 256))
+    twin.load_state_dict(loaded)
+    assert torch.equal(twin(x), model(x))
+
+
+def test_sparse_file_refuses_truncated_and_tampered_files(tmp_path):
+    model = torch.nn.Linear(64, 64)
+    with torch.no_grad():
+        model.weight[:, :40] = 0
+    path = tmp_path / "m.safetensors"
+    pinch.save_sparse(model, path)
+    data = path.read_bytes()
+    (tmp_path / "short.safetensors").write_bytes(data[: len(data) - 100])
+    with pytest.raises(ValueError, match="truncated or corrupt|checksum"):
+        pinch.load_sparse(tmp_path / "short.safetensors")
+    tampered = bytearray(data)
+    tampered[-3] ^= 0xFF
+    (tmp_path / "bad.safetensors").write_bytes(bytes(tampered))
+    with pytest.raises(ValueError, match="checksum"):
+        pinch.load_sparse(tmp_path / "bad.safetensors")
+
+
+def _espnet_conformer():
+    from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+
+    torch.manual_seed(0)
+    return ConformerEncoder(input_size=20, output_size=32, attention_heads=4, linear_units=64, num_blocks=2,
+                            input_layer="linear", macaron_style=True, use_cnn_module=True, cnn_module_kernel=3)
+
+
+def test_structured_shrink_gives_a_smaller_model_with_the_same_outputs():
+    encoder = _espnet_conformer()
+    dense_params = sum(p.numel() for p in encoder.parameters())
+    pruner = pinch.Pruner(encoder, target_sparsity=0.5, preset="conformer", granularity="structured",
+                          total_steps=10)
+    assert {g.layout.kind for g in pruner.method.gates} == {"row", "head"}
+    with torch.no_grad():  # thresholds that prune about half of the groups
+        for g in pruner.method.gates:
+            g.threshold.fill_(float(g.weight.reshape(g.groups, -1).square().mean(1).sqrt().median()))
+    x, lens = torch.randn(2, 30, 20), torch.tensor([30, 24])
+    encoder.eval()
+    with torch.no_grad():
+        masked, _, _ = encoder(x, lens)
+    pinch.shrink(encoder)
+    assert not hasattr(encoder, "pinch_steps")
+    with torch.no_grad():
+        shrunk, _, _ = encoder(x, lens)
+    assert torch.allclose(shrunk, masked, atol=1e-5)
+    heads = [b.self_attn.h for b in encoder.encoders]
+    assert all(1 <= h < 4 for h in heads)
+    assert sum(p.numel() for p in encoder.parameters()) < 0.85 * dense_params
+
+
+def test_gates_work_on_conv1d_and_lstm_weights():
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict({"conv": torch.nn.Conv1d(4, 8, 3), "lstm": torch.nn.LSTM(8, 8, bidirectional=True)})
+    pruner = pinch.Pruner(model, target_sparsity=0.5, targets=["conv", "lstm"], total_steps=10)
+    names = [n for n, _ in pinch.gates.iter_gates(model)]
+    assert "conv.weight" in names and "lstm.weight_hh_l0_reverse" in names and len(names) == 5
+    with torch.no_grad():
+        for g in pruner.method.gates:
+            g.threshold.fill_(float(g.weight.abs().median()))
+    x = torch.randn(2, 4, 10)
+
+    def run():
+        h = model["conv"](x).transpose(1, 2)
+        return model["lstm"](h)[0]
+
+    out = run()
+    out.sum().backward()
+    assert all(g.threshold.grad is not None for g in pruner.method.gates)
+    pinch.bake(model)
+    assert torch.allclose(run(), out, atol=1e-6)
+    assert abs(float((model["conv"].weight == 0).float().mean()) - 0.5) < 0.05
+
+
+def test_report_command_reads_a_checkpoint_without_pinch_state(toy_data, tmp_path):
+    model, pruner = _pruned_toy(toy_data)
+    path = tmp_path / "gated.pth"
+    torch.save(model.state_dict(), path)
+    result = subprocess.run([sys.executable, "-m", "pinch.cli.main", "report", str(path)], capture_output=True,
+                            text=True, check=True)
+    assert "encoder.2.weight" in result.stdout and "whole model" in result.stdout
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("encoder.2.weight"))
+    assert float(line.split()[-1]) == pytest.approx(pruner.sparsity().layers["encoder.2.weight"], abs=1e-3)
+    bad = tmp_path / "junk.pth"
+    bad.write_bytes(b"not a checkpoint")
+    result = subprocess.run([sys.executable, "-m", "pinch.cli.main", "report", str(bad)], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "junk.pth" in result.stderr
