@@ -1,4 +1,4 @@
-"""CLI: python -m pinch.scoring {score,compare,append-result} ..."""
+"""CLI: python -m pinch.scoring {score,compare,append-result,tts} ..."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import sys
 from .mapsswe import ALPHA, compare, format_compare
 from .results import append_result
 from .sclite import format_result, score
+from .tts_metrics import score_tts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("append-result", help="append a row to results.md/results.json")
     p.add_argument("--table", required=True, help="directory holding the results table")
     p.add_argument("--row", required=True, help="the row as a JSON object")
+    p = sub.add_parser("tts", help="MCD (dB, DTW) and log-F0 RMSE of synthesized speech")
+    p.add_argument("--ref-scp", required=True, help="wav.scp of the reference recordings")
+    p.add_argument("--syn-scp", required=True, help="wav.scp of the synthesized audio")
+    p.add_argument("--out", required=True, help="directory for tts_metrics.json")
     args = parser.parse_args(argv)
     try:
         if args.command == "score":
@@ -36,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
             print(format_compare(compare(args.ref, args.hyp_a, args.hyp_b, args.out,
                                          alpha=args.alpha, name_a=args.name_a,
                                          name_b=args.name_b)))
+        elif args.command == "tts":
+            r = score_tts(args.ref_scp, args.syn_scp, args.out)
+            f0 = "n/a" if r["log_f0_rmse"] is None else f"{r['log_f0_rmse']:.4f}"
+            print(f"MCD {r['mcd']:.3f} dB  log-F0 RMSE {f0}  ({r['utterances']} utts)")
         else:
             try:
                 row = json.loads(args.row)
