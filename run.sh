@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# pinch main job.
+#   ./run.sh            the default end-to-end job: ESPnet and NeMo ASR recipes on the
+#                       embedded corpus (dense, one-pass 65% compression, decode, score),
+#                       then one side-by-side table of both toolkits' results
+#   ./run.sh test       the test suite (extra arguments go to pytest)
+#   ./run.sh setup      only build the environment
+# The environment (.venv, or $PINCH_VENV) and the system packages are created on first use.
+set -euo pipefail
+root=$(cd "$(dirname "$0")" && pwd)
+cd "$root"
+export PINCH_VENV=${PINCH_VENV:-$root/.venv}
+tools/setup_env.sh "$PINCH_VENV"
+export PATH="$PINCH_VENV/bin:$PATH"
+
+case "${1:-main}" in
+  setup) ;;
+  test)
+    shift
+    exec python -m pytest tests "$@"
+    ;;
+  main)
+    shift || true
+    recipes/espnet/asr1/run.sh "$@"
+    recipes/nemo/asr/run.sh "$@"
+    pinch compare recipes/espnet/asr1/exp/results recipes/nemo/asr/exp/results
+    ;;
+  *)
+    echo "usage: ./run.sh [test [pytest args] | setup]" >&2
+    exit 2
+    ;;
+esac
