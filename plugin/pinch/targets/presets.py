@@ -46,8 +46,9 @@ class Preset:
 
 
 _ESPNET_BLOCK = _ANY + r"encoders\.\d+\."
-# TTS models also name their decoder blocks "encoders" (decoder.encoders.N): anchor on encoder.
-_TTS_BLOCK = _ANY + r"encoder\.encoders\.\d+\."
+# TTS models name decoder blocks like encoder blocks (decoder.encoders.N): a prefix must end in encoder.
+_ENCODER_ONLY = r"(?:(?:.*\.)?encoder\.)?"
+_TTS_BLOCK = _ENCODER_ONLY + r"encoders\.\d+\."
 _NEMO_BLOCK = _ANY + r"layers\.\d+\."
 _ESPNET_ATT = r"self_attn\.linear_(?:q|k|v|out)"
 _ESPNET_FFN = r"feed_forward(?:_macaron)?\.w_[12]"
@@ -103,7 +104,7 @@ PRESETS = {
         Preset(
             "fastpitch",
             "NeMo FastPitch encoder (FFTransformerEncoder): attention qkv/out and conv FFN",
-            modules=(_ANY + r"encoder\.layers\.\d+\.(?:dec_attn\.(?:qkv_net|o_net)|pos_ff\.CoreNet\.[02])",),
+            modules=(_ENCODER_ONLY + r"layers\.\d+\.(?:dec_attn\.(?:qkv_net|o_net)|pos_ff\.CoreNet\.[02])",),
         ),
     )
 }
