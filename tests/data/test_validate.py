@@ -36,7 +36,7 @@ def test_zero_length_and_wrong_rate_audio(tmp_path):
 
 def test_text_id_missing_from_wav_scp(split):
     (split / "text").write_text((split / "text").read_text() + "spk-2 extra words\n")
-    with pytest.raises(ValueError, match=r"text: utterance 'spk-2' is not in .*wav.scp"):
+    with pytest.raises(ValueError, match=r"text: 1 utterance\(s\) not in .*wav.scp, e.g. 'spk-2'"):
         check_data_dir(split)
 
 

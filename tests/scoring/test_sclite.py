@@ -62,7 +62,7 @@ def test_empty_hypothesis_counts_as_deletions(tmp_path):
 def test_bad_inputs_are_named(tmp_path):
     ref = write_text(tmp_path / "ref", {"s-1": "one two", "s-2": "three"})
     hyp = write_text(tmp_path / "hyp", {"s-1": "one two"})
-    with pytest.raises(ValueError, match=r"hyp: no hypothesis for 1 utterance.*'s-2'"):
+    with pytest.raises(ValueError, match=r"hyp: lacks 1 utterance\(s\) of .*ref, e.g. 's-2'"):
         score(ref, hyp, tmp_path / "out")
     bad_ref = write_text(tmp_path / "bad_ref", {"s-1": "one two", "s-2": ""})
     with pytest.raises(ValueError, match=r"bad_ref:2: 's-2' has no value"):

@@ -5,6 +5,7 @@ Why: an interrupted run must never leave a half-written data directory that a re
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -34,3 +35,15 @@ def atomic_output_dir(final: Path):
     os.rename(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temporary sibling and rename, so readers never see a partial file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")

@@ -47,6 +47,19 @@ def read_table(path: Path, allow_empty_value: bool = False) -> dict[str, str]:
     return table
 
 
+def check_same_ids(primary: dict, other: dict, primary_path, other_path) -> list[str]:
+    """Sorted ids of `primary`; `other` (read from other_path) must hold exactly these."""
+    missing = sorted(set(primary) - set(other))
+    if missing:
+        raise ValueError(f"{other_path}: lacks {len(missing)} utterance(s) of {primary_path}, "
+                         f"e.g. {missing[0]!r}")
+    extra = sorted(set(other) - set(primary))
+    if extra:
+        raise ValueError(f"{other_path}: {len(extra)} utterance(s) not in {primary_path}, "
+                         f"e.g. {extra[0]!r}")
+    return sorted(primary)
+
+
 def read_kaldi_dir(directory: Path) -> list[Utterance]:
     """Utterances of a Kaldi dir (durations read from the audio headers)."""
     import soundfile as sf
@@ -56,14 +69,7 @@ def read_kaldi_dir(directory: Path) -> list[Utterance]:
     texts = read_table(directory / "text")
     spk = read_table(directory / "utt2spk")
     for name, table in (("text", texts), ("utt2spk", spk)):
-        missing = sorted(set(table) - set(wavs))
-        if missing:
-            raise ValueError(f"{directory / name}: utterance {missing[0]!r} is not in "
-                             f"{directory / 'wav.scp'} ({len(missing)} such)")
-        extra = sorted(set(wavs) - set(table))
-        if extra:
-            raise ValueError(f"{directory / 'wav.scp'}: utterance {extra[0]!r} is not in "
-                             f"{directory / name} ({len(extra)} such)")
+        check_same_ids(wavs, table, directory / "wav.scp", directory / name)
     return [Utterance(k, spk[k], wavs[k], texts[k], sf.info(wavs[k]).duration)
             for k in sorted(wavs)]
 

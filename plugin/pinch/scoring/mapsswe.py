@@ -7,14 +7,16 @@ test's Z statistic; the two-tailed p-value is erfc(|Z| / sqrt(2)).
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
-from .sctk import run_sctk
+from pinch.data.atomic import write_json_atomic
+from pinch.data.kaldi import check_same_ids
+
 from .sclite import run_sclite
-from .trn import paired, read_transcripts, write_trn
+from .sctk import run_sctk
+from .trn import read_transcripts, write_trn
 
 ALPHA = 0.05
 COMPARE = "compare.json"
@@ -39,8 +41,8 @@ def compare(ref: Path, hyp_a: Path, hyp_b: Path, out: Path, alpha: float = ALPHA
     refs = read_transcripts(ref, allow_empty=False)
     hyps = {"a": read_transcripts(hyp_a, allow_empty=True),
             "b": read_transcripts(hyp_b, allow_empty=True)}
-    ids = paired(refs, hyps["a"], ref, hyp_a)
-    paired(refs, hyps["b"], ref, hyp_b)
+    ids = check_same_ids(refs, hyps["a"], ref, hyp_a)
+    check_same_ids(refs, hyps["b"], ref, hyp_b)
     write_trn(out / "ref.word.trn", refs, ids, "word")
     wer = {}
     for key, name in (("a", name_a), ("b", name_b)):
@@ -67,9 +69,7 @@ def compare(ref: Path, hyp_a: Path, hyp_b: Path, out: Path, alpha: float = ALPHA
         p = math.erfc(abs(z) / math.sqrt(2))
         result.update(z=z, p_value=p, significant=p < alpha, sctk_stat_diff=m.group(4))
     result["lossless"] = (not result["significant"]) or wer["b"] <= wer["a"]
-    tmp = out / f"{COMPARE}.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out / COMPARE)
+    write_json_atomic(out / COMPARE, result)
     return result
 
 

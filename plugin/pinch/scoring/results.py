@@ -13,6 +13,8 @@ import numbers
 import time
 from pathlib import Path
 
+from pinch.data.atomic import write_json_atomic, write_text_atomic
+
 JSON_TABLE = "results.json"
 MD_TABLE = "results.md"
 
@@ -83,8 +85,8 @@ def append_result(table_dir: Path, row: dict) -> dict:
     with open(table_dir / ".results.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         rows = read_rows(table_dir) + [row]
-        _replace(table_dir / JSON_TABLE, json.dumps(rows, indent=2) + "\n")
-        _replace(table_dir / MD_TABLE, render_markdown(rows))
+        write_json_atomic(table_dir / JSON_TABLE, rows)
+        write_text_atomic(table_dir / MD_TABLE, render_markdown(rows))
     return row
 
 
@@ -115,9 +117,3 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value).replace("|", "\\|")
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -11,7 +11,6 @@ practice, while at high character error rates sclite may count a few more errors
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -19,8 +18,11 @@ from pathlib import Path
 import jiwer
 from rapidfuzz.distance import Levenshtein
 
+from pinch.data.atomic import write_json_atomic
+from pinch.data.kaldi import check_same_ids
+
 from .sctk import run_sctk
-from .trn import paired, read_transcripts, write_trn
+from .trn import read_transcripts, write_trn
 
 RESULT = "result.json"
 _SUM = re.compile(r"\|\s*Sum\s*\|\s*(\d+)\s+(\d+)\s*\|\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\|")
@@ -77,7 +79,7 @@ def score(ref: Path, hyp: Path, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     refs = read_transcripts(ref, allow_empty=False)
     hyps = read_transcripts(hyp, allow_empty=True)
-    ids = paired(refs, hyps, ref, hyp)
+    ids = check_same_ids(refs, hyps, ref, hyp)
     result = {"ref": str(ref), "hyp": str(hyp), "utterances": len(ids)}
     for unit in ("word", "char"):
         write_trn(out / f"ref.{unit}.trn", refs, ids, unit)
@@ -93,14 +95,8 @@ def score(ref: Path, hyp: Path, out: Path) -> dict:
                 result[key] < result["jiwer"][key] - 1e-9:
             raise RuntimeError(f"sclite ({key.upper()} {result[key]:.3f}%) and jiwer "
                                f"({result['jiwer'][key]:.3f}%) disagree on {ref} vs {hyp}")
-    _write_json(out / RESULT, result)
+    write_json_atomic(out / RESULT, result)
     return result
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def format_result(result: dict) -> str:

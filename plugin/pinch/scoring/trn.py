@@ -23,19 +23,6 @@ def read_transcripts(path: Path, allow_empty: bool) -> dict[str, str]:
     return table
 
 
-def paired(ref: dict[str, str], hyp: dict[str, str], ref_path, hyp_path) -> list[str]:
-    """Sorted utterance ids; reference and hypothesis must cover the same ones."""
-    missing = sorted(set(ref) - set(hyp))
-    if missing:
-        raise ValueError(f"{hyp_path}: no hypothesis for {len(missing)} utterance(s) of "
-                         f"{ref_path}, e.g. {missing[0]!r}")
-    extra = sorted(set(hyp) - set(ref))
-    if extra:
-        raise ValueError(f"{hyp_path}: {len(extra)} utterance(s) not in {ref_path}, "
-                         f"e.g. {extra[0]!r}")
-    return sorted(ref)
-
-
 def to_chars(text: str) -> str:
     return " ".join(SPACE if c == " " else c for c in " ".join(text.split()))
 

@@ -8,7 +8,6 @@ is taken over path frames voiced in both signals.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import pysptk
 import pyworld
 import soundfile as sf
 
-from pinch.data.kaldi import read_table
+from pinch.data.atomic import write_json_atomic
+from pinch.data.kaldi import check_same_ids, read_table
 
 FRAME_PERIOD_MS = 5.0
 MCEP_ORDER = 24
@@ -80,11 +80,8 @@ def score_tts(ref_scp: Path, syn_scp: Path, out: Path | None = None) -> dict:
     Writes OUT/tts_metrics.json (means and per-utterance values) when `out` is given.
     """
     refs, syns = read_table(ref_scp), read_table(syn_scp)
-    missing = sorted(set(refs) - set(syns))
-    if missing:
-        raise ValueError(f"{syn_scp}: no synthesized audio for {len(missing)} utterance(s) "
-                         f"of {ref_scp}, e.g. {missing[0]!r}")
-    per_utt = {u: compare_files(refs[u], syns[u], f"{syn_scp}: {u}") for u in sorted(refs)}
+    ids = check_same_ids(refs, syns, ref_scp, syn_scp)
+    per_utt = {u: compare_files(refs[u], syns[u], f"{syn_scp}: {u}") for u in ids}
     f0 = [m["log_f0_rmse"] for m in per_utt.values() if m["log_f0_rmse"] is not None]
     result = {"utterances": len(per_utt),
               "mcd": float(np.mean([m["mcd"] for m in per_utt.values()])),
@@ -93,7 +90,5 @@ def score_tts(ref_scp: Path, syn_scp: Path, out: Path | None = None) -> dict:
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "tts_metrics.json.tmp"
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(out / "tts_metrics.json")
+        write_json_atomic(out / "tts_metrics.json", result)
     return result
