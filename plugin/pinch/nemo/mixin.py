@@ -7,7 +7,7 @@ the run has (``estimated_stepping_batches``, which counts ``accumulate_grad_batc
 before it restores a checkpoint (so thresholds and ``pinch_steps`` load into the gates)
 and before ``configure_optimizers`` (so the optimizer owns the thresholds).
 """
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 import pinch
 
@@ -47,12 +47,11 @@ class PinchMixin:
         """The attached pinch.Pruner, or None before ``setup('fit')`` / without pruning."""
         return self.__dict__.get("_pinch_pruner")
 
-    def enable_pruning(self, block):
-        """Put a pruning block into the config of a model restored from a dense .nemo."""
-        config = pruning_config({PRUNING_KEY: block})
-        with open_dict(self._cfg):
-            self._cfg[PRUNING_KEY] = block
-        self._pinch_config = config
+    def attach_pruner(self, total_steps):
+        """Gate the model per ``model.pruning``; the optimizer must be built after this."""
+        if self._pinch_config is None:
+            raise ValueError(f"{type(self).__name__} has no model.{PRUNING_KEY} block to attach")
+        return pinch.Pruner.from_config(self, self._pinch_config, total_steps=total_steps)
 
     def setup(self, stage=None):
         super().setup(stage)
@@ -60,7 +59,7 @@ class PinchMixin:
             total = self.trainer.estimated_stepping_batches
             if total == float("inf"):
                 raise ValueError("pruning needs a finite run: set trainer.max_steps or trainer.max_epochs")
-            pinch.Pruner.from_config(self, self._pinch_config, total_steps=int(total))
+            self.attach_pruner(int(total))
 
     def add_auxiliary_losses(self, loss, reset_registry=False):
         loss = super().add_auxiliary_losses(loss, reset_registry)

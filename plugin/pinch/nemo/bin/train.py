@@ -5,10 +5,11 @@ speech_to_text_finetune.py, which the nemo_toolkit wheel does not ship:
 
     # dense, from scratch
     python -m pinch.nemo.bin.train --config-path conf/nemo/asr --config-name conformer_ctc_bpe ...
-    # one-pass compression of a dense .nemo; writes the baked, plain-NeMo .nemo
+    # one-pass compression of a dense .nemo; writes the gated model (bake it with
+    # python -m pinch.nemo.bin.bake --in exp/sspg/gated.nemo --out exp/sspg/model.nemo)
     python -m pinch.nemo.bin.train --config-path conf/nemo/asr --config-name conformer_ctc_bpe_sspg \
-        init_from_nemo_model=exp/dense/model.nemo pruning_config=conf/pruning/sspg_65.yaml \
-        output_nemo=exp/sspg/model.nemo
+        init_from_nemo_model=exp/dense/model.nemo pruning_config=conf/pruning/sspg.yaml \
+        output_nemo=exp/sspg/gated.nemo
 
 ``pruning_config`` names a shared preset (conf/pruning/*.yaml, the file the ESPnet recipe
 reads); keys under ``model.pruning`` override it. With ``init_from_nemo_model`` the
@@ -23,7 +24,7 @@ from nemo.utils.exp_manager import exp_manager
 from nemo.utils.trainer_utils import resolve_trainer_cfg
 from omegaconf import OmegaConf, open_dict
 
-from pinch.nemo import bake_nemo_model, check_nemo_file, nemo_target, pinch_class_for, pruning_config, save_nemo
+from pinch.nemo import check_nemo_file, nemo_target, pinch_class_for, pruning_config, save_nemo
 from pinch.nemo.ctc import PinchEncDecCTCModel, PinchEncDecCTCModelBPE
 
 # What a compression config contributes to a model restored from a dense .nemo.
@@ -92,8 +93,10 @@ def main(cfg):
     exp_manager(trainer, cfg.get("exp_manager"))
     model = build_model(cfg, trainer)
     trainer.fit(model, ckpt_path=cfg.get("ckpt_path"))
-    if model.__dict__.get("_pinch_pruner") is not None:
-        bake_nemo_model(model)
+    if getattr(model, "pruner", None) is not None:
+        # The gated model, as trained: pinch.nemo.bin.bake turns it into a plain NeMo model.
+        with open_dict(model.cfg):
+            model.cfg.target = f"{type(model).__module__}.{type(model).__name__}"
     if trainer.is_global_zero:
         print(f"pinch.nemo: wrote {save_nemo(model, cfg.output_nemo)}")
 

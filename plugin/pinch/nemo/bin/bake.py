@@ -1,0 +1,69 @@
+"""Bake a compressed (gated) .nemo into a plain NeMo .nemo.
+
+The input is what ``pinch.nemo.bin.train`` writes after compression: a pinch model
+class with thresholds and ``pinch_steps`` in its weights. The output names the
+unmodified NeMo class, has no pruning block, and holds the masked weights, so NeMo's
+``ASRModel.restore_from`` + ``transcribe()`` run it without pinch. A JSON report of the
+measured sparsity (per gated matrix, over the gated weights, over the model) is written
+next to it.
+
+    python -m pinch.nemo.bin.bake --in exp/sspg/gated.nemo --out exp/sspg/model.nemo
+"""
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from pinch.cli.checkpoint import load_state_dict
+
+
+def bake_file(src, out):
+    """Write the baked ``out`` (.nemo) and ``out`` with .json (the sparsity report)."""
+    from omegaconf import OmegaConf, open_dict
+
+    from pinch.nemo import bake_nemo_model, check_nemo_file, nemo_target, pinch_class_for, save_nemo
+
+    check_nemo_file(src)
+    cls = pinch_class_for(nemo_target(src))
+    cfg = cls.restore_from(str(src), return_config=True, map_location="cpu")
+    if cfg.get("pruning") is None:
+        raise ValueError(f"{src}: its config has no 'pruning' block; nothing to bake (is it already plain NeMo?)")
+    with open_dict(cfg):
+        cfg.target = f"{cls.__module__}.{cls.__name__}"
+    # Weights first without the gates (restore_from builds the network and unpacks the
+    # tokenizer), then the gates, then the full state dict with thresholds and step.
+    model = cls.restore_from(str(src), override_config_path=cfg, strict=False, map_location="cpu")
+    model.attach_pruner(total_steps=1)
+    model.load_state_dict(load_state_dict(str(src)), strict=True)
+    report = model.pruner.sparsity()
+    bake_nemo_model(model)
+    out = save_nemo(model, out)
+    summary = {"source": str(src), "nemo_file": str(out), "pruning": OmegaConf.to_container(cfg.pruning, resolve=True)}
+    summary.update(dataclasses.asdict(report))
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(out.with_suffix(".json"))
+    return out, report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m pinch.nemo.bin.bake", description=__doc__.split("\n")[0])
+    parser.add_argument("--in", dest="src", required=True, help="gated .nemo written by compression")
+    parser.add_argument("--out", required=True, help="plain NeMo .nemo to write")
+    args = parser.parse_args(argv)
+    if Path(args.src).resolve() == Path(args.out).resolve():
+        parser.error("--out must differ from --in (the gated model is kept)")
+    try:
+        out, report = bake_file(args.src, args.out)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"pinch.nemo.bin.bake: error: {err}", file=sys.stderr)
+        return 1
+    print(report.table())
+    print(f"pinch.nemo: gated sparsity {report.gated:.4f}, {report.nonzero:,} of {report.params:,} "
+          f"parameters non-zero -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Collect one NeMo recipe model's scores into RESULTS.md and the shared results table.
+
+Reads what the recipe's stages wrote in MODEL_DIR: model.nemo (params, non-zeros, size
+via ``pinch report``'s summary), model.json (bake's measured sparsity), wall_time_s
+(compression time), decode_<set>/score_wer/result.json (sclite) and
+decode_<set>/mapsswe_vs_dense/compare.json (significance). The shared table is
+append-only: a marker in MODEL_DIR keeps a rerun from adding the same row twice.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pinch.cli.report import summarize
+from pinch.scoring import append_result, render_markdown
+
+MARKER = ".results_appended"
+
+
+def _json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing (run the stage that writes it)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def result_row(model_dir, test_sets, corpus):
+    """The results-table row of one model directory (dense or baked)."""
+    model_dir = Path(model_dir)
+    summary = summarize(str(model_dir / "model.nemo"))
+    row = {"system": model_dir.name, "toolkit": "nemo", "params": summary["params"],
+           "nonzero_params": summary["nonzero"], "size_mb": summary["bytes_on_disk"] / 1e6,
+           "notes": f"corpus={corpus}"}
+    bake_report = model_dir / "model.json"
+    if bake_report.exists():
+        report = _json(bake_report)
+        row.update(method=report["pruning"]["method"], target_sparsity=float(report["pruning"]["target_sparsity"]),
+                   sparsity=report["gated"])
+        row["wall_time_s"] = float((model_dir / "wall_time_s").read_text().split()[-1])
+    else:
+        row.update(method="dense", sparsity=0.0)
+    row["wer"], significance = {}, {}
+    for dset in test_sets:
+        row["wer"][dset] = _json(model_dir / f"decode_{dset}" / "score_wer" / "result.json")["wer"]
+        compare = model_dir / f"decode_{dset}" / "mapsswe_vs_dense" / "compare.json"
+        if compare.exists():
+            result = _json(compare)
+            significance[dset] = {"p_value": result["p_value"], "lossless": result["lossless"]}
+    if significance:
+        row["significance"] = significance
+    return row
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m pinch.nemo.bin.results", description=__doc__.split("\n")[0])
+    parser.add_argument("--model_dir", required=True)
+    parser.add_argument("--test_sets", required=True, nargs="+")
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--results_table", required=True, help="folder of the shared results.{json,md}")
+    parser.add_argument("--overwrite", default="false", choices=["true", "false"],
+                        help="append again although this model's row was appended before")
+    args = parser.parse_args(argv)
+    try:
+        row = result_row(args.model_dir, args.test_sets, args.corpus)
+        local = Path(args.model_dir) / "RESULTS.md"
+        tmp = local.with_suffix(".md.tmp")
+        tmp.write_text(render_markdown([row]))
+        tmp.replace(local)
+        marker = Path(args.model_dir) / MARKER
+        if marker.exists() and args.overwrite == "false":
+            print(f"pinch.nemo: {args.model_dir} is already in {args.results_table}; not appending again")
+        else:
+            stored = append_result(args.results_table, row)
+            marker.write_text(stored["date"] + "\n")
+    except (ValueError, FileNotFoundError) as err:
+        print(f"pinch.nemo.bin.results: error: {err}", file=sys.stderr)
+        return 1
+    print(local.read_text(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

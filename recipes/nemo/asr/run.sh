@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# One-pass compression of a NeMo ASR model with pinch, in the stage style of the ESPnet recipe.
+#
+#  1 data preparation (Kaldi dirs + NeMo manifests)   5 bake: plain NeMo .nemo per compressed run
+#  2 sentencepiece tokenizer (NeMo's builder)          6 transcription with NeMo's transcribe()
+#  3 dense training (Conformer-CTC BPE)                7 sclite scoring, MAPSSWE vs dense, results table
+#  4 one-pass compression from the dense .nemo
+#   ./run.sh                                   # embedded corpus, sspg at 65%
+#   ./run.sh --stage 4 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
+#   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
+# Every stage skips work whose outputs are complete; --overwrite true redoes it.
+set -euo pipefail
+
+log() {
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
+}
+die() { log "ERROR: $*"; exit 1; }
+
+# General configuration
+stage=1                 # First stage to run.
+stop_stage=7            # Last stage to run.
+python=python3          # Python with pinch and nemo_toolkit[asr] installed.
+overwrite=false         # Redo stages whose results already exist.
+datadir=data            # Kaldi-style data dirs with manifest.json per split.
+expdir=exp              # Models, transcripts, scores, logs.
+
+# Data
+corpus=embedded         # embedded | librispeech
+librispeech_dir=        # LibriSpeech root (with train-clean-100/, test-clean/, ...).
+size=default            # Embedded corpus size: default | tiny.
+seed=0                  # Embedded corpus generator seed (and training seed).
+
+# Tokenizer
+vocab_size=128
+tokenizer_type=unigram  # unigram | bpe (sentencepiece model type)
+
+# Training, compression, transcription
+config_dir=../../../conf/nemo/asr
+train_config=conformer_ctc_bpe          # Hydra config name (dense training).
+compress_config=conformer_ctc_bpe_sspg  # Hydra config name (compression).
+train_args=             # Extra Hydra overrides of dense training, e.g. "trainer.max_epochs=3".
+compress_args=          # Extra Hydra overrides of compression.
+pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
+target_sparsity=0.65
+sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
+pruning_conf_dir=../../../conf/pruning
+batch_size=32           # Transcription batch size.
+results_table=../../../exp/results  # Shared results table (append-only).
+
+help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
+
+parse_options() {
+    # --name value for every variable defined above; anything else is an error.
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --help|-h) echo "${help_message}"; exit 0 ;;
+            --*=*) die "use '--name value', not '$1'" ;;
+            --*)
+                local name="${1#--}"
+                name="${name//-/_}"
+                [ $# -ge 2 ] || die "option $1 needs a value"
+                declare -p "${name}" > /dev/null 2>&1 || die "unknown option $1 (see --help)"
+                case "${name}" in help_message|name) die "unknown option $1" ;; esac
+                printf -v "${name}" '%s' "$2"
+                shift 2 ;;
+            *) die "unexpected argument '$1' (options are --name value)" ;;
+        esac
+    done
+}
+parse_options "$@"
+
+# Paths below are relative to the recipe directory.
+cd "$(dirname "$0")"
+config_dir="$(cd "${config_dir}" 2>/dev/null && pwd)" || die "--config_dir: no such directory"
+
+is_bool() { [ "$1" = true ] || [ "$1" = false ]; }
+is_bool "${overwrite}" || die "--overwrite must be true or false, not '${overwrite}'"
+[[ "${stage}" =~ ^[0-9]+$ && "${stop_stage}" =~ ^[0-9]+$ ]] || die "--stage/--stop_stage must be integers"
+[[ "${vocab_size}" =~ ^[0-9]+$ ]] || die "--vocab_size must be a positive integer, not '${vocab_size}'"
+for c in "${train_config}" "${compress_config}"; do
+    [ -f "${config_dir}/${c}.yaml" ] || die "config ${config_dir}/${c}.yaml not found"
+done
+targets="${sweep:-${target_sparsity}}"
+for t in ${targets}; do
+    # Checked again, with the same rule, by pinch.PruningConfig; failing here saves a stage.
+    awk -v t="${t}" 'BEGIN { exit !(t ~ /^[0-9]*\.?[0-9]+$/ && t >= 0 && t < 1) }' \
+        || die "target sparsity '${t}' must be a number in [0, 1)"
+done
+for m in ${pruning}; do
+    [ -f "${pruning_conf_dir}/${m}.yaml" ] \
+        || die "--pruning ${m}: no preset ${pruning_conf_dir}/${m}.yaml (have: $(cd "${pruning_conf_dir}" && ls -- *.yaml | sed 's/\.yaml$//' | tr '\n' ' '))"
+done
+
+case "${corpus}" in
+    embedded)
+        train_set=train; valid_set=dev; test_sets="test_clean test_other" ;;
+    librispeech)
+        [ -n "${librispeech_dir}" ] || die "--corpus librispeech needs --librispeech_dir DIR"
+        [ -d "${librispeech_dir}" ] || die "--librispeech_dir ${librispeech_dir}: no such directory"
+        train_set=train_clean_100; valid_set=dev_clean
+        test_sets="dev_clean dev_other test_clean test_other" ;;
+    *) die "--corpus must be embedded or librispeech, not '${corpus}'" ;;
+esac
+
+tokenizer_dir="${datadir}/tokenizer_spe_${tokenizer_type}_v${vocab_size}"
+dense_dir="${expdir}/${train_config}_${tokenizer_type}${vocab_size}"
+
+# done_or_redo OUTPUT STAGE: true if OUTPUT is complete and must be kept (skip the work).
+done_or_redo() {
+    if [ -e "$1" ]; then
+        if [ "${overwrite}" = true ]; then
+            log "Stage $2: --overwrite true: redoing ${1}"
+            return 1
+        fi
+        log "Stage $2: ${1} exists; skipping (pass --overwrite true to redo)"
+        return 0
+    fi
+    return 1
+}
+# need FILE STAGE: stop with the stage that produces FILE when it is missing.
+need() { [ -e "$1" ] || die "$1 is missing: run stage $2 first"; }
+run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
+
+# Hydra overrides shared by dense training and compression.
+data_overrides=(
+    "model.train_ds.manifest_filepath=${PWD}/${datadir}/${train_set}/manifest.json"
+    "model.validation_ds.manifest_filepath=${PWD}/${datadir}/${valid_set}/manifest.json"
+    "seed=${seed}"
+)
+
+# compressed_runs: "METHOD TARGET DIR" per compression run.
+compressed_runs() {
+    for m in ${pruning}; do for t in ${targets}; do echo "${m} ${t} ${dense_dir}_${m}${t}"; done; done
+}
+
+if run_stage 1; then
+    t0=${SECONDS}
+    log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
+    stamp="corpus=${corpus} size=${size} seed=${seed} librispeech_dir=${librispeech_dir}"
+    if [ -f "${datadir}/.prepared" ] && [ "$(cat "${datadir}/.prepared")" = "${stamp}" ] \
+        && [ "${overwrite}" = false ]; then
+        log "Stage 1: ${datadir} already holds ${stamp}; skipping"
+    else
+        if [ -f "${datadir}/.prepared" ] && [ "${overwrite}" = false ]; then
+            die "${datadir} holds '$(cat "${datadir}/.prepared")', not '${stamp}': pass --overwrite true or another --datadir"
+        fi
+        mkdir -p "${expdir}/logs"
+        if [ "${corpus}" = embedded ]; then
+            ${python} -m pinch.data prepare --corpus embedded --out "${datadir}" \
+                --size "${size}" --seed "${seed}" > "${expdir}/logs/data_prep.log" 2>&1 \
+                || die "data preparation failed: see ${expdir}/logs/data_prep.log"
+        else
+            ${python} -m pinch.data prepare --corpus librispeech --src "${librispeech_dir}" \
+                --out "${datadir}" > "${expdir}/logs/data_prep.log" 2>&1 \
+                || die "data preparation failed: see ${expdir}/logs/data_prep.log"
+        fi
+        echo "${stamp}" > "${datadir}/.prepared"
+    fi
+    stage_time 1 "${t0}"
+fi
+
+if run_stage 2; then
+    t0=${SECONDS}
+    log "Stage 2: sentencepiece ${tokenizer_type} tokenizer (${vocab_size}) from ${datadir}/${train_set} -> ${tokenizer_dir}"
+    if ! done_or_redo "${tokenizer_dir}/tokenizer.model" 2; then
+        need "${datadir}/${train_set}/manifest.json" 1
+        mkdir -p "${expdir}/logs"
+        ${python} -m pinch.nemo.bin.tokenizer --manifest "${datadir}/${train_set}/manifest.json" \
+            --out "${tokenizer_dir}" --vocab_size "${vocab_size}" --type "${tokenizer_type}" \
+            > "${expdir}/logs/tokenizer.log" 2>&1 || die "tokenizer failed: see ${expdir}/logs/tokenizer.log"
+    fi
+    stage_time 2 "${t0}"
+fi
+
+if run_stage 3; then
+    t0=${SECONDS}
+    log "Stage 3: Dense training (${train_config}) -> ${dense_dir}/model.nemo"
+    if ! done_or_redo "${dense_dir}/model.nemo" 3; then
+        need "${tokenizer_dir}/tokenizer.model" 2
+        [ "${overwrite}" = true ] && rm -rf "${dense_dir}"
+        mkdir -p "${dense_dir}"
+        # Plain NeMo: the dense model is an ordinary EncDecCTCModelBPE.
+        # shellcheck disable=SC2086
+        ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${train_config}" \
+            "${data_overrides[@]}" "model.tokenizer.dir=${PWD}/${tokenizer_dir}" \
+            "exp_manager.exp_dir=${PWD}/${dense_dir}" "output_nemo=${PWD}/${dense_dir}/model.nemo" \
+            ${train_args} > "${dense_dir}/train.log" 2>&1 \
+            || die "dense training failed: see ${dense_dir}/train.log"
+    fi
+    stage_time 3 "${t0}"
+fi
+
+if run_stage 4; then
+    log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}'"
+    while read -r m t dir; do
+        t0=${SECONDS}
+        done_or_redo "${dir}/gated.nemo" 4 && continue
+        need "${dense_dir}/model.nemo" 3
+        [ "${overwrite}" = true ] && rm -rf "${dir}"
+        mkdir -p "${dir}"
+        # shellcheck disable=SC2086
+        ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${compress_config}" \
+            "${data_overrides[@]}" "init_from_nemo_model=${PWD}/${dense_dir}/model.nemo" \
+            "pruning_config=${PWD}/${pruning_conf_dir}/${m}.yaml" "model.pruning.target_sparsity=${t}" \
+            "exp_manager.exp_dir=${PWD}/${dir}" "output_nemo=${PWD}/${dir}/gated.nemo" \
+            ${compress_args} > "${dir}/train.log" 2>&1 \
+            || die "compression ${m} ${t} failed: see ${dir}/train.log"
+        echo $(( SECONDS - t0 )) > "${dir}/wall_time_s"
+        log "Stage 4: ${dir} done in $(( SECONDS - t0 ))s"
+    done < <(compressed_runs)
+fi
+
+if run_stage 5; then
+    t0=${SECONDS}
+    log "Stage 5: Bake: masks into weights, plain NeMo .nemo files"
+    while read -r _ _ dir; do
+        done_or_redo "${dir}/model.nemo" 5 && continue
+        need "${dir}/gated.nemo" 4
+        ${python} -m pinch.nemo.bin.bake --in "${dir}/gated.nemo" --out "${dir}/model.nemo" \
+            > "${dir}/bake.log" 2>&1 || die "bake failed: see ${dir}/bake.log"
+        tail -n 1 "${dir}/bake.log" >&2
+    done < <(compressed_runs)
+    stage_time 5 "${t0}"
+fi
+
+# model_dirs: every model to transcribe: the dense model, then each baked one.
+model_dirs() {
+    echo "${dense_dir}"
+    while read -r _ _ dir; do echo "${dir}"; done < <(compressed_runs)
+}
+
+if run_stage 6; then
+    t0=${SECONDS}
+    log "Stage 6: Transcription with NeMo's ASRModel.restore_from + transcribe()"
+    while read -r dir; do
+        need "${dir}/model.nemo" "$([ "${dir}" = "${dense_dir}" ] && echo 3 || echo 5)"
+        for dset in ${test_sets}; do
+            out="${dir}/decode_${dset}"
+            done_or_redo "${out}/hyp.txt" 6 && continue
+            need "${datadir}/${dset}/manifest.json" 1
+            mkdir -p "${out}"
+            ${python} -m pinch.nemo.bin.transcribe --model "${dir}/model.nemo" \
+                --data_dir "${datadir}/${dset}" --out "${out}/hyp.txt" --batch_size "${batch_size}" \
+                > "${out}/transcribe.log" 2>&1 || die "transcription failed: see ${out}/transcribe.log"
+            log "Stage 6: ${out}/hyp.txt"
+        done
+    done < <(model_dirs)
+    stage_time 6 "${t0}"
+fi
+
+if run_stage 7; then
+    t0=${SECONDS}
+    log "Stage 7: Scoring (sclite), MAPSSWE vs the dense model, RESULTS.md, results table"
+    while read -r dir; do
+        for dset in ${test_sets}; do
+            out="${dir}/decode_${dset}"
+            need "${out}/hyp.txt" 6
+            if ! done_or_redo "${out}/score_wer/result.json" 7; then
+                ${python} -m pinch.scoring score --ref "${datadir}/${dset}/text" \
+                    --hyp "${out}/hyp.txt" --out "${out}/score_wer" > "${out}/score.log" 2>&1 \
+                    || die "scoring failed: see ${out}/score.log"
+            fi
+            if [ "${dir}" != "${dense_dir}" ] \
+                && ! done_or_redo "${out}/mapsswe_vs_dense/compare.json" 7; then
+                ${python} -m pinch.scoring compare --ref "${datadir}/${dset}/text" \
+                    --hyp-a "${dense_dir}/decode_${dset}/hyp.txt" --hyp-b "${out}/hyp.txt" \
+                    --name-a dense --name-b pruned --out "${out}/mapsswe_vs_dense" \
+                    > "${out}/compare.log" 2>&1 || die "MAPSSWE failed: see ${out}/compare.log"
+            fi
+        done
+        ${python} -m pinch.nemo.bin.results --model_dir "${dir}" --test_sets ${test_sets} \
+            --corpus "${corpus}" --results_table "${results_table}" --overwrite "${overwrite}"
+    done < <(model_dirs)
+    stage_time 7 "${t0}"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"
