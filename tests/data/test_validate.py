@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from pinch.data.__main__ import main as data_main
 from pinch.data.datadir import write_split
 from pinch.data.utterance import Utterance
 from pinch.data.validate import check_audio, check_data_dir
@@ -67,3 +68,10 @@ def test_write_split_rejects_bad_text_and_leaves_no_files(tmp_path, split):
     with pytest.raises(ValueError, match=r"utterance spk-0: transcript 'Hello!'"):
         write_split(tmp_path / "new", [Utterance("spk-0", "spk", wav, "Hello!", 0.1)], 16000)
     assert not (tmp_path / "new").exists()
+
+
+def test_cli_check(split, capsys):
+    assert data_main(["check", "--dir", str(split), "--sample-rate", "16000"]) == 0
+    assert capsys.readouterr().out.endswith("2 utterances, 0.000 h, ok\n")
+    assert data_main(["check", "--dir", str(split), "--sample-rate", "8000"]) == 1
+    assert "has sample rate 16000 Hz, expected 8000 Hz" in capsys.readouterr().err

@@ -1,4 +1,7 @@
-"""CLI: python -m pinch.data prepare --corpus {embedded,librispeech,ljspeech} --out DIR ..."""
+"""CLI: python -m pinch.data prepare --corpus {embedded,librispeech,ljspeech} --out DIR ...
+
+`python -m pinch.data check --dir DIR` validates a data dir written by any tool.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +12,7 @@ from dataclasses import asdict, replace
 from .embedded import SIZES, prepare_embedded
 from .librispeech import LIBRISPEECH_SPLITS, prepare_librispeech
 from .ljspeech import prepare_ljspeech
+from .validate import check_data_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +33,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="librispeech: splits that must exist (default: all present)")
     p.add_argument("--lj-dev", type=int, default=250, help="ljspeech: dev utterances")
     p.add_argument("--lj-test", type=int, default=250, help="ljspeech: test utterances")
+    c = sub.add_parser("check", help="validate a split: Kaldi files, manifest, audio")
+    c.add_argument("--dir", required=True, help="split directory (wav.scp, text, ...)")
+    c.add_argument("--sample-rate", type=int, default=None, help="expected rate in Hz")
     args = parser.parse_args(argv)
     try:
+        if args.command == "check":
+            utts = check_data_dir(args.dir, args.sample_rate)
+            print(f"{args.dir}: {len(utts)} utterances, "
+                  f"{sum(u.duration for u in utts) / 3600:.3f} h, ok")
+            return 0
         if args.corpus == "embedded":
             overrides = {f: getattr(args, f"n_{f}") for f in asdict(SIZES["default"])
                          if getattr(args, f"n_{f}") is not None}

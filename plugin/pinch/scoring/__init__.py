@@ -1,11 +1,10 @@
 """Scoring shared by every recipe: sclite WER/CER (jiwer cross-check), MAPSSWE
-significance, an append-only results table, and TTS metrics."""
+significance, an append-only results table, and TTS metrics (pinch.scoring.tts_metrics,
+not imported here: it loads librosa, pyworld and pysptk, which ASR scoring does not need)."""
 from .asr_cer import asr_cer
 from .mapsswe import ALPHA, compare, format_compare
 from .results import COLUMNS, append_result, read_rows, render_markdown
 from .sclite import format_result, jiwer_rates, score
-from .tts_metrics import compare_audio, compare_files, score_tts
 
-__all__ = ["ALPHA", "COLUMNS", "append_result", "asr_cer", "compare", "compare_audio",
-           "compare_files", "format_compare", "format_result", "jiwer_rates", "read_rows",
-           "render_markdown", "score", "score_tts"]
+__all__ = ["ALPHA", "COLUMNS", "append_result", "asr_cer", "compare", "format_compare",
+           "format_result", "jiwer_rates", "read_rows", "render_markdown", "score"]

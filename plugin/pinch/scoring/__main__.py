@@ -8,7 +8,6 @@ import sys
 from .mapsswe import ALPHA, compare, format_compare
 from .results import append_result
 from .sclite import format_result, score
-from .tts_metrics import score_tts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                                          alpha=args.alpha, name_a=args.name_a,
                                          name_b=args.name_b)))
         elif args.command == "tts":
+            from .tts_metrics import score_tts  # heavy imports, TTS only
+
             r = score_tts(args.ref_scp, args.syn_scp, args.out)
             f0 = "n/a" if r["log_f0_rmse"] is None else f"{r['log_f0_rmse']:.4f}"
             print(f"MCD {r['mcd']:.3f} dB  log-F0 RMSE {f0}  ({r['utterances']} utts)")
