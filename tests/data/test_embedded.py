@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from pinch.data.validate import check_data_dir
 from pinch.data.voices import SEEN_VOICES, TTS_VOICE, UNSEEN_VOICES
 
 MINI = CorpusSize(train=4, dev=2, test_clean=2, test_other=2, tts_train=2, tts_dev=1, tts_test=1)
+LARGER = CorpusSize(train=40, dev=2, test_clean=2, test_other=2, tts_train=2, tts_dev=1, tts_test=1)
 ALL_SPLITS = list(ASR_SPLITS) + ["tts/train", "tts/dev", "tts/test"]
 
 
@@ -144,13 +146,15 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
         calls.append(args)
         if len(calls) == 5:
             raise KeyboardInterrupt
+        time.sleep(0.01)
         return real(*args)
 
     monkeypatch.setattr(embedded, "synthesize", failing)
     out = tmp_path / "corpus"
     with pytest.raises(KeyboardInterrupt):
-        prepare_embedded(out, size=MINI, jobs=1, progress=False)
+        prepare_embedded(out, size=LARGER, jobs=2, progress=False)
     assert _siblings(out) == []
+    assert len(calls) < 10, "queued jobs should be cancelled, not run, after a failure"
 
 
 def test_cli_prepare_with_size_overrides(tmp_path, capsys):

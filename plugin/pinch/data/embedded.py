@@ -141,6 +141,26 @@ def _render(job: _Job, root: Path, espeak: str, seed: int) -> float:
     return check_audio(str(path), SAMPLE_RATE, f"utterance {job.utt_id}")
 
 
+def _render_all(all_jobs: list[_Job], root: Path, espeak: str, seed: int, jobs: int,
+                progress: bool) -> dict[str, float]:
+    """Run the jobs on `jobs` threads (each mostly waits on an espeak-ng process).
+
+    On the first failure the queued jobs are cancelled instead of run to the end.
+    """
+    pool = ThreadPoolExecutor(max(1, jobs))
+    durations = {}
+    try:
+        with tqdm(total=len(all_jobs), desc="espeak-ng", unit="utt", disable=not progress,
+                  file=sys.stderr) as bar:
+            for job, dur in zip(all_jobs, pool.map(lambda j: _render(j, root, espeak, seed),
+                                                   all_jobs)):
+                durations[job.utt_id] = round(dur, 4)
+                bar.update()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return durations
+
+
 def resolve_size(size: str | CorpusSize) -> CorpusSize:
     if isinstance(size, CorpusSize):
         return size
@@ -177,14 +197,7 @@ def prepare_embedded(out: Path, seed: int = 0, size: str | CorpusSize = "default
     all_jobs = [j for js in plan.values() for j in js]
     t0 = time.time()
     with atomic_output_dir(out) as tmp:
-        with ThreadPoolExecutor(max(1, jobs)) as pool, tqdm(
-                total=len(all_jobs), desc="espeak-ng", unit="utt", disable=not progress,
-                file=sys.stderr) as bar:
-            durations = {}
-            for job, dur in zip(all_jobs, pool.map(lambda j: _render(j, tmp, espeak, seed),
-                                                   all_jobs)):
-                durations[job.utt_id] = round(dur, 4)
-                bar.update()
+        durations = _render_all(all_jobs, tmp, espeak, seed, jobs, progress)
         seconds = time.time() - t0
         stats = {"generator_version": GENERATOR_VERSION, "seed": seed,
                  "generation_seconds": round(seconds, 1), "jobs": jobs, "splits": {}}
