@@ -1,0 +1,7 @@
+"""ESPnet adapter: pruning as an espnet2 ``pruning`` / ``pruning_conf`` choice.
+
+espnet2 has no plugin entry points: it builds its parser from each task's
+``class_choices_list`` and rejects unknown YAML keys. ``pinch.espnet.tasks`` holds task
+subclasses that add the pruning choice; ``pinch.espnet.bin.*_train`` run espnet2's own
+``main`` with them, so importing the entry point is the registration.
+"""

@@ -1,0 +1,137 @@
+"""``python -m pinch.espnet.bin.bake``: a gated espnet2 checkpoint -> a plain ESPnet model dir.
+
+The output dir holds ``config.yaml`` without pinch's keys and ``model.pth`` with the masks
+written into the weights, so unmodified ``espnet2.bin.asr_inference`` decodes it with no
+pinch import. The weights are checked by loading them strictly into the model class that
+espnet2 itself builds from that config. ``sparsity.json`` records what was measured.
+"""
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
+
+import pinch
+from pinch.targets import select_targets
+from pinch.espnet.choices import PRUNING_KEYS
+from pinch.sparsity import report_from_masks
+
+# The unmodified espnet2 task that will read the baked dir, by pinch task name.
+TASKS = {"asr": "espnet2.tasks.asr:ASRTask"}
+
+# Averaging a few checkpoints moves sparsity by about a percent; a larger gap means the
+# run itself missed the target, which rescaling would hide (it would prune untrained).
+MAX_RESCALE_GAP = 0.05
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="asr")
+    parser.add_argument("--train_config", required=True, help="config.yaml of the pruning run")
+    parser.add_argument("--model_file", required=True, help="checkpoint (e.g. valid.loss.ave.pth)")
+    parser.add_argument("--out_dir", required=True)
+    parser.add_argument(
+        "--target_sparsity",
+        type=float,
+        default=None,
+        help="Rescale sspg thresholds to land exactly on this sparsity (for averaged checkpoints)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing out_dir")
+    return parser
+
+
+def load_task(name):
+    module, cls = TASKS[name].split(":")
+    return getattr(__import__(module, fromlist=[cls]), cls)
+
+
+def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None, overwrite=False):
+    """Write the baked model dir atomically; returns the sparsity report as a dict."""
+    train_config, model_file, out_dir = Path(train_config), Path(model_file), Path(out_dir)
+    for path in (train_config, model_file):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (run the compression stage first)")
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists; pass --overwrite to replace it")
+    with train_config.open(encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    if not config.get("pruning"):
+        raise ValueError(f"{train_config}: no 'pruning' method; nothing to bake")
+    plain = {k: v for k, v in config.items() if k not in PRUNING_KEYS}
+
+    gated_sd = torch.load(model_file, map_location="cpu", weights_only=False)
+    gated_names = [k[: -len("_threshold")] for k in gated_sd if k.endswith("_threshold")]
+    baked = pinch.bake_state_dict(gated_sd)
+    if target_sparsity is not None and gated_names:
+        reached = 1.0 - sum(int((baked[n] != 0).sum()) for n in gated_names) / sum(
+            baked[n].numel() for n in gated_names)
+        if abs(reached - target_sparsity) <= MAX_RESCALE_GAP:
+            baked = pinch.bake_state_dict(gated_sd, target_sparsity=target_sparsity)
+        else:
+            logging.warning(
+                f"{model_file} has sparsity {reached:.4f}, too far from the target "
+                f"{target_sparsity} to rescale (> {MAX_RESCALE_GAP}); baking it as it is"
+            )
+
+    model = load_task(task).build_model(argparse.Namespace(**plain))
+    model.load_state_dict(baked, strict=True)  # exactly the unmodified class's keys
+    # Gated tensors: the zeros bake wrote; magnitude methods leave no thresholds, so their
+    # targets are found again from the preset, as the pruning run did.
+    if not gated_names:
+        gated_names = [t.qualified_name for t in select_targets(
+            model, config["pruning_conf"].get("preset"), config["pruning_conf"].get("targets"))]
+    report = report_from_masks(
+        ((n, baked[n] != 0) for n in gated_names), model.named_parameters()
+    )
+    summary = {
+        "method": config["pruning"],
+        "target_sparsity": config["pruning_conf"].get("target_sparsity"),
+        "sparsity_gated": report.gated,
+        "sparsity_model": report.model,
+        "params": report.params,
+        "nonzero": report.nonzero,
+        "gated_params": report.gated_params,
+        "layers": report.layers,
+    }
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        torch.save(baked, tmp / "model.pth")
+        with (tmp / "config.yaml").open("w", encoding="utf-8") as f:
+            yaml_no_alias_safe_dump(plain, f, indent=4, sort_keys=False)
+        (tmp / "sparsity.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def main(cmd=None):
+    args = get_parser().parse_args(cmd)
+    try:
+        summary = bake_model_dir(
+            args.task, args.train_config, args.model_file, args.out_dir,
+            target_sparsity=args.target_sparsity, overwrite=args.overwrite,
+        )
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        sys.exit(f"bake: {err}")
+    print(
+        f"baked {args.model_file} -> {args.out_dir}: sparsity {summary['sparsity_gated']:.4f} "
+        f"of gated weights, {summary['sparsity_model']:.4f} of the model "
+        f"({summary['nonzero']:,} of {summary['params']:,} parameters non-zero)"
+    )
+
+
+if __name__ == "__main__":
+    main()

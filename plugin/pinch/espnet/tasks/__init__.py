@@ -1,0 +1,1 @@
+"""espnet2 task subclasses that accept a pruning section."""

@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# One-pass compression of an ESPnet ASR model with pinch, egs2-style.
+#
+# Stages keep the numbers of egs2/TEMPLATE/asr1/asr.sh where they match (1 data, 3 format,
+# 4 filter, 5 token list, 10 collect stats, 11 training); pinch adds 12 compression and
+# 13 bake, and asr.sh's decoding and scoring follow as 14 and 15.
+#   ./run.sh                                   # embedded corpus, sspg at 65%
+#   ./run.sh --stage 12 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
+#   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
+# Every stage skips work whose outputs are complete; --overwrite true redoes it.
+set -euo pipefail
+
+log() {
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
+}
+die() { log "ERROR: $*"; exit 1; }
+
+# General configuration
+stage=1                 # First stage to run.
+stop_stage=15           # Last stage to run.
+python=python3          # Python with pinch and espnet installed.
+ngpu=0                  # GPUs for training (0: CPU).
+overwrite=false         # Redo stages whose results already exist.
+datadir=data            # Kaldi-style data dirs.
+dumpdir=dump            # Formatted and filtered data.
+expdir=exp              # Models, decodes, scores, logs.
+
+# Data
+corpus=embedded         # embedded | librispeech
+librispeech_dir=        # LibriSpeech root (with train-clean-100/, test-clean/, ...).
+size=default            # Embedded corpus size: default | tiny.
+seed=0                  # Embedded corpus generator seed.
+min_wav_duration=0.1    # Stage 4 drops shorter training utterances (seconds).
+max_wav_duration=20     # Stage 4 drops longer training utterances (seconds).
+
+# Features
+feats_normalize=global_mvn  # global_mvn (statistics of stage 10) | utterance_mvn
+
+# Tokens
+token_type=bpe
+nbpe=50
+bpemode=unigram
+
+# Training, compression, decoding
+asr_config=conf/train_asr_conformer_ctc.yaml
+asr_args=               # Extra training options (stages 11 and 12: the same model).
+compress_args="--max_epoch 2 --optim_conf lr=0.001 --scheduler_conf warmup_steps=50"  # Stage 12 only.
+pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
+target_sparsity=0.65
+sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
+pruning_conf_dir=../../../conf/pruning
+inference_config=conf/decode_ctc.yaml
+inference_asr_model=valid.loss.ave.pth
+results_table=../../../exp/results  # Shared results table (append-only).
+
+help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
+
+parse_options() {
+    # --name value for every variable defined above; anything else is an error.
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --help|-h) echo "${help_message}"; exit 0 ;;
+            --*=*) die "use '--name value', not '$1'" ;;
+            --*)
+                local name="${1#--}"
+                name="${name//-/_}"
+                [ $# -ge 2 ] || die "option $1 needs a value"
+                declare -p "${name}" > /dev/null 2>&1 || die "unknown option $1 (see --help)"
+                case "${name}" in help_message|name) die "unknown option $1" ;; esac
+                printf -v "${name}" '%s' "$2"
+                shift 2 ;;
+            *) die "unexpected argument '$1' (options are --name value)" ;;
+        esac
+    done
+}
+parse_options "$@"
+
+# Paths below are relative to the recipe directory.
+cd "$(dirname "$0")"
+
+is_bool() { [ "$1" = true ] || [ "$1" = false ]; }
+is_bool "${overwrite}" || die "--overwrite must be true or false, not '${overwrite}'"
+[[ "${stage}" =~ ^[0-9]+$ && "${stop_stage}" =~ ^[0-9]+$ ]] || die "--stage/--stop_stage must be integers"
+for f in "${asr_config}" "${inference_config}"; do
+    [ -f "${f}" ] || die "config ${f} not found"
+done
+targets="${sweep:-${target_sparsity}}"
+for t in ${targets}; do
+    # Checked again, with the same rule, by pinch.PruningConfig; failing here saves a stage.
+    awk -v t="${t}" 'BEGIN { exit !(t ~ /^[0-9]*\.?[0-9]+$/ && t >= 0 && t < 1) }' \
+        || die "target sparsity '${t}' must be a number in [0, 1)"
+done
+for m in ${pruning}; do
+    [ -f "${pruning_conf_dir}/${m}.yaml" ] \
+        || die "--pruning ${m}: no preset ${pruning_conf_dir}/${m}.yaml (have: $(cd "${pruning_conf_dir}" && ls -- *.yaml | sed 's/\.yaml$//' | tr '\n' ' '))"
+done
+
+case "${corpus}" in
+    embedded)
+        train_set=train; valid_set=dev; test_sets="test_clean test_other" ;;
+    librispeech)
+        [ -n "${librispeech_dir}" ] || die "--corpus librispeech needs --librispeech_dir DIR"
+        [ -d "${librispeech_dir}" ] || die "--librispeech_dir ${librispeech_dir}: no such directory"
+        train_set=train_clean_100; valid_set=dev_clean
+        test_sets="dev_clean dev_other test_clean test_other" ;;
+    *) die "--corpus must be embedded or librispeech, not '${corpus}'" ;;
+esac
+
+token_dir="${datadir}/token_list/${token_type}_${bpemode}${nbpe}"
+bpemodel="${token_dir}/bpe.model"
+token_list="${token_dir}/tokens.txt"
+stats_dir="${expdir}/asr_stats_raw_${token_type}${nbpe}"
+asr_tag="$(basename "${asr_config}" .yaml)_raw_${token_type}${nbpe}"
+dense_dir="${expdir}/asr_${asr_tag}"
+inference_tag="$(basename "${inference_config}" .yaml)_asr_model_${inference_asr_model%.pth}"
+
+# done_or_redo OUTPUT STAGE: true if OUTPUT is complete and must be kept (skip the work).
+done_or_redo() {
+    if [ -e "$1" ]; then
+        if [ "${overwrite}" = true ]; then
+            log "Stage $2: --overwrite true: redoing ${1}"
+            return 1
+        fi
+        log "Stage $2: ${1} exists; skipping (pass --overwrite true to redo)"
+        return 0
+    fi
+    return 1
+}
+# need FILE STAGE: stop with the stage that produces FILE when it is missing.
+need() { [ -e "$1" ] || die "$1 is missing: run stage $2 first"; }
+run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
+
+train_data_opts=(
+    --use_preprocessor true --token_type "${token_type}" --bpemodel "${bpemodel}"
+    --token_list "${token_list}" --non_linguistic_symbols none --cleaner none --g2p none
+    --train_data_path_and_name_and_type "${dumpdir}/raw/${train_set}/wav.scp,speech,sound"
+    --train_data_path_and_name_and_type "${dumpdir}/raw/${train_set}/text,text,text"
+    --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/wav.scp,speech,sound"
+    --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/text,text,text"
+)
+shape_opts=(
+    --train_shape_file "${stats_dir}/train/speech_shape"
+    --train_shape_file "${stats_dir}/train/text_shape.${token_type}"
+    --valid_shape_file "${stats_dir}/valid/speech_shape"
+    --valid_shape_file "${stats_dir}/valid/text_shape.${token_type}"
+    --fold_length 80000 --fold_length 150 --normalize "${feats_normalize}"
+)
+[ "${feats_normalize}" = global_mvn ] \
+    && shape_opts+=(--normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz")
+
+# compressed_runs: "METHOD TARGET DIR" per compression run.
+compressed_runs() {
+    for m in ${pruning}; do for t in ${targets}; do echo "${m} ${t} ${dense_dir}_${m}${t}"; done; done
+}
+
+if run_stage 1; then
+    t0=${SECONDS}
+    log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
+    stamp="corpus=${corpus} size=${size} seed=${seed} librispeech_dir=${librispeech_dir}"
+    if [ -f "${datadir}/.prepared" ] && [ "$(cat "${datadir}/.prepared")" = "${stamp}" ] \
+        && [ "${overwrite}" = false ]; then
+        log "Stage 1: ${datadir} already holds ${stamp}; skipping"
+    else
+        if [ -f "${datadir}/.prepared" ] && [ "${overwrite}" = false ]; then
+            die "${datadir} holds '$(cat "${datadir}/.prepared")', not '${stamp}': pass --overwrite true or another --datadir"
+        fi
+        mkdir -p "${expdir}/logs"
+        if [ "${corpus}" = embedded ]; then
+            ${python} -m pinch.data prepare --corpus embedded --out "${datadir}" \
+                --size "${size}" --seed "${seed}" > "${expdir}/logs/data_prep.log" 2>&1 \
+                || die "data preparation failed: see ${expdir}/logs/data_prep.log"
+        else
+            ${python} -m pinch.data prepare --corpus librispeech --src "${librispeech_dir}" \
+                --out "${datadir}" > "${expdir}/logs/data_prep.log" 2>&1 \
+                || die "data preparation failed: see ${expdir}/logs/data_prep.log"
+        fi
+        echo "${stamp}" > "${datadir}/.prepared"
+    fi
+    stage_time 1 "${t0}"
+fi
+
+if run_stage 3; then
+    t0=${SECONDS}
+    log "Stage 3: Format wav.scp: ${datadir}/ -> ${dumpdir}/raw/"
+    for dset in ${train_set} ${valid_set} ${test_sets}; do
+        case " ${train_set} ${valid_set} " in
+            *" ${dset} "*) dst="${dumpdir}/raw/org/${dset}" ;;
+            *) dst="${dumpdir}/raw/${dset}" ;;
+        esac
+        done_or_redo "${dst}" 3 && continue
+        need "${datadir}/${dset}/wav.scp" 1
+        ${python} local/format_data.py --src "${datadir}/${dset}" --dst "${dst}"
+    done
+    stage_time 3 "${t0}"
+fi
+
+if run_stage 4; then
+    t0=${SECONDS}
+    log "Stage 4: Remove long/short data: ${dumpdir}/raw/org -> ${dumpdir}/raw"
+    for dset in ${train_set} ${valid_set}; do
+        done_or_redo "${dumpdir}/raw/${dset}" 4 && continue
+        need "${dumpdir}/raw/org/${dset}/utt2num_samples" 3
+        ${python} local/filter_data.py --src "${dumpdir}/raw/org/${dset}" \
+            --dst "${dumpdir}/raw/${dset}" \
+            --min_wav_duration "${min_wav_duration}" --max_wav_duration "${max_wav_duration}"
+    done
+    stage_time 4 "${t0}"
+fi
+
+if run_stage 5; then
+    t0=${SECONDS}
+    log "Stage 5: Generate token_list from ${dumpdir}/raw/${train_set}/text using ${bpemode} (${nbpe})"
+    [ "${token_type}" = bpe ] || die "--token_type: this recipe builds bpe token lists only"
+    if ! done_or_redo "${token_list}" 5; then
+        need "${dumpdir}/raw/${train_set}/text" 4
+        tmp="${token_dir}.tmp"
+        rm -rf "${tmp}" && mkdir -p "${tmp}"
+        cut -f 2- -d " " "${dumpdir}/raw/${train_set}/text" > "${tmp}/train.txt"
+        ${python} -c 'import sys, sentencepiece as spm
+spm.SentencePieceTrainer.train(input=sys.argv[1], vocab_size=int(sys.argv[2]),
+    model_type=sys.argv[3], model_prefix=sys.argv[4], character_coverage=1.0,
+    input_sentence_size=100000000, minloglevel=2)' \
+            "${tmp}/train.txt" "${nbpe}" "${bpemode}" "${tmp}/bpe"
+        # As asr.sh: <blank> first (CTC blank id 0), <unk> second, <sos/eos> last.
+        ${python} -m espnet2.bin.tokenize_text --token_type bpe --bpemodel "${tmp}/bpe.model" \
+            --input "${tmp}/train.txt" --output "${tmp}/tokens.txt" --write_vocabulary true \
+            --add_symbol "<blank>:0" --add_symbol "<unk>:1" --add_symbol "<sos/eos>:-1"
+        rm -rf "${token_dir}" && mv "${tmp}" "${token_dir}"
+    fi
+    stage_time 5 "${t0}"
+fi
+
+if run_stage 10; then
+    t0=${SECONDS}
+    log "Stage 10: ASR collect stats: ${dumpdir}/raw/${train_set} -> ${stats_dir}"
+    if ! done_or_redo "${stats_dir}/train/feats_stats.npz" 10; then
+        need "${token_list}" 5
+        need "${dumpdir}/raw/${valid_set}/wav.scp" 4
+        tmp="${stats_dir}.tmp"
+        rm -rf "${tmp}" && mkdir -p "${expdir}/logs"
+        ${python} -m espnet2.bin.asr_train --collect_stats true --ngpu 0 \
+            "${train_data_opts[@]}" --config "${asr_config}" \
+            --train_shape_file "${dumpdir}/raw/${train_set}/wav.scp" \
+            --valid_shape_file "${dumpdir}/raw/${valid_set}/wav.scp" \
+            --output_dir "${tmp}" > "${expdir}/logs/collect_stats.log" 2>&1 \
+            || die "collect stats failed: see ${expdir}/logs/collect_stats.log"
+        # As asr.sh: text shapes carry the vocabulary size for the batch sampler.
+        for s in train valid; do
+            awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
+                "${tmp}/${s}/text_shape" > "${tmp}/${s}/text_shape.${token_type}"
+        done
+        rm -rf "${stats_dir}" && mv "${tmp}" "${stats_dir}"
+    fi
+    stage_time 10 "${t0}"
+fi
+
+if run_stage 11; then
+    t0=${SECONDS}
+    log "Stage 11: ASR Training (dense): ${dense_dir}"
+    if ! done_or_redo "${dense_dir}/${inference_asr_model}" 11; then
+        need "${stats_dir}/train/feats_stats.npz" 10
+        [ "${overwrite}" = true ] && rm -rf "${dense_dir}"
+        mkdir -p "${dense_dir}"
+        # Plain espnet2: the dense model is an ordinary ESPnet model.
+        # shellcheck disable=SC2086
+        ${python} -m espnet2.bin.asr_train --ngpu "${ngpu}" --resume true \
+            "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
+            --output_dir "${dense_dir}" ${asr_args} > "${dense_dir}/train.log" 2>&1 \
+            || die "dense training failed: see ${dense_dir}/train.log"
+    fi
+    stage_time 11 "${t0}"
+fi
+
+if run_stage 12; then
+    log "Stage 12: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}'"
+    while read -r m t dir; do
+            t0=${SECONDS}
+            done_or_redo "${dir}/${inference_asr_model}" 12 && continue
+            need "${dense_dir}/${inference_asr_model}" 11
+            [ "${overwrite}" = true ] && rm -rf "${dir}"
+            mkdir -p "${dir}"
+            # --resume true: a killed run continues from its last epoch checkpoint.
+            # shellcheck disable=SC2086
+            ${python} -m pinch.espnet.bin.asr_train --ngpu "${ngpu}" --resume true \
+                "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
+                --init_param "${dense_dir}/${inference_asr_model}" \
+                --pruning_config "${pruning_conf_dir}/${m}.yaml" \
+                --pruning_conf "target_sparsity=${t}" \
+                --output_dir "${dir}" ${asr_args} ${compress_args} >> "${dir}/train.log" 2>&1 \
+                || die "compression ${m} ${t} failed: see ${dir}/train.log"
+            echo $(( SECONDS - t0 )) >> "${dir}/wall_time_s"
+            log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
+    done < <(compressed_runs)
+fi
+
+if run_stage 13; then
+    t0=${SECONDS}
+    log "Stage 13: Bake: masks into weights, plain ESPnet model dirs"
+    while read -r m t dir; do
+        done_or_redo "${dir}/baked/model.pth" 13 && continue
+        need "${dir}/${inference_asr_model}" 12
+        # Averaging checkpoints moves learned thresholds off the target: sspg's are
+        # rescaled onto it. Magnitude methods' zeros are kept as they are.
+        exact=()
+        [ "${m}" = sspg ] && exact=(--target_sparsity "${t}")
+        ${python} -m pinch.espnet.bin.bake --train_config "${dir}/config.yaml" \
+            --model_file "${dir}/${inference_asr_model}" --out_dir "${dir}/baked" \
+            "${exact[@]}" --overwrite > "${dir}/bake.log" 2>&1 \
+            || die "bake failed: see ${dir}/bake.log"
+        tail -n 1 "${dir}/bake.log" >&2
+    done < <(compressed_runs)
+    stage_time 13 "${t0}"
+fi
+
+# model_dirs: "DIR CONFIG MODEL" per model to decode: the dense model, then each baked one.
+model_dirs() {
+    echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_asr_model}"
+    while read -r _ _ dir; do
+        echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth"
+    done < <(compressed_runs)
+}
+
+if run_stage 14; then
+    t0=${SECONDS}
+    log "Stage 14: Decoding with unmodified espnet2.bin.asr_inference"
+    while read -r dir config model; do
+        need "${model}" "$([ "${dir}" = "${dense_dir}" ] && echo 11 || echo 13)"
+        for dset in ${test_sets}; do
+            out="${dir}/${inference_tag}/${dset}"
+            done_or_redo "${out}/text" 14 && continue
+            need "${dumpdir}/raw/${dset}/wav.scp" 3
+            rm -rf "${out}" && mkdir -p "${out}/logdir"
+            ${python} -m espnet2.bin.asr_inference --ngpu 0 --config "${inference_config}" \
+                --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
+                --key_file "${dumpdir}/raw/${dset}/wav.scp" \
+                --asr_train_config "${config}" --asr_model_file "${model}" \
+                --output_dir "${out}/logdir/output.1" > "${out}/logdir/asr_inference.1.log" 2>&1 \
+                || die "decoding failed: see ${out}/logdir/asr_inference.1.log"
+            for f in token token_int score text; do
+                cp "${out}/logdir/output.1/1best_recog/${f}" "${out}/${f}.tmp"
+            done
+            for f in token token_int score text; do mv "${out}/${f}.tmp" "${out}/${f}"; done
+            log "Stage 14: ${out}/text"
+        done
+    done < <(model_dirs)
+    stage_time 14 "${t0}"
+fi
+
+if run_stage 15; then
+    t0=${SECONDS}
+    log "Stage 15: Scoring (sclite), MAPSSWE vs the dense model, RESULTS.md, results table"
+    while read -r dir config model; do
+        for dset in ${test_sets}; do
+            out="${dir}/${inference_tag}/${dset}"
+            need "${out}/text" 14
+            if ! done_or_redo "${out}/score_wer/result.json" 15; then
+                ${python} -m pinch.scoring score --ref "${dumpdir}/raw/${dset}/text" \
+                    --hyp "${out}/text" --out "${out}/score_wer" > "${out}/score.log" 2>&1 \
+                    || die "scoring failed: see ${out}/score.log"
+            fi
+            if [ "${dir}" != "${dense_dir}" ] \
+                && ! done_or_redo "${out}/mapsswe_vs_dense/compare.json" 15; then
+                ${python} -m pinch.scoring compare --ref "${dumpdir}/raw/${dset}/text" \
+                    --hyp-a "${dense_dir}/${inference_tag}/${dset}/text" --hyp-b "${out}/text" \
+                    --name-a dense --name-b pruned --out "${out}/mapsswe_vs_dense" \
+                    > "${out}/compare.log" 2>&1 || die "MAPSSWE failed: see ${out}/compare.log"
+            fi
+        done
+        ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
+            --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
+            --results_table "${results_table}" --overwrite "${overwrite}"
+    done < <(model_dirs)
+    stage_time 15 "${t0}"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"
