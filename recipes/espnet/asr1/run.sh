@@ -32,6 +32,7 @@ size=default            # Embedded corpus size: default | tiny.
 seed=0                  # Embedded corpus generator seed.
 min_wav_duration=0.1    # Stage 4 drops shorter training utterances (seconds).
 max_wav_duration=20     # Stage 4 drops longer training utterances (seconds).
+test_sets=              # Sets to decode and score (default: all of the corpus).
 
 # Features
 feats_normalize=global_mvn  # global_mvn (statistics of stage 10) | utterance_mvn
@@ -97,14 +98,21 @@ done
 
 case "${corpus}" in
     embedded)
-        train_set=train; valid_set=dev; test_sets="test_clean test_other" ;;
+        train_set=train; valid_set=dev; all_test_sets="test_clean test_other" ;;
     librispeech)
         [ -n "${librispeech_dir}" ] || die "--corpus librispeech needs --librispeech_dir DIR"
         [ -d "${librispeech_dir}" ] || die "--librispeech_dir ${librispeech_dir}: no such directory"
         train_set=train_clean_100; valid_set=dev_clean
-        test_sets="dev_clean dev_other test_clean test_other" ;;
+        all_test_sets="dev_clean dev_other test_clean test_other" ;;
     *) die "--corpus must be embedded or librispeech, not '${corpus}'" ;;
 esac
+test_sets="${test_sets:-${all_test_sets}}"
+for dset in ${test_sets}; do
+    case " ${all_test_sets} " in
+        *" ${dset} "*) ;;
+        *) die "--test_sets: ${corpus} has no set '${dset}' (sets: ${all_test_sets})" ;;
+    esac
+done
 
 token_dir="${datadir}/token_list/${token_type}_${bpemode}${nbpe}"
 bpemodel="${token_dir}/bpe.model"

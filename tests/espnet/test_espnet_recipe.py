@@ -1,0 +1,197 @@
+"""The ESPnet recipe end to end on the tiny embedded corpus with a tiny model (CPU).
+
+One run through every stage (module fixture) serves several tests: results written in
+ESPnet's format, a baked model that unmodified espnet2 decodes exactly as the gated one,
+resume of a killed compression stage, and the recipe's refusals of bad input.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "espnet" / "asr1"
+TARGET = "0.5"
+TINY_MODEL = ("--encoder_conf output_size=32 --encoder_conf linear_units=64 "
+              "--encoder_conf num_blocks=1 --encoder_conf attention_heads=2 --batch_size 8")
+# Few updates on a tiny corpus: a large learning rate and eta get the gates to the target.
+COMPRESS = ("--max_epoch 4 --optim adam --optim_conf lr=0.02 --scheduler none "
+            "--keep_nbest_models 1 --pruning_conf eta=200")
+
+
+def recipe_cmd(root, *options):
+    return [
+        "bash", str(RECIPE / "run.sh"), "--python", sys.executable, "--size", "tiny",
+        "--datadir", str(root / "data"), "--dumpdir", str(root / "dump"),
+        "--expdir", str(root / "exp"), "--results_table", str(root / "results"),
+        "--nbpe", "30", "--test_sets", "test_clean", "--target_sparsity", TARGET,
+        "--asr_args", f"--max_epoch 1 {TINY_MODEL}", "--compress_args", COMPRESS, *options,
+    ]
+
+
+def run_recipe(root, *options, check=True):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(recipe_cmd(root, *options), capture_output=True, text=True, env=env,
+                          timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"run.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe")
+    run_recipe(root)
+    exp = root / "exp"
+    dense = exp / "asr_train_asr_conformer_ctc_raw_bpe30"
+    return {"root": root, "dense": dense, "compressed": Path(f"{dense}_sspg{TARGET}")}
+
+
+def test_every_stage_leaves_espnet_results(recipe):
+    dense, comp = recipe["dense"], recipe["compressed"]
+    decode = "decode_ctc_asr_model_valid.loss.ave"
+    for model_dir in (dense, comp / "baked"):
+        assert (model_dir / decode / "test_clean" / "text").is_file()
+        text = (model_dir / "RESULTS.md").read_text()
+        assert "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|" in text
+        assert f"|{decode}/test_clean|" in text
+    rows = json.loads((recipe["root"] / "results" / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["dense", "sspg"]
+    pruned = rows[1]
+    assert abs(pruned["sparsity"] - float(TARGET)) < 0.01
+    assert pruned["nonzero_params"] < rows[0]["nonzero_params"]
+    assert 0.0 <= pruned["significance"]["test_clean"]["p_value"] <= 1.0
+    # The schedule's scalars reached espnet2's training log.
+    log = (comp / "train.log").read_text()
+    assert all(f"{k}=" in log for k in ("loss_sparsity", "sparsity", "eta", "tau"))
+
+
+def test_baked_dir_is_plain_espnet(recipe):
+    baked = recipe["compressed"] / "baked"
+    config = yaml.safe_load((baked / "config.yaml").read_text())
+    assert not {"pruning", "pruning_conf", "pruning_config"} & set(config)
+    state = torch.load(baked / "model.pth", map_location="cpu")
+    assert not [k for k in state if k.endswith("_threshold") or k.endswith("pinch_steps")]
+
+
+def test_finished_results_are_kept_without_overwrite(recipe):
+    table = recipe["root"] / "results" / "results.json"
+    before = table.read_text()
+    proc = run_recipe(recipe["root"], "--stage", "13", "--stop_stage", "15")
+    assert "skipping (pass --overwrite true to redo)" in proc.stderr
+    assert table.read_text() == before
+
+
+PLAIN_DECODE = """
+import json, sys
+from espnet2.bin.asr_inference import Speech2Text
+import soundfile
+s2t = Speech2Text(asr_train_config=sys.argv[1], asr_model_file=sys.argv[2], beam_size=1,
+                  ctc_weight=1.0, lm_weight=0.0)
+hyps = {}
+for line in open(sys.argv[3]):
+    utt, path = line.split()
+    hyps[utt] = s2t(soundfile.read(path)[0])[0][0]
+assert not [m for m in sys.modules if m == "pinch" or m.startswith("pinch.")], "pinch was imported"
+print(json.dumps(hyps))
+"""
+
+
+def test_baked_model_decodes_with_plain_espnet2_as_the_gated_one(recipe, tmp_path, monkeypatch):
+    import espnet2.bin.asr_inference as asr_inference
+    import soundfile
+
+    from pinch.espnet.bin.bake import bake_model_dir
+    from pinch.espnet.tasks.asr import ASRTask
+
+    comp = recipe["compressed"]
+    checkpoint = comp / "valid.loss.ave.pth"
+    summary = bake_model_dir("asr", comp / "config.yaml", checkpoint, tmp_path / "baked")
+    assert summary["sparsity_gated"] > 0.3, "the comparison needs a really pruned model"
+    wav_scp = recipe["root"] / "dump" / "raw" / "test_clean" / "wav.scp"
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN_DECODE, str(tmp_path / "baked" / "config.yaml"),
+         str(tmp_path / "baked" / "model.pth"), str(wav_scp)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    # The gated model: espnet2's Speech2Text building the model through pinch's task.
+    monkeypatch.setattr(asr_inference, "ASRTask", ASRTask)
+    s2t = asr_inference.Speech2Text(asr_train_config=str(comp / "config.yaml"),
+                                    asr_model_file=str(checkpoint), beam_size=1,
+                                    ctc_weight=1.0, lm_weight=0.0)
+    assert any(n.endswith("weight_threshold") for n, _ in s2t.asr_model.named_parameters())
+    gated = {}
+    for line in wav_scp.read_text().splitlines():
+        utt, path = line.split()
+        gated[utt] = s2t(soundfile.read(path)[0])[0][0]
+    assert gated == plain
+
+
+def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path):
+    # A second experiment dir sharing the data, statistics and dense model.
+    root = recipe["root"]
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    for d in root.joinpath("exp").iterdir():
+        if d.name.startswith("asr_stats") or d == recipe["dense"]:
+            (exp / d.name).symlink_to(d)
+    cmd = recipe_cmd(root, "--expdir", str(exp), "--stage", "12", "--stop_stage", "12")
+    comp = exp / recipe["compressed"].name
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (comp / "checkpoint.pth").exists():  # written at the end of epoch 1
+            assert proc.poll() is None, "compression ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (comp / "valid.loss.ave.pth").exists()
+    run_recipe(root, "--expdir", str(exp), "--stage", "12", "--stop_stage", "12")
+    assert "The training was resumed" in (comp / "train.log").read_text()
+
+    def final(d):
+        state = torch.load(d / "valid.loss.ave.pth", map_location="cpu")
+        gated = [k[: -len("_threshold")] for k in state if k.endswith("_threshold")]
+        kept = sum(int((state[k].square() >= state[k + "_threshold"].square()).sum()) for k in gated)
+        return int(state["pinch_steps"]), 1 - kept / sum(state[k].numel() for k in gated)
+
+    steps, sparsity = final(comp)
+    ref_steps, ref_sparsity = final(recipe["compressed"])
+    assert steps == ref_steps
+    assert abs(sparsity - ref_sparsity) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (["--no_such_option", "1"], "unknown option --no_such_option"),
+        (["--target_sparsity", "1.5"], "target sparsity '1.5' must be a number in [0, 1)"),
+        (["--sweep", "0.5 abc"], "target sparsity 'abc'"),
+        (["--pruning", "magic"], "no preset"),
+        (["--corpus", "librispeech"], "--corpus librispeech needs --librispeech_dir"),
+        (["--test_sets", "test_loud"], "has no set 'test_loud'"),
+        (["--overwrite", "yes"], "--overwrite must be true or false"),
+        (["--stage", "12", "--stop_stage", "12"], "run stage 11 first"),
+        (["--stage", "14", "--stop_stage", "14"], "run stage 11 first"),
+    ],
+)
+def test_bad_input_stops_with_its_name(tmp_path, options, message):
+    proc = run_recipe(tmp_path, *options, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr

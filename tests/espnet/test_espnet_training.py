@@ -1,0 +1,75 @@
+"""Inside espnet2's own Trainer: penalty in the loss, pruning stats reported, schedule
+stepped once per real optimizer update (accum_grad aware)."""
+import pytest
+import torch
+from espnet2.train.distributed_utils import DistributedOption
+from espnet2.train.reporter import Reporter
+from espnet2.train.trainer import Trainer
+
+from espnet_tiny import batch, parse_tiny
+from pinch.espnet.tasks.asr import ASRTask
+
+PRUNING = ["--pruning", "sspg", "--pruning_conf", "target_sparsity=0.5",
+           "--pruning_conf", "preset=conformer", "--pruning_conf", "eta=200.0"]
+
+
+def build(tmp_path, *extra):
+    args = parse_tiny(tmp_path, *PRUNING, "--optim", "adam", "--optim_conf", "lr=0.01", *extra)
+    torch.manual_seed(0)
+    model = ASRTask.build_model(args)
+    optimizers = ASRTask.build_optimizers(args, model)
+    return args, model, optimizers
+
+
+def train_epoch(args, model, optimizers, n_batches):
+    reporter = Reporter()
+    reporter.set_epoch(1)
+    iterator = [([f"u{i}_{j}" for j in range(4)], batch(seed=i)) for i in range(n_batches)]
+    with reporter.observe("train") as sub:
+        Trainer.train_one_epoch(
+            model=model, iterator=iterator, optimizers=optimizers, schedulers=[None], scaler=None,
+            reporter=sub, summary_writer=None, options=Trainer.build_options(args),
+            distributed_option=DistributedOption(distributed=False),
+        )
+    return reporter
+
+
+def test_thresholds_are_optimizer_parameters(tmp_path):
+    _, model, optimizers = build(tmp_path)
+    owned = {id(p) for g in optimizers[0].param_groups for p in g["params"]}
+    thresholds = [p for n, p in model.named_parameters() if n.endswith("weight_threshold")]
+    # 2 blocks x (q, k, v, out, 2 x 2 FFN, 2 pointwise convs) = 2 x 10 gates.
+    assert len(thresholds) == 20
+    assert all(id(p) in owned for p in thresholds)
+
+
+@pytest.mark.parametrize("accum_grad,n_batches,updates", [(1, 6, 6), (3, 6, 2), (4, 6, 1)])
+def test_schedule_steps_once_per_optimizer_update(tmp_path, accum_grad, n_batches, updates):
+    args, model, optimizers = build(tmp_path, "--accum_grad", str(accum_grad))
+    train_epoch(args, model, optimizers, n_batches)
+    assert int(model.pinch_steps) == updates
+
+
+def test_penalty_in_loss_and_stats_in_reporter(tmp_path):
+    args, model, optimizers = build(tmp_path)
+    model.train()
+    loss, stats, _ = model(**batch())
+    assert torch.allclose(loss, stats["loss_ctc"] + stats["loss_sparsity"])
+    assert float(stats["loss_sparsity"]) > 0  # eta is on until the target is reached
+    reporter = train_epoch(args, model, optimizers, 4)
+    for key in ("loss_sparsity", "sparsity", "eta", "tau"):
+        assert reporter.has("train", key), key
+    # Validation keeps the task loss (it ranks checkpoints) and still reports sparsity.
+    model.eval()
+    with torch.no_grad():
+        loss, stats, _ = model(**batch())
+    assert torch.allclose(loss, stats["loss_ctc"]) and "sparsity" in stats
+
+
+def test_sparsity_rises_towards_target(tmp_path):
+    args, model, optimizers = build(tmp_path)
+    reporter = train_epoch(args, model, optimizers, 30)
+    first = reporter.get_value("train", "sparsity")
+    assert 0 < first
+    report = model._pinch_pruner.sparsity()
+    assert 0.1 < report.gated <= 0.5 + 1e-6
