@@ -10,6 +10,7 @@ Usage: python bench/embedded_learnability.py --data DIR [--minutes 10] [--steps 
 Prints a table and writes JSON (default bench/results/embedded_learnability.json).
 """
 import argparse
+import json
 import math
 import random
 import tempfile
@@ -79,6 +80,17 @@ def decode(model, feats, mean, std, batch=16):
     return hyps
 
 
+def conditions(split_dir, ids):
+    """Utterance ids of the whole split and, for test_other, of each distortion."""
+    groups = {split_dir.name: set(ids)}
+    synthesis = split_dir / "synthesis.jsonl"
+    if split_dir.name == "test_other" and synthesis.is_file():
+        made = [json.loads(line) for line in synthesis.read_text().splitlines()]
+        groups["test_other:speed"] = {m["utt_id"] for m in made if m["speed"] != 1.0}
+        groups["test_other:noise"] = {m["utt_id"] for m in made if m["snr_db"]}
+    return groups
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="embedded corpus directory")
@@ -89,6 +101,7 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (CPU is shared)")
+    parser.add_argument("--out", help="keep decoding outputs and sclite reports here")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" /
                                               "embedded_learnability.json"))
     args = parser.parse_args()
@@ -136,19 +149,25 @@ def main():
               "s_per_step": round(train_s / max(step, 1), 3),
               "threads": torch.get_num_threads(), "loss": loss_log, "wer": {}, "cer": {}}
     with tempfile.TemporaryDirectory() as tmp:
+        score_dir = Path(args.out) if args.out else Path(tmp)
         for split in ("test_clean", "test_other"):
             entries = read_manifest(data / split / "manifest.json")
             hyps = decode(model, features(entries, mel), mean, std)
             ids = [Path(e["audio_filepath"]).stem for e in entries]
-            ref, hyp = Path(tmp) / f"{split}.ref", Path(tmp) / f"{split}.hyp"
-            ref.write_text("".join(f"{u} {e['text']}\n" for u, e in zip(ids, entries)))
-            hyp.write_text("".join(f"{u} {h}".rstrip() + "\n" for u, h in zip(ids, hyps)))
-            r = score(ref, hyp, Path(tmp) / split)
-            result["wer"][split], result["cer"][split] = round(r["wer"], 2), round(r["cer"], 2)
-    print(f"{'params':>8} {'threads':>7} {'steps':>6} {'s/step':>6} {'train s':>8} "
-          f"{'WER clean':>9} {'WER other':>9}")
-    print(f"{params:8d} {result['threads']:7d} {step:6d} {result['s_per_step']:6.3f} "
-          f"{train_s:8.0f} {result['wer']['test_clean']:9.2f} {result['wer']['test_other']:9.2f}")
+            for name, keep in conditions(data / split, ids).items():
+                ref, hyp = score_dir / name / "ref", score_dir / name / "hyp"
+                ref.parent.mkdir(parents=True, exist_ok=True)
+                ref.write_text("".join(f"{u} {e['text']}\n" for u, e in zip(ids, entries)
+                                       if u in keep))
+                hyp.write_text("".join(f"{u} {h}".rstrip() + "\n" for u, h in zip(ids, hyps)
+                                       if u in keep))
+                r = score(ref, hyp, score_dir / name)
+                result["wer"][name], result["cer"][name] = round(r["wer"], 2), round(r["cer"], 2)
+    print(f"params {params}, threads {result['threads']}, steps {step}, "
+          f"{result['s_per_step']:.3f} s/step, {train_s:.0f} s training")
+    print(f"{'test set':18} {'WER %':>7} {'CER %':>7}")
+    for name in result["wer"]:
+        print(f"{name:18} {result['wer'][name]:7.2f} {result['cer'][name]:7.2f}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, result)

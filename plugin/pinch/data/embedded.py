@@ -3,11 +3,13 @@
 Why: nothing can be downloaded here, yet every recipe needs a real ASR task. The corpus
 is a pure function of (GENERATOR_VERSION, seed, size); a cached copy with a matching
 stamp (corpus.json) is reused, any other copy is rebuilt. Layout under OUT:
-  <split>/{wav.scp,text,utt2spk,spk2utt,manifest.json}  train dev test_clean test_other
-  tts/<split>/...                                         train dev test (one voice)
+  <split>/{wav.scp,text,utt2spk,spk2utt,manifest.json,synthesis.jsonl}
+      for split in train, dev, test_clean, test_other
+  tts/<split>/... for split in train, dev, test (one voice)
   wav/...  tts/wav/...  corpus.json (the stamp)  stats.json (hours per split, timing)
 Sentences of train never occur in dev or the test sets; test_other is spoken by voices
-never used in train and is sped up/slowed down or has white noise added.
+never used in train and is sped up/slowed down (x0.9, x1.1) or has white noise added
+(20-30 dB SNR); speaking rate and pitch are drawn from the same ranges in every split.
 """
 from __future__ import annotations
 
@@ -36,6 +38,11 @@ SAMPLE_RATE = 16000
 ASR_SPLITS = ("train", "dev", "test_clean", "test_other")
 TTS_SPLITS = ("train", "dev", "test")
 STAMP = "corpus.json"
+SYNTHESIS = "synthesis.jsonl"   # per split: how each utterance was made (for analysis)
+RATE_WPM = (135, 195)           # espeak-ng -s, every split
+PITCH = (25, 75)                # espeak-ng -p, every split
+OTHER_SPEEDS = (0.9, 1.1)       # test_other: half sped up/slowed down ...
+OTHER_SNR_DB = (20, 30)         # ... half with mild white noise
 STATS = "stats.json"
 
 
@@ -97,17 +104,14 @@ def _plan(seed: int, size: CorpusSize) -> dict[str, list[_Job]]:
         jobs = []
         for i, text in enumerate(by_split[split]):
             index += 1
+            voice = rng.choice(UNSEEN_VOICES if split == "test_other" else SEEN_VOICES)
+            rate, pitch = rng.randint(*RATE_WPM), rng.randint(*PITCH)
+            speed, snr = 1.0, 0.0
             if split == "test_other":
-                voice = rng.choice(UNSEEN_VOICES)
-                rate, pitch = rng.randint(130, 200), rng.randint(25, 75)
                 if rng.random() < 0.5:
-                    speed, snr = rng.choice([0.9, 1.1]), 0.0
+                    speed = rng.choice(OTHER_SPEEDS)
                 else:
-                    speed, snr = 1.0, float(rng.randint(15, 25))
-            else:
-                voice = rng.choice(SEEN_VOICES)
-                rate, pitch = rng.randint(140, 190), rng.randint(30, 70)
-                speed, snr = 1.0, 0.0
+                    snr = float(rng.randint(*OTHER_SNR_DB))
             jobs.append(_job(voice, f"{split}-{i:05d}", text, rate, pitch, speed, snr,
                              index, f"wav/{split}"))
         plan[split] = jobs
@@ -206,6 +210,9 @@ def prepare_embedded(out: Path, seed: int = 0, size: str | CorpusSize = "default
             utts = [Utterance(j.utt_id, j.speaker, str(out / j.rel_path), j.text,
                               durations[j.utt_id]) for j in split_jobs]
             write_split(tmp / split, utts, SAMPLE_RATE, check_audio_files=False)
+            (tmp / split / SYNTHESIS).write_text("".join(json.dumps(
+                {"utt_id": j.utt_id, "voice": j.voice, "rate": j.rate, "pitch": j.pitch,
+                 "speed": j.speed, "snr_db": j.snr_db}) + "\n" for j in split_jobs))
             stats["splits"][split] = _split_stats(utts, train_vocab)
         (tmp / STATS).write_text(json.dumps(stats, indent=2) + "\n")
         (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
