@@ -1,6 +1,6 @@
 import torch
 
-from pinch.gates.masking import hard_keep, kept_count, pinched, soft_pinched
+from pinch.gates.masking import hard_keep, pinch_weight, soft_pinched
 from pinch.schedules import cosine, cubic_sparsity
 
 
@@ -9,9 +9,9 @@ def test_hard_mask_and_forward_on_hand_computed_case():
     t = torch.tensor(0.15)
     # w^2 = [.25 .01; .04 .0025] vs t^2 = .0225 -> keep 0.5 and 0.2 only
     assert hard_keep(w, t).tolist() == [[True, False], [True, False]]
-    assert torch.equal(pinched(w, t, tau=0.5), w * torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+    assert torch.equal(pinch_weight(w, t, tau=0.5)[0], w * torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
     # soft mask at tau = 0.01: sigmoid((0.25 - 0.0225) / 0.01) ~ 1, sigmoid((0.01 - 0.0225)/0.01) = sigmoid(-1.25)
-    soft = soft_pinched(w, t, tau=0.01)
+    soft = soft_pinched(w, t, tau=0.01)[0]
     assert torch.isclose(soft[0, 1], torch.tensor(-0.1) * torch.sigmoid(torch.tensor(-1.25)))
     assert torch.isclose(soft[0, 0], torch.tensor(0.5), atol=1e-6)
 
@@ -19,7 +19,7 @@ def test_hard_mask_and_forward_on_hand_computed_case():
 def test_row_groups_gate_on_mean_square():
     w = torch.tensor([[0.3, 0.1], [0.05, 0.02]])  # row mean squares .05 and .00145
     t = torch.tensor(0.1)  # t^2 = .01
-    assert torch.equal(pinched(w, t, 0.5, groups=2), w * torch.tensor([[1.0], [0.0]]))
+    assert torch.equal(pinch_weight(w, t, 0.5, groups=2)[0], w * torch.tensor([[1.0], [0.0]]))
 
 
 def _straight_through_matches_soft(groups):
@@ -27,12 +27,16 @@ def _straight_through_matches_soft(groups):
     w = torch.randn(6, 4, dtype=torch.double, requires_grad=True)
     t = torch.tensor(0.7, dtype=torch.double, requires_grad=True)
     up = torch.randn(6, 4, dtype=torch.double)
-    (pinched(w, t, 0.3, groups) * up).sum().backward()
-    gw, gt = w.grad.clone(), t.grad.clone()
-    w.grad = t.grad = None
-    (soft_pinched(w, t, 0.3, groups) * up).sum().backward()
-    assert torch.allclose(gw, w.grad) and torch.allclose(gt, t.grad)
-    assert gw.abs().sum() > 0 and gt.abs() > 0, "gradients must reach both W and t"
+    for eta in (0.0, 0.3):  # masked weight alone, and with the L0 penalty on the count
+        masked, kept = pinch_weight(w, t, 0.3, groups)
+        ((masked * up).sum() + eta * kept).backward()
+        gw, gt = w.grad.clone(), t.grad.clone()
+        w.grad = t.grad = None
+        soft, soft_kept = soft_pinched(w, t, 0.3, groups)
+        ((soft * up).sum() + eta * soft_kept).backward()
+        assert torch.allclose(gw, w.grad) and torch.allclose(gt, t.grad)
+        assert gw.abs().sum() > 0 and gt.abs() > 0, "gradients must reach both W and t"
+        w.grad = t.grad = None
 
 
 def test_straight_through_gradients_are_the_soft_masks():
@@ -53,7 +57,7 @@ def test_kept_count_value_and_gradient():
     torch.manual_seed(2)
     w = torch.randn(5, 3, dtype=torch.double, requires_grad=True)
     t = torch.tensor(0.6, dtype=torch.double, requires_grad=True)
-    count = kept_count(w, t, 0.25)
+    _, count = pinch_weight(w, t, 0.25)
     assert count.item() == int((w.detach().abs() >= 0.6).sum())
     count.backward()
     gw, gt = w.grad.clone(), t.grad.clone()

@@ -22,7 +22,7 @@ def main(argv=None):
         if args.command == "report":
             from pinch.cli.report import run
         else:
-            from pinch.bench.runner import run
+            from pinch.cli.bench import run
         run(args)
     except ValueError as err:
         print(f"pinch {args.command}: error: {err}", file=sys.stderr)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pinch.gates.masking import hard_keep, kept_count, pinched
+from pinch.gates.masking import hard_keep, pinch_weight
 
 THRESHOLD_SUFFIX = "_threshold"
 INIT_THRESHOLD = 1e-5
@@ -52,6 +52,7 @@ class Gate:
             name + THRESHOLD_SUFFIX,
             nn.Parameter(torch.full((), INIT_THRESHOLD, dtype=weight.dtype, device=weight.device)),
         )
+        self.kept_now = None  # L0 count from the latest forward, still in the graph
         _install(module, self)
 
     @property
@@ -67,7 +68,8 @@ class Gate:
         return self.weight.numel()
 
     def masked_weight(self):
-        return pinched(self.weight, self.threshold, self.clock.tau, self.groups)
+        masked, self.kept_now = pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups)
+        return masked
 
     def masked_bias(self):
         bias = self.module._parameters.get(self.bias_name) if self.bias_name else None
@@ -85,8 +87,14 @@ class Gate:
         return hard_keep(self.weight.detach(), self.threshold.detach(), self.groups)
 
     def kept(self):
-        """Differentiable L0 count of kept weights (the sparsity penalty's term)."""
-        return kept_count(self.weight, self.threshold, self.clock.tau, self.groups)
+        """Differentiable L0 count of kept weights (the sparsity penalty's term).
+
+        Reuses the count of this step's forward when there was one, so the penalty
+        costs no extra pass over the weights.
+        """
+        if self.kept_now is not None and self.kept_now.requires_grad:
+            return self.kept_now
+        return pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups)[1]
 
     def remove(self, apply_mask=True):
         """Detach the gate; with ``apply_mask`` the hard mask is written into the weights."""

@@ -43,7 +43,7 @@ class SelfPinching(PruningMethod):
         return cosine(self.clock.step, self.clock.total_steps, self.tau_start, self.tau_end)
 
     def start(self):
-        self._settle()
+        self._settle(self._sparsity())
 
     def penalty(self):
         if not self.eta_on:
@@ -51,13 +51,21 @@ class SelfPinching(PruningMethod):
         return self.eta * sum(g.kept() for g in self.gates) / self.gated
 
     def after_step(self):
-        self._settle()
+        # The forward just run already counted what it kept: no extra pass over weights.
+        counts = [g.kept_now for g in self.gates]
+        for g in self.gates:
+            g.kept_now = None
+        if any(c is None for c in counts):
+            self._settle(self._sparsity())
+        else:
+            self._settle(1.0 - float(torch.stack(counts).detach().sum()) / self.gated)
 
-    def _settle(self):
-        with torch.no_grad():
-            if self._sparsity() > self.target_sparsity:
-                self._project()
-            self.eta_on = self._sparsity() < self.target_sparsity
+    @torch.no_grad()
+    def _settle(self, sparsity):
+        if sparsity > self.target_sparsity:
+            self._project()
+            sparsity = self._sparsity()
+        self.eta_on = sparsity < self.target_sparsity
 
     def _sparsity(self):
         kept = sum(g.group_keep().sum() * (g.numel // g.groups) for g in self.gates)

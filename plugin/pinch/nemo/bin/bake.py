@@ -11,11 +11,11 @@ next to it.
 """
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 from pinch.cli.checkpoint import load_state_dict
+from pinch.data.atomic import write_json_atomic
 
 
 def bake_file(src, out):
@@ -41,9 +41,7 @@ def bake_file(src, out):
     out = save_nemo(model, out)
     summary = {"source": str(src), "nemo_file": str(out), "pruning": OmegaConf.to_container(cfg.pruning, resolve=True)}
     summary.update(dataclasses.asdict(report))
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out.with_suffix(".json"))
+    write_json_atomic(out.with_suffix(".json"), summary)
     return out, report
 
 

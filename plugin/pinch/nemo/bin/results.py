@@ -1,7 +1,8 @@
 """Collect one NeMo recipe model's scores into RESULTS.md and the shared results table.
 
-Reads what the recipe's stages wrote in MODEL_DIR: model.nemo (params, non-zeros, size
-via ``pinch report``'s summary), model.json (bake's measured sparsity), wall_time_s
+Reads what the recipe's stages wrote in MODEL_DIR: model.nemo (size on disk), model.json
+(parameters and non-zero parameters, counted over the model's parameters, not buffers
+such as the mel filterbank; for a compressed model bake's measured sparsity), wall_time_s
 (compression time), decode_<set>/score_wer/result.json (sclite) and
 decode_<set>/mapsswe_vs_dense/compare.json (significance). The shared table is
 append-only: a marker in MODEL_DIR keeps a rerun from adding the same row twice.
@@ -11,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from pinch.cli.report import summarize
+from pinch.data.atomic import write_text_atomic
 from pinch.scoring import append_result, render_markdown
 
 MARKER = ".results_appended"
@@ -29,18 +30,19 @@ def _json(path):
 def result_row(model_dir, test_sets, corpus):
     """The results-table row of one model directory (dense or baked)."""
     model_dir = Path(model_dir)
-    summary = summarize(str(model_dir / "model.nemo"))
-    row = {"system": model_dir.name, "toolkit": "nemo", "params": summary["params"],
-           "nonzero_params": summary["nonzero"], "size_mb": summary["bytes_on_disk"] / 1e6,
+    nemo_file = model_dir / "model.nemo"
+    if not nemo_file.is_file():
+        raise FileNotFoundError(f"{nemo_file}: missing (run the stage that writes it)")
+    report = _json(model_dir / "model.json")
+    row = {"system": model_dir.name, "toolkit": "nemo", "params": report["params"],
+           "nonzero_params": report["nonzero"], "size_mb": nemo_file.stat().st_size / 1e6,
            "notes": f"corpus={corpus}"}
-    bake_report = model_dir / "model.json"
-    if bake_report.exists():
-        report = _json(bake_report)
+    if "pruning" in report:
         row.update(method=report["pruning"]["method"], target_sparsity=float(report["pruning"]["target_sparsity"]),
                    sparsity=report["gated"])
         row["wall_time_s"] = float((model_dir / "wall_time_s").read_text().split()[-1])
     else:
-        row.update(method="dense", sparsity=0.0)
+        row["method"] = "dense"
     row["wer"], significance = {}, {}
     for dset in test_sets:
         row["wer"][dset] = _json(model_dir / f"decode_{dset}" / "score_wer" / "result.json")["wer"]
@@ -65,9 +67,7 @@ def main(argv=None):
     try:
         row = result_row(args.model_dir, args.test_sets, args.corpus)
         local = Path(args.model_dir) / "RESULTS.md"
-        tmp = local.with_suffix(".md.tmp")
-        tmp.write_text(render_markdown([row]))
-        tmp.replace(local)
+        write_text_atomic(local, render_markdown([row]))
         marker = Path(args.model_dir) / MARKER
         if marker.exists() and args.overwrite == "false":
             print(f"pinch.nemo: {args.model_dir} is already in {args.results_table}; not appending again")

@@ -24,6 +24,7 @@ from nemo.utils.exp_manager import exp_manager
 from nemo.utils.trainer_utils import resolve_trainer_cfg
 from omegaconf import OmegaConf, open_dict
 
+from pinch.data.atomic import write_json_atomic
 from pinch.nemo import check_nemo_file, nemo_target, pinch_class_for, pruning_config, save_nemo
 from pinch.nemo.ctc import PinchEncDecCTCModel, PinchEncDecCTCModelBPE
 
@@ -32,7 +33,7 @@ FINETUNE_KEYS = ("train_ds", "validation_ds", "optim", "pruning")
 
 
 def merged_pruning(cfg):
-    """``pruning_config`` file, overridden by ``model.pruning``; None without either."""
+    """``pruning_config`` file, overridden by the non-null keys of ``model.pruning``; None without either."""
     path = cfg.get("pruning_config")
     block = {}
     if path:
@@ -45,7 +46,7 @@ def merged_pruning(cfg):
             raise ValueError(f"pruning_config={path}: expected a mapping of pruning keys")
     own = cfg.model.get("pruning")
     if own:
-        block.update(OmegaConf.to_container(own, resolve=True))
+        block.update({k: v for k, v in OmegaConf.to_container(own, resolve=True).items() if v is not None})
     if not block:
         return None
     where = f" (from {path})" if path else ""
@@ -93,12 +94,20 @@ def main(cfg):
     exp_manager(trainer, cfg.get("exp_manager"))
     model = build_model(cfg, trainer)
     trainer.fit(model, ckpt_path=cfg.get("ckpt_path"))
-    if getattr(model, "pruner", None) is not None:
+    pruned = getattr(model, "pruner", None) is not None
+    if pruned:
         # The gated model, as trained: pinch.nemo.bin.bake turns it into a plain NeMo model.
         with open_dict(model.cfg):
             model.cfg.target = f"{type(model).__module__}.{type(model).__name__}"
     if trainer.is_global_zero:
-        print(f"pinch.nemo: wrote {save_nemo(model, cfg.output_nemo)}")
+        out = save_nemo(model, cfg.output_nemo)
+        if not pruned:
+            # Parameter counts for the results table (bake writes the same for a compressed model).
+            params = list(model.parameters())
+            write_json_atomic(out.with_suffix(".json"), {
+                "nemo_file": str(out), "params": sum(p.numel() for p in params),
+                "nonzero": sum(int((p != 0).sum()) for p in params)})
+        print(f"pinch.nemo: wrote {out}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
-"""Transcribe a data directory with a .nemo model into a Kaldi-style hypothesis file.
+"""Transcribe data directories with a .nemo model into Kaldi-style hypothesis files.
 
 Greedy CTC decoding through NeMo's own ``ASRModel.restore_from`` + ``transcribe()``
-(the same calls a user without pinch makes), on the split's manifest.json; utterance
-ids come from the split's wav.scp so the output scores against its ``text``:
+(the same calls a user without pinch makes), on each split's manifest.json; utterance
+ids come from the split's wav.scp so the output scores against its ``text``. One
+process serves several splits (``--set`` repeated): NeMo's import and the model load
+are paid once.
 
     python -m pinch.nemo.bin.transcribe --model exp/sspg/model.nemo \
-        --data_dir data/test_clean --out exp/sspg/decode_test_clean/hyp.txt
+        --set data/test_clean exp/sspg/decode_test_clean/hyp.txt \
+        --set data/test_other exp/sspg/decode_test_other/hyp.txt
 """
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from pinch.data.atomic import write_text_atomic
 from pinch.data.kaldi import read_table
 from pinch.data.manifest import MANIFEST, read_manifest
 from pinch.data.validate import check_audio
@@ -36,41 +38,42 @@ def utterances(data_dir):
     return out
 
 
-def transcribe(model_path, data_dir, out, batch_size=16):
-    """Write ``out`` (``utt_id words`` lines, sorted); returns the number of utterances."""
+def transcribe(model_path, sets, batch_size=16):
+    """For each ``(data_dir, out)`` write ``out``; returns the utterance counts."""
     from nemo.collections.asr.models import ASRModel
 
     from pinch.nemo.archive import check_nemo_file
 
-    utts = utterances(data_dir)
+    checked = [(utterances(data_dir), out) for data_dir, out in sets]  # all inputs before the model
     model = ASRModel.restore_from(str(check_nemo_file(model_path)), map_location="cpu")
     model.eval()
+    return [write_hypotheses(model, utts, out, batch_size) for utts, out in checked]
+
+
+def write_hypotheses(model, utts, out, batch_size):
+    """Transcribe ``utts`` into ``out`` (``utt_id words`` lines, sorted), complete or not at all."""
     hyps = model.transcribe([audio for _, audio in utts], batch_size=batch_size, verbose=False)
     texts = [h.text if hasattr(h, "text") else str(h) for h in hyps]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for (utt, _), text in sorted(zip(utts, texts)):
-            f.write(f"{utt} {' '.join(text.split())}\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    write_text_atomic(out, "".join(f"{utt} {' '.join(text.split())}\n" for (utt, _), text in sorted(zip(utts, texts))))
     return len(utts)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pinch.nemo.bin.transcribe", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help=".nemo file")
-    parser.add_argument("--data_dir", required=True, help="split folder with manifest.json and wav.scp")
-    parser.add_argument("--out", required=True, help="hypothesis text file (Kaldi 'utt words')")
+    parser.add_argument("--set", nargs=2, action="append", required=True, metavar=("DATA_DIR", "OUT"),
+                        help="split folder (manifest.json, wav.scp) and the hypothesis file to write")
     parser.add_argument("--batch_size", type=int, default=16)
     args = parser.parse_args(argv)
     try:
-        n = transcribe(args.model, args.data_dir, args.out, args.batch_size)
+        counts = transcribe(args.model, args.set, args.batch_size)
     except (ValueError, FileNotFoundError) as err:
         print(f"pinch.nemo.bin.transcribe: error: {err}", file=sys.stderr)
         return 1
-    print(f"pinch.nemo: {n} utterances -> {args.out}")
+    for n, (_, out) in zip(counts, args.set):
+        print(f"pinch.nemo: {n} utterances -> {out}")
     return 0
 
 

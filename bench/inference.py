@@ -1,0 +1,117 @@
+"""CPU inference latency and size: dense vs baked (zeros) vs CSR sparse vs shrunk-structured.
+
+The unstructured variants carry 65% sparsity in the conformer preset's matrices (magnitude
+masks: latency and size do not depend on how the mask was learned). The structured variant
+prunes 50% of FFN units and attention heads, then `pinch.shrink` removes them.
+Usage: python bench/inference.py [--repeats 20] [--seconds 10] [--out bench/results]
+"""
+import argparse
+import copy
+import os
+import sys
+import tempfile
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(__file__))
+import pinch  # noqa: E402
+from common import bar_plot, conformer_encoder, features, median, params_of, timed, write_json  # noqa: E402
+
+
+class CSRLinear(nn.Module):
+    """A Linear whose weight is a torch sparse CSR matrix (MKL sparse GEMM on CPU)."""
+
+    def __init__(self, linear):
+        super().__init__()
+        self.weight = linear.weight.detach().to_sparse_csr()
+        self.bias = linear.bias.detach() if linear.bias is not None else None
+
+    def forward(self, x):
+        out = torch.nn.functional.linear(x.reshape(-1, x.shape[-1]), self.weight, self.bias)
+        return out.reshape(*x.shape[:-1], -1)
+
+
+def to_csr(model):
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear) and float((child.weight == 0).float().mean()) > 0.5:
+                setattr(module, child_name, CSRLinear(child))
+    return model
+
+
+def unstructured(model, sparsity):
+    pruner = pinch.Pruner(model, method="ump", target_sparsity=sparsity, preset="conformer", total_steps=1)
+    pruner.start()
+    return pinch.bake(model)
+
+
+def structured(model, fraction):
+    pruner = pinch.Pruner(model, target_sparsity=fraction, preset="conformer", granularity="structured",
+                          total_steps=1)
+    with torch.no_grad():  # per tensor, a threshold at the median group RMS prunes half the groups
+        for g in pruner.method.gates:
+            rms = g.weight.reshape(g.groups, -1).square().mean(1).sqrt()
+            g.threshold.fill_(float(torch.quantile(rms, fraction)) * (1 + 1e-6))
+    return pinch.shrink(model)
+
+
+def latency(model, x, lens, repeats):
+    model.eval()
+    with torch.no_grad():
+        model(x, lens)
+        return median([timed(lambda: model(x, lens)) for _ in range(repeats)])
+
+
+def size_on_disk(model, sparse):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m")
+        if sparse:
+            return pinch.save_sparse(model, path)
+        torch.save(model.state_dict(), path)
+        return os.path.getsize(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--out", default="bench/results")
+    args = parser.parse_args(argv)
+    x, lens = features(batch=1, seconds=args.seconds)
+    dense = conformer_encoder()
+    baked = unstructured(copy.deepcopy(dense), 0.65)
+    shrunk = structured(copy.deepcopy(dense), 0.5)
+    # name: (model that runs, model it stores, on-disk size: torch.save, or pinch's sparse file)
+    variants = {
+        "dense": (dense, dense, size_on_disk(dense, False)),
+        "baked 65% (zeros)": (baked, baked, size_on_disk(baked, False)),
+        "CSR sparse 65%": (to_csr(copy.deepcopy(baked)), baked, size_on_disk(baked, True)),
+        "shrunk 50% FFN+heads": (shrunk, shrunk, size_on_disk(shrunk, False)),
+    }
+    rows = []
+    base = None
+    for name, (model, stored, size) in variants.items():
+        ms = latency(model, x, lens, args.repeats) * 1000
+        base = base or ms
+        nonzero = sum(int((p != 0).sum()) for p in stored.parameters())
+        rows.append({"variant": name, "latency_ms": ms, "speedup": base / ms, "params": params_of(stored),
+                     "nonzero_params": nonzero, "bytes": size})
+    dense_bytes = rows[0]["bytes"]
+    print(f"{'variant':22s} {'latency ms':>10s} {'speed-up':>8s} {'params':>10s} {'non-zero':>10s} {'MB':>7s} {'x dense':>7s}")
+    for r in rows:
+        r["size_ratio"] = r["bytes"] / dense_bytes
+        print(f"{r['variant']:22s} {r['latency_ms']:10.1f} {r['speedup']:8.2f} {r['params']:>10,d} "
+              f"{r['nonzero_params']:>10,d} {r['bytes'] / 1e6:7.2f} {r['size_ratio']:7.2f}")
+    result = {"model": "ESPnet ConformerEncoder, 6 blocks, d=144, ffn=576",
+              "input": f"batch 1 x {args.seconds} s of 80-dim features", "repeats": args.repeats, "rows": rows,
+              "target_structured_speedup": 1.6}
+    path = write_json(args.out, "inference", result)
+    bar_plot(args.out, "inference", [r["variant"].split(" (")[0] for r in rows], [r["latency_ms"] for r in rows],
+             "ms", f"Encoder latency, {args.seconds:g} s of audio (CPU)")
+    print(f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
