@@ -51,7 +51,7 @@ def tiny_model_cfg(tiny_corpus, tiny_tokenizer):
         "model.encoder.dropout=0.0", "model.encoder.dropout_pre_encoder=0.0", "model.encoder.dropout_att=0.0",
     ])
     cfg.model.spec_augment = None
-    return cfg.model
+    return OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
 
 
 @pytest.fixture

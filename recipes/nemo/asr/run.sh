@@ -72,6 +72,8 @@ parse_options "$@"
 # Paths below are relative to the recipe directory.
 cd "$(dirname "$0")"
 config_dir="$(cd "${config_dir}" 2>/dev/null && pwd)" || die "--config_dir: no such directory"
+# Hydra runs in the experiment's folder: every path handed to it must be absolute.
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
 
 is_bool() { [ "$1" = true ] || [ "$1" = false ]; }
 is_bool "${overwrite}" || die "--overwrite must be true or false, not '${overwrite}'"
@@ -124,8 +126,8 @@ stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
 
 # Hydra overrides shared by dense training and compression.
 data_overrides=(
-    "model.train_ds.manifest_filepath=${PWD}/${datadir}/${train_set}/manifest.json"
-    "model.validation_ds.manifest_filepath=${PWD}/${datadir}/${valid_set}/manifest.json"
+    "model.train_ds.manifest_filepath=$(abspath "${datadir}")/${train_set}/manifest.json"
+    "model.validation_ds.manifest_filepath=$(abspath "${datadir}")/${valid_set}/manifest.json"
     "seed=${seed}"
 )
 
@@ -183,8 +185,8 @@ if run_stage 3; then
         # Plain NeMo: the dense model is an ordinary EncDecCTCModelBPE.
         # shellcheck disable=SC2086
         ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${train_config}" \
-            "${data_overrides[@]}" "model.tokenizer.dir=${PWD}/${tokenizer_dir}" \
-            "exp_manager.exp_dir=${PWD}/${dense_dir}" "output_nemo=${PWD}/${dense_dir}/model.nemo" \
+            "${data_overrides[@]}" "model.tokenizer.dir=$(abspath "${tokenizer_dir}")" \
+            "exp_manager.exp_dir=$(abspath "${dense_dir}")" "output_nemo=$(abspath "${dense_dir}")/model.nemo" \
             ${train_args} > "${dense_dir}/train.log" 2>&1 \
             || die "dense training failed: see ${dense_dir}/train.log"
     fi
@@ -201,9 +203,9 @@ if run_stage 4; then
         mkdir -p "${dir}"
         # shellcheck disable=SC2086
         ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${compress_config}" \
-            "${data_overrides[@]}" "init_from_nemo_model=${PWD}/${dense_dir}/model.nemo" \
-            "pruning_config=${PWD}/${pruning_conf_dir}/${m}.yaml" "model.pruning.target_sparsity=${t}" \
-            "exp_manager.exp_dir=${PWD}/${dir}" "output_nemo=${PWD}/${dir}/gated.nemo" \
+            "${data_overrides[@]}" "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" \
+            "pruning_config=$(abspath "${pruning_conf_dir}")/${m}.yaml" "model.pruning.target_sparsity=${t}" \
+            "exp_manager.exp_dir=$(abspath "${dir}")" "output_nemo=$(abspath "${dir}")/gated.nemo" \
             ${compress_args} > "${dir}/train.log" 2>&1 \
             || die "compression ${m} ${t} failed: see ${dir}/train.log"
         echo $(( SECONDS - t0 )) > "${dir}/wall_time_s"
@@ -235,16 +237,19 @@ if run_stage 6; then
     log "Stage 6: Transcription with NeMo's ASRModel.restore_from + transcribe()"
     while read -r dir; do
         need "${dir}/model.nemo" "$([ "${dir}" = "${dense_dir}" ] && echo 3 || echo 5)"
+        sets=()
         for dset in ${test_sets}; do
-            out="${dir}/decode_${dset}"
-            done_or_redo "${out}/hyp.txt" 6 && continue
+            done_or_redo "${dir}/decode_${dset}/hyp.txt" 6 && continue
             need "${datadir}/${dset}/manifest.json" 1
-            mkdir -p "${out}"
-            ${python} -m pinch.nemo.bin.transcribe --model "${dir}/model.nemo" \
-                --data_dir "${datadir}/${dset}" --out "${out}/hyp.txt" --batch_size "${batch_size}" \
-                > "${out}/transcribe.log" 2>&1 || die "transcription failed: see ${out}/transcribe.log"
-            log "Stage 6: ${out}/hyp.txt"
+            mkdir -p "${dir}/decode_${dset}"
+            sets+=(--set "${datadir}/${dset}" "${dir}/decode_${dset}/hyp.txt")
         done
+        [ ${#sets[@]} -gt 0 ] || continue
+        # One process per model: NeMo's import and the model load are paid once.
+        ${python} -m pinch.nemo.bin.transcribe --model "${dir}/model.nemo" "${sets[@]}" \
+            --batch_size "${batch_size}" > "${dir}/transcribe.log" 2>&1 \
+            || die "transcription failed: see ${dir}/transcribe.log"
+        grep '^pinch.nemo:' "${dir}/transcribe.log" >&2
     done < <(model_dirs)
     stage_time 6 "${t0}"
 fi

@@ -1,0 +1,106 @@
+"""The NeMo recipe end to end on the tiny corpus, and its output loading without pinch."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = REPO / "recipes" / "nemo" / "asr" / "run.sh"
+TINY = ("model.encoder.n_layers=1 model.encoder.d_model=32 model.encoder.n_heads=2 "
+        "model.encoder.subsampling_conv_channels=8 model.encoder.conv_kernel_size=7 "
+        "model.train_ds.batch_size=8 model.validation_ds.batch_size=8 "
+        "trainer.log_every_n_steps=1 exp_manager.create_tensorboard_logger=false")
+TARGET = 0.65
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nemo_recipe")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    # A high learning rate lets the thresholds reach the target within the few steps of
+    # a tiny run (Adam moves each threshold by about lr per step).
+    cmd = [str(RUN), "--python", sys.executable, "--size", "tiny", "--vocab_size", "32",
+           "--datadir", str(root / "data"), "--expdir", str(root / "exp"),
+           "--results_table", str(root / "results"), "--target_sparsity", str(TARGET),
+           "--train_args", f"{TINY} trainer.max_epochs=2",
+           "--compress_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return root, proc.stderr
+
+
+def test_recipe_stages_and_results(recipe):
+    root, log = recipe
+    for stage in range(1, 8):
+        assert f"Stage {stage}" in log
+    rows = json.loads((root / "results" / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["dense", "sspg"]
+    dense, sspg = rows
+    assert sspg["toolkit"] == "nemo" and sspg["target_sparsity"] == TARGET
+    assert abs(sspg["sparsity"] - TARGET) < 0.02
+    assert sspg["params"] == dense["params"] and sspg["nonzero_params"] < dense["nonzero_params"]
+    assert set(sspg["wer"]) == set(sspg["significance"]) == {"test_clean", "test_other"}
+    assert sspg["wall_time_s"] > 0
+    run_dir = root / "exp" / f"conformer_ctc_bpe_unigram32_sspg{TARGET}"
+    assert (run_dir / "gated.nemo").is_file() and (run_dir / "model.nemo").is_file()
+    for dset in ("test_clean", "test_other"):
+        hyp = (run_dir / f"decode_{dset}" / "hyp.txt").read_text().splitlines()
+        ref = (root / "data" / dset / "text").read_text().splitlines()
+        assert [h.split()[0] for h in hyp] == [r.split()[0] for r in ref]
+    leftovers = [p for p in (root / "exp").rglob(".*") if p.is_file() and ".nemo" in p.name]
+    assert leftovers == []
+
+
+def test_rerun_skips_and_keeps_the_table(recipe):
+    root, _ = recipe
+    before = (root / "results" / "results.json").read_text()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    proc = subprocess.run(
+        [str(RUN), "--python", sys.executable, "--stage", "2", "--stop_stage", "6", "--size", "tiny",
+         "--vocab_size", "32", "--datadir", str(root / "data"), "--expdir", str(root / "exp")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # tokenizer, dense model, gated model, baked model, 2 models x 2 test sets decoded
+    assert proc.stderr.count("exists; skipping") == 8
+    assert (root / "results" / "results.json").read_text() == before
+
+
+# Runs in a fresh interpreter in which importing pinch fails: NeMo alone must do it all.
+NO_PINCH = r"""
+import importlib.abc, re, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "pinch" or name.startswith("pinch."):
+            raise ImportError("pinch is blocked in this process")
+
+sys.meta_path.insert(0, Block())
+from nemo.collections.asr.models import ASRModel, EncDecCTCModelBPE
+model = ASRModel.restore_from(sys.argv[1], map_location="cpu")
+assert type(model) is EncDecCTCModelBPE, type(model)
+assert "pruning" not in model.cfg
+gated = [p for n, p in model.named_parameters() if re.fullmatch(
+    r"encoder\.layers\.\d+\.(self_attn\.linear_(q|k|v|out)|feed_forward[12]\.linear[12]|conv\.pointwise_conv[12])\.weight", n)]
+assert not any(n.endswith("_threshold") for n, _ in model.named_parameters())
+zeros = sum(int((p == 0).sum()) for p in gated) / sum(p.numel() for p in gated)
+hyps = model.transcribe([sys.argv[2]], batch_size=1, verbose=False)
+import json
+print("RESULT " + json.dumps({"zeros": zeros, "text": hyps[0].text,
+                              "pinch_imported": any(m == "pinch" or m.startswith("pinch.") for m in sys.modules)}))
+"""
+
+
+def test_baked_nemo_runs_without_pinch(recipe):
+    root, _ = recipe
+    model = root / "exp" / f"conformer_ctc_bpe_unigram32_sspg{TARGET}" / "model.nemo"
+    wav = json.loads((root / "data" / "test_clean" / "manifest.json").read_text().splitlines()[0])["audio_filepath"]
+    proc = subprocess.run([sys.executable, "-c", NO_PINCH, str(model), wav], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads([x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1][len("RESULT "):])
+    assert abs(result["zeros"] - TARGET) < 0.02
+    assert isinstance(result["text"], str)
+    assert result["pinch_imported"] is False
