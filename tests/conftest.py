@@ -18,12 +18,15 @@ class ToyNet(nn.Module):
         return self.head(torch.relu(self.encoder(x)))
 
 
-@pytest.fixture
-def toy_data():
+def make_toy_data():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(512, 16, generator=g)
-    y = torch.tanh(x @ torch.randn(16, 4, generator=g))
-    return x, y
+    return x, torch.tanh(x @ torch.randn(16, 4, generator=g))
+
+
+@pytest.fixture
+def toy_data():
+    return make_toy_data()
 
 
 def train(model, data, steps, lr, pruner=None):
@@ -44,10 +47,19 @@ def train(model, data, steps, lr, pruner=None):
     return losses
 
 
-@pytest.fixture
-def converged_toy(toy_data):
+@pytest.fixture(scope="session")
+def _converged_state():
+    data = make_toy_data()
     torch.manual_seed(0)
     model = ToyNet()
-    losses = train(model, toy_data, 1500, 3e-3)
+    losses = train(model, data, 1500, 3e-3)
     assert losses[-1] < 1e-3, "the dense toy model should fit its data before compression"
+    return model.state_dict()
+
+
+@pytest.fixture
+def converged_toy(_converged_state):
+    """A fresh copy of a toy model trained to convergence on ``toy_data`` (the paper's setting)."""
+    model = ToyNet()
+    model.load_state_dict(_converged_state)
     return model

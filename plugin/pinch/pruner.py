@@ -108,4 +108,4 @@ class Pruner:
 
     def stats(self):
         """Scalars for the toolkit's logger."""
-        return {"sparsity": self.sparsity().gated, **self.method.stats()}
+        return {"sparsity": self.method.measured_sparsity(), **self.method.stats()}

@@ -31,6 +31,13 @@ class PruningMethod:
         for t in self.targets:
             yield t.qualified_name, t.weight.detach() != 0
 
+    def measured_sparsity(self):
+        """Sparsity over gated weights now; methods override it with a cached figure."""
+        kept = total = 0
+        for _, mask in self.keep_masks():
+            kept, total = kept + int(mask.sum()), total + mask.numel()
+        return 1.0 - kept / total
+
     def stats(self):
         return {}
 

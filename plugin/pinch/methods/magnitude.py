@@ -59,6 +59,10 @@ class _MaskedMagnitude(PruningMethod):
         self.current = sparsity
         self.masks = magnitude_masks([t.weight.detach() for t in self.targets], sparsity, self.scope)
         self._apply()
+        self.measured = 1.0 - sum(int(m.sum()) for m in self.masks) / sum(m.numel() for m in self.masks)
+
+    def measured_sparsity(self):
+        return self.measured if self.masks is not None else super().measured_sparsity()
 
     @torch.no_grad()
     def _apply(self):

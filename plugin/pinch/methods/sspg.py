@@ -37,13 +37,14 @@ class SelfPinching(PruningMethod):
         ]
         self.gated = sum(g.numel for g in self.gates)
         self.eta_on = True
+        self.sparsity_now = 0.0
 
     @property
     def tau(self):
         return cosine(self.clock.step, self.clock.total_steps, self.tau_start, self.tau_end)
 
     def start(self):
-        self._settle(self._sparsity())
+        self._settle(self._kept())
 
     def penalty(self):
         if not self.eta_on:
@@ -51,21 +52,25 @@ class SelfPinching(PruningMethod):
         return self.eta * sum(g.kept() for g in self.gates) / self.gated
 
     def after_step(self):
-        # The forward just run already counted what it kept: no extra pass over weights.
-        counts = [g.kept_now for g in self.gates]
-        for g in self.gates:
+        for g in self.gates:  # the forward's counts are pre-update: measure the weights now
             g.kept_now = None
-        if any(c is None for c in counts):
-            self._settle(self._sparsity())
-        else:
-            self._settle(1.0 - float(torch.stack(counts).detach().sum()) / self.gated)
+        self._settle(self._kept())
 
     @torch.no_grad()
-    def _settle(self, sparsity):
-        if sparsity > self.target_sparsity:
+    def _settle(self, kept):
+        # Counts, not fractions: "reached" must hold exactly after a projection onto the target.
+        allowed = self.gated - int(round(self.target_sparsity * self.gated))
+        if kept < allowed:
             self._project()
-            sparsity = self._sparsity()
-        self.eta_on = sparsity < self.target_sparsity
+            kept = self._kept()
+        self.eta_on = kept > allowed
+        self.sparsity_now = 1.0 - kept / self.gated
+
+    def _kept(self):
+        return int(sum(g.group_keep().sum() * (g.numel // g.groups) for g in self.gates))
+
+    def measured_sparsity(self):
+        return self.sparsity_now
 
     def _sparsity(self):
         kept = sum(g.group_keep().sum() * (g.numel // g.groups) for g in self.gates)
