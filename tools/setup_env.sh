@@ -36,13 +36,16 @@ con=(-c "$root/tools/constraints.txt")
 "${pip[@]}" install -q --upgrade pip
 "${pip[@]}" install -q "${con[@]}" "setuptools<81" wheel torch torchaudio
 "${pip[@]}" install -q "${con[@]}" "nemo_toolkit[asr]" -r "$root/tools/espnet-requirements.txt" \
-  jiwer safetensors pytest matplotlib tqdm transformers soundfile
+  jiwer safetensors pytest matplotlib tqdm transformers soundfile pysptk uv
 # espnet pins setuptools<74, which torch 2.11 cannot live with: its own requirements
 # (minus that pin) were installed above; --no-deps keeps pip from backtracking to an
 # ancient espnet release that lacks the pin.
 "${pip[@]}" install -q "${con[@]}" --no-deps espnet
+# ci_sdr (imported by espnet2.bin.asr_inference) declares a git URL in an extra, which
+# pip refuses even with --no-deps; uv installs the same release without its extras.
+"$venv/bin/uv" pip install -q --python "$venv/bin/python" --no-deps "ci_sdr==0.0.2"
 "${pip[@]}" install -q --no-deps --no-build-isolation -e "$root"
-# pip check may report only espnet's setuptools pin and ci-sdr (left out, see espnet-requirements.txt).
-"${pip[@]}" check 2>&1 | grep -v -e "setuptools" -e "ci-sdr" -e "^No broken" && log "warning: pip check reports the lines above" || true
+# pip check may report only espnet's setuptools pin.
+"${pip[@]}" check 2>&1 | grep -v -e "setuptools" -e "^No broken" && log "warning: pip check reports the lines above" || true
 echo "$want" > "$stamp"
 log "environment ready"
