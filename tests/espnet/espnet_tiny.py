@@ -47,3 +47,48 @@ def batch(n=4, frames=30, seed=0):
         "text": text,
         "text_lengths": torch.full((n,), 5),
     }
+
+
+def distributed_worker(rank, world, port, out_dir):
+    """One DDP rank: tiny gated model, 6 updates on rank-specific data, state saved."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import torch.distributed as dist
+    from espnet2.train.distributed_utils import DistributedOption
+    from espnet2.train.reporter import Reporter
+    from espnet2.train.trainer import Trainer
+
+    from pinch.espnet.tasks.asr import ASRTask
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        args = parse_tiny(Path(tempfile.mkdtemp()), "--pruning", "sspg", "--pruning_conf", "target_sparsity=0.5",
+                          "--pruning_conf", "preset=conformer", "--pruning_conf", "eta=200.0",
+                          "--optim", "adam", "--optim_conf", "lr=0.01")
+        torch.manual_seed(0)  # the same initial model on every rank, as after DDP's broadcast
+        model = ASRTask.build_model(args)
+        optimizers = ASRTask.build_optimizers(args, model)
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        seeds = [100 * rank + i for i in range(6)]
+        iterator = [([f"r{rank}_{s}_{j}" for j in range(4)], batch(seed=s)) for s in seeds]
+        reporter = Reporter()
+        reporter.set_epoch(1)
+        with reporter.observe("train") as sub:
+            Trainer.train_one_epoch(
+                model=ddp, iterator=iterator, optimizers=optimizers, schedulers=[None], scaler=None,
+                reporter=sub, summary_writer=None, options=Trainer.build_options(args),
+                distributed_option=DistributedOption(distributed=True, dist_rank=rank, dist_world_size=world),
+            )
+        torch.save({
+            "steps": int(model.pinch_steps),
+            "sparsity": model._pinch_pruner.sparsity().gated,
+            "thresholds": {n: p.detach().clone() for n, p in model.named_parameters()
+                           if n.endswith("_threshold")},
+            "data_seen": seeds,
+        }, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()

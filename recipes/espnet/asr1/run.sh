@@ -45,7 +45,9 @@ bpemode=unigram
 # Training, compression, decoding
 asr_config=conf/train_asr_conformer_ctc.yaml
 asr_args=               # Extra training options (stages 11 and 12: the same model).
-compress_args="--max_epoch 2 --optim_conf lr=0.001 --scheduler_conf warmup_steps=50"  # Stage 12 only.
+# Stage 12 only. ESPnet's CTC loss is summed over each utterance's tokens (not averaged),
+# so the penalty weight of the shared preset is scaled up to match it here.
+compress_args="--max_epoch 2 --optim_conf lr=0.001 --scheduler_conf warmup_steps=50 --pruning_conf eta=1000"
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
@@ -308,10 +310,13 @@ if run_stage 13; then
     while read -r m t dir; do
         done_or_redo "${dir}/baked/model.pth" 13 && continue
         need "${dir}/${inference_asr_model}" 12
-        # Averaging checkpoints moves learned thresholds off the target: sspg's are
-        # rescaled onto it. Magnitude methods' zeros are kept as they are.
-        exact=()
-        [ "${m}" = sspg ] && exact=(--target_sparsity "${t}")
+        # Averaging checkpoints moves sparsity off the target: sspg's thresholds are
+        # rescaled onto it; the other methods take the zeros of their final epoch.
+        if [ "${m}" = sspg ]; then
+            exact=(--target_sparsity "${t}")
+        else
+            exact=(--mask_from "${dir}/latest.pth")
+        fi
         ${python} -m pinch.espnet.bin.bake --train_config "${dir}/config.yaml" \
             --model_file "${dir}/${inference_asr_model}" --out_dir "${dir}/baked" \
             "${exact[@]}" --overwrite > "${dir}/bake.log" 2>&1 \

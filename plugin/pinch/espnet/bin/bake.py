@@ -43,6 +43,12 @@ def get_parser():
         default=None,
         help="Rescale sspg thresholds to land exactly on this sparsity (for averaged checkpoints)",
     )
+    parser.add_argument(
+        "--mask_from",
+        default=None,
+        help="Magnitude methods: take the zeros of this checkpoint (the final epoch) into an "
+        "averaged model_file, whose averaged weights are non-zero where any epoch's were",
+    )
     parser.add_argument("--overwrite", action="store_true", help="Replace an existing out_dir")
     return parser
 
@@ -52,10 +58,11 @@ def load_task(name):
     return getattr(__import__(module, fromlist=[cls]), cls)
 
 
-def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None, overwrite=False):
+def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None, overwrite=False,
+                   mask_from=None):
     """Write the baked model dir atomically; returns the sparsity report as a dict."""
     train_config, model_file, out_dir = Path(train_config), Path(model_file), Path(out_dir)
-    for path in (train_config, model_file):
+    for path in (train_config, model_file) + ((Path(mask_from),) if mask_from else ()):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing (run the compression stage first)")
     if out_dir.exists() and not overwrite:
@@ -87,6 +94,13 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
     if not gated_names:
         gated_names = [t.qualified_name for t in select_targets(
             model, config["pruning_conf"].get("preset"), config["pruning_conf"].get("targets"))]
+        if mask_from:
+            final = torch.load(mask_from, map_location="cpu", weights_only=False)
+            for n in gated_names:
+                baked[n] = baked[n] * (final[n] != 0).to(baked[n].dtype)
+            model.load_state_dict(baked, strict=True)
+    elif mask_from:
+        raise ValueError("--mask_from is for magnitude methods; sspg thresholds define the masks")
     report = report_from_masks(
         ((n, baked[n] != 0) for n in gated_names), model.named_parameters()
     )
@@ -122,7 +136,7 @@ def main(cmd=None):
     try:
         summary = bake_model_dir(
             args.task, args.train_config, args.model_file, args.out_dir,
-            target_sparsity=args.target_sparsity, overwrite=args.overwrite,
+            target_sparsity=args.target_sparsity, overwrite=args.overwrite, mask_from=args.mask_from,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         sys.exit(f"bake: {err}")
