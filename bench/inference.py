@@ -56,11 +56,17 @@ def structured(model, fraction):
     return pinch.shrink(model)
 
 
-def latency(model, x, lens, repeats):
-    model.eval()
+def latencies(models, x, lens, repeats):
+    """Median seconds per forward; variants interleaved so machine load hits all alike."""
+    times = {name: [] for name in models}
     with torch.no_grad():
-        model(x, lens)
-        return median([timed(lambda: model(x, lens)) for _ in range(repeats)])
+        for model in models.values():
+            model.eval()
+            model(x, lens)
+        for _ in range(repeats):
+            for name, model in models.items():
+                times[name].append(timed(lambda: model(x, lens)))
+    return {name: median(t) for name, t in times.items()}
 
 
 def size_on_disk(model, sparse):
@@ -90,10 +96,10 @@ def main(argv=None):
         "shrunk 50% FFN+heads": (shrunk, shrunk, size_on_disk(shrunk, False)),
     }
     rows = []
-    base = None
+    seconds = latencies({name: v[0] for name, v in variants.items()}, x, lens, args.repeats)
+    base = seconds["dense"] * 1000
     for name, (model, stored, size) in variants.items():
-        ms = latency(model, x, lens, args.repeats) * 1000
-        base = base or ms
+        ms = seconds[name] * 1000
         nonzero = sum(int((p != 0).sum()) for p in stored.parameters())
         rows.append({"variant": name, "latency_ms": ms, "speedup": base / ms, "params": params_of(stored),
                      "nonzero_params": nonzero, "bytes": size})
