@@ -177,6 +177,13 @@ def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path)
     assert abs(sparsity - ref_sparsity) < 1e-3
 
 
+def test_preset_matching_no_layer_stops_compression_with_its_name(recipe):
+    proc = run_recipe(recipe["root"], "--stage", "12", "--stop_stage", "12", "--target_sparsity", "0.6",
+                      "--compress_args", "--pruning_conf preset=wav2vec2", check=False)
+    assert proc.returncode != 0
+    assert "preset 'wav2vec2' matches no Linear/Conv/RNN layer of ESPnetASRModel" in proc.stderr
+
+
 @pytest.mark.parametrize(
     "options,message",
     [

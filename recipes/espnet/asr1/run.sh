@@ -14,6 +14,8 @@ log() {
     echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
 }
 die() { log "ERROR: $*"; exit 1; }
+# failed WHAT LOG: stop, quoting the log's last line (the exception that ended the step).
+failed() { die "$1 failed: $(grep -v '^\s*$' "$2" | tail -n 1) (full log: $2)"; }
 
 # General configuration
 stage=1                 # First stage to run.
@@ -122,6 +124,13 @@ token_list="${token_dir}/tokens.txt"
 stats_dir="${expdir}/asr_stats_raw_${token_type}${nbpe}"
 asr_tag="$(basename "${asr_config}" .yaml)_raw_${token_type}${nbpe}"
 dense_dir="${expdir}/asr_${asr_tag}"
+# espnet2's own entry points, unless the model uses an encoder that pinch registers.
+train_module=espnet2.bin.asr_train
+inference_module=espnet2.bin.asr_inference
+if grep -q "^encoder: *hf_ssl" "${asr_config}"; then
+    train_module=pinch.espnet.bin.asr_train
+    inference_module=pinch.espnet.bin.asr_inference
+fi
 inference_tag="$(basename "${inference_config}" .yaml)_asr_model_${inference_asr_model%.pth}"
 
 # done_or_redo OUTPUT STAGE: true if OUTPUT is complete and must be kept (skip the work).
@@ -179,11 +188,11 @@ if run_stage 1; then
         if [ "${corpus}" = embedded ]; then
             ${python} -m pinch.data prepare --corpus embedded --out "${datadir}" \
                 --size "${size}" --seed "${seed}" > "${expdir}/logs/data_prep.log" 2>&1 \
-                || die "data preparation failed: see ${expdir}/logs/data_prep.log"
+                || failed "data preparation" "${expdir}/logs/data_prep.log"
         else
             ${python} -m pinch.data prepare --corpus librispeech --src "${librispeech_dir}" \
                 --out "${datadir}" > "${expdir}/logs/data_prep.log" 2>&1 \
-                || die "data preparation failed: see ${expdir}/logs/data_prep.log"
+                || failed "data preparation" "${expdir}/logs/data_prep.log"
         fi
         echo "${stamp}" > "${datadir}/.prepared"
     fi
@@ -249,12 +258,12 @@ if run_stage 10; then
         need "${dumpdir}/raw/${valid_set}/wav.scp" 4
         tmp="${stats_dir}.tmp"
         rm -rf "${tmp}" && mkdir -p "${expdir}/logs"
-        ${python} -m espnet2.bin.asr_train --collect_stats true --ngpu 0 \
+        ${python} -m "${train_module}" --collect_stats true --ngpu 0 \
             "${train_data_opts[@]}" --config "${asr_config}" \
             --train_shape_file "${dumpdir}/raw/${train_set}/wav.scp" \
             --valid_shape_file "${dumpdir}/raw/${valid_set}/wav.scp" \
             --output_dir "${tmp}" > "${expdir}/logs/collect_stats.log" 2>&1 \
-            || die "collect stats failed: see ${expdir}/logs/collect_stats.log"
+            || failed "collect stats" "${expdir}/logs/collect_stats.log"
         # As asr.sh: text shapes carry the vocabulary size for the batch sampler.
         for s in train valid; do
             awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
@@ -274,10 +283,10 @@ if run_stage 11; then
         mkdir -p "${dense_dir}"
         # Plain espnet2: the dense model is an ordinary ESPnet model.
         # shellcheck disable=SC2086
-        ${python} -m espnet2.bin.asr_train --ngpu "${ngpu}" --resume true \
+        ${python} -m "${train_module}" --ngpu "${ngpu}" --resume true \
             "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
-            --output_dir "${dense_dir}" ${asr_args} > "${dense_dir}/train.log" 2>&1 \
-            || die "dense training failed: see ${dense_dir}/train.log"
+            --output_dir "${dense_dir}" ${asr_args} >> "${dense_dir}/train.log" 2>&1 \
+            || failed "dense training" "${dense_dir}/train.log"
     fi
     stage_time 11 "${t0}"
 fi
@@ -298,7 +307,7 @@ if run_stage 12; then
                 --pruning_config "${pruning_conf_dir}/${m}.yaml" \
                 --pruning_conf "target_sparsity=${t}" \
                 --output_dir "${dir}" ${asr_args} ${compress_args} >> "${dir}/train.log" 2>&1 \
-                || die "compression ${m} ${t} failed: see ${dir}/train.log"
+                || failed "compression ${m} ${t}" "${dir}/train.log"
             echo $(( SECONDS - t0 )) >> "${dir}/wall_time_s"
             log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
     done < <(compressed_runs)
@@ -320,7 +329,7 @@ if run_stage 13; then
         ${python} -m pinch.espnet.bin.bake --train_config "${dir}/config.yaml" \
             --model_file "${dir}/${inference_asr_model}" --out_dir "${dir}/baked" \
             "${exact[@]}" --overwrite > "${dir}/bake.log" 2>&1 \
-            || die "bake failed: see ${dir}/bake.log"
+            || failed "bake" "${dir}/bake.log"
         tail -n 1 "${dir}/bake.log" >&2
     done < <(compressed_runs)
     stage_time 13 "${t0}"
@@ -344,12 +353,12 @@ if run_stage 14; then
             done_or_redo "${out}/text" 14 && continue
             need "${dumpdir}/raw/${dset}/wav.scp" 3
             rm -rf "${out}" && mkdir -p "${out}/logdir"
-            ${python} -m espnet2.bin.asr_inference --ngpu 0 --config "${inference_config}" \
+            ${python} -m "${inference_module}" --ngpu 0 --config "${inference_config}" \
                 --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
                 --key_file "${dumpdir}/raw/${dset}/wav.scp" \
                 --asr_train_config "${config}" --asr_model_file "${model}" \
                 --output_dir "${out}/logdir/output.1" > "${out}/logdir/asr_inference.1.log" 2>&1 \
-                || die "decoding failed: see ${out}/logdir/asr_inference.1.log"
+                || failed "decoding" "${out}/logdir/asr_inference.1.log"
             for f in token token_int score text; do
                 cp "${out}/logdir/output.1/1best_recog/${f}" "${out}/${f}.tmp"
             done
@@ -370,14 +379,14 @@ if run_stage 15; then
             if ! done_or_redo "${out}/score_wer/result.json" 15; then
                 ${python} -m pinch.scoring score --ref "${dumpdir}/raw/${dset}/text" \
                     --hyp "${out}/text" --out "${out}/score_wer" > "${out}/score.log" 2>&1 \
-                    || die "scoring failed: see ${out}/score.log"
+                    || failed "scoring" "${out}/score.log"
             fi
             if [ "${dir}" != "${dense_dir}" ] \
                 && ! done_or_redo "${out}/mapsswe_vs_dense/compare.json" 15; then
                 ${python} -m pinch.scoring compare --ref "${dumpdir}/raw/${dset}/text" \
                     --hyp-a "${dense_dir}/${inference_tag}/${dset}/text" --hyp-b "${out}/text" \
                     --name-a dense --name-b pruned --out "${out}/mapsswe_vs_dense" \
-                    > "${out}/compare.log" 2>&1 || die "MAPSSWE failed: see ${out}/compare.log"
+                    > "${out}/compare.log" 2>&1 || failed "MAPSSWE" "${out}/compare.log"
             fi
         done
         ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \

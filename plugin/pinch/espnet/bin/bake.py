@@ -19,8 +19,9 @@ import yaml
 from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
 import pinch
-from pinch.targets import select_targets
+import pinch.espnet.tasks.asr  # noqa: F401  (pinch's encoders, for configs that use them)
 from pinch.espnet.choices import PRUNING_KEYS
+from pinch.targets import select_targets
 from pinch.sparsity import report_from_masks
 
 # The unmodified espnet2 task that will read the baked dir, by pinch task name.

@@ -68,8 +68,9 @@ def results_md(model_dir, inference_tag, scores, pruning):
 
 
 def count_params(config, model_file):
-    """Parameters and non-zero parameters of the model as espnet2 itself builds it."""
-    from espnet2.tasks.asr import ASRTask
+    """Parameters and non-zero parameters of the model as espnet2 builds it (through
+    pinch's task, which also knows pinch's encoders)."""
+    from pinch.espnet.tasks.asr import ASRTask
 
     model, _ = ASRTask.build_model_from_file(config, model_file, "cpu")
     params = sum(p.numel() for p in model.parameters())
