@@ -4,7 +4,7 @@
 #  1 data preparation (Kaldi dirs + NeMo manifests)   5 bake: plain NeMo .nemo per compressed run
 #  2 sentencepiece tokenizer (NeMo's builder)          6 transcription with NeMo's transcribe()
 #  3 dense training (Conformer-CTC BPE)                7 sclite scoring, MAPSSWE vs dense, results table
-#  4 one-pass compression from the dense .nemo
+#  4 one-pass compression from the dense .nemo          8 ESPnet and NeMo results side by side
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 4 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
@@ -18,7 +18,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 # General configuration
 stage=1                 # First stage to run.
-stop_stage=7            # Last stage to run.
+stop_stage=8            # Last stage to run.
 python=python3          # Python with pinch and nemo_toolkit[asr] installed.
 overwrite=false         # Redo stages whose results already exist.
 datadir=data            # Kaldi-style data dirs with manifest.json per split.
@@ -278,6 +278,12 @@ if run_stage 7; then
             --corpus "${corpus}" --results_table "${results_table}" --overwrite "${overwrite}"
     done < <(model_dirs)
     stage_time 7 "${t0}"
+fi
+
+if run_stage 8; then
+    log "Stage 8: ESPnet and NeMo results of corpus ${corpus} side by side -> ${expdir}/compare_toolkits.md"
+    ${python} -m pinch.scoring.side_by_side --table "${results_table}" --corpus "${corpus}" \
+        --out "${expdir}/compare_toolkits.md" || die "side-by-side table failed"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,89 @@
+"""ESPnet and NeMo results of the same corpus in one table, side by side.
+
+Why: both recipes append to the shared results table (results.json); comparing the two
+toolkits means lining up the same method and target, which the append-only table does
+not do. For each (method, target) the newest row of each toolkit is shown: parameters,
+measured sparsity, WER per test set with the MAPSSWE mark against that toolkit's own
+dense model, and the compression wall time.
+
+    python -m pinch.scoring.side_by_side --table exp/results [--corpus embedded] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pinch.data.atomic import write_text_atomic
+
+from .results import read_rows
+
+TOOLKITS = ("espnet", "nemo")
+
+
+def corpus_of(row: dict) -> str | None:
+    """The corpus a row was produced on, from its ``corpus=NAME`` note (None if absent)."""
+    for word in (row.get("notes") or "").replace(",", " ").split():
+        if word.startswith("corpus="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def side_by_side(rows: list[dict], corpus: str | None = None) -> str:
+    """Markdown table: one line per (method, target), one column group per toolkit."""
+    rows = [r for r in rows if r.get("toolkit") in TOOLKITS and (corpus is None or corpus_of(r) == corpus)]
+    if not rows:
+        raise ValueError("no espnet or nemo rows" + (f" for corpus {corpus!r}" if corpus else ""))
+    newest: dict[tuple, dict] = {}
+    for r in sorted(rows, key=lambda r: r.get("date") or ""):
+        newest[(r.get("method") or "", r.get("target_sparsity"), r["toolkit"])] = r
+    systems = sorted({(m, t) for m, t, _ in newest}, key=lambda k: (k[0] != "dense", k[0], k[1] or 0))
+    test_sets = sorted({s for r in newest.values() for s in (r.get("wer") or {})})
+    headers = ["method", "target"]
+    for tk in TOOLKITS:
+        headers += [f"{tk} params", f"{tk} nonzero", f"{tk} sparsity"]
+        headers += [f"{tk} WER {s}" for s in test_sets] + [f"{tk} time s"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for method, target in systems:
+        cells = [method, _num(target)]
+        for tk in TOOLKITS:
+            r = newest.get((method, target, tk), {})
+            cells += [_num(r.get("params")), _num(r.get("nonzero_params")), _num(r.get("sparsity"))]
+            for s in test_sets:
+                wer = (r.get("wer") or {}).get(s)
+                sig = (r.get("significance") or {}).get(s)
+                mark = "" if sig is None else (f" (p={sig['p_value']:.2g}, "
+                                               f"{'lossless' if sig['lossless'] else 'worse'})")
+                cells.append("" if wer is None else f"{wer:.2f}{mark}")
+            cells.append(_num(r.get("wall_time_s")))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pinch.scoring.side_by_side", description=__doc__.split("\n")[0])
+    parser.add_argument("--table", required=True, help="folder of the shared results.json")
+    parser.add_argument("--corpus", help="only rows noted corpus=NAME")
+    parser.add_argument("--out", help="also write the table to this Markdown file")
+    args = parser.parse_args(argv)
+    try:
+        if not (Path(args.table) / "results.json").is_file():
+            raise FileNotFoundError(f"{Path(args.table) / 'results.json'}: missing (run the recipes' scoring stages)")
+        text = side_by_side(read_rows(Path(args.table)), args.corpus)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"pinch compare: error: {err}", file=sys.stderr)
+        return 1
+    if args.out:
+        write_text_atomic(Path(args.out), text)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
