@@ -164,3 +164,26 @@ def test_report_command_reads_a_checkpoint_without_pinch_state(toy_data, tmp_pat
     result = subprocess.run([sys.executable, "-m", "pinch.cli.main", "report", str(bad)], capture_output=True,
                             text=True)
     assert result.returncode == 2 and "junk.pth" in result.stderr
+
+
+def test_report_reads_nemo_archives_and_sparse_files(toy_data, tmp_path):
+    import tarfile
+
+    from pinch.cli.report import summarize
+
+    model, pruner = _pruned_toy(toy_data)
+    pinch.bake(model)
+    weights = tmp_path / "model_weights.ckpt"
+    torch.save(model.state_dict(), weights)
+    archive = tmp_path / "m.nemo"
+    with tarfile.open(archive, "w:") as tar:
+        tar.add(weights, arcname="./model_weights.ckpt")
+    sparse = tmp_path / "m.safetensors"
+    pinch.save_sparse(model, sparse)
+    for path in (archive, sparse):
+        summary = summarize(str(path))
+        layer = next(e for e in summary["layers"] if e["name"] == "encoder.0.weight")
+        assert layer["sparsity"] == pytest.approx(float((model.encoder[0].weight == 0).float().mean()))
+    (tmp_path / "empty.nemo").write_bytes(b"")
+    with pytest.raises(ValueError, match="not a .nemo archive"):
+        summarize(str(tmp_path / "empty.nemo"))
