@@ -34,8 +34,10 @@ def recipe(tmp_path_factory):
 
 def test_recipe_stages_and_results(recipe):
     root, log = recipe
-    for stage in range(1, 8):
+    for stage in range(1, 9):
         assert f"Stage {stage}" in log
+    side = (root / "exp" / "compare_toolkits.md").read_text().splitlines()
+    assert [line.split("|")[1].strip() for line in side[2:]] == ["dense", "sspg"]
     rows = json.loads((root / "results" / "results.json").read_text())
     assert [r["method"] for r in rows] == ["dense", "sspg"]
     dense, sspg = rows
