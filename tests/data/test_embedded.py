@@ -62,6 +62,21 @@ def test_voices_seen_and_unseen(tiny):
     assert spk["tts/train"] == spk["tts/test"] == {TTS_VOICE.speaker_id}
 
 
+def test_test_other_is_distorted_beyond_training_conditions(tiny):
+    def made(split):
+        return [json.loads(line) for line in (tiny / split / embedded.SYNTHESIS).read_text().splitlines()]
+
+    for split in ("train", "dev", "test_clean"):
+        for m in made(split):
+            assert embedded.SPEED[0] <= m["speed"] <= embedded.SPEED[1]
+            assert embedded.SNR_DB[0] <= m["snr_db"] <= embedded.SNR_DB[1]
+    other = made("test_other")
+    assert [m["utt_id"] for m in other] == list(read_table(tiny / "test_other" / "text"))
+    for m in other:
+        assert m["speed"] in embedded.OTHER_SPEEDS or m["snr_db"] < embedded.SNR_DB[0]
+    assert {m["speed"] in embedded.OTHER_SPEEDS for m in other} == {True, False}
+
+
 def test_kaldi_dir_and_manifest_agree(tiny):
     for split in ALL_SPLITS:
         utts = check_data_dir(tiny / split, 16000)
