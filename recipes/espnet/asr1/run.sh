@@ -389,6 +389,7 @@ if run_stage 15; then
                     > "${out}/compare.log" 2>&1 || failed "MAPSSWE" "${out}/compare.log"
             fi
         done
+        done_or_redo "${dir}/RESULTS.md" 15 && continue
         ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
             --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
             --results_table "${results_table}" --overwrite "${overwrite}"
