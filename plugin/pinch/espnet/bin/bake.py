@@ -8,10 +8,7 @@ espnet2 itself builds from that config. ``sparsity.json`` records what was measu
 import argparse
 import json
 import logging
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,7 +17,9 @@ from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
 import pinch
 import pinch.espnet.tasks.asr  # noqa: F401  (pinch's encoders, for configs that use them)
+from pinch.data.atomic import atomic_output_dir
 from pinch.espnet.choices import PRUNING_KEYS
+from pinch.gates.gate import THRESHOLD_SUFFIX
 from pinch.targets import select_targets
 from pinch.sparsity import report_from_masks
 
@@ -75,7 +74,7 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
     plain = {k: v for k, v in config.items() if k not in PRUNING_KEYS}
 
     gated_sd = torch.load(model_file, map_location="cpu", weights_only=False)
-    gated_names = [k[: -len("_threshold")] for k in gated_sd if k.endswith("_threshold")]
+    gated_names = [k[: -len(THRESHOLD_SUFFIX)] for k in gated_sd if k.endswith(THRESHOLD_SUFFIX)]
     baked = pinch.bake_state_dict(gated_sd)
     if target_sparsity is not None and gated_names:
         reached = 1.0 - sum(int((baked[n] != 0).sum()) for n in gated_names) / sum(
@@ -116,19 +115,11 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
         "layers": report.layers,
     }
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_output_dir(out_dir) as tmp:
         torch.save(baked, tmp / "model.pth")
         with (tmp / "config.yaml").open("w", encoding="utf-8") as f:
             yaml_no_alias_safe_dump(plain, f, indent=4, sort_keys=False)
         (tmp / "sparsity.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 
