@@ -7,7 +7,7 @@ from pinch.scoring.side_by_side import main, side_by_side
 
 def _row(toolkit, method, wer, date, target=None, corpus="embedded", **extra):
     row = {"system": f"{toolkit}_{method}", "toolkit": toolkit, "method": method, "target_sparsity": target,
-           "wer": {"test_clean": wer}, "notes": f"corpus={corpus}", "date": date, **extra}
+           "wer": {"test_clean": wer}, "notes": corpus and f"corpus={corpus}", "date": date, **extra}
     return {k: v for k, v in row.items() if v is not None}
 
 
@@ -18,7 +18,7 @@ def test_newest_row_per_toolkit_method_and_target(tmp_path):
         _row("nemo", "dense", 7.0, "2026-01-01T00:00:01Z", params=90),
         _row("nemo", "sspg", 9.9, "2026-01-01T00:00:02Z", target=0.65),
         _row("nemo", "sspg", 7.5, "2026-01-02T00:00:00Z", target=0.65, sparsity=0.65, significance=sig),
-        _row("espnet", "sspg", 8.2, "2026-01-01T00:00:03Z", target=0.65, wall_time_s=61.0),
+        _row("espnet", "sspg", 8.2, "2026-01-01T00:00:03Z", target=0.65, wall_time_s=61.0, corpus=None),
         _row("nemo", "sspg", 50.0, "2026-01-03T00:00:00Z", target=0.65, corpus="librispeech"),
     ]:
         append_result(tmp_path, row)
@@ -29,7 +29,7 @@ def test_newest_row_per_toolkit_method_and_target(tmp_path):
     dense, sspg = (dict(zip(header, r)) for r in body)
     assert dense["espnet params"] == "100" and dense["nemo params"] == "90"
     assert sspg["nemo WER test_clean"] == "7.50 (p=0.42, lossless)"  # the newer embedded row
-    assert sspg["espnet WER test_clean"] == "8.20" and sspg["espnet time s"] == "61"
+    assert sspg["espnet WER test_clean"] == "8.20" and sspg["espnet time s"] == "61"  # no corpus note: kept
     assert sspg["nemo sparsity"] == "0.65"
 
 

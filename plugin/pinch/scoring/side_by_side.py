@@ -30,8 +30,12 @@ def corpus_of(row: dict) -> str | None:
 
 
 def side_by_side(rows: list[dict], corpus: str | None = None) -> str:
-    """Markdown table: one line per (method, target), one column group per toolkit."""
-    rows = [r for r in rows if r.get("toolkit") in TOOLKITS and (corpus is None or corpus_of(r) == corpus)]
+    """Markdown table: one line per (method, target), one column group per toolkit.
+
+    With ``corpus``, rows noted with another corpus are left out; rows with no
+    ``corpus=`` note cannot be placed and are kept.
+    """
+    rows = [r for r in rows if r.get("toolkit") in TOOLKITS and corpus_of(r) in (None, corpus)]
     if not rows:
         raise ValueError("no espnet or nemo rows" + (f" for corpus {corpus!r}" if corpus else ""))
     newest: dict[tuple, dict] = {}
@@ -75,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (Path(args.table) / "results.json").is_file():
             raise FileNotFoundError(f"{Path(args.table) / 'results.json'}: missing (run the recipes' scoring stages)")
-        text = side_by_side(read_rows(Path(args.table)), args.corpus)
+        rows = read_rows(Path(args.table))
+        unnoted = sum(1 for r in rows if r.get("toolkit") in TOOLKITS and corpus_of(r) is None)
+        if args.corpus and unnoted:
+            print(f"pinch compare: note: {unnoted} row(s) carry no 'corpus=' note; shown as {args.corpus}",
+                  file=sys.stderr)
+        text = side_by_side(rows, args.corpus)
     except (ValueError, FileNotFoundError) as err:
         print(f"pinch compare: error: {err}", file=sys.stderr)
         return 1
