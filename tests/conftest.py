@@ -1,4 +1,6 @@
 """Shared fixtures: tiny models the tests build themselves."""
+import contextlib
+
 import pytest
 import torch
 from torch import nn
@@ -47,12 +49,25 @@ def train(model, data, steps, lr, pruner=None):
     return losses
 
 
+@contextlib.contextmanager
+def single_thread():
+    """Toy models are tiny: a second thread only adds synchronisation (and suffers most
+    when the machine is loaded)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def _converged_state():
     data = make_toy_data()
     torch.manual_seed(0)
     model = ToyNet()
-    losses = train(model, data, 1500, 3e-3)
+    with single_thread():
+        losses = train(model, data, 1500, 3e-3)
     assert losses[-1] < 1e-3, "the dense toy model should fit its data before compression"
     return model.state_dict()
 
