@@ -1,4 +1,4 @@
-"""Entry point of the ``pinch`` command: report, bench."""
+"""Entry point of the ``pinch`` command: report, compare, bench."""
 import argparse
 import sys
 
@@ -9,6 +9,10 @@ def build_parser():
     report = sub.add_parser("report", help="per-layer sparsity table and whole-model figures of a checkpoint")
     report.add_argument("path", help=".pth/.pt/.ckpt, .safetensors (plain or pinch sparse) or .nemo")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    compare = sub.add_parser("compare", help="ESPnet and NeMo results of one corpus side by side")
+    compare.add_argument("--table", default="exp/results", help="folder of the shared results.json")
+    compare.add_argument("--corpus", help="only rows of this corpus (e.g. embedded)")
+    compare.add_argument("--out", help="also write the table to this Markdown file")
     bench = sub.add_parser("bench", help="benchmarks: gate overhead in training, inference speed and size")
     bench.add_argument("which", choices=["overhead", "inference", "all"])
     bench.add_argument("--out", default="bench/results", help="folder for the JSON results")
@@ -21,6 +25,11 @@ def main(argv=None):
     try:
         if args.command == "report":
             from pinch.cli.report import run
+        elif args.command == "compare":
+            from pinch.scoring.side_by_side import main as side_by_side
+
+            argv = ["--table", args.table] + [f"--{k}={v}" for k in ("corpus", "out") if (v := getattr(args, k))]
+            return side_by_side(argv)
         else:
             from pinch.cli.bench import run
         run(args)
