@@ -110,6 +110,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (CPU is shared)")
     parser.add_argument("--no-specaug", action="store_true")
+    parser.add_argument("--eval-at", type=int, nargs="*", default=[],
+                        help="also score test_clean after these steps (learning curve)")
     parser.add_argument("--out", help="keep decoding outputs and sclite reports here")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" /
                                               "embedded_learnability.json"))
@@ -126,6 +128,8 @@ def main():
     stacked = torch.cat(train_feats[:500])
     mean, std = stacked.mean(0), stacked.std(0) + 1e-5
     feat_s = time.time() - t0
+    clean = read_manifest(data / "test_clean" / "manifest.json")
+    clean_feats, curve = features(clean, mel), []
     model = ConformerCTC()
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
@@ -149,6 +153,18 @@ def main():
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             step += 1
+            if step in args.eval_at:
+                t_eval = time.time()
+                with tempfile.TemporaryDirectory() as tmp:
+                    ref, hyp = Path(tmp) / "ref", Path(tmp) / "hyp"
+                    ref.write_text("".join(f"u{i:05d} {e['text']}\n" for i, e in enumerate(clean)))
+                    hyp.write_text("".join(f"u{i:05d} {h}".rstrip() + "\n" for i, h in
+                                           enumerate(decode(model, clean_feats, mean, std))))
+                    r = score(ref, hyp, Path(tmp) / "score")
+                curve.append({"step": step, "seconds": round(time.time() - t1, 1),
+                              "wer_test_clean": round(r["wer"], 2)})
+                print(f"step {step}: test_clean WER {r['wer']:.2f}%", flush=True)
+                t1 += time.time() - t_eval  # budgets and timings exclude evaluation
             if step % 100 == 0:
                 loss_log.append([step, round(time.time() - t1, 1), round(loss.item(), 4)])
                 print(f"step {step} {time.time() - t1:.0f}s loss {loss.item():.3f}", flush=True)
@@ -157,7 +173,7 @@ def main():
               "train_seconds": round(train_s, 1), "feature_seconds": round(feat_s, 1),
               "s_per_step": round(train_s / max(step, 1), 3),
               "threads": torch.get_num_threads(), "specaug": not args.no_specaug,
-              "loss": loss_log, "wer": {}, "cer": {}}
+              "loss": loss_log, "curve": curve, "wer": {}, "cer": {}}
     with tempfile.TemporaryDirectory() as tmp:
         score_dir = Path(args.out) if args.out else Path(tmp)
         for split in ("test_clean", "test_other"):
