@@ -1,5 +1,6 @@
 """Validation of audio and written data dirs: each defect is named."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +76,10 @@ def test_cli_check(split, capsys):
     assert capsys.readouterr().out.endswith("2 utterances, 0.000 h, ok\n")
     assert data_main(["check", "--dir", str(split), "--sample-rate", "8000"]) == 1
     assert "has sample rate 16000 Hz, expected 8000 Hz" in capsys.readouterr().err
+
+
+def test_missing_audio_in_wav_scp(split):
+    first = check_data_dir(split)[0]
+    Path(first.audio).unlink()
+    with pytest.raises(FileNotFoundError, match=r"wav.scp: spk-0: audio file .*a0.wav does not exist"):
+        check_data_dir(split)

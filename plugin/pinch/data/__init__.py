@@ -5,6 +5,7 @@ and `prepare_ljspeech` convert real corpora from disk. Each writes, per split, a
 Kaldi-style data dir (ESPnet) and a JSON-lines manifest (NeMo) from the same records.
 """
 from .atomic import atomic_output_dir
+from .audio import check_audio
 from .datadir import write_split
 from .embedded import ASR_SPLITS, SIZES, TTS_SPLITS, CorpusSize, prepare_embedded
 from .grammar import GENERATOR_VERSION
@@ -14,7 +15,7 @@ from .ljspeech import prepare_ljspeech
 from .manifest import read_manifest, write_manifest
 from .text import normalize_text
 from .utterance import Utterance
-from .validate import check_audio, check_data_dir
+from .validate import check_data_dir
 
 __all__ = [
     "ASR_SPLITS", "GENERATOR_VERSION", "LIBRISPEECH_SPLITS", "SIZES", "TTS_SPLITS",

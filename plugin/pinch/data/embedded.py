@@ -27,12 +27,13 @@ import soundfile as sf
 from tqdm import tqdm
 
 from .atomic import atomic_output_dir
+from .audio import check_audio
 from .augment import add_noise, change_speed
 from .datadir import write_split
 from .espeak import ensure_espeak, synthesize
 from .grammar import GENERATOR_VERSION, generate_sentences
 from .utterance import Utterance
-from .validate import check_audio, check_data_dir
+from .validate import check_data_dir
 from .voices import SEEN_VOICES, TTS_VOICE, UNSEEN_VOICES, Voice
 
 SAMPLE_RATE = 16000

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from .audio import check_audio
 from .utterance import Utterance
 
 KALDI_FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
@@ -60,17 +61,16 @@ def check_same_ids(primary: dict, other: dict, primary_path, other_path) -> list
     return sorted(primary)
 
 
-def read_kaldi_dir(directory: Path) -> list[Utterance]:
-    """Utterances of a Kaldi dir (durations read from the audio headers)."""
-    import soundfile as sf
-
+def read_kaldi_dir(directory: Path, sample_rate: int | None = None) -> list[Utterance]:
+    """Utterances of a Kaldi dir; every audio file is checked and its duration read."""
     directory = Path(directory)
     wavs = read_table(directory / "wav.scp")
     texts = read_table(directory / "text")
     spk = read_table(directory / "utt2spk")
     for name, table in (("text", texts), ("utt2spk", spk)):
         check_same_ids(wavs, table, directory / "wav.scp", directory / name)
-    return [Utterance(k, spk[k], wavs[k], texts[k], sf.info(wavs[k]).duration)
+    return [Utterance(k, spk[k], wavs[k], texts[k],
+                      check_audio(wavs[k], sample_rate, f"{directory / 'wav.scp'}: {k}"))
             for k in sorted(wavs)]
 
 

@@ -13,7 +13,7 @@ from .atomic import atomic_output_dir
 from .datadir import write_split
 from .text import normalize_text
 from .utterance import Utterance
-from .validate import check_audio
+from .audio import check_audio
 
 LIBRISPEECH_SPLITS = ("train_clean_100", "dev_clean", "dev_other", "test_clean", "test_other")
 SAMPLE_RATE = 16000

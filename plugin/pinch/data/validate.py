@@ -8,31 +8,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import soundfile as sf
-
+from .audio import check_audio
 from .kaldi import KALDI_FILES, read_kaldi_dir, read_table
 from .manifest import MANIFEST, read_manifest
 from .text import check_text
 from .utterance import Utterance
-
-
-def check_audio(path: str, sample_rate: int | None, where: str = "") -> float:
-    """Duration in seconds of a readable, non-empty mono file at `sample_rate`."""
-    prefix = f"{where}: " if where else ""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{prefix}audio file {path} does not exist")
-    try:
-        info = sf.info(path)
-    except Exception as e:  # soundfile raises several types for unreadable files
-        raise ValueError(f"{prefix}audio file {path} is unreadable: {e}") from None
-    if info.frames == 0:
-        raise ValueError(f"{prefix}audio file {path} has zero length")
-    if sample_rate is not None and info.samplerate != sample_rate:
-        raise ValueError(f"{prefix}audio file {path} has sample rate {info.samplerate} Hz, "
-                         f"expected {sample_rate} Hz")
-    if info.channels != 1:
-        raise ValueError(f"{prefix}audio file {path} has {info.channels} channels, expected mono")
-    return info.frames / info.samplerate
 
 
 def check_utterances(utts: list[Utterance], sample_rate: int | None,
@@ -55,8 +35,8 @@ def check_data_dir(directory: Path, sample_rate: int | None = None) -> list[Utte
         keys = list(read_table(directory / name))
         if keys != sorted(keys):
             raise ValueError(f"{directory / name}: not sorted (LC_ALL=C)")
-    utts = read_kaldi_dir(directory)
-    check_utterances(utts, sample_rate)
+    utts = read_kaldi_dir(directory, sample_rate)
+    check_utterances(utts, sample_rate, audio=False)
     spk2utt = read_table(directory / "spk2utt")
     by_spk = {s: sorted(u.utt_id for u in utts if u.speaker == s) for s in spk2utt}
     for s, ids in spk2utt.items():
