@@ -79,13 +79,8 @@ def count_params(config, model_file):
 
 
 def size_mb(model_file):
-    """Size of the weights in pinch's compact format (bitmask + non-zeros where sparse).
-
-    Floating-point tensors only: integer buffers (BatchNorm's step counters) are
-    bookkeeping, not weights.
-    """
+    """Size of the weights in pinch's compact format (bitmask + non-zeros where sparse)."""
     state = torch.load(model_file, map_location="cpu", weights_only=False)
-    state = {k: v for k, v in state.items() if v.is_floating_point()}
     with tempfile.TemporaryDirectory() as tmp:
         return pinch.save_sparse(state, Path(tmp) / "model.safetensors") / 1e6
 
