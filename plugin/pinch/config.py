@@ -58,6 +58,23 @@ class PruningConfig:
             d["targets"] = list(d["targets"])
         return cls(**d, options=options)
 
+    @staticmethod
+    def read_file(path):
+        """The mapping of a pruning preset file (``conf/pruning/*.yaml``), unvalidated,
+        so a toolkit can merge its own overrides before ``from_dict``."""
+        import yaml
+
+        try:
+            with open(path, encoding="utf-8") as f:
+                mapping = yaml.safe_load(f) or {}
+        except OSError as err:
+            raise ValueError(f"pruning preset {path}: cannot read ({err.strerror})") from None
+        except yaml.YAMLError as err:
+            raise ValueError(f"pruning preset {path}: not valid YAML ({err})") from None
+        if not isinstance(mapping, dict):
+            raise ValueError(f"pruning preset {path}: expected a mapping of pruning keys")
+        return mapping
+
     def method_kwargs(self):
         """Keyword arguments of the method's constructor."""
         kwargs = dict(self.options)

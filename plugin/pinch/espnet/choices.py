@@ -1,5 +1,4 @@
 """The ``pruning`` choice of an espnet2 config and how its section becomes a PruningConfig."""
-import yaml
 from espnet2.train.class_choices import ClassChoices
 
 from pinch import PruningConfig
@@ -34,13 +33,7 @@ def resolve_pruning(args):
     method = getattr(args, "pruning", None)
     path = getattr(args, "pruning_config", None)
     if path is not None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                preset = yaml.safe_load(f) or {}
-        except OSError as err:
-            raise ValueError(f"--pruning_config {path}: cannot read ({err.strerror})") from None
-        if not isinstance(preset, dict):
-            raise ValueError(f"--pruning_config {path}: expected a mapping of pruning keys")
+        preset = PruningConfig.read_file(path)
         file_method = preset.pop("method", None)
         if method is not None and file_method is not None and method != file_method:
             raise ValueError(

@@ -17,13 +17,13 @@ network, preprocessor and tokenizer come from the .nemo and only ``train_ds``,
 ``validation_ds``, ``optim`` and ``pruning`` come from this config.
 """
 import lightning.pytorch as pl
-import yaml
 from nemo.collections.asr.models import EncDecCTCModel, EncDecCTCModelBPE
 from nemo.core.config import hydra_runner
 from nemo.utils.exp_manager import exp_manager
 from nemo.utils.trainer_utils import resolve_trainer_cfg
 from omegaconf import OmegaConf, open_dict
 
+from pinch import PruningConfig
 from pinch.data.atomic import write_json_atomic
 from pinch.nemo import check_nemo_file, nemo_target, pinch_class_for, pruning_config, save_nemo
 from pinch.nemo.ctc import PinchEncDecCTCModel, PinchEncDecCTCModelBPE
@@ -37,13 +37,7 @@ def merged_pruning(cfg):
     path = cfg.get("pruning_config")
     block = {}
     if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                block = yaml.safe_load(f) or {}
-        except OSError as err:
-            raise ValueError(f"pruning_config={path}: cannot read ({err.strerror})") from None
-        if not isinstance(block, dict):
-            raise ValueError(f"pruning_config={path}: expected a mapping of pruning keys")
+        block = PruningConfig.read_file(path)
     own = cfg.model.get("pruning")
     if own:
         block.update({k: v for k, v in OmegaConf.to_container(own, resolve=True).items() if v is not None})
