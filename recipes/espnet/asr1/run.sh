@@ -10,10 +10,7 @@
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
 
-log() {
-    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
-}
-die() { log "ERROR: $*"; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/../../utils/recipe_lib.sh"
 # failed WHAT LOG: stop, quoting the log's last line (the exception that ended the step).
 failed() { die "$1 failed: $(grep -v '^\s*$' "$2" | tail -n 1) (full log: $2)"; }
 
@@ -60,44 +57,14 @@ results_table=../../../exp/results  # Shared results table (append-only).
 
 help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
 
-parse_options() {
-    # --name value for every variable defined above; anything else is an error.
-    while [ $# -gt 0 ]; do
-        case "$1" in
-            --help|-h) echo "${help_message}"; exit 0 ;;
-            --*=*) die "use '--name value', not '$1'" ;;
-            --*)
-                local name="${1#--}"
-                name="${name//-/_}"
-                [ $# -ge 2 ] || die "option $1 needs a value"
-                declare -p "${name}" > /dev/null 2>&1 || die "unknown option $1 (see --help)"
-                case "${name}" in help_message|name) die "unknown option $1" ;; esac
-                printf -v "${name}" '%s' "$2"
-                shift 2 ;;
-            *) die "unexpected argument '$1' (options are --name value)" ;;
-        esac
-    done
-}
 parse_options "$@"
 
 # Paths below are relative to the recipe directory.
 cd "$(dirname "$0")"
 
-is_bool() { [ "$1" = true ] || [ "$1" = false ]; }
-is_bool "${overwrite}" || die "--overwrite must be true or false, not '${overwrite}'"
-[[ "${stage}" =~ ^[0-9]+$ && "${stop_stage}" =~ ^[0-9]+$ ]] || die "--stage/--stop_stage must be integers"
+check_common_options
 for f in "${asr_config}" "${inference_config}"; do
     [ -f "${f}" ] || die "config ${f} not found"
-done
-targets="${sweep:-${target_sparsity}}"
-for t in ${targets}; do
-    # Checked again, with the same rule, by pinch.PruningConfig; failing here saves a stage.
-    awk -v t="${t}" 'BEGIN { exit !(t ~ /^[0-9]*\.?[0-9]+$/ && t >= 0 && t < 1) }' \
-        || die "target sparsity '${t}' must be a number in [0, 1)"
-done
-for m in ${pruning}; do
-    [ -f "${pruning_conf_dir}/${m}.yaml" ] \
-        || die "--pruning ${m}: no preset ${pruning_conf_dir}/${m}.yaml (have: $(cd "${pruning_conf_dir}" && ls -- *.yaml | sed 's/\.yaml$//' | tr '\n' ' '))"
 done
 
 case "${corpus}" in

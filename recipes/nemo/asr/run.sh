@@ -11,10 +11,7 @@
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
 
-log() {
-    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
-}
-die() { log "ERROR: $*"; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/../../utils/recipe_lib.sh"
 
 # General configuration
 stage=1                 # First stage to run.
@@ -49,24 +46,6 @@ results_table=../../../exp/results  # Shared results table (append-only).
 
 help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
 
-parse_options() {
-    # --name value for every variable defined above; anything else is an error.
-    while [ $# -gt 0 ]; do
-        case "$1" in
-            --help|-h) echo "${help_message}"; exit 0 ;;
-            --*=*) die "use '--name value', not '$1'" ;;
-            --*)
-                local name="${1#--}"
-                name="${name//-/_}"
-                [ $# -ge 2 ] || die "option $1 needs a value"
-                declare -p "${name}" > /dev/null 2>&1 || die "unknown option $1 (see --help)"
-                case "${name}" in help_message|name) die "unknown option $1" ;; esac
-                printf -v "${name}" '%s' "$2"
-                shift 2 ;;
-            *) die "unexpected argument '$1' (options are --name value)" ;;
-        esac
-    done
-}
 parse_options "$@"
 
 # Paths below are relative to the recipe directory.
@@ -75,22 +54,10 @@ config_dir="$(cd "${config_dir}" 2>/dev/null && pwd)" || die "--config_dir: no s
 # Hydra runs in the experiment's folder: every path handed to it must be absolute.
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
 
-is_bool() { [ "$1" = true ] || [ "$1" = false ]; }
-is_bool "${overwrite}" || die "--overwrite must be true or false, not '${overwrite}'"
-[[ "${stage}" =~ ^[0-9]+$ && "${stop_stage}" =~ ^[0-9]+$ ]] || die "--stage/--stop_stage must be integers"
+check_common_options
 [[ "${vocab_size}" =~ ^[0-9]+$ ]] || die "--vocab_size must be a positive integer, not '${vocab_size}'"
 for c in "${train_config}" "${compress_config}"; do
     [ -f "${config_dir}/${c}.yaml" ] || die "config ${config_dir}/${c}.yaml not found"
-done
-targets="${sweep:-${target_sparsity}}"
-for t in ${targets}; do
-    # Checked again, with the same rule, by pinch.PruningConfig; failing here saves a stage.
-    awk -v t="${t}" 'BEGIN { exit !(t ~ /^[0-9]*\.?[0-9]+$/ && t >= 0 && t < 1) }' \
-        || die "target sparsity '${t}' must be a number in [0, 1)"
-done
-for m in ${pruning}; do
-    [ -f "${pruning_conf_dir}/${m}.yaml" ] \
-        || die "--pruning ${m}: no preset ${pruning_conf_dir}/${m}.yaml (have: $(cd "${pruning_conf_dir}" && ls -- *.yaml | sed 's/\.yaml$//' | tr '\n' ' '))"
 done
 
 case "${corpus}" in
