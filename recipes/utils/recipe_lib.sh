@@ -48,3 +48,51 @@ check_common_options() {
             || die "--pruning ${m}: no preset ${pruning_conf_dir}/${m}.yaml (have: $(cd "${pruning_conf_dir}" && ls -- *.yaml | sed 's/\.yaml$//' | tr '\n' ' '))"
     done
 }
+
+# failed WHAT LOG: stop, quoting the log's last line (the exception that ended the step).
+failed() { die "$1 failed: $(grep -v '^\s*$' "$2" | tail -n 1) (full log: $2)"; }
+
+# done_or_redo OUTPUT STAGE: true if OUTPUT is complete and must be kept (skip the work).
+done_or_redo() {
+    if [ -e "$1" ]; then
+        if [ "${overwrite}" = true ]; then
+            log "Stage $2: --overwrite true: redoing ${1}"
+            return 1
+        fi
+        log "Stage $2: ${1} exists; skipping (pass --overwrite true to redo)"
+        return 0
+    fi
+    return 1
+}
+# need FILE STAGE: stop with the stage that produces FILE when it is missing.
+need() { [ -e "$1" ] || die "$1 is missing: run stage $2 first"; }
+run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
+
+# compressed_runs: "METHOD TARGET DIR" per compression run.
+compressed_runs() {
+    for m in ${pruning}; do for t in ${targets}; do echo "${m} ${t} ${dense_dir}_${m}${t}"; done; done
+}
+
+# Stage 1 of every recipe: pinch.data prepare into ${datadir}. The stamp names the corpus
+# and, for the embedded one, the generator version, so a datadir is neither reused for
+# another corpus nor trusted after the generator changed.
+prepare_data() {
+    local stamp="corpus=${corpus} size=${size} seed=${seed} librispeech_dir=${librispeech_dir}"
+    [ "${corpus}" = embedded ] \
+        && stamp+=" generator=$(${python} -c 'import pinch.data; print(pinch.data.GENERATOR_VERSION)')"
+    if [ -f "${datadir}/.prepared" ] && [ "$(cat "${datadir}/.prepared")" = "${stamp}" ] \
+        && [ "${overwrite}" = false ]; then
+        log "Stage 1: ${datadir} already holds ${stamp}; skipping"
+        return
+    fi
+    if [ -f "${datadir}/.prepared" ] && [ "${overwrite}" = false ]; then
+        die "${datadir} holds '$(cat "${datadir}/.prepared")', not '${stamp}': pass --overwrite true or another --datadir"
+    fi
+    mkdir -p "${expdir}/logs"
+    local source=(--corpus embedded --size "${size}" --seed "${seed}")
+    [ "${corpus}" = embedded ] || source=(--corpus librispeech --src "${librispeech_dir}")
+    ${python} -m pinch.data prepare "${source[@]}" --out "${datadir}" > "${expdir}/logs/data_prep.log" 2>&1 \
+        || failed "data preparation" "${expdir}/logs/data_prep.log"
+    echo "${stamp}" > "${datadir}/.prepared"
+}

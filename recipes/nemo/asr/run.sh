@@ -74,22 +74,6 @@ esac
 tokenizer_dir="${datadir}/tokenizer_spe_${tokenizer_type}_v${vocab_size}"
 dense_dir="${expdir}/${train_config}_${tokenizer_type}${vocab_size}"
 
-# done_or_redo OUTPUT STAGE: true if OUTPUT is complete and must be kept (skip the work).
-done_or_redo() {
-    if [ -e "$1" ]; then
-        if [ "${overwrite}" = true ]; then
-            log "Stage $2: --overwrite true: redoing ${1}"
-            return 1
-        fi
-        log "Stage $2: ${1} exists; skipping (pass --overwrite true to redo)"
-        return 0
-    fi
-    return 1
-}
-# need FILE STAGE: stop with the stage that produces FILE when it is missing.
-need() { [ -e "$1" ] || die "$1 is missing: run stage $2 first"; }
-run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
-stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
 
 # Hydra overrides shared by dense training and compression.
 data_overrides=(
@@ -98,34 +82,11 @@ data_overrides=(
     "seed=${seed}"
 )
 
-# compressed_runs: "METHOD TARGET DIR" per compression run.
-compressed_runs() {
-    for m in ${pruning}; do for t in ${targets}; do echo "${m} ${t} ${dense_dir}_${m}${t}"; done; done
-}
 
 if run_stage 1; then
     t0=${SECONDS}
     log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
-    stamp="corpus=${corpus} size=${size} seed=${seed} librispeech_dir=${librispeech_dir}"
-    if [ -f "${datadir}/.prepared" ] && [ "$(cat "${datadir}/.prepared")" = "${stamp}" ] \
-        && [ "${overwrite}" = false ]; then
-        log "Stage 1: ${datadir} already holds ${stamp}; skipping"
-    else
-        if [ -f "${datadir}/.prepared" ] && [ "${overwrite}" = false ]; then
-            die "${datadir} holds '$(cat "${datadir}/.prepared")', not '${stamp}': pass --overwrite true or another --datadir"
-        fi
-        mkdir -p "${expdir}/logs"
-        if [ "${corpus}" = embedded ]; then
-            ${python} -m pinch.data prepare --corpus embedded --out "${datadir}" \
-                --size "${size}" --seed "${seed}" > "${expdir}/logs/data_prep.log" 2>&1 \
-                || die "data preparation failed: see ${expdir}/logs/data_prep.log"
-        else
-            ${python} -m pinch.data prepare --corpus librispeech --src "${librispeech_dir}" \
-                --out "${datadir}" > "${expdir}/logs/data_prep.log" 2>&1 \
-                || die "data preparation failed: see ${expdir}/logs/data_prep.log"
-        fi
-        echo "${stamp}" > "${datadir}/.prepared"
-    fi
+    prepare_data
     stage_time 1 "${t0}"
 fi
 
