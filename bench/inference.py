@@ -33,7 +33,7 @@ class CSRLinear(nn.Module):
 
 
 def to_csr(model):
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.Linear) and float((child.weight == 0).float().mean()) > 0.5:
                 setattr(module, child_name, CSRLinear(child))

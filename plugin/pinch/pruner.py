@@ -1,6 +1,4 @@
 """The one object a training loop talks to, whatever the method."""
-import math
-
 import torch
 
 from pinch.config import PruningConfig
@@ -94,12 +92,6 @@ class Pruner:
         """After each real optimizer update: advance schedules, re-apply masks, switch eta."""
         self.start()
         self.clock.advance()
-        for name, param in self.model.named_parameters():
-            if name.endswith(THRESHOLD_SUFFIX) and not math.isfinite(param.item()):
-                raise FloatingPointError(
-                    f"threshold {name} became {param.item()} at step {self.clock.step}: "
-                    "the loss or its gradients are not finite"
-                )
         self.method.after_step()
 
     def sparsity(self):

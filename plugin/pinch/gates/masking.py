@@ -38,7 +38,7 @@ class _Pinch(torch.autograd.Function):
         # a = d loss / d (score - t^2): from the masked weight and from the L0 count
         a = (g2d * w2d) if n == 1 else (g2d * w2d).sum(dim=1, keepdim=True)
         a.add_(grad_kept * n).mul_(slope)
-        grad_w = (g2d * m).addcmul_(w2d, a.expand_as(w2d) if n > 1 else a, value=2.0 / n)
+        grad_w = (g2d * m).addcmul_(w2d, a, value=2.0 / n)
         grad_t = a.sum().mul_(-2.0).mul_(threshold)
         return grad_w.view_as(weight), grad_t.reshape(threshold.shape), None, None
 

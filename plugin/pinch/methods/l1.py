@@ -17,7 +17,6 @@ class L1Sparse(_MaskedMagnitude):
         if lam <= 0 or not 0 <= prune_at <= 1:
             raise ValueError(f"l1 needs lam > 0 and prune_at in [0, 1] (got {lam}, {prune_at})")
         self.lam, self.prune_step = float(lam), int(prune_at * clock.total_steps)
-        self.masks = None
         self.gated = sum(t.weight.numel() for t in targets)
 
     def scheduled_sparsity(self):

@@ -52,6 +52,14 @@ class SelfPinching(PruningMethod):
         return self.eta * sum(g.kept() for g in self.gates) / self.gated
 
     def after_step(self):
+        thresholds = torch.stack([g.threshold.detach() for g in self.gates])
+        if not bool(torch.isfinite(thresholds).all()):  # one check per step, not one per gate
+            # gates are built from targets in order
+            target, value = next((t, v) for t, v in zip(self.targets, thresholds) if not torch.isfinite(v))
+            raise FloatingPointError(
+                f"threshold {target.qualified_name}_threshold became {float(value)} at step {self.clock.step}: "
+                "the loss or its gradients are not finite"
+            )
         for g in self.gates:  # the forward's counts are pre-update: measure the weights now
             g.kept_now = None
         self._settle(self._kept())
