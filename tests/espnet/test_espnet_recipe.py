@@ -22,8 +22,8 @@ TARGET = "0.5"
 TINY_MODEL = ("--encoder_conf output_size=32 --encoder_conf linear_units=64 "
               "--encoder_conf num_blocks=1 --encoder_conf attention_heads=2 --batch_size 8")
 # Few updates on a tiny corpus: a large learning rate and eta get the gates to the target.
-COMPRESS = ("--max_epoch 4 --optim adam --optim_conf lr=0.02 --scheduler none "
-            "--keep_nbest_models 1 --pruning_conf eta=200")
+FINETUNE = "--max_epoch 4 --optim adam --optim_conf lr=0.02 --scheduler none --keep_nbest_models 1"
+COMPRESS = "--pruning_conf eta=200"
 
 
 def recipe_cmd(root, *options):
@@ -32,7 +32,8 @@ def recipe_cmd(root, *options):
         "--datadir", str(root / "data"), "--dumpdir", str(root / "dump"),
         "--expdir", str(root / "exp"), "--results_table", str(root / "results"),
         "--nbpe", "30", "--test_sets", "test_clean", "--target_sparsity", TARGET,
-        "--asr_args", f"--max_epoch 1 {TINY_MODEL}", "--compress_args", COMPRESS, *options,
+        "--asr_args", f"--max_epoch 1 {TINY_MODEL}", "--finetune_args", FINETUNE,
+        "--compress_args", COMPRESS, *options,
     ]
 
 
@@ -48,7 +49,7 @@ def run_recipe(root, *options, check=True):
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe")
-    run_recipe(root)
+    run_recipe(root, "--dense_control", "true")
     exp = root / "exp"
     dense = exp / "asr_train_asr_conformer_ctc_raw_bpe30"
     return {"root": root, "dense": dense, "compressed": Path(f"{dense}_sspg{TARGET}")}
@@ -63,11 +64,19 @@ def test_every_stage_leaves_espnet_results(recipe):
         assert "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|" in text
         assert f"|{decode}/test_clean|" in text
     rows = json.loads((recipe["root"] / "results" / "results.json").read_text())
-    assert [r["method"] for r in rows] == ["dense", "sspg"]
-    pruned = rows[1]
+    assert [r["method"] for r in rows] == ["dense", "dense_finetune", "sspg"]
+    assert all("corpus=embedded" in r["notes"] for r in rows)
+    pruned = rows[2]
     assert abs(pruned["sparsity"] - float(TARGET)) < 0.01
     assert pruned["nonzero_params"] < rows[0]["nonzero_params"]
     assert 0.0 <= pruned["significance"]["test_clean"]["p_value"] <= 1.0
+    # The dense control had the compression pass's training without pruning, and the
+    # compressed model is tested against it as well as against the dense model.
+    control_log = (Path(f"{dense}_finetune") / "train.log").read_text()
+    assert "--init_param" in control_log and "loss_sparsity" not in control_log
+    assert "vs dense_finetune on test_clean: p=" in pruned["notes"]
+    results = (comp / "baked" / "RESULTS.md").read_text()
+    assert "|test_clean|dense|" in results and "|test_clean|dense_finetune|" in results
     # The schedule's scalars reached espnet2's training log.
     log = (comp / "train.log").read_text()
     assert all(f"{k}=" in log for k in ("loss_sparsity", "sparsity", "eta", "tau"))
@@ -194,6 +203,7 @@ def test_preset_matching_no_layer_stops_compression_with_its_name(recipe):
         (["--corpus", "librispeech"], "--corpus librispeech needs --librispeech_dir"),
         (["--test_sets", "test_loud"], "has no set 'test_loud'"),
         (["--overwrite", "yes"], "--overwrite must be true or false"),
+        (["--dense_control", "1"], "--dense_control must be true or false"),
         (["--stage", "12", "--stop_stage", "12"], "run stage 11 first"),
         (["--stage", "14", "--stop_stage", "14"], "run stage 11 first"),
     ],

@@ -42,9 +42,15 @@ bpemode=unigram
 # Training, compression, decoding
 asr_config=conf/train_asr_conformer_ctc.yaml
 asr_args=               # Extra training options (stages 11 and 12: the same model).
-# Stage 12 only. ESPnet's CTC loss is summed over each utterance's tokens (not averaged),
-# so the penalty weight of the shared preset is scaled up to match it here.
-compress_args="--max_epoch 2 --optim_conf lr=0.001 --scheduler_conf warmup_steps=50 --pruning_conf eta=1000"
+# Stage 12: length and optimizer of the pass that fine-tunes the dense model, for the
+# compression runs and the dense control alike.
+finetune_args="--max_epoch 2 --optim_conf lr=0.001 --scheduler_conf warmup_steps=50"
+# Stage 12, compression runs only. ESPnet's CTC loss is summed over each utterance's tokens
+# (not averaged), so the penalty weight of the shared preset is scaled up to match it here.
+compress_args="--pruning_conf eta=1000"
+# Also fine-tune the dense model with finetune_args and no pruning (${dense_dir}_finetune):
+# a dense model with as much training as the compressed ones, to test "lossless" against.
+dense_control=false
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
@@ -61,6 +67,7 @@ parse_options "$@"
 cd "$(dirname "$0")"
 
 check_common_options
+is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 for f in "${asr_config}" "${inference_config}"; do
     [ -f "${f}" ] || die "config ${f} not found"
 done
@@ -89,6 +96,7 @@ token_list="${token_dir}/tokens.txt"
 stats_dir="${expdir}/asr_stats_raw_${token_type}${nbpe}"
 asr_tag="$(basename "${asr_config}" .yaml)_raw_${token_type}${nbpe}"
 dense_dir="${expdir}/asr_${asr_tag}"
+control_dir="${dense_dir}_finetune"
 # espnet2's own entry points, unless the model uses an encoder that pinch registers.
 train_module=espnet2.bin.asr_train
 inference_module=espnet2.bin.asr_inference
@@ -217,6 +225,23 @@ if run_stage 11; then
     stage_time 11 "${t0}"
 fi
 
+if run_stage 12 && [ "${dense_control}" = true ]; then
+    t0=${SECONDS}
+    log "Stage 12: Dense control: fine-tune ${dense_dir}/${inference_asr_model} without pruning"
+    if ! done_or_redo "${control_dir}/${inference_asr_model}" 12; then
+        need "${dense_dir}/${inference_asr_model}" 11
+        [ "${overwrite}" = true ] && rm -rf "${control_dir}"
+        mkdir -p "${control_dir}"
+        # shellcheck disable=SC2086
+        ${python} -m "${train_module}" --ngpu "${ngpu}" --resume true \
+            "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
+            --init_param "${dense_dir}/${inference_asr_model}" \
+            --output_dir "${control_dir}" ${asr_args} ${finetune_args} \
+            >> "${control_dir}/train.log" 2>&1 || failed "dense control" "${control_dir}/train.log"
+    fi
+    stage_time 12 "${t0}"
+fi
+
 if run_stage 12; then
     log "Stage 12: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}'"
     while read -r m t dir; do
@@ -232,7 +257,8 @@ if run_stage 12; then
                 --init_param "${dense_dir}/${inference_asr_model}" \
                 --pruning_config "${pruning_conf_dir}/${m}.yaml" \
                 --pruning_conf "target_sparsity=${t}" \
-                --output_dir "${dir}" ${asr_args} ${compress_args} >> "${dir}/train.log" 2>&1 \
+                --output_dir "${dir}" ${asr_args} ${finetune_args} ${compress_args} \
+                >> "${dir}/train.log" 2>&1 \
                 || failed "compression ${m} ${t}" "${dir}/train.log"
             echo $(( SECONDS - t0 )) >> "${dir}/wall_time_s"
             log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
@@ -261,19 +287,22 @@ if run_stage 13; then
     stage_time 13 "${t0}"
 fi
 
-# model_dirs: "DIR CONFIG MODEL" per model to decode: the dense model, then each baked one.
+# model_dirs: "DIR CONFIG MODEL STAGE" per model to decode (STAGE makes it): the dense model,
+# the dense control if asked for, then each baked one.
 model_dirs() {
-    echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_asr_model}"
+    echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_asr_model} 11"
+    [ "${dense_control}" = true ] \
+        && echo "${control_dir} ${control_dir}/config.yaml ${control_dir}/${inference_asr_model} 12"
     while read -r _ _ dir; do
-        echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth"
+        echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth 13"
     done < <(compressed_runs)
 }
 
 if run_stage 14; then
     t0=${SECONDS}
     log "Stage 14: Decoding with unmodified espnet2.bin.asr_inference"
-    while read -r dir config model; do
-        need "${model}" "$([ "${dir}" = "${dense_dir}" ] && echo 11 || echo 13)"
+    while read -r dir config model made_by; do
+        need "${model}" "${made_by}"
         for dset in ${test_sets}; do
             out="${dir}/${inference_tag}/${dset}"
             done_or_redo "${out}/text" 14 && continue
@@ -298,7 +327,10 @@ fi
 if run_stage 15; then
     t0=${SECONDS}
     log "Stage 15: Scoring (sclite), MAPSSWE vs the dense model, RESULTS.md, results table"
-    while read -r dir config model; do
+    # References of the MAPSSWE test: "NAME DIR" each.
+    references="dense ${dense_dir}"
+    [ "${dense_control}" = true ] && references+=" dense_finetune ${control_dir}"
+    while read -r dir config model made_by; do
         for dset in ${test_sets}; do
             out="${dir}/${inference_tag}/${dset}"
             need "${out}/text" 14
@@ -307,18 +339,23 @@ if run_stage 15; then
                     --hyp "${out}/text" --out "${out}/score_wer" > "${out}/score.log" 2>&1 \
                     || failed "scoring" "${out}/score.log"
             fi
-            if [ "${dir}" != "${dense_dir}" ] \
-                && ! done_or_redo "${out}/mapsswe_vs_dense/compare.json" 15; then
+            [ "${made_by}" = 13 ] || continue
+            set -- ${references}
+            while [ $# -gt 0 ]; do
+                name=$1 ref_dir=$2 && shift 2
+                done_or_redo "${out}/mapsswe_vs_${name}/compare.json" 15 && continue
                 ${python} -m pinch.scoring compare --ref "${dumpdir}/raw/${dset}/text" \
-                    --hyp-a "${dense_dir}/${inference_tag}/${dset}/text" --hyp-b "${out}/text" \
-                    --name-a dense --name-b pruned --out "${out}/mapsswe_vs_dense" \
-                    > "${out}/compare.log" 2>&1 || failed "MAPSSWE" "${out}/compare.log"
-            fi
+                    --hyp-a "${ref_dir}/${inference_tag}/${dset}/text" --hyp-b "${out}/text" \
+                    --name-a "${name}" --name-b pruned --out "${out}/mapsswe_vs_${name}" \
+                    > "${out}/compare_${name}.log" 2>&1 || failed "MAPSSWE" "${out}/compare_${name}.log"
+            done
         done
         done_or_redo "${dir}/RESULTS.md" 15 && continue
         ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
             --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
-            --results_table "${results_table}" --overwrite "${overwrite}"
+            --results_table "${results_table}" --overwrite "${overwrite}" \
+            --method "$([ "${made_by}" = 12 ] && echo dense_finetune || echo dense)" \
+            --notes "corpus=${corpus}$([ "${made_by}" = 12 ] && echo ", ${finetune_args}")"
     done < <(model_dirs)
     stage_time 15 "${t0}"
 fi

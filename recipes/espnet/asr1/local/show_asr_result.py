@@ -58,11 +58,13 @@ def results_md(model_dir, inference_tag, scores, pruning):
             f"{pruning['sparsity_model']:.4f} of all parameters "
             f"({pruning['nonzero']:,} of {pruning['params']:,} non-zero)",
             "",
-            "|dataset|WER dense|WER pruned|MAPSSWE p|lossless|",
-            "|---|---|---|---|---|",
+            "|dataset|reference|WER reference|WER pruned|MAPSSWE p|lossless|",
+            "|---|---|---|---|---|---|",
         ]
-        for d, c in pruning["significance"].items():
-            lines.append(f"|{d}|{c['wer_a']:.2f}|{c['wer_b']:.2f}|{c['p_value']:.4f}|{c['lossless']}|")
+        for ref, per_set in pruning["significance"].items():
+            for d, c in per_set.items():
+                lines.append(f"|{d}|{ref}|{c['wer_a']:.2f}|{c['wer_b']:.2f}|"
+                             f"{c['p_value']:.4f}|{c['lossless']}|")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -94,6 +96,9 @@ def main():
     parser.add_argument("--model_file", required=True)
     parser.add_argument("--results_table", type=Path, required=True)
     parser.add_argument("--overwrite", choices=["true", "false"], default="false")
+    parser.add_argument("--method", default="dense",
+                        help="method column of an unpruned model (dense, dense_finetune)")
+    parser.add_argument("--notes", default="", help="notes column (corpus=NAME, ...)")
     args = parser.parse_args()
 
     decode_dir = args.model_dir / args.inference_tag
@@ -108,9 +113,15 @@ def main():
     pruning = None
     if sparsity_file.is_file():
         pruning = json.loads(sparsity_file.read_text())
+        # One MAPSSWE test per reference model (mapsswe_vs_<name>): dense, dense_finetune.
+        refs = sorted(p.name.removeprefix("mapsswe_vs_")
+                      for p in (decode_dir / next(iter(scores))).glob("mapsswe_vs_*"))
+        if "dense" not in refs:
+            sys.exit(f"show_asr_result: no MAPSSWE test against the dense model in {decode_dir}")
         pruning["significance"] = {
-            d: json.loads((decode_dir / d / "mapsswe_vs_dense" / "compare.json").read_text())
-            for d in scores
+            ref: {d: json.loads((decode_dir / d / f"mapsswe_vs_{ref}" / "compare.json").read_text())
+                  for d in scores}
+            for ref in refs
         }
     tmp = args.model_dir / "RESULTS.md.tmp"
     tmp.write_text(results_md(args.model_dir, args.inference_tag, scores, pruning), encoding="utf-8")
@@ -127,6 +138,7 @@ def main():
         "wer": {d: s["wer"] for d, s in scores.items()},
         "size_mb": round(size_mb(args.model_file), 3),
     }
+    notes = [args.notes] if args.notes else []
     if pruning:
         wall = args.model_dir.parent / "wall_time_s"
         row.update(
@@ -136,13 +148,19 @@ def main():
             params=pruning["params"],
             nonzero_params=pruning["nonzero"],
             significance={d: {"p_value": c["p_value"], "lossless": c["lossless"]}
-                          for d, c in pruning["significance"].items()},
+                          for d, c in pruning["significance"]["dense"].items()},
         )
+        notes += [f"vs {ref} on {d}: p={c['p_value']:.3g} "
+                  f"{'lossless' if c['lossless'] else 'worse'}"
+                  for ref, per_set in pruning["significance"].items() if ref != "dense"
+                  for d, c in per_set.items()]
         if wall.is_file():
             row["wall_time_s"] = float(sum(int(x) for x in wall.read_text().split()))
     else:
         params, nonzero = count_params(args.config, args.model_file)
-        row.update(method="dense", params=params, nonzero_params=nonzero)
+        row.update(method=args.method, params=params, nonzero_params=nonzero)
+    if notes:
+        row["notes"] = "; ".join(notes)
     append_result(args.results_table, row)
     marker.write_text(f"{args.results_table}\n")
     print(f"show_asr_result: appended {args.model_dir} to {args.results_table}")
