@@ -57,6 +57,7 @@ sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_
 pruning_conf_dir=../../../conf/pruning
 inference_config=conf/decode_ctc.yaml
 inference_asr_model=valid.loss.ave.pth
+inference_nj=2          # Parallel decoding jobs per test set (one CPU thread each).
 results_table=../../../exp/results  # Shared results table (append-only).
 
 help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
@@ -67,6 +68,8 @@ parse_options "$@"
 cd "$(dirname "$0")"
 
 check_common_options
+[[ "${inference_nj}" =~ ^[1-9][0-9]*$ ]] \
+    || die "--inference_nj must be a positive integer, not '${inference_nj}'"
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 for f in "${asr_config}" "${inference_config}"; do
     [ -f "${f}" ] || die "config ${f} not found"
@@ -308,14 +311,30 @@ if run_stage 14; then
             done_or_redo "${out}/text" 14 && continue
             need "${dumpdir}/raw/${dset}/wav.scp" 3
             rm -rf "${out}" && mkdir -p "${out}/logdir"
-            ${python} -m "${inference_module}" --ngpu 0 --config "${inference_config}" \
-                --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
-                --key_file "${dumpdir}/raw/${dset}/wav.scp" \
-                --asr_train_config "${config}" --asr_model_file "${model}" \
-                --output_dir "${out}/logdir/output.1" > "${out}/logdir/asr_inference.1.log" 2>&1 \
-                || failed "decoding" "${out}/logdir/asr_inference.1.log"
+            # As asr.sh: the key file split into nj parts, one decoding job each, outputs
+            # merged; single-threaded jobs use the cores better than one threaded job.
+            n_utts=$(wc -l < "${dumpdir}/raw/${dset}/wav.scp")
+            nj=$(( inference_nj < n_utts ? inference_nj : n_utts ))
+            split -n "l/${nj}" -d -a 3 "${dumpdir}/raw/${dset}/wav.scp" "${out}/logdir/keys."
+            pids=()
+            for job in $(seq 1 "${nj}"); do
+                keys="${out}/logdir/keys.$(printf %03d $(( job - 1 )))"
+                OMP_NUM_THREADS=1 ${python} -m "${inference_module}" --ngpu 0 \
+                    --config "${inference_config}" \
+                    --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
+                    --key_file "${keys}" --asr_train_config "${config}" --asr_model_file "${model}" \
+                    --output_dir "${out}/logdir/output.${job}" \
+                    > "${out}/logdir/asr_inference.${job}.log" 2>&1 &
+                pids+=($!)
+            done
+            for job in $(seq 1 "${nj}"); do
+                wait "${pids[job - 1]}" \
+                    || failed "decoding" "${out}/logdir/asr_inference.${job}.log"
+            done
             for f in token token_int score text; do
-                cp "${out}/logdir/output.1/1best_recog/${f}" "${out}/${f}.tmp"
+                for job in $(seq 1 "${nj}"); do
+                    cat "${out}/logdir/output.${job}/1best_recog/${f}"
+                done | LC_ALL=C sort -k1,1 > "${out}/${f}.tmp"
             done
             for f in token token_int score text; do mv "${out}/${f}.tmp" "${out}/${f}"; done
             log "Stage 14: ${out}/text"
