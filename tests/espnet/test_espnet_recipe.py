@@ -92,10 +92,12 @@ def test_baked_dir_is_plain_espnet(recipe):
 
 def test_finished_results_are_kept_without_overwrite(recipe):
     table = recipe["root"] / "results" / "results.json"
-    before = table.read_text()
+    results_md = recipe["compressed"] / "baked" / "RESULTS.md"
+    before, before_md = table.read_text(), results_md.read_text()
     proc = run_recipe(recipe["root"], "--stage", "13", "--stop_stage", "15")
     assert "skipping (pass --overwrite true to redo)" in proc.stderr
     assert table.read_text() == before
+    assert results_md.read_text() == before_md  # not even its date refreshed
 
 
 PLAIN_DECODE = """

@@ -69,6 +69,10 @@ def results_md(model_dir, inference_tag, scores, pruning):
     return "\n".join(lines) + "\n"
 
 
+def _undated(results):
+    return [line for line in results.splitlines() if not line.startswith("- date:")]
+
+
 def count_params(config, model_file):
     """Parameters and non-zero parameters of the model as espnet2 builds it (through
     pinch's task, which also knows pinch's encoders)."""
@@ -123,10 +127,17 @@ def main():
                   for d in scores}
             for ref in refs
         }
-    tmp = args.model_dir / "RESULTS.md.tmp"
-    tmp.write_text(results_md(args.model_dir, args.inference_tag, scores, pruning), encoding="utf-8")
-    tmp.replace(args.model_dir / "RESULTS.md")
-    print(f"show_asr_result: wrote {args.model_dir / 'RESULTS.md'}")
+    # RESULTS.md renders result files that are never overwritten; it is rewritten only when
+    # they add something (a new MAPSSWE reference), not to refresh its date.
+    out = args.model_dir / "RESULTS.md"
+    text = results_md(args.model_dir, args.inference_tag, scores, pruning)
+    if out.is_file() and _undated(out.read_text(encoding="utf-8")) == _undated(text):
+        print(f"show_asr_result: {out} is up to date")
+    else:
+        tmp = args.model_dir / "RESULTS.md.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+        print(f"show_asr_result: wrote {out}")
 
     marker = args.model_dir / APPENDED
     if marker.exists() and args.overwrite == "false":
