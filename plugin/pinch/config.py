@@ -18,7 +18,7 @@ class PruningConfig:
     preset: Optional[str] = None
     targets: Optional[list] = None
     granularity: str = "unstructured"
-    eta: float = 1.0
+    eta: float = 1000.0
     tau_start: float = 0.5
     tau_end: float = 0.01
     options: dict = field(default_factory=dict)  # method-specific extras (gmp's frequency...)

@@ -30,9 +30,9 @@ def test_lands_on_target_while_the_model_still_learns(toy_data, lr):
 
 
 def test_eta_switches_off_at_the_target_and_back_on_below(converged_toy, toy_data):
-    pruner = pinch.Pruner(converged_toy, target_sparsity=0.3, targets=TARGETS, total_steps=100)
+    pruner = pinch.Pruner(converged_toy, target_sparsity=0.3, targets=TARGETS, total_steps=100, eta=2.0)
     pruner.start()
-    assert pruner.stats()["eta"] == 1.0 and pruner.penalty() > 0
+    assert pruner.stats()["eta"] == 2.0 and pruner.penalty() > 0
     gates = pruner.method.gates
     with torch.no_grad():
         for g in gates:  # far above the target: every weight below its threshold
@@ -44,7 +44,7 @@ def test_eta_switches_off_at_the_target_and_back_on_below(converged_toy, toy_dat
         for g in gates:
             g.threshold.fill_(1e-5)
     pruner.step()
-    assert pruner.sparsity().gated < 0.3 and pruner.stats()["eta"] == 1.0
+    assert pruner.sparsity().gated < 0.3 and pruner.stats()["eta"] == 2.0
 
 
 def test_projection_keeps_the_ratio_between_thresholds(converged_toy):

@@ -12,7 +12,9 @@ class SelfPinching(PruningMethod):
     ``eta`` weighs the *fraction* of gated weights kept (``||Mbar||_0 / N``), so one value
     works for models of any size; the paper's ``eta_paper`` on the raw count over ``N``
     gated weights corresponds to ``eta = eta_paper * N`` (2e-5 on wav2vec2-base's
-    ~85M gated weights is eta ~ 1700).
+    ~85M gated weights is eta ~ 1700). With Adam, eta only has to be large enough for the
+    penalty to dominate a threshold's gradient: the step is then about the learning rate,
+    so the default of 1000 serves losses of different scales (ESPnet's and NeMo's CTC).
 
     Overshoot: after eta switches off, Adam's momentum keeps raising thresholds for many
     steps. Whenever measured sparsity exceeds the target, all thresholds are scaled by one
@@ -25,7 +27,7 @@ class SelfPinching(PruningMethod):
     options = ("eta", "tau_start", "tau_end")
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
-                 eta=1.0, tau_start=0.5, tau_end=0.01):
+                 eta=1000.0, tau_start=0.5, tau_end=0.01):
         self.targets, self.target_sparsity, self.clock = targets, target_sparsity, clock
         if not (eta > 0 and tau_start > 0 and tau_end > 0):
             raise ValueError(f"sspg needs eta, tau_start, tau_end > 0 (got {eta}, {tau_start}, {tau_end})")

@@ -45,9 +45,8 @@ asr_args=               # Extra training options (stages 11 and 12: the same mod
 # Stage 12: length and optimizer of the pass that fine-tunes the dense model, for the
 # compression runs and the dense control alike.
 finetune_args="--max_epoch 2 --optim_conf lr=0.001 --scheduler_conf warmup_steps=50"
-# Stage 12, compression runs only. ESPnet's CTC loss is summed over each utterance's tokens
-# (not averaged), so the penalty weight of the shared preset is scaled up to match it here.
-compress_args="--pruning_conf eta=1000"
+# Stage 12, compression runs only: extra options, e.g. "--pruning_conf eta=300".
+compress_args=
 # Also fine-tune the dense model with finetune_args and no pruning (${dense_dir}_finetune):
 # a dense model with as much training as the compressed ones, to test "lossless" against.
 dense_control=false
