@@ -362,14 +362,15 @@ if run_stage 15; then
             while [ $# -gt 0 ]; do
                 name=$1 ref_dir=$2 && shift 2
                 done_or_redo "${out}/mapsswe_vs_${name}/compare.json" 15 && continue
+                need "${ref_dir}/${inference_tag}/${dset}/text" 14
                 ${python} -m pinch.scoring compare --ref "${dumpdir}/raw/${dset}/text" \
                     --hyp-a "${ref_dir}/${inference_tag}/${dset}/text" --hyp-b "${out}/text" \
                     --name-a "${name}" --name-b pruned --out "${out}/mapsswe_vs_${name}" \
                     > "${out}/compare_${name}.log" 2>&1 || failed "MAPSSWE" "${out}/compare_${name}.log"
             done
         done
-        # RESULTS.md is rewritten from the scores (a later --dense_control adds its
-        # column); the results table row is appended only once per model dir.
+        # RESULTS.md is refreshed when the scores add something (a later --dense_control
+        # adds its reference); the results table row is appended only once per model dir.
         ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
             --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
             --results_table "${results_table}" --overwrite "${overwrite}" \
