@@ -24,7 +24,8 @@ case "${1:-main}" in
     # For options (corpus, method, sparsity, stages), run a recipe directly.
     recipes/espnet/asr1/run.sh
     recipes/nemo/asr/run.sh
-    pinch compare --table exp/results --corpus embedded --out exp/results/compare_toolkits.md
+    pinch compare --table exp/results --corpus embedded --out exp/results/compare_toolkits.md \
+        --plot exp/results/compare_toolkits.png
     ;;
   *)
     echo "usage: ./run.sh [test [pytest args] | setup]" >&2

@@ -2,7 +2,7 @@
 import pytest
 
 from pinch.scoring import append_result, read_rows
-from pinch.scoring.side_by_side import main, side_by_side
+from pinch.scoring.side_by_side import main, newest_rows, side_by_side
 
 
 def _row(toolkit, method, wer, date, target=None, corpus="embedded", **extra):
@@ -22,7 +22,7 @@ def test_newest_row_per_toolkit_method_and_target(tmp_path):
         _row("nemo", "sspg", 50.0, "2026-01-03T00:00:00Z", target=0.65, corpus="librispeech"),
     ]:
         append_result(tmp_path, row)
-    lines = side_by_side(read_rows(tmp_path), corpus="embedded").splitlines()
+    lines = side_by_side(newest_rows(read_rows(tmp_path), corpus="embedded")).splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     body = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert [r[:2] for r in body] == [["dense", ""], ["sspg", "0.65"]]  # dense first
@@ -35,6 +35,34 @@ def test_newest_row_per_toolkit_method_and_target(tmp_path):
 
 def test_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="no espnet or nemo rows for corpus 'embedded'"):
-        side_by_side([_row("nemo", "dense", 1.0, "x", corpus="librispeech")], corpus="embedded")
+        newest_rows([_row("nemo", "dense", 1.0, "x", corpus="librispeech")], corpus="embedded")
     assert main(["--table", str(tmp_path)]) == 1
     assert "results.json: missing" in capsys.readouterr().err
+
+
+def test_plot_draws_a_sweep_from_the_dense_model(tmp_path, capsys):
+    for row in [
+        _row("espnet", "dense", 8.0, "2026-01-01T00:00:00Z"),
+        _row("espnet", "sspg", 9.5, "2026-01-01T00:00:02Z", target=0.8, sparsity=0.8),
+        _row("espnet", "sspg", 8.1, "2026-01-01T00:00:01Z", target=0.5, sparsity=0.5),
+        _row("nemo", "ump", 7.9, "2026-01-01T00:00:03Z", target=0.5, sparsity=0.5),
+    ]:
+        append_result(tmp_path, row)
+    png = tmp_path / "plots" / "wer.png"
+    assert main(["--table", str(tmp_path), "--corpus", "embedded", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from pinch.scoring.side_by_side_plot import wer_curves
+
+    curves = wer_curves(newest_rows(read_rows(tmp_path), corpus="embedded"))
+    # Sorted by sparsity and starting at the toolkit's dense model; no dense NeMo row.
+    assert curves == {"test_clean": {("espnet", "sspg"): [(0.0, 8.0), (0.5, 8.1), (0.8, 9.5)],
+                                     ("nemo", "ump"): [(0.5, 7.9)]}}
+
+
+def test_plot_needs_a_compressed_row(tmp_path):
+    from pinch.scoring.side_by_side_plot import plot_wer_vs_sparsity
+
+    rows = newest_rows([_row("espnet", "dense", 8.0, "2026-01-01T00:00:00Z")], corpus="embedded")
+    with pytest.raises(ValueError, match="no compressed row"):
+        plot_wer_vs_sparsity(rows, tmp_path / "wer.png")
+    assert not (tmp_path / "wer.png").exists()

@@ -7,6 +7,7 @@ measured sparsity, WER per test set with the MAPSSWE mark against that toolkit's
 dense model, and the compression wall time.
 
     python -m pinch.scoring.side_by_side --table exp/results [--corpus embedded] [--out FILE]
+        [--plot PNG]
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def corpus_of(row: dict) -> str | None:
     return None
 
 
-def side_by_side(rows: list[dict], corpus: str | None = None) -> str:
-    """Markdown table: one line per (method, target), one column group per toolkit.
+def newest_rows(rows: list[dict], corpus: str | None = None) -> dict[tuple, dict]:
+    """The newest row per (method, target, toolkit).
 
     With ``corpus``, rows noted with another corpus are left out; rows with no
     ``corpus=`` note cannot be placed and are kept.
@@ -41,6 +42,11 @@ def side_by_side(rows: list[dict], corpus: str | None = None) -> str:
     newest: dict[tuple, dict] = {}
     for r in sorted(rows, key=lambda r: r.get("date") or ""):
         newest[(r.get("method") or "", r.get("target_sparsity"), r["toolkit"])] = r
+    return newest
+
+
+def side_by_side(newest: dict[tuple, dict]) -> str:
+    """Markdown table of ``newest_rows``: a line per (method, target), a column group per toolkit."""
     systems = sorted({(m, t) for m, t, _ in newest}, key=lambda k: (k[0] != "dense", k[0], k[1] or 0))
     test_sets = sorted({s for r in newest.values() for s in (r.get("wer") or {})})
     headers = ["method", "target"]
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", required=True, help="folder of the shared results.json")
     parser.add_argument("--corpus", help="only rows noted corpus=NAME")
     parser.add_argument("--out", help="also write the table to this Markdown file")
+    parser.add_argument("--plot", help="also plot WER against measured sparsity to this PNG")
     args = parser.parse_args(argv)
     try:
         if not (Path(args.table) / "results.json").is_file():
@@ -84,12 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.corpus and unnoted:
             print(f"pinch compare: note: {unnoted} row(s) carry no 'corpus=' note; shown as {args.corpus}",
                   file=sys.stderr)
-        text = side_by_side(rows, args.corpus)
+        newest = newest_rows(rows, args.corpus)
+        text = side_by_side(newest)
     except (ValueError, FileNotFoundError) as err:
         print(f"pinch compare: error: {err}", file=sys.stderr)
         return 1
     if args.out:
         write_text_atomic(Path(args.out), text)
+    if args.plot:
+        from .side_by_side_plot import plot_wer_vs_sparsity
+
+        plot_wer_vs_sparsity(newest, Path(args.plot))
+        print(f"pinch compare: plot written to {args.plot}", file=sys.stderr)
     print(text, end="")
     return 0
 

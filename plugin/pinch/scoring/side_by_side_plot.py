@@ -1,0 +1,57 @@
+"""WER against measured sparsity, a panel per test set and a line per toolkit and method.
+
+Why: a sweep (``--sweep "0.5 0.65 0.8"``, several methods) is read as a curve that starts
+at the dense model; the table gives the numbers, the plot shows where WER starts to rise.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def wer_curves(newest: dict[tuple, dict]) -> dict[str, dict[tuple[str, str], list[tuple[float, float]]]]:
+    """test set -> (toolkit, method) -> [(sparsity, WER)] sorted by sparsity, each line
+    starting at its toolkit's dense model (sparsity 0)."""
+    curves: dict[str, dict] = {}
+    dense = {(tk, s): wer for (m, _, tk), r in newest.items() if m == "dense"
+             for s, wer in (r.get("wer") or {}).items()}
+    for (method, _, toolkit), row in newest.items():
+        if method == "dense" or row.get("sparsity") is None:
+            continue
+        for test_set, wer in (row.get("wer") or {}).items():
+            line = curves.setdefault(test_set, {}).setdefault((toolkit, method), [])
+            if not line and (toolkit, test_set) in dense:
+                line.append((0.0, dense[toolkit, test_set]))
+            line.append((row["sparsity"], wer))
+    for lines in curves.values():
+        for line in lines.values():
+            line.sort()
+    return curves
+
+
+def plot_wer_vs_sparsity(newest: dict[tuple, dict], out: Path) -> dict:
+    """Write the plot to ``out`` (PNG, atomically); returns the curves drawn."""
+    curves = wer_curves(newest)
+    if not curves:
+        raise ValueError("no compressed row with a measured sparsity and a WER to plot")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), squeeze=False)
+    for ax, (test_set, lines) in zip(axes[0], sorted(curves.items())):
+        for (toolkit, method), points in sorted(lines.items()):
+            xs, ys = zip(*points)
+            ax.plot([100 * x for x in xs], ys, marker="o", label=f"{toolkit} {method}")
+        ax.set(title=test_set, xlabel="sparsity of gated weights (%)", ylabel="WER (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out)
+    return curves
