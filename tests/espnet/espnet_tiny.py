@@ -90,5 +90,6 @@ def distributed_worker(rank, world, port, out_dir):
                            if n.endswith("_threshold")},
             "data_seen": seeds,
         }, Path(out_dir) / f"rank{rank}.pt")
+        dist.barrier()  # both ranks done with collectives before teardown (pytorch#75097)
     finally:
         dist.destroy_process_group()

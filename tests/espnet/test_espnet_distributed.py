@@ -3,7 +3,9 @@ and schedule state while each sees different data. espnet2 launches multi-proces
 training only for GPUs, so the ranks here run espnet2's own Trainer.train_one_epoch
 under torch.distributed directly."""
 import socket
+import time
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -16,9 +18,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+def run_ranks(world, out_dir, timeout=300):
+    """Spawn the ranks and wait for them. torch's destroy_process_group can hang in
+    teardown after both ranks have finished and saved their state (pytorch#75097): then
+    the ranks are killed and the saved states are checked; a rank that never saved fails."""
+    ctx = mp.spawn(distributed_worker, args=(world, free_port(), str(out_dir)), nprocs=world, join=False)
+    deadline = time.monotonic() + timeout
+    while not ctx.join(timeout=1):  # raises if a rank fails
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            missing = [r for r in range(world) if not (out_dir / f"rank{r}.pt").exists()]
+            if missing:
+                pytest.fail(f"DDP ranks {missing} did not finish within {timeout} s")
+            return
+
+
 def test_ranks_agree_on_pruning_state(tmp_path):
     world = 2
-    mp.spawn(distributed_worker, args=(world, free_port(), str(tmp_path)), nprocs=world, join=True)
+    run_ranks(world, tmp_path)
     states = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
     assert states[0]["steps"] == states[1]["steps"] == 6
     assert states[0]["sparsity"] > 0.05, "the run must really prune for the check to mean something"
