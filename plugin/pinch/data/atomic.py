@@ -37,12 +37,23 @@ def atomic_output_dir(final: Path):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary sibling and rename, so readers never see a partial file."""
+@contextmanager
+def atomic_file(path: Path):
+    """Yield a temporary sibling of `path` (same suffix, for writers that go by it); on
+    success it replaces `path`, so readers never see a partial file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json_atomic(path: Path, obj) -> None:

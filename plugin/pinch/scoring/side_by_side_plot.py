@@ -5,8 +5,9 @@ at the dense model; the table gives the numbers, the plot shows where WER starts
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from pinch.data.atomic import atomic_file
 
 
 def wer_curves(newest: dict[tuple, dict]) -> dict[str, dict[tuple[str, str], list[tuple[float, float]]]]:
@@ -48,10 +49,8 @@ def plot_wer_vs_sparsity(newest: dict[tuple, dict], out: Path) -> dict:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(out)
     return curves

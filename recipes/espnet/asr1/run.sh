@@ -127,6 +127,18 @@ shape_opts=(
 [ "${feats_normalize}" = global_mvn ] \
     && shape_opts+=(--normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz")
 
+# train_asr DIR MODULE WHAT [OPTION ...]: one espnet2 training run into DIR, logged to
+# DIR/train.log; --resume true: a killed run continues from its last epoch checkpoint.
+train_asr() {
+    local dir=$1 module=$2 what=$3
+    shift 3
+    [ "${overwrite}" = true ] && rm -rf "${dir}"
+    mkdir -p "${dir}"
+    ${python} -m "${module}" --ngpu "${ngpu}" --resume true \
+        "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
+        --output_dir "${dir}" "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
+}
+
 
 if run_stage 1; then
     t0=${SECONDS}
@@ -215,14 +227,9 @@ if run_stage 11; then
     log "Stage 11: ASR Training (dense): ${dense_dir}"
     if ! done_or_redo "${dense_dir}/${inference_asr_model}" 11; then
         need "${stats_dir}/train/feats_stats.npz" 10
-        [ "${overwrite}" = true ] && rm -rf "${dense_dir}"
-        mkdir -p "${dense_dir}"
         # Plain espnet2: the dense model is an ordinary ESPnet model.
         # shellcheck disable=SC2086
-        ${python} -m "${train_module}" --ngpu "${ngpu}" --resume true \
-            "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
-            --output_dir "${dense_dir}" ${asr_args} >> "${dense_dir}/train.log" 2>&1 \
-            || failed "dense training" "${dense_dir}/train.log"
+        train_asr "${dense_dir}" "${train_module}" "dense training" ${asr_args}
     fi
     stage_time 11 "${t0}"
 fi
@@ -232,14 +239,9 @@ if run_stage 12 && [ "${dense_control}" = true ]; then
     log "Stage 12: Dense control: fine-tune ${dense_dir}/${inference_asr_model} without pruning"
     if ! done_or_redo "${control_dir}/${inference_asr_model}" 12; then
         need "${dense_dir}/${inference_asr_model}" 11
-        [ "${overwrite}" = true ] && rm -rf "${control_dir}"
-        mkdir -p "${control_dir}"
         # shellcheck disable=SC2086
-        ${python} -m "${train_module}" --ngpu "${ngpu}" --resume true \
-            "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
-            --init_param "${dense_dir}/${inference_asr_model}" \
-            --output_dir "${control_dir}" ${asr_args} ${finetune_args} \
-            >> "${control_dir}/train.log" 2>&1 || failed "dense control" "${control_dir}/train.log"
+        train_asr "${control_dir}" "${train_module}" "dense control" \
+            --init_param "${dense_dir}/${inference_asr_model}" ${asr_args} ${finetune_args}
     fi
     stage_time 12 "${t0}"
 fi
@@ -250,18 +252,11 @@ if run_stage 12; then
             t0=${SECONDS}
             done_or_redo "${dir}/${inference_asr_model}" 12 && continue
             need "${dense_dir}/${inference_asr_model}" 11
-            [ "${overwrite}" = true ] && rm -rf "${dir}"
-            mkdir -p "${dir}"
-            # --resume true: a killed run continues from its last epoch checkpoint.
             # shellcheck disable=SC2086
-            ${python} -m pinch.espnet.bin.asr_train --ngpu "${ngpu}" --resume true \
-                "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
+            train_asr "${dir}" pinch.espnet.bin.asr_train "compression ${m} ${t}" \
                 --init_param "${dense_dir}/${inference_asr_model}" \
                 --pruning_config "${pruning_conf_dir}/${m}.yaml" \
-                --pruning_conf "target_sparsity=${t}" \
-                --output_dir "${dir}" ${asr_args} ${finetune_args} ${compress_args} \
-                >> "${dir}/train.log" 2>&1 \
-                || failed "compression ${m} ${t}" "${dir}/train.log"
+                --pruning_conf "target_sparsity=${t}" ${asr_args} ${finetune_args} ${compress_args}
             echo $(( SECONDS - t0 )) >> "${dir}/wall_time_s"
             log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
     done < <(compressed_runs)
@@ -345,9 +340,9 @@ fi
 if run_stage 15; then
     t0=${SECONDS}
     log "Stage 15: Scoring (sclite), MAPSSWE vs the dense model, RESULTS.md, results table"
-    # References of the MAPSSWE test: "NAME DIR" each.
-    references="dense ${dense_dir}"
-    [ "${dense_control}" = true ] && references+=" dense_finetune ${control_dir}"
+    # References of the MAPSSWE test: NAME:DIR each.
+    references=("dense:${dense_dir}")
+    [ "${dense_control}" = true ] && references+=("dense_finetune:${control_dir}")
     while read -r dir config model made_by; do
         for dset in ${test_sets}; do
             out="${dir}/${inference_tag}/${dset}"
@@ -358,9 +353,8 @@ if run_stage 15; then
                     || failed "scoring" "${out}/score.log"
             fi
             [ "${made_by}" = 13 ] || continue
-            set -- ${references}
-            while [ $# -gt 0 ]; do
-                name=$1 ref_dir=$2 && shift 2
+            for ref in "${references[@]}"; do
+                name=${ref%%:*} ref_dir=${ref#*:}
                 done_or_redo "${out}/mapsswe_vs_${name}/compare.json" 15 && continue
                 need "${ref_dir}/${inference_tag}/${dset}/text" 14
                 ${python} -m pinch.scoring compare --ref "${dumpdir}/raw/${dset}/text" \
@@ -371,11 +365,12 @@ if run_stage 15; then
         done
         # RESULTS.md is refreshed when the scores add something (a later --dense_control
         # adds its reference); the results table row is appended only once per model dir.
+        method=dense notes="corpus=${corpus}"
+        [ "${made_by}" = 12 ] && method=dense_finetune notes+=", ${finetune_args}"
         ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
             --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
             --results_table "${results_table}" --overwrite "${overwrite}" \
-            --method "$([ "${made_by}" = 12 ] && echo dense_finetune || echo dense)" \
-            --notes "corpus=${corpus}$([ "${made_by}" = 12 ] && echo ", ${finetune_args}")"
+            --method "${method}" --notes "${notes}"
     done < <(model_dirs)
     stage_time 15 "${t0}"
 fi
