@@ -5,8 +5,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from pinch.methods import METHODS
+from pinch.methods.options import validate
+from pinch.methods.sspg import SelfPinching
 
 GRANULARITIES = ("unstructured", "structured")
+# sspg's options are top-level keys, so every preset file has the same keys.
+SSPG_KEYS = ("eta", "tau_start", "tau_end", "reach_at")
 
 
 @dataclass
@@ -18,13 +22,14 @@ class PruningConfig:
     preset: Optional[str] = None
     targets: Optional[list] = None
     granularity: str = "unstructured"
-    eta: float = 1000.0
+    eta: object = "auto"  # "auto" (adaptive, the default) or a fixed number
     tau_start: float = 0.5
     tau_end: float = 0.01
+    reach_at: float = 0.5
     options: dict = field(default_factory=dict)  # method-specific extras (gmp's frequency...)
 
     def __post_init__(self):
-        if self.method not in METHODS:
+        if not isinstance(self.method, str) or self.method not in METHODS:
             raise ValueError(f"unknown pruning method {self.method!r}; known: {', '.join(METHODS)}")
         t = self.target_sparsity
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 <= t < 1:
@@ -33,12 +38,24 @@ class PruningConfig:
             raise ValueError(f"unknown granularity {self.granularity!r}; use one of {GRANULARITIES}")
         if self.preset is None and not self.targets:
             raise ValueError("pruning config needs a preset or a list of target patterns")
+        if self.preset is not None and not isinstance(self.preset, str):
+            raise ValueError(f"pruning key 'preset' must be a preset name, got {self.preset!r}")
+        if self.targets is not None and not (
+            isinstance(self.targets, (list, tuple)) and all(isinstance(t, str) for t in self.targets)
+        ):
+            raise ValueError(f"pruning key 'targets' must be a list of regular expressions, got {self.targets!r}")
+        if self.targets is not None:
+            self.targets = list(self.targets)
+        # sspg's keys are checked whatever the method: every preset file carries them.
+        for key, value in validate(SelfPinching.options, {k: getattr(self, k) for k in SSPG_KEYS}).items():
+            setattr(self, key, value)
         allowed = METHODS[self.method].options
         unknown = sorted(set(self.options) - set(allowed))
         if unknown:
             raise ValueError(
                 f"pruning method {self.method!r} has no option(s) {unknown}; it accepts {list(allowed) or 'none'}"
             )
+        self.options = validate(allowed, self.options)
 
     @classmethod
     def from_dict(cls, d):
@@ -46,7 +63,7 @@ class PruningConfig:
         d = dict(d or {})
         names = {f.name for f in dataclasses.fields(cls)} - {"options"}
         method = d.get("method", cls.method)
-        extras = METHODS[method].options if method in METHODS else ()
+        extras = METHODS[method].options if isinstance(method, str) and method in METHODS else {}
         unknown = sorted(k for k in d if k not in names and k not in extras)
         if unknown:
             raise ValueError(
@@ -54,9 +71,18 @@ class PruningConfig:
                 + (f" and, for method {method!r}, {list(extras)}" if extras else "")
             )
         options = {k: d.pop(k) for k in list(d) if k in extras and k not in names}
-        if d.get("targets") is not None:
-            d["targets"] = list(d["targets"])
         return cls(**d, options=options)
+
+    @classmethod
+    def template(cls, method="sspg"):
+        """Every key a user may set for ``method``, at its default: what ``--print_config``
+        shows (the method's own options take their constructor's defaults)."""
+        import inspect
+
+        keys = {f.name: f.default for f in dataclasses.fields(cls) if f.name not in ("method", "options")}
+        signature = inspect.signature(METHODS[method].__init__).parameters
+        keys.update({k: signature[k].default for k in METHODS[method].options if k not in keys})
+        return {"method": method, **keys}
 
     @staticmethod
     def read_file(path):
@@ -66,18 +92,22 @@ class PruningConfig:
 
         try:
             with open(path, encoding="utf-8") as f:
-                mapping = yaml.safe_load(f) or {}
+                mapping = yaml.safe_load(f)
         except OSError as err:
             raise ValueError(f"pruning preset {path}: cannot read ({err.strerror})") from None
         except yaml.YAMLError as err:
             raise ValueError(f"pruning preset {path}: not valid YAML ({err})") from None
-        if not isinstance(mapping, dict):
-            raise ValueError(f"pruning preset {path}: expected a mapping of pruning keys")
+        if not isinstance(mapping, dict) or not mapping:
+            raise ValueError(f"pruning preset {path}: expected a mapping of pruning keys, found "
+                             f"{'nothing' if not mapping else type(mapping).__name__}")
+        if not mapping.get("method"):
+            raise ValueError(f"pruning preset {path}: no 'method' (one of {', '.join(METHODS)}); "
+                             "a preset file must name its method")
         return mapping
 
     def method_kwargs(self):
         """Keyword arguments of the method's constructor."""
         kwargs = dict(self.options)
         if self.method == "sspg":
-            kwargs.update(eta=self.eta, tau_start=self.tau_start, tau_end=self.tau_end)
+            kwargs.update({k: getattr(self, k) for k in SSPG_KEYS})
         return kwargs

@@ -1,7 +1,7 @@
 """The one object a training loop talks to, whatever the method."""
 import torch
 
-from pinch.config import PruningConfig
+from pinch.config import SSPG_KEYS, PruningConfig
 from pinch.gates import iter_gates
 from pinch.gates.gate import THRESHOLD_SUFFIX
 from pinch.methods import METHODS
@@ -35,7 +35,7 @@ class Pruner:
                  total_steps=None, granularity="unstructured", **options):
         self.config = PruningConfig(method=method, target_sparsity=target_sparsity, preset=preset,
                                     targets=targets, granularity=granularity,
-                                    **{k: options.pop(k) for k in ("eta", "tau_start", "tau_end") if k in options},
+                                    **{k: options.pop(k) for k in SSPG_KEYS if k in options},
                                     options=options)
         if not isinstance(total_steps, int) or total_steps < 1:
             raise ValueError(f"total_steps must be a positive int (the planned optimizer updates), got {total_steps!r}")

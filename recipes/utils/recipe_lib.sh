@@ -10,8 +10,18 @@ _log_caller() {
 log() { _log_caller "$@"; }
 die() { _log_caller "ERROR: $*"; exit 1; }
 
+# recipe_options: the documented options, i.e. the variables a recipe assigns at the top
+# of its file (before it calls parse_options), as egs2's scripts list theirs.
+recipe_options() {
+    awk '/^parse_options/ { exit } /^[a-z][a-z0-9_]*=/ { sub(/=.*/, ""); print }' "$0" \
+        | grep -vx help_message
+}
+
 parse_options() {
-    # --name value for every variable defined above; anything else is an error.
+    # --name value for every documented option; anything else (an environment variable
+    # such as --PATH included) is an error.
+    local options
+    options=" $(recipe_options | tr '\n' ' ') "
     while [ $# -gt 0 ]; do
         case "$1" in
             --help|-h) echo "${help_message}"; exit 0 ;;
@@ -20,8 +30,7 @@ parse_options() {
                 local name="${1#--}"
                 name="${name//-/_}"
                 [ $# -ge 2 ] || die "option $1 needs a value"
-                declare -p "${name}" > /dev/null 2>&1 || die "unknown option $1 (see --help)"
-                case "${name}" in help_message|name) die "unknown option $1" ;; esac
+                case "${options}" in *" ${name} "*) ;; *) die "unknown option $1 (see --help)" ;; esac
                 printf -v "${name}" '%s' "$2"
                 shift 2 ;;
             *) die "unexpected argument '$1' (options are --name value)" ;;
@@ -29,13 +38,19 @@ parse_options() {
     done
 }
 
+# is_count VALUE: a non-negative integer.
+is_count() { [[ "$1" =~ ^[0-9]+$ ]]; }
+
 is_bool() { [ "$1" = true ] || [ "$1" = false ]; }
 
 # Checks of overwrite, stage/stop_stage, the target sparsities and the pruning presets;
 # sets `targets` (the sweep, or the single target).
 check_common_options() {
     is_bool "${overwrite}" || die "--overwrite must be true or false, not '${overwrite}'"
-    [[ "${stage}" =~ ^[0-9]+$ && "${stop_stage}" =~ ^[0-9]+$ ]] || die "--stage/--stop_stage must be integers"
+    is_count "${stage}" && is_count "${stop_stage}" || die "--stage/--stop_stage must be integers"
+    [ "${stage}" -le "${stop_stage}" ] \
+        || die "--stage ${stage} is after --stop_stage ${stop_stage}: no stage would run"
+    is_count "${seed}" || die "--seed must be a non-negative integer, not '${seed}'"
     targets="${sweep:-${target_sparsity}}"
     local t m
     for t in ${targets}; do
@@ -49,8 +64,28 @@ check_common_options() {
     done
 }
 
-# failed WHAT LOG: stop, quoting the log's last line (the exception that ended the step).
-failed() { die "$1 failed: $(grep -v '^\s*$' "$2" | tail -n 1) (full log: $2)"; }
+# failed WHAT LOG: stop, quoting the exception that ended the step: the log's last line that
+# names an error (Hydra ends its logs with a hint about HYDRA_FULL_ERROR), else its last line.
+failed() {
+    local line
+    line=$(grep -E '(Error|Exception|error|Errno)\b' "$2" 2>/dev/null | grep -v HYDRA_FULL_ERROR | tail -n 1)
+    [ -n "${line}" ] || line=$(grep -v '^\s*$' "$2" 2>/dev/null | tail -n 1)
+    die "$1 failed: ${line} (full log: $2)"
+}
+
+# attempt_start DIR / attempt_end DIR: a training run's wall time, one line per attempt in
+# DIR/wall_time_s (the results table sums them). An attempt that was killed or failed is
+# counted, when the next one starts, up to the last write of its DIR/train.log.
+attempt_start() {
+    if [ -f "$1/.attempt_start" ] && [ -f "$1/train.log" ]; then
+        echo $(( $(stat -c %Y "$1/train.log") - $(cat "$1/.attempt_start") )) >> "$1/wall_time_s"
+    fi
+    date +%s > "$1/.attempt_start"
+}
+attempt_end() {
+    echo $(( $(date +%s) - $(cat "$1/.attempt_start") )) >> "$1/wall_time_s"
+    rm -f "$1/.attempt_start"
+}
 
 # done_or_redo OUTPUT STAGE: true if OUTPUT is complete and must be kept (skip the work).
 done_or_redo() {

@@ -53,4 +53,48 @@ def test_config_from_yaml_mapping_round_trips_method_options():
                                          "frequency": 0.05})
     assert cfg.options == {"frequency": 0.05} and cfg.method_kwargs() == {"frequency": 0.05}
     cfg = pinch.PruningConfig.from_dict({"target_sparsity": 0.5, "targets": ["encoder.*"], "eta": 2.0})
-    assert cfg.method_kwargs() == {"eta": 2.0, "tau_start": 0.5, "tau_end": 0.01}
+    assert cfg.method_kwargs() == {"eta": 2.0, "tau_start": 0.5, "tau_end": 0.01, "reach_at": 0.5}
+    assert pinch.PruningConfig.from_dict({"preset": "conformer"}).eta == "auto"
+
+
+@pytest.mark.parametrize("key, value", [
+    ("eta", "lots"), ("eta", -1.0), ("eta", True), ("eta", float("inf")), ("tau_start", 0), ("tau_end", "x"),
+    ("reach_at", 0), ("reach_at", 1.5), ("preset", 3), ("targets", "encoder.*"), ("targets", [1]),
+    ("method", ["sspg"]),
+])
+def test_every_key_is_type_checked_with_a_message_naming_it(key, value):
+    with pytest.raises(ValueError, match=f"'{key}'|{key} must|unknown pruning method"):
+        pinch.PruningConfig.from_dict({"preset": "conformer", key: value})
+
+
+@pytest.mark.parametrize("method, key, value", [
+    ("gmp", "begin", "soon"), ("gmp", "end", 2), ("gmp", "frequency", 0), ("gmp", "scope", "everywhere"),
+    ("imp", "rounds", 0), ("imp", "rounds", 2.5), ("imp", "rounds", "4"), ("l1", "lam", 0), ("l1", "prune_at", None),
+])
+def test_method_options_are_type_checked(method, key, value):
+    with pytest.raises(ValueError, match=f"pruning key '{key}' must be"):
+        pinch.PruningConfig.from_dict({"method": method, "preset": "conformer", key: value})
+
+
+def test_integer_options_come_back_as_int():
+    cfg = pinch.PruningConfig.from_dict({"method": "imp", "preset": "conformer", "rounds": 3.0})
+    assert cfg.options == {"rounds": 3} and isinstance(cfg.options["rounds"], int)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "found nothing"), ("# only a comment\n", "found nothing"), ("- sspg\n", "found list"),
+    ("target_sparsity: 0.5\npreset: conformer\n", "no 'method'"),
+])
+def test_a_preset_file_without_a_method_is_an_error_naming_the_file(tmp_path, text, problem):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"{path}.*{problem}"):
+        pinch.PruningConfig.read_file(path)
+
+
+def test_template_lists_every_key_a_method_takes():
+    sspg = pinch.PruningConfig.template("sspg")
+    assert sspg["target_sparsity"] == 0.65 and sspg["eta"] == "auto" and "preset" in sspg and "reach_at" in sspg
+    gmp = pinch.PruningConfig.template("gmp")
+    assert {"begin": 0.0, "end": 0.75, "frequency": 0.02}.items() <= gmp.items()
+    pinch.PruningConfig.from_dict({**gmp, "preset": "conformer"})  # the template itself is valid

@@ -25,7 +25,7 @@ def test_gated_state_dict_keeps_original_names_plus_thresholds(toy_data):
     extra = set(model.state_dict()) - plain
     assert plain <= set(model.state_dict())
     assert extra == {"encoder.0.weight_threshold", "encoder.2.weight_threshold", "encoder.4.weight_threshold",
-                     "pinch_steps"}
+                     "pinch_steps", "pinch_eta"}
 
 
 def test_bake_gives_same_outputs_and_loads_into_the_plain_class(toy_data):

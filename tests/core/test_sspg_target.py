@@ -9,14 +9,24 @@ TARGETS = [r"encoder\.\d+"]
 
 
 @pytest.mark.parametrize("lr", [2e-4, 3e-3])
-def test_lands_on_target_when_compressing_a_converged_model(converged_toy, toy_data, lr):
+def test_lands_on_target_when_compressing_a_converged_model(converged_toy, toy_data, lr, _converged_state):
     pruner = pinch.Pruner(converged_toy, target_sparsity=0.5, targets=TARGETS, total_steps=1500)
     losses = train(converged_toy, toy_data, 1500, lr, pruner)
     report = pruner.sparsity()
     assert abs(report.gated - 0.5) <= 0.01
     layer_sparsities = list(report.layers.values())
     assert max(layer_sparsities) - min(layer_sparsities) > 0.05, "thresholds, not a uniform ratio, allocate"
-    assert losses[-1] < 0.05
+    dense_loss = losses[0]  # nothing is pruned before the first update
+    if lr == 3e-3:
+        assert losses[-1] < 20 * dense_loss
+    else:
+        # 1500 updates at lr 2e-4 do not give any method 20x back (bench/sspg_toy.py): the
+        # yardstick is global magnitude pruning fine-tuned with the same updates.
+        magnitude = ToyNet()
+        magnitude.load_state_dict(_converged_state)
+        baseline = pinch.Pruner(magnitude, method="global_magnitude", target_sparsity=0.5, targets=TARGETS,
+                                total_steps=1500)
+        assert losses[-1] < 1.5 * train(magnitude, toy_data, 1500, lr, baseline)[-1]
 
 
 @pytest.mark.parametrize("lr", [2e-4, 3e-3])
@@ -65,3 +75,41 @@ def test_tau_follows_the_cosine_schedule_over_real_steps(converged_toy):
         pruner.step()
     assert pruner.stats()["tau"] == pytest.approx(0.01)
     assert int(converged_toy.pinch_steps) == 4, "the step counter lives in the model's state"
+
+
+def _compress(model, data, steps, lr, scale, **options):
+    pruner = pinch.Pruner(model, target_sparsity=0.5, targets=TARGETS, total_steps=steps, **options)
+    x, y = data
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = scale * ((model(x) - y) ** 2).mean() + pruner.penalty()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        pruner.step()
+    return pruner
+
+
+def test_auto_eta_follows_the_loss_scale_and_reaches_the_target(_converged_state, toy_data):
+    """One preset value for espnet2's summed and NeMo's averaged CTC: eta adapts to the scale."""
+    etas = {}
+    for scale in (1.0, 30.0):
+        model = ToyNet()
+        model.load_state_dict(_converged_state)
+        pruner = _compress(model, toy_data, 400, 3e-3, scale)
+        assert abs(pruner.sparsity().gated - 0.5) <= 0.01
+        etas[scale] = pruner.method.eta
+    assert etas[30.0] > 2 * etas[1.0], etas
+
+
+def test_auto_eta_is_in_the_model_state_and_resumes(_converged_state, toy_data):
+    model = ToyNet()
+    model.load_state_dict(_converged_state)
+    pruner = _compress(model, toy_data, 50, 3e-3, 30.0)
+    assert pruner.method.eta != 1.0 and float(model.pinch_eta) == pruner.method.eta
+    resumed = ToyNet()
+    again = pinch.Pruner(resumed, target_sparsity=0.5, targets=TARGETS, total_steps=50)
+    resumed.load_state_dict(model.state_dict())
+    assert again.method.eta == pruner.method.eta
+    fixed = pinch.Pruner(ToyNet(), target_sparsity=0.5, targets=TARGETS, total_steps=50, eta=3.0)
+    assert fixed.method.eta == 3.0 and not hasattr(fixed.model, "pinch_eta")

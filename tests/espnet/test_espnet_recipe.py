@@ -23,7 +23,7 @@ TINY_MODEL = ("--encoder_conf output_size=32 --encoder_conf linear_units=64 "
               "--encoder_conf num_blocks=1 --encoder_conf attention_heads=2 --batch_size 8")
 # Few updates on a tiny corpus: a large learning rate and eta get the gates to the target.
 FINETUNE = "--max_epoch 4 --optim adam --optim_conf lr=0.02 --scheduler none --keep_nbest_models 1"
-COMPRESS = "--pruning_conf eta=200"
+COMPRESS = ""  # the preset's own default (eta: auto)
 
 
 def recipe_cmd(root, *options):
@@ -74,9 +74,12 @@ def test_every_stage_leaves_espnet_results(recipe):
     # compressed model is tested against it as well as against the dense model.
     control_log = (Path(f"{dense}_finetune") / "train.log").read_text()
     assert "--init_param" in control_log and "loss_sparsity" not in control_log
-    assert "vs dense_finetune on test_clean: p=" in pruned["notes"]
+    # The verdict is against the equally trained control, and says so; the other test is a note.
+    assert pruned["reference"] == "dense_finetune"
+    assert "vs dense on test_clean: p=" in pruned["notes"]
     results = (comp / "baked" / "RESULTS.md").read_text()
     assert "|test_clean|dense|" in results and "|test_clean|dense_finetune|" in results
+    assert "verdict is against `dense_finetune`" in results
     # The schedule's scalars reached espnet2's training log.
     log = (comp / "train.log").read_text()
     assert all(f"{k}=" in log for k in ("loss_sparsity", "sparsity", "eta", "tau"))
@@ -175,6 +178,9 @@ def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path)
     assert not (comp / "valid.loss.ave.pth").exists()
     run_recipe(root, "--expdir", str(exp), "--stage", "12", "--stop_stage", "12")
     assert "The training was resumed" in (comp / "train.log").read_text()
+    # The killed attempt's time is counted (up to its log's last write), then the resumed one.
+    attempts = [int(x) for x in (comp / "wall_time_s").read_text().split()]
+    assert len(attempts) == 2 and attempts[0] >= 1 and not (comp / ".attempt_start").exists()
 
     def final(d):
         state = torch.load(d / "valid.loss.ave.pth", map_location="cpu")
@@ -186,6 +192,42 @@ def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path)
     ref_steps, ref_sparsity = final(recipe["compressed"])
     assert steps == ref_steps
     assert abs(sparsity - ref_sparsity) < 1e-3
+
+
+def test_checkpoints_are_read_as_data_by_every_espnet_entry_point(recipe, tmp_path):
+    """A pickle that would create a file, given where pinch takes a checkpoint: refused by name."""
+    from tests.evil import write_evil_checkpoint
+
+    comp, dense = recipe["compressed"], recipe["dense"]
+    marker = tmp_path / "pwned"
+    evil = write_evil_checkpoint(tmp_path / "evil.pth", marker)
+    bake = [sys.executable, "-m", "pinch.espnet.bin.bake", "--train_config", str(comp / "config.yaml")]
+    show = [sys.executable, str(RECIPE / "local" / "show_asr_result.py"), "--model_dir", str(dense),
+            "--inference_tag", "decode_ctc_asr_model_valid.loss.ave", "--test_sets", "test_clean",
+            "--config", str(dense / "config.yaml"), "--results_table", str(tmp_path / "results"),
+            "--overwrite", "true"]
+    for cmd in (bake + ["--model_file", str(evil), "--out_dir", str(tmp_path / "a")],
+                bake + ["--model_file", str(comp / "valid.loss.ave.pth"), "--mask_from", str(evil),
+                        "--out_dir", str(tmp_path / "b")],
+                show + ["--model_file", str(evil)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=RECIPE)
+        assert proc.returncode != 0 and "evil.pth: cannot read as a weights-only" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not marker.exists()
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_corrupt_results_table_stops_stage_15_with_the_writers_message(recipe, tmp_path):
+    table = tmp_path / "results"
+    table.mkdir()
+    (table / "results.json").write_text("{not json")
+    dense = recipe["dense"]
+    proc = subprocess.run([sys.executable, str(RECIPE / "local" / "show_asr_result.py"), "--model_dir", str(dense),
+                           "--inference_tag", "decode_ctc_asr_model_valid.loss.ave", "--test_sets", "test_clean",
+                           "--config", str(dense / "config.yaml"), "--model_file", str(dense / "valid.loss.ave.pth"),
+                           "--results_table", str(table), "--overwrite", "true"],
+                          capture_output=True, text=True, cwd=RECIPE)
+    assert proc.returncode != 0 and "results.json: not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_preset_matching_no_layer_stops_compression_with_its_name(recipe):
@@ -208,6 +250,11 @@ def test_preset_matching_no_layer_stops_compression_with_its_name(recipe):
         (["--dense_control", "1"], "--dense_control must be true or false"),
         (["--stage", "12", "--stop_stage", "12"], "run stage 11 first"),
         (["--stage", "14", "--stop_stage", "14"], "run stage 11 first"),
+        (["--stage", "15", "--stop_stage", "1"], "no stage would run"),
+        (["--nbpe", "abc"], "--nbpe must be a positive integer"),
+        (["--PATH", "/nowhere"], "unknown option --PATH"),
+        (["--help_message", "x"], "unknown option --help_message"),
+        (["--seed", "-1"], "--seed must be a non-negative integer"),
     ],
 )
 def test_bad_input_stops_with_its_name(tmp_path, options, message):

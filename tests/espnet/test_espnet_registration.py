@@ -1,4 +1,7 @@
 """pinch's ASR task: espnet2's parser and YAML configs accept the pruning section."""
+import subprocess
+import sys
+
 import pytest
 import yaml
 from espnet2.tasks.asr import ASRTask as PlainASRTask
@@ -89,7 +92,41 @@ def test_preset_file_disagreeing_with_pruning_is_an_error(tmp_path):
 
 
 def test_preset_matching_no_layer_names_preset_and_model(tmp_path):
+    """One line through the direct entry point, not a traceback."""
     args = parse_tiny(tmp_path, "--pruning", "sspg", "--pruning_conf", "target_sparsity=0.5",
                       "--pruning_conf", "preset=wav2vec2")
-    with pytest.raises(ValueError, match="wav2vec2.*ESPnetASRModel"):
+    with pytest.raises(SystemExit, match="ASRTask: pruning: preset 'wav2vec2' matches no .* of ESPnetASRModel"):
         ASRTask.build_model(args)
+
+
+@pytest.mark.parametrize("text", ["", "target_sparsity: 0.5\npreset: conformer\n", "[sspg]\n"])
+def test_a_pruning_file_without_a_method_stops_training_naming_it(tmp_path, text):
+    """An empty preset file must not give an ordinary dense run."""
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    args = parse_tiny(tmp_path, "--pruning_config", str(path), "--output_dir", str(tmp_path / "exp"))
+    with pytest.raises(SystemExit, match="empty.yaml"):
+        ASRTask.main(args=args)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_print_config_shows_a_complete_pruning_template():
+    # espnet2 reads --print_config's options from the command line itself: run it as users do.
+    out = subprocess.run([sys.executable, "-m", "pinch.espnet.bin.asr_train", "--print_config", "--pruning", "sspg"],
+                         capture_output=True, text=True, check=True).stdout
+    printed = yaml.safe_load(out)
+    assert printed["pruning"] == "sspg"
+    assert {"target_sparsity": 0.65, "eta": "auto", "reach_at": 0.5, "preset": None}.items() \
+        <= printed["pruning_conf"].items()
+
+
+def test_thresholds_get_no_weight_decay(tmp_path):
+    args = parse_tiny(tmp_path, "--pruning", "sspg", "--pruning_conf", "target_sparsity=0.5",
+                      "--pruning_conf", "preset=conformer", "--optim", "adamw", "--optim_conf", "weight_decay=0.1")
+    model = ASRTask.build_model(args)
+    (optimizer,) = ASRTask.build_optimizers(args, model)
+    thresholds = {id(p) for n, p in model.named_parameters() if n.endswith("_threshold")}
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert thresholds and all(decay[t] == 0.0 for t in thresholds)
+    assert {decay[id(p)] for n, p in model.named_parameters() if id(p) not in thresholds} == {0.1}
+    assert len(decay) == sum(1 for _ in model.parameters()), "every parameter in exactly one group"

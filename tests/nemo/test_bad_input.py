@@ -37,6 +37,10 @@ def test_pruning_config_file_errors(tmp_path):
     cfg = OmegaConf.create({"pruning_config": str(tmp_path / "nope.yaml"), "model": {}})
     with pytest.raises(ValueError, match="nope.yaml: cannot read"):
         merged_pruning(cfg)
+    empty = tmp_path / "empty.yaml"  # must not give an ordinary dense run
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty.yaml: expected a mapping of pruning keys, found nothing"):
+        merged_pruning(OmegaConf.create({"pruning_config": str(empty), "model": {}}))
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: sspg\ntarget_sparsity: 0.65\npreset: conformer\netaa: 2\n")
     cfg = OmegaConf.create({"pruning_config": str(bad), "model": {}})

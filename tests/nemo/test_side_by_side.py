@@ -28,7 +28,7 @@ def test_newest_row_per_toolkit_method_and_target(tmp_path):
     assert [r[:2] for r in body] == [["dense", ""], ["sspg", "0.65"]]  # dense first
     dense, sspg = (dict(zip(header, r)) for r in body)
     assert dense["espnet params"] == "100" and dense["nemo params"] == "90"
-    assert sspg["nemo WER test_clean"] == "7.50 (p=0.42, lossless)"  # the newer embedded row
+    assert sspg["nemo WER test_clean"] == "7.50 (p=0.42 vs dense, lossless)"  # the newer embedded row
     assert sspg["espnet WER test_clean"] == "8.20" and sspg["espnet time s"] == "61"  # no corpus note: kept
     assert sspg["nemo sparsity"] == "0.65"
 
@@ -57,6 +57,20 @@ def test_plot_draws_a_sweep_from_the_dense_model(tmp_path, capsys):
     # Sorted by sparsity and starting at the toolkit's dense model; no dense NeMo row.
     assert curves == {"test_clean": {("espnet", "sspg"): [(0.0, 8.0), (0.5, 8.1), (0.8, 9.5)],
                                      ("nemo", "ump"): [(0.5, 7.9)]}}
+
+
+def test_curves_start_at_the_equally_trained_dense_control(tmp_path):
+    from pinch.scoring.side_by_side_plot import wer_curves
+
+    rows = [_row("espnet", "dense", 8.0, "2026-01-01T00:00:00Z"),
+            _row("espnet", "dense_finetune", 6.0, "2026-01-01T00:00:01Z"),
+            _row("espnet", "sspg", 6.3, "2026-01-01T00:00:02Z", target=0.65, sparsity=0.65,
+                 reference="dense_finetune", significance={"test_clean": {"p_value": 0.3, "lossless": True}})]
+    newest = newest_rows(rows, corpus="embedded")
+    assert wer_curves(newest) == {"test_clean": {("espnet", "sspg"): [(0.0, 6.0), (0.65, 6.3)]}}
+    body = side_by_side(newest).splitlines()[2:]
+    assert [line.split("|")[1].strip() for line in body] == ["dense", "dense_finetune", "sspg"]
+    assert "(p=0.3 vs dense_finetune, lossless)" in body[2]
 
 
 def test_plot_needs_a_compressed_row(tmp_path):

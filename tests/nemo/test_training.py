@@ -29,6 +29,20 @@ def test_steps_follow_optimizer_updates_and_stats_are_logged(tiny_model_cfg, ssp
     assert trainer.callback_metrics["tau"] < 0.5  # annealed from tau_start
 
 
+def test_thresholds_get_no_weight_decay(tiny_model_cfg, sspg_block):
+    tiny_model_cfg.pruning = sspg_block()
+    tiny_model_cfg.optim.weight_decay = 0.1
+    model = PinchEncDecCTCModelBPE(cfg=tiny_model_cfg)
+    model.attach_pruner(total_steps=10)
+    model.setup_optimizer_param_groups()  # what NeMo's setup_optimization builds the optimizer from
+    optimizer = torch.optim.AdamW(model._optimizer_param_groups, lr=1e-3, weight_decay=0.1)
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    thresholds = {id(p) for n, p in model.named_parameters() if n.endswith("_threshold")}
+    assert thresholds and all(decay[t] == 0.0 for t in thresholds)
+    assert {decay[id(p)] for p in model.parameters() if id(p) not in thresholds} == {0.1}
+    assert len(decay) == sum(1 for _ in model.parameters())
+
+
 class _AtStart(Callback):
     """What the model holds when training (re)starts: after any checkpoint restore."""
 

@@ -62,3 +62,33 @@ def test_cli_append_result(tmp_path, capsys):
     assert scoring_main(["append-result", "--table", str(tmp_path), "--row", "{bad"]) == 1
     assert "--row is not valid JSON" in capsys.readouterr().err
     assert len(read_rows(tmp_path)) == 1
+
+
+def test_verdict_prefers_the_equally_trained_dense_control_and_names_it(tmp_path):
+    from pinch.scoring.results import verdicts
+
+    def test(p, lossless):
+        return {"p_value": p, "lossless": lossless, "wer_a": 6.0, "wer_b": 6.5}
+
+    tests = {"dense": {"test_clean": test(0.001, True)}, "dense_finetune": {"test_clean": test(0.02, False)}}
+    ref, significance, notes = verdicts(tests)
+    assert ref == "dense_finetune" and significance == {"test_clean": {"p_value": 0.02, "lossless": False}}
+    assert notes == ["vs dense on test_clean: p=0.001 lossless"]
+    assert verdicts({"dense": tests["dense"]})[0] == "dense"
+    with pytest.raises(ValueError, match="no MAPSSWE test against dense_finetune or dense"):
+        verdicts({"other": tests["dense"]})
+    append_result(tmp_path, {**PRUNED, "reference": ref, "significance": significance})
+    header, _, row = (tmp_path / "results.md").read_text().splitlines()
+    cells = dict(zip(header.split("|"), row.split("|")))
+    assert cells[" verdict vs "].strip() == "dense_finetune" and "worse" in cells[" p test_clean "]
+
+
+def test_concurrent_appends_lose_no_row(tmp_path):
+    """Recipes finishing together: each process appends under the lock, every row stays."""
+    import multiprocessing
+
+    rows = [dict(DENSE, system=f"run{i}") for i in range(40)]
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pool.starmap(append_result, [(tmp_path, row) for row in rows])
+    assert sorted(r["system"] for r in read_rows(tmp_path)) == sorted(r["system"] for r in rows)
+    assert len((tmp_path / "results.md").read_text().splitlines()) == 2 + 40

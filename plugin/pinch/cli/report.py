@@ -2,7 +2,7 @@
 import json
 import os
 
-from pinch.cli.checkpoint import load_state_dict
+from pinch.export.checkpoint import load_state_dict
 from pinch.export.bake import bake_state_dict
 
 

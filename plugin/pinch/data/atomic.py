@@ -8,25 +8,50 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+
+OWNER = ".pinch-owner"  # "host pid" of the process writing a temporary directory
+
+
+def _remove_stale_temporaries(final: Path) -> None:
+    """Remove temporaries of `final` left by a killed process of this host: a SIGKILL
+    skips every cleanup, and a corpus-sized leftover would stay behind for good. A
+    temporary of a live process (a concurrent run) or of another host is left alone."""
+    host = socket.gethostname()
+    for tmp in final.parent.glob(f".{final.name}.tmp-*"):
+        try:
+            owner_host, pid = (tmp / OWNER).read_text().split()
+            if owner_host != host:
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (OSError, ValueError):  # no owner yet (being created) or not ours to judge
+            continue
 
 
 @contextmanager
 def atomic_output_dir(final: Path):
     """Yield a temporary sibling of `final`; on success it replaces `final`.
 
-    On error the temporary directory is removed and `final` is left untouched.
+    On error the temporary directory is removed and `final` is left untouched; one left
+    by a killed run is removed by the next.
     """
     final = Path(final).absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    (tmp / OWNER).unlink()
     os.chmod(tmp, 0o755)
     old = None
     if final.exists():

@@ -3,8 +3,10 @@ import torch
 
 from pinch.gates import iter_gates
 from pinch.gates.gate import THRESHOLD_SUFFIX
-from pinch.methods.sspg import common_threshold_scale
+from pinch.methods.sspg import ETA_BUFFER, common_threshold_scale
 from pinch.pruner import STEP_BUFFER
+
+PINCH_BUFFERS = (STEP_BUFFER, ETA_BUFFER)
 
 
 def bake(model):
@@ -18,7 +20,8 @@ def bake(model):
         pruner.method.finish()
     for _, gate in list(iter_gates(model)):
         gate.remove(apply_mask=True)
-    model._buffers.pop(STEP_BUFFER, None)
+    for name in PINCH_BUFFERS:
+        model._buffers.pop(name, None)
     return model
 
 
@@ -42,7 +45,7 @@ def bake_state_dict(state_dict, target_sparsity=None):
         thresholds = {k: t * scale for k, t in thresholds.items()}
     out = {}
     for key, value in state_dict.items():
-        if key.endswith(THRESHOLD_SUFFIX) or key.split(".")[-1] == STEP_BUFFER:
+        if key.endswith(THRESHOLD_SUFFIX) or key.split(".")[-1] in PINCH_BUFFERS:
             continue
         if key in thresholds:
             value = value * (value.float().square() >= thresholds[key].square()).to(value.dtype)

@@ -10,7 +10,7 @@ class PruningMethod:
     """
 
     name = ""
-    options = ()  # extra keyword options the method accepts, for config validation
+    options = {}  # extra keyword options the method accepts: name -> check (methods/options.py)
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured"):
         if granularity != "unstructured":

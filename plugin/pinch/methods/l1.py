@@ -2,6 +2,7 @@
 import torch
 
 from pinch.methods.magnitude import _MaskedMagnitude
+from pinch.methods.options import number
 
 
 class L1Sparse(_MaskedMagnitude):
@@ -9,13 +10,11 @@ class L1Sparse(_MaskedMagnitude):
     by global magnitude and fine-tune the rest of the way with the mask fixed."""
 
     name = "l1"
-    options = ("lam", "prune_at")
+    options = {"lam": number(0, low_open=True), "prune_at": number(0, 1)}
     scope = "global"
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured", lam=1e-2, prune_at=0.7):
         super().__init__(targets, target_sparsity, clock, granularity)
-        if lam <= 0 or not 0 <= prune_at <= 1:
-            raise ValueError(f"l1 needs lam > 0 and prune_at in [0, 1] (got {lam}, {prune_at})")
         self.lam, self.prune_step = float(lam), int(prune_at * clock.total_steps)
         self.gated = sum(t.weight.numel() for t in targets)
 

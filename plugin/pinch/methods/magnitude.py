@@ -11,6 +11,7 @@ import torch
 from torch.nn.utils import prune
 
 from pinch.methods.base import PruningMethod
+from pinch.methods.options import choice, number
 from pinch.schedules import cubic_sparsity
 
 SCOPES = ("layer", "global")
@@ -77,7 +78,6 @@ class UniformMagnitude(_MaskedMagnitude):
     """UMP: the same ratio in every gated tensor, by ``|w|``, once, then fine-tune."""
 
     name = "ump"
-    options = ()
 
     def scheduled_sparsity(self):
         return self.target_sparsity
@@ -94,7 +94,8 @@ class GradualMagnitude(_MaskedMagnitude):
     """GMP (Zhu & Gupta 2017): cubic ramp from 0 to the target between two steps."""
 
     name = "gmp"
-    options = ("begin", "end", "frequency", "scope")
+    options = {"begin": number(0, 1), "end": number(0, 1), "frequency": number(0, 1, low_open=True),
+               "scope": choice(*SCOPES)}
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
                  begin=0.0, end=0.75, frequency=0.02, scope=None):
@@ -111,12 +112,10 @@ class IterativeMagnitude(_MaskedMagnitude):
     """IMP: ``rounds`` equal-ratio prune events spread over training, fine-tuning between."""
 
     name = "imp"
-    options = ("rounds", "scope")
+    options = {"rounds": number(1, integer=True), "scope": choice(*SCOPES)}
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured", rounds=4, scope=None):
         super().__init__(targets, target_sparsity, clock, granularity, scope)
-        if int(rounds) < 1:
-            raise ValueError(f"imp needs rounds >= 1, got {rounds}")
         self.rounds = int(rounds)
 
     def scheduled_sparsity(self):

@@ -1,9 +1,18 @@
 """Sparsity-aware self-pinching gates (Xu et al., Interspeech 2025): see shared method.md."""
+import logging
+
 import torch
 
 from pinch.gates import Gate
 from pinch.methods.base import PruningMethod
+from pinch.methods.options import number
 from pinch.schedules import cosine
+
+logger = logging.getLogger(__name__)
+ETA_BUFFER = "pinch_eta"
+# Adaptive eta: where it starts and the range it moves in (the paper's values are ~300-1700
+# in pinch's normalisation, see the class docstring).
+ETA_START, ETA_MIN, ETA_MAX = 1.0, 1e-3, 1e4
 
 
 class SelfPinching(PruningMethod):
@@ -12,9 +21,15 @@ class SelfPinching(PruningMethod):
     ``eta`` weighs the *fraction* of gated weights kept (``||Mbar||_0 / N``), so one value
     works for models of any size; the paper's ``eta_paper`` on the raw count over ``N``
     gated weights corresponds to ``eta = eta_paper * N`` (2e-5 on wav2vec2-base's
-    ~85M gated weights is eta ~ 1700). With Adam, eta only has to be large enough for the
-    penalty to dominate a threshold's gradient: the step is then about the learning rate,
-    so the default of 1000 serves losses of different scales (ESPnet's and NeMo's CTC).
+    ~85M gated weights is eta ~ 1700).
+
+    ``eta="auto"`` (the default) adapts eta instead of fixing it: the penalty also pushes
+    every weight toward zero through the soft mask, in proportion to eta, so a fixed eta
+    large enough for every loss scale (espnet2's CTC sums over an utterance, NeMo's
+    averages) wears down the weights of the task whose loss is small. Auto eta starts at 1
+    and doubles or halves over 1% of the run by whether sparsity is behind or ahead of a
+    linear ramp reaching the target at ``reach_at`` of the run; the value it holds is the
+    paper's eta in this normalisation (logged as ``eta``). A number fixes eta, as the paper does.
 
     Overshoot: after eta switches off, Adam's momentum keeps raising thresholds for many
     steps. Whenever measured sparsity exceeds the target, all thresholds are scaled by one
@@ -24,14 +39,19 @@ class SelfPinching(PruningMethod):
     """
 
     name = "sspg"
-    options = ("eta", "tau_start", "tau_end")
+    options = {
+        "eta": number(0, low_open=True, also=("auto",)),
+        "tau_start": number(0, low_open=True),
+        "tau_end": number(0, low_open=True),
+        "reach_at": number(0, 1, low_open=True),
+    }
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
-                 eta=1000.0, tau_start=0.5, tau_end=0.01):
+                 eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.5):
         self.targets, self.target_sparsity, self.clock = targets, target_sparsity, clock
-        if not (eta > 0 and tau_start > 0 and tau_end > 0):
-            raise ValueError(f"sspg needs eta, tau_start, tau_end > 0 (got {eta}, {tau_start}, {tau_end})")
-        self.eta, self.tau_start, self.tau_end = float(eta), float(tau_start), float(tau_end)
+        self.adaptive = eta == "auto"
+        self.tau_start, self.tau_end, self.reach_at = float(tau_start), float(tau_end), float(reach_at)
+        self.eta_fixed = None if self.adaptive else float(eta)
         # Structured targets carry their group layout (FFN rows, attention heads).
         self.gates = [
             Gate(t.module, t.param_name, t.layout, clock=self, bias_name="bias" if t.layout.kind != "element" else None)
@@ -40,6 +60,14 @@ class SelfPinching(PruningMethod):
         self.gated = sum(g.numel for g in self.gates)
         self.eta_on = True
         self.sparsity_now = 0.0
+        self.first_reached = None
+        if self.adaptive:  # in the model's state, so checkpoints and resume carry it
+            device = self.gates[0].weight.device
+            clock.model.register_buffer(ETA_BUFFER, torch.tensor(ETA_START, dtype=torch.float64, device=device))
+
+    @property
+    def eta(self):
+        return float(getattr(self.clock.model, ETA_BUFFER)) if self.adaptive else self.eta_fixed
 
     @property
     def tau(self):
@@ -65,6 +93,18 @@ class SelfPinching(PruningMethod):
         for g in self.gates:  # the forward's counts are pre-update: measure the weights now
             g.kept_now = None
         self._settle(self._kept())
+        if self.adaptive and self.eta_on:
+            self._adapt_eta()
+
+    def _adapt_eta(self):
+        """Double or halve eta over 1% of the run, by whether sparsity is behind or ahead of a
+        linear ramp that reaches the target at ``reach_at`` of the run: eta grows only as far as
+        the ramp needs, whatever the task loss's scale."""
+        total = self.clock.total_steps
+        planned = self.target_sparsity * min(1.0, self.clock.step / max(self.reach_at * total, 1.0))
+        rate = 2.0 ** (1.0 / max(1.0, 0.01 * total))
+        eta = getattr(self.clock.model, ETA_BUFFER)
+        eta.mul_(rate if self.sparsity_now < planned else 1.0 / rate).clamp_(ETA_MIN, ETA_MAX)
 
     @torch.no_grad()
     def _settle(self, kept):
@@ -73,6 +113,11 @@ class SelfPinching(PruningMethod):
         if kept < allowed:
             self._project()
             kept = self._kept()
+        if self.first_reached is None and kept <= allowed and self.clock.step > 0:
+            self.first_reached = self.clock.step  # of this process: a resumed run logs it again
+            logger.info("pinch sspg: sparsity %.4f reached the target %.4f at update %d of %d (eta %.3g)",
+                        1.0 - kept / self.gated, self.target_sparsity, self.clock.step, self.clock.total_steps,
+                        self.eta)
         self.eta_on = kept > allowed
         self.sparsity_now = 1.0 - kept / self.gated
 

@@ -10,6 +10,7 @@ and before ``configure_optimizers`` (so the optimizer owns the thresholds).
 from omegaconf import DictConfig, OmegaConf
 
 import pinch
+from pinch.optim import thresholds_without_weight_decay
 
 PRUNING_KEY = "pruning"
 
@@ -60,6 +61,12 @@ class PinchMixin:
             if total == float("inf"):
                 raise ValueError("pruning needs a finite run: set trainer.max_steps or trainer.max_epochs")
             self.attach_pruner(int(total))
+
+    def setup_optimizer_param_groups(self):
+        """NeMo's groups (``optim_param_groups`` included), thresholds without weight decay."""
+        super().setup_optimizer_param_groups()
+        if self.pruner is not None and self._optimizer_param_groups is not None:
+            self._optimizer_param_groups = thresholds_without_weight_decay(self._optimizer_param_groups, self)
 
     def add_auxiliary_losses(self, loss, reset_registry=False):
         loss = super().add_auxiliary_losses(loss, reset_registry)

@@ -29,7 +29,9 @@ COLUMNS = {
     "nonzero_params": (numbers.Integral, "nonzero", "non-zero parameters"),
     "size_mb": (numbers.Real, "size MB", "size on disk in MB"),
     "wer": (dict, "WER", "test set -> WER in percent"),
-    "significance": (dict, "MAPSSWE", "test set -> {p_value, lossless} vs the dense model"),
+    "significance": (dict, "MAPSSWE", "test set -> {p_value, lossless} vs the reference model"),
+    "reference": (str, "verdict vs", "the model the MAPSSWE verdict compares with: dense_finetune "
+                  "(the dense model trained as long) where the run has one, else dense"),
     "wall_time_s": (numbers.Real, "time s", "compression wall time in seconds"),
     "notes": (str, "notes", "free text"),
     "date": (str, "date", "UTC time of the append (added automatically)"),
@@ -58,6 +60,24 @@ def check_row(row: dict) -> None:
         if not isinstance(sig, dict) or not {"p_value", "lossless"} <= set(sig):
             raise ValueError(f"result row: significance[{test_set!r}] must hold p_value and "
                              f"lossless, got {sig!r}")
+
+
+# MAPSSWE references, preferred first: a verdict against a dense model that trained as long
+# as the compressed one does not credit pruning with the extra epochs.
+REFERENCES = ("dense_finetune", "dense")
+
+
+def verdicts(tests: dict[str, dict[str, dict]]) -> tuple[str, dict, list[str]]:
+    """From ``reference -> test set -> compare.json``: the verdict's reference, its
+    ``significance`` column, and a note per test against any other reference."""
+    known = [r for r in REFERENCES if r in tests]
+    if not known:
+        raise ValueError(f"no MAPSSWE test against {' or '.join(REFERENCES)} (have {sorted(tests)})")
+    ref = known[0]
+    significance = {d: {"p_value": c["p_value"], "lossless": c["lossless"]} for d, c in tests[ref].items()}
+    notes = [f"vs {other} on {d}: p={c['p_value']:.3g} {'lossless' if c['lossless'] else 'worse'}"
+             for other in sorted(tests) if other != ref for d, c in tests[other].items()]
+    return ref, significance, notes
 
 
 def read_rows(table_dir: Path) -> list[dict]:
@@ -94,14 +114,15 @@ def render_markdown(rows: list[dict]) -> str:
     """One line per row; WER and MAPSSWE get a column per test set seen in any row."""
     test_sets = sorted({t for r in rows for t in (r.get("wer") or {})} |
                        {t for r in rows for t in (r.get("significance") or {})})
-    scalar = [k for k in COLUMNS if k not in ("wer", "significance", "notes", "date")]
+    scalar = [k for k in COLUMNS if k not in ("wer", "significance", "reference", "notes", "date")]
     headers = [COLUMNS[k][1] for k in scalar]
-    headers += [f"WER {t}" for t in test_sets] + [f"p {t}" for t in test_sets]
+    headers += [f"WER {t}" for t in test_sets] + ["verdict vs"] + [f"p {t}" for t in test_sets]
     headers += ["notes", "date"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in rows:
         cells = [_cell(r.get(k)) for k in scalar]
         cells += [_cell((r.get("wer") or {}).get(t)) for t in test_sets]
+        cells.append(_cell(r.get("reference") or ("dense" if r.get("significance") else None)))
         for t in test_sets:
             sig = (r.get("significance") or {}).get(t)
             cells.append("" if sig is None else

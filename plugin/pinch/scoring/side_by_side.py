@@ -4,7 +4,8 @@ Why: both recipes append to the shared results table (results.json); comparing t
 toolkits means lining up the same method and target, which the append-only table does
 not do. For each (method, target) the newest row of each toolkit is shown: parameters,
 measured sparsity, WER per test set with the MAPSSWE mark against that toolkit's own
-dense model, and the compression wall time.
+reference (the dense control where the run has one, else the dense model; the mark names
+it), and the compression wall time.
 
     python -m pinch.scoring.side_by_side --table exp/results [--corpus embedded] [--out FILE]
         [--plot PNG]
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from pinch.data.atomic import write_text_atomic
 
-from .results import read_rows
+from .results import REFERENCES, read_rows
 
 TOOLKITS = ("espnet", "nemo")
 
@@ -47,7 +48,8 @@ def newest_rows(rows: list[dict], corpus: str | None = None) -> dict[tuple, dict
 
 def side_by_side(newest: dict[tuple, dict]) -> str:
     """Markdown table of ``newest_rows``: a line per (method, target), a column group per toolkit."""
-    systems = sorted({(m, t) for m, t, _ in newest}, key=lambda k: (k[0] != "dense", k[0], k[1] or 0))
+    systems = sorted({(m, t) for m, t, _ in newest},
+                     key=lambda k: (k[0] not in REFERENCES, k[0] != "dense", k[0], k[1] or 0))
     test_sets = sorted({s for r in newest.values() for s in (r.get("wer") or {})})
     headers = ["method", "target"]
     for tk in TOOLKITS:
@@ -62,7 +64,7 @@ def side_by_side(newest: dict[tuple, dict]) -> str:
             for s in test_sets:
                 wer = (r.get("wer") or {}).get(s)
                 sig = (r.get("significance") or {}).get(s)
-                mark = "" if sig is None else (f" (p={sig['p_value']:.2g}, "
+                mark = "" if sig is None else (f" (p={sig['p_value']:.2g} vs {r.get('reference', 'dense')}, "
                                                f"{'lossless' if sig['lossless'] else 'worse'})")
                 cells.append("" if wer is None else f"{wer:.2f}{mark}")
             cells.append(_num(r.get("wall_time_s")))

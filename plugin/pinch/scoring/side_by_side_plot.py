@@ -2,6 +2,9 @@
 
 Why: a sweep (``--sweep "0.5 0.65 0.8"``, several methods) is read as a curve that starts
 at the dense model; the table gives the numbers, the plot shows where WER starts to rise.
+Each curve starts at the dense model trained as long as the compressed ones (the dense
+control) where the toolkit has one: from the shorter-trained dense model, extra epochs
+would look like pruning improving accuracy.
 """
 from __future__ import annotations
 
@@ -9,15 +12,19 @@ from pathlib import Path
 
 from pinch.data.atomic import atomic_file
 
+from .results import REFERENCES
+
 
 def wer_curves(newest: dict[tuple, dict]) -> dict[str, dict[tuple[str, str], list[tuple[float, float]]]]:
     """test set -> (toolkit, method) -> [(sparsity, WER)] sorted by sparsity, each line
-    starting at its toolkit's dense model (sparsity 0)."""
+    starting (sparsity 0) at its toolkit's preferred reference: the dense control, else dense."""
     curves: dict[str, dict] = {}
-    dense = {(tk, s): wer for (m, _, tk), r in newest.items() if m == "dense"
-             for s, wer in (r.get("wer") or {}).items()}
+    dense = {}
+    for ref in reversed(REFERENCES):  # the preferred reference written last wins
+        dense.update({(tk, s): wer for (m, _, tk), r in newest.items() if m == ref
+                      for s, wer in (r.get("wer") or {}).items()})
     for (method, _, toolkit), row in newest.items():
-        if method == "dense" or row.get("sparsity") is None:
+        if method in REFERENCES or row.get("sparsity") is None:
             continue
         for test_set, wer in (row.get("wer") or {}).items():
             line = curves.setdefault(test_set, {}).setdefault((toolkit, method), [])

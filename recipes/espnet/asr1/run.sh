@@ -70,6 +70,11 @@ check_common_options
 [[ "${inference_nj}" =~ ^[1-9][0-9]*$ ]] \
     || die "--inference_nj must be a positive integer, not '${inference_nj}'"
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
+{ is_count "${nbpe}" && [ "${nbpe}" -gt 0 ]; } || die "--nbpe must be a positive integer, not '${nbpe}'"
+is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
+for v in min_wav_duration max_wav_duration; do
+    awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
+done
 for f in "${asr_config}" "${inference_config}"; do
     [ -f "${f}" ] || die "config ${f} not found"
 done
@@ -128,15 +133,18 @@ shape_opts=(
     && shape_opts+=(--normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz")
 
 # train_asr DIR MODULE WHAT [OPTION ...]: one espnet2 training run into DIR, logged to
-# DIR/train.log; --resume true: a killed run continues from its last epoch checkpoint.
+# DIR/train.log, timed in DIR/wall_time_s; --resume true: a killed run continues from its
+# last epoch checkpoint.
 train_asr() {
     local dir=$1 module=$2 what=$3
     shift 3
     [ "${overwrite}" = true ] && rm -rf "${dir}"
     mkdir -p "${dir}"
+    attempt_start "${dir}"
     ${python} -m "${module}" --ngpu "${ngpu}" --resume true \
         "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
         --output_dir "${dir}" "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
+    attempt_end "${dir}"
 }
 
 
@@ -257,7 +265,6 @@ if run_stage 12; then
                 --init_param "${dense_dir}/${inference_asr_model}" \
                 --pruning_config "${pruning_conf_dir}/${m}.yaml" \
                 --pruning_conf "target_sparsity=${t}" ${asr_args} ${finetune_args} ${compress_args}
-            echo $(( SECONDS - t0 )) >> "${dir}/wall_time_s"
             log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
     done < <(compressed_runs)
 fi

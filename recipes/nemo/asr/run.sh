@@ -5,6 +5,7 @@
 #  2 sentencepiece tokenizer (NeMo's builder)          6 transcription with NeMo's transcribe()
 #  3 dense training (Conformer-CTC BPE)                7 sclite scoring, MAPSSWE vs dense, results table
 #  4 one-pass compression from the dense .nemo          8 ESPnet and NeMo results side by side
+#    (and the dense control: the same pass without pruning)
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 4 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
@@ -37,6 +38,9 @@ train_config=conformer_ctc_bpe          # Hydra config name (dense training).
 compress_config=conformer_ctc_bpe_sspg  # Hydra config name (compression).
 train_args=             # Extra Hydra overrides of dense training, e.g. "trainer.max_epochs=3".
 compress_args=          # Extra Hydra overrides of compression.
+# Also fine-tune the dense model with the compression config and no pruning
+# (${dense_dir}_finetune): "lossless" is then judged against a dense model trained as long.
+dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
@@ -55,7 +59,9 @@ config_dir="$(cd "${config_dir}" 2>/dev/null && pwd)" || die "--config_dir: no s
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
 
 check_common_options
-[[ "${vocab_size}" =~ ^[0-9]+$ ]] || die "--vocab_size must be a positive integer, not '${vocab_size}'"
+{ is_count "${vocab_size}" && [ "${vocab_size}" -gt 0 ]; } || die "--vocab_size must be a positive integer, not '${vocab_size}'"
+{ is_count "${batch_size}" && [ "${batch_size}" -gt 0 ]; } || die "--batch_size must be a positive integer, not '${batch_size}'"
+is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 for c in "${train_config}" "${compress_config}"; do
     [ -f "${config_dir}/${c}.yaml" ] || die "config ${config_dir}/${c}.yaml not found"
 done
@@ -73,6 +79,7 @@ esac
 
 tokenizer_dir="${datadir}/tokenizer_spe_${tokenizer_type}_v${vocab_size}"
 dense_dir="${expdir}/${train_config}_${tokenizer_type}${vocab_size}"
+control_dir="${dense_dir}_finetune"
 
 
 # Hydra overrides shared by dense training and compression.
@@ -98,7 +105,7 @@ if run_stage 2; then
         mkdir -p "${expdir}/logs"
         ${python} -m pinch.nemo.bin.tokenizer --manifest "${datadir}/${train_set}/manifest.json" \
             --out "${tokenizer_dir}" --vocab_size "${vocab_size}" --type "${tokenizer_type}" \
-            > "${expdir}/logs/tokenizer.log" 2>&1 || die "tokenizer failed: see ${expdir}/logs/tokenizer.log"
+            > "${expdir}/logs/tokenizer.log" 2>&1 || failed "tokenizer" "${expdir}/logs/tokenizer.log"
     fi
     stage_time 2 "${t0}"
 fi
@@ -116,9 +123,34 @@ if run_stage 3; then
             "${data_overrides[@]}" "model.tokenizer.dir=$(abspath "${tokenizer_dir}")" \
             "exp_manager.exp_dir=$(abspath "${dense_dir}")" "output_nemo=$(abspath "${dense_dir}")/model.nemo" \
             ${train_args} > "${dense_dir}/train.log" 2>&1 \
-            || die "dense training failed: see ${dense_dir}/train.log"
+            || failed "dense training" "${dense_dir}/train.log"
     fi
     stage_time 3 "${t0}"
+fi
+
+# finetune DIR WHAT [OVERRIDE ...]: one pass of the compression config from the dense .nemo
+# into DIR (the gated model's or the control's .nemo), logged to DIR/train.log.
+finetune() {
+    local dir=$1 what=$2
+    shift 2
+    need "${dense_dir}/model.nemo" 3
+    [ "${overwrite}" = true ] && rm -rf "${dir}"
+    mkdir -p "${dir}"
+    attempt_start "${dir}"
+    # shellcheck disable=SC2086
+    ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${compress_config}" \
+        "${data_overrides[@]}" "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" \
+        "exp_manager.exp_dir=$(abspath "${dir}")" "$@" ${compress_args} >> "${dir}/train.log" 2>&1 \
+        || failed "${what}" "${dir}/train.log"
+    attempt_end "${dir}"
+}
+
+if run_stage 4 && [ "${dense_control}" = true ]; then
+    t0=${SECONDS}
+    log "Stage 4: Dense control: the compression pass from ${dense_dir}/model.nemo without pruning"
+    done_or_redo "${control_dir}/model.nemo" 4 \
+        || finetune "${control_dir}" "dense control" pruning_config=null "output_nemo=$(abspath "${control_dir}")/model.nemo"
+    stage_time 4 "${t0}"
 fi
 
 if run_stage 4; then
@@ -126,17 +158,9 @@ if run_stage 4; then
     while read -r m t dir; do
         t0=${SECONDS}
         done_or_redo "${dir}/gated.nemo" 4 && continue
-        need "${dense_dir}/model.nemo" 3
-        [ "${overwrite}" = true ] && rm -rf "${dir}"
-        mkdir -p "${dir}"
-        # shellcheck disable=SC2086
-        ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${compress_config}" \
-            "${data_overrides[@]}" "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" \
+        finetune "${dir}" "compression ${m} ${t}" \
             "pruning_config=$(abspath "${pruning_conf_dir}")/${m}.yaml" "model.pruning.target_sparsity=${t}" \
-            "exp_manager.exp_dir=$(abspath "${dir}")" "output_nemo=$(abspath "${dir}")/gated.nemo" \
-            ${compress_args} > "${dir}/train.log" 2>&1 \
-            || die "compression ${m} ${t} failed: see ${dir}/train.log"
-        echo $(( SECONDS - t0 )) > "${dir}/wall_time_s"
+            "output_nemo=$(abspath "${dir}")/gated.nemo"
         log "Stage 4: ${dir} done in $(( SECONDS - t0 ))s"
     done < <(compressed_runs)
 fi
@@ -148,23 +172,25 @@ if run_stage 5; then
         done_or_redo "${dir}/model.nemo" 5 && continue
         need "${dir}/gated.nemo" 4
         ${python} -m pinch.nemo.bin.bake --in "${dir}/gated.nemo" --out "${dir}/model.nemo" \
-            > "${dir}/bake.log" 2>&1 || die "bake failed: see ${dir}/bake.log"
+            > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
         tail -n 1 "${dir}/bake.log" >&2
     done < <(compressed_runs)
     stage_time 5 "${t0}"
 fi
 
-# model_dirs: every model to transcribe: the dense model, then each baked one.
+# model_dirs: "DIR STAGE" per model to transcribe (STAGE writes its model.nemo): the dense
+# model, the dense control if asked for, then each baked one.
 model_dirs() {
-    echo "${dense_dir}"
-    while read -r _ _ dir; do echo "${dir}"; done < <(compressed_runs)
+    echo "${dense_dir} 3"
+    [ "${dense_control}" = true ] && echo "${control_dir} 4"
+    while read -r _ _ dir; do echo "${dir} 5"; done < <(compressed_runs)
 }
 
 if run_stage 6; then
     t0=${SECONDS}
     log "Stage 6: Transcription with NeMo's ASRModel.restore_from + transcribe()"
-    while read -r dir; do
-        need "${dir}/model.nemo" "$([ "${dir}" = "${dense_dir}" ] && echo 3 || echo 5)"
+    while read -r dir made_by; do
+        need "${dir}/model.nemo" "${made_by}"
         sets=()
         for dset in ${test_sets}; do
             done_or_redo "${dir}/decode_${dset}/hyp.txt" 6 && continue
@@ -176,7 +202,7 @@ if run_stage 6; then
         # One process per model: NeMo's import and the model load are paid once.
         ${python} -m pinch.nemo.bin.transcribe --model "${dir}/model.nemo" "${sets[@]}" \
             --batch_size "${batch_size}" > "${dir}/transcribe.log" 2>&1 \
-            || die "transcription failed: see ${dir}/transcribe.log"
+            || failed "transcription" "${dir}/transcribe.log"
         grep '^pinch.nemo:' "${dir}/transcribe.log" >&2
     done < <(model_dirs)
     stage_time 6 "${t0}"
@@ -184,26 +210,35 @@ fi
 
 if run_stage 7; then
     t0=${SECONDS}
-    log "Stage 7: Scoring (sclite), MAPSSWE vs the dense model, RESULTS.md, results table"
-    while read -r dir; do
+    log "Stage 7: Scoring (sclite), MAPSSWE vs the dense model and control, RESULTS.md, results table"
+    # References of the MAPSSWE test: NAME:DIR each.
+    references=("dense:${dense_dir}")
+    [ "${dense_control}" = true ] && references+=("dense_finetune:${control_dir}")
+    while read -r dir made_by; do
         for dset in ${test_sets}; do
             out="${dir}/decode_${dset}"
             need "${out}/hyp.txt" 6
             if ! done_or_redo "${out}/score_wer/result.json" 7; then
                 ${python} -m pinch.scoring score --ref "${datadir}/${dset}/text" \
                     --hyp "${out}/hyp.txt" --out "${out}/score_wer" > "${out}/score.log" 2>&1 \
-                    || die "scoring failed: see ${out}/score.log"
+                    || failed "scoring" "${out}/score.log"
             fi
-            if [ "${dir}" != "${dense_dir}" ] \
-                && ! done_or_redo "${out}/mapsswe_vs_dense/compare.json" 7; then
+            [ "${made_by}" = 5 ] || continue
+            for ref in "${references[@]}"; do
+                name=${ref%%:*} ref_dir=${ref#*:}
+                done_or_redo "${out}/mapsswe_vs_${name}/compare.json" 7 && continue
+                need "${ref_dir}/decode_${dset}/hyp.txt" 6
                 ${python} -m pinch.scoring compare --ref "${datadir}/${dset}/text" \
-                    --hyp-a "${dense_dir}/decode_${dset}/hyp.txt" --hyp-b "${out}/hyp.txt" \
-                    --name-a dense --name-b pruned --out "${out}/mapsswe_vs_dense" \
-                    > "${out}/compare.log" 2>&1 || die "MAPSSWE failed: see ${out}/compare.log"
-            fi
+                    --hyp-a "${ref_dir}/decode_${dset}/hyp.txt" --hyp-b "${out}/hyp.txt" \
+                    --name-a "${name}" --name-b pruned --out "${out}/mapsswe_vs_${name}" \
+                    > "${out}/compare_${name}.log" 2>&1 || failed "MAPSSWE" "${out}/compare_${name}.log"
+            done
         done
+        method=dense notes=
+        [ "${made_by}" = 4 ] && method=dense_finetune notes="the compression pass without pruning"
         ${python} -m pinch.nemo.bin.results --model_dir "${dir}" --test_sets ${test_sets} \
-            --corpus "${corpus}" --results_table "${results_table}" --overwrite "${overwrite}"
+            --corpus "${corpus}" --results_table "${results_table}" --overwrite "${overwrite}" \
+            --method "${method}" --notes "${notes}"
     done < <(model_dirs)
     stage_time 7 "${t0}"
 fi

@@ -2,7 +2,7 @@
 
 The output dir holds ``config.yaml`` without pinch's keys and ``model.pth`` with the masks
 written into the weights, so unmodified ``espnet2.bin.asr_inference`` decodes it with no
-pinch import. The weights are checked by loading them strictly into the model class that
+pinch import. Checkpoints are read as data (weights-only), never unpickled as objects. The weights are checked by loading them strictly into the model class that
 espnet2 itself builds from that config. ``sparsity.json`` records what was measured.
 """
 import argparse
@@ -18,6 +18,7 @@ from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 import pinch
 import pinch.espnet.tasks.asr  # noqa: F401  (pinch's encoders, for configs that use them)
 from pinch.data.atomic import atomic_output_dir
+from pinch.export.checkpoint import load_state_dict
 from pinch.espnet.choices import PRUNING_KEYS
 from pinch.gates.gate import THRESHOLD_SUFFIX
 from pinch.targets import select_targets
@@ -73,7 +74,8 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
         raise ValueError(f"{train_config}: no 'pruning' method; nothing to bake")
     plain = {k: v for k, v in config.items() if k not in PRUNING_KEYS}
 
-    gated_sd = torch.load(model_file, map_location="cpu", weights_only=False)
+    gated_sd = load_state_dict(str(model_file))  # data only: nothing in the file is executed
+    final = load_state_dict(str(mask_from)) if mask_from else None
     gated_names = [k[: -len(THRESHOLD_SUFFIX)] for k in gated_sd if k.endswith(THRESHOLD_SUFFIX)]
     baked = pinch.bake_state_dict(gated_sd)
     if target_sparsity is not None and gated_names:
@@ -94,8 +96,7 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
     if not gated_names:
         gated_names = [t.qualified_name for t in select_targets(
             model, config["pruning_conf"].get("preset"), config["pruning_conf"].get("targets"))]
-        if mask_from:
-            final = torch.load(mask_from, map_location="cpu", weights_only=False)
+        if final is not None:
             for n in gated_names:
                 baked[n] = baked[n] * (final[n] != 0).to(baked[n].dtype)
             model.load_state_dict(baked, strict=True)

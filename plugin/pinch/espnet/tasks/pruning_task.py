@@ -3,15 +3,17 @@
 Mixed in before the espnet2 task (``class ASRTask(PruningTask, espnet2ASRTask)``,
 with ``pruning_choices`` appended to ``class_choices_list``): the parser gains the
 pruning choice, the model is gated right after espnet2 builds it
-(before the optimizer, which must own the thresholds), and the optimizer steps the
-pruning schedule.
+(before the optimizer, which must own the thresholds), the thresholds get their own
+parameter group without weight decay, and the optimizer steps the pruning schedule.
 """
 from pathlib import Path
 
 from espnet2.samplers.build_batch_sampler import build_batch_sampler
 
 from pinch.espnet.attach import attach_pruner, step_with_optimizer
+from pinch import PruningConfig
 from pinch.espnet.choices import add_pruning_config_argument, resolve_pruning
+from pinch.optim import thresholds_without_weight_decay
 
 
 class PruningTask:
@@ -26,18 +28,32 @@ class PruningTask:
         """Validate the pruning section before espnet2 spends time on data or models."""
         if args is None:
             args = cls.get_parser().parse_args(cmd)
-        try:
-            resolve_pruning(args)
-        except ValueError as err:
-            raise SystemExit(f"{cls.__name__}: {err}") from None
+        if not args.print_config:  # a template is printed, not checked
+            try:
+                resolve_pruning(args)
+            except ValueError as err:
+                raise SystemExit(f"{cls.__name__}: {err}") from None
         return super().main(args=args)
+
+    @classmethod
+    def get_default_config(cls):
+        """``--print_config --pruning METHOD``: ``pruning_conf`` lists every key the method takes."""
+        config = super().get_default_config()
+        if config.get("pruning") is not None:
+            template = PruningConfig.template(config["pruning"])
+            template.pop("method")
+            config["pruning_conf"] = {**template, **(config.get("pruning_conf") or {})}
+        return config
 
     @classmethod
     def build_model(cls, args):
         model = super().build_model(args)
         config = resolve_pruning(args)
         if config is not None:
-            attach_pruner(model, config, total_steps=planned_updates(args))
+            try:
+                attach_pruner(model, config, total_steps=planned_updates(args))
+            except ValueError as err:  # a preset or pattern that matches nothing: one line
+                raise SystemExit(f"{cls.__name__}: pruning: {err}") from None
         return model
 
     @classmethod
@@ -46,6 +62,7 @@ class PruningTask:
         pruner = getattr(model, "_pinch_pruner", None)
         if pruner is not None:
             for optimizer in optimizers:
+                optimizer.param_groups[:] = thresholds_without_weight_decay(optimizer.param_groups, model)
                 step_with_optimizer(pruner, optimizer)
         return optimizers
 

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from pinch.cli.checkpoint import load_state_dict
+from pinch.export.checkpoint import load_state_dict
 from pinch.data.atomic import write_json_atomic
 
 

@@ -4,7 +4,8 @@ Reads what the recipe's stages wrote in MODEL_DIR: model.nemo (size on disk), mo
 (parameters and non-zero parameters, counted over the model's parameters, not buffers
 such as the mel filterbank; for a compressed model bake's measured sparsity), wall_time_s
 (compression time), decode_<set>/score_wer/result.json (sclite) and
-decode_<set>/mapsswe_vs_dense/compare.json (significance). The shared table is
+decode_<set>/mapsswe_vs_<reference>/compare.json (significance against the dense model and,
+where the recipe trained it, the dense control; the verdict uses the control). The shared table is
 append-only: a marker in MODEL_DIR keeps a rerun from adding the same row twice.
 """
 import argparse
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from pinch.data.atomic import write_text_atomic
 from pinch.scoring import append_result, render_markdown
+from pinch.scoring.results import verdicts
 
 MARKER = ".results_appended"
 
@@ -27,8 +29,8 @@ def _json(path):
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
-def result_row(model_dir, test_sets, corpus):
-    """The results-table row of one model directory (dense or baked)."""
+def result_row(model_dir, test_sets, corpus, method="dense", notes=""):
+    """The results-table row of one model directory (dense, dense control or baked)."""
     model_dir = Path(model_dir)
     nemo_file = model_dir / "model.nemo"
     if not nemo_file.is_file():
@@ -36,22 +38,22 @@ def result_row(model_dir, test_sets, corpus):
     report = _json(model_dir / "model.json")
     row = {"system": model_dir.name, "toolkit": "nemo", "params": report["params"],
            "nonzero_params": report["nonzero"], "size_mb": nemo_file.stat().st_size / 1e6,
-           "notes": f"corpus={corpus}"}
+           "notes": "; ".join(filter(None, [f"corpus={corpus}", notes]))}
     if "pruning" in report:
         row.update(method=report["pruning"]["method"], target_sparsity=float(report["pruning"]["target_sparsity"]),
                    sparsity=report["gated"])
-        row["wall_time_s"] = float((model_dir / "wall_time_s").read_text().split()[-1])
+        # one line per attempt, a killed one included (the recipe's attempt_start)
+        row["wall_time_s"] = float(sum(int(x) for x in (model_dir / "wall_time_s").read_text().split()))
     else:
-        row["method"] = "dense"
-    row["wer"], significance = {}, {}
+        row["method"] = method
+    row["wer"], tests = {}, {}
     for dset in test_sets:
         row["wer"][dset] = _json(model_dir / f"decode_{dset}" / "score_wer" / "result.json")["wer"]
-        compare = model_dir / f"decode_{dset}" / "mapsswe_vs_dense" / "compare.json"
-        if compare.exists():
-            result = _json(compare)
-            significance[dset] = {"p_value": result["p_value"], "lossless": result["lossless"]}
-    if significance:
-        row["significance"] = significance
+        for compare in sorted((model_dir / f"decode_{dset}").glob("mapsswe_vs_*/compare.json")):
+            tests.setdefault(compare.parent.name.removeprefix("mapsswe_vs_"), {})[dset] = _json(compare)
+    if tests:
+        row["reference"], row["significance"], other = verdicts(tests)
+        row["notes"] = "; ".join([row["notes"], *other])
     return row
 
 
@@ -61,11 +63,14 @@ def main(argv=None):
     parser.add_argument("--test_sets", required=True, nargs="+")
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--results_table", required=True, help="folder of the shared results.{json,md}")
+    parser.add_argument("--method", default="dense",
+                        help="method column of an unpruned model (dense, dense_finetune)")
+    parser.add_argument("--notes", default="", help="more notes (the fine-tuning of a dense control, ...)")
     parser.add_argument("--overwrite", default="false", choices=["true", "false"],
                         help="append again although this model's row was appended before")
     args = parser.parse_args(argv)
     try:
-        row = result_row(args.model_dir, args.test_sets, args.corpus)
+        row = result_row(args.model_dir, args.test_sets, args.corpus, args.method, args.notes)
         local = Path(args.model_dir) / "RESULTS.md"
         write_text_atomic(local, render_markdown([row]))
         marker = Path(args.model_dir) / MARKER

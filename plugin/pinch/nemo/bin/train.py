@@ -16,6 +16,8 @@ reads); keys under ``model.pruning`` override it. With ``init_from_nemo_model`` 
 network, preprocessor and tokenizer come from the .nemo and only ``train_ds``,
 ``validation_ds``, ``optim`` and ``pruning`` come from this config.
 """
+import logging
+
 import lightning.pytorch as pl
 from nemo.collections.asr.models import EncDecCTCModel, EncDecCTCModelBPE
 from nemo.core.config import hydra_runner
@@ -83,6 +85,12 @@ def build_model(cfg, trainer):
 
 @hydra_runner(config_path=None, config_name=None)
 def main(cfg):
+    # pinch's own messages (e.g. the update at which sspg first reached its target) in train.log
+    # beside NeMo's, which does not configure Python's root logger.
+    pinch_log = logging.getLogger("pinch")
+    if not pinch_log.handlers:
+        pinch_log.addHandler(logging.StreamHandler())
+        pinch_log.setLevel(logging.INFO)
     pl.seed_everything(cfg.get("seed", 0), workers=True)
     trainer = pl.Trainer(**resolve_trainer_cfg(cfg.trainer))
     exp_manager(trainer, cfg.get("exp_manager"))

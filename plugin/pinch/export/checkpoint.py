@@ -5,7 +5,7 @@ import tarfile
 
 import torch
 
-from pinch.export.sparse_format import FORMAT, load_sparse, read_metadata
+from pinch.export.sparse_format import load_sparse, looks_sparse, read_metadata
 
 
 def _torch_load(source, path):
@@ -31,7 +31,7 @@ def load_state_dict(path):
         raise ValueError(f"{path}: no such file")
     if path.endswith(".safetensors"):
         try:
-            is_sparse = read_metadata(path).get("format") == FORMAT
+            is_sparse = looks_sparse(read_metadata(path))
         except Exception as err:
             raise ValueError(f"{path}: not a readable safetensors file: {err}") from None
         if is_sparse:
