@@ -10,9 +10,9 @@ from pinch.schedules import cosine
 
 logger = logging.getLogger(__name__)
 ETA_BUFFER = "pinch_eta"
-# Adaptive eta: where it starts and the range it moves in (the paper's values are ~300-1700
-# in pinch's normalisation, see the class docstring).
-ETA_START, ETA_MIN, ETA_MAX = 1.0, 1e-3, 1e4
+# Adaptive eta: where it starts and its ceiling (the paper's values are ~300-1700 in pinch's
+# normalisation, see the class docstring).
+ETA_START, ETA_MAX = 1.0, 1e4
 
 
 class SelfPinching(PruningMethod):
@@ -27,9 +27,9 @@ class SelfPinching(PruningMethod):
     every weight toward zero through the soft mask, in proportion to eta, so a fixed eta
     large enough for every loss scale (espnet2's CTC sums over an utterance, NeMo's
     averages) wears down the weights of the task whose loss is small. Auto eta starts at 1
-    and doubles or halves over 1% of the run by whether sparsity is behind or ahead of a
-    linear ramp reaching the target at ``reach_at`` of the run; the value it holds is the
-    paper's eta in this normalisation (logged as ``eta``). A number fixes eta, as the paper does.
+    and doubles over 2% of the run while sparsity is behind a linear ramp reaching the target
+    at ``reach_at`` of the run (never lowered); the value it holds is the paper's eta in this
+    normalisation (logged as ``eta``). A number fixes eta, as the paper does.
 
     Overshoot: after eta switches off, Adam's momentum keeps raising thresholds for many
     steps. Whenever measured sparsity exceeds the target, all thresholds are scaled by one
@@ -97,14 +97,15 @@ class SelfPinching(PruningMethod):
             self._adapt_eta()
 
     def _adapt_eta(self):
-        """Double or halve eta over 1% of the run, by whether sparsity is behind or ahead of a
-        linear ramp that reaches the target at ``reach_at`` of the run: eta grows only as far as
-        the ramp needs, whatever the task loss's scale."""
+        """Double eta over 2% of the run while sparsity is behind a linear ramp that reaches the
+        target at ``reach_at`` of the run, and never lower it: eta grows only as far as the ramp
+        needs, whatever the task loss's scale. (Lowering it when ahead made sparsity swing:
+        measured in the ESPnet recipe, eta fell to 0.005 and sparsity from 0.54 back to 0.46.)"""
         total = self.clock.total_steps
         planned = self.target_sparsity * min(1.0, self.clock.step / max(self.reach_at * total, 1.0))
-        rate = 2.0 ** (1.0 / max(1.0, 0.01 * total))
-        eta = getattr(self.clock.model, ETA_BUFFER)
-        eta.mul_(rate if self.sparsity_now < planned else 1.0 / rate).clamp_(ETA_MIN, ETA_MAX)
+        if self.sparsity_now < planned:
+            eta = getattr(self.clock.model, ETA_BUFFER)
+            eta.mul_(2.0 ** (1.0 / max(1.0, 0.02 * total))).clamp_(max=ETA_MAX)
 
     @torch.no_grad()
     def _settle(self, kept):

@@ -49,7 +49,7 @@ finetune_args="--max_epoch 2 --optim_conf lr=0.001 --scheduler_conf warmup_steps
 compress_args=
 # Also fine-tune the dense model with finetune_args and no pruning (${dense_dir}_finetune):
 # a dense model with as much training as the compressed ones, to test "lossless" against.
-dense_control=false
+dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
