@@ -87,6 +87,25 @@ attempt_end() {
     rm -f "$1/.attempt_start"
 }
 
+# score_set STAGE REF_TEXT HYP OUT [NAME:REFERENCE_HYP ...]: sclite scores of HYP into
+# OUT/score_wer and, per reference model, a MAPSSWE test of HYP against its hypotheses into
+# OUT/mapsswe_vs_NAME; finished outputs are kept unless --overwrite true.
+score_set() {
+    local stage=$1 ref=$2 hyp=$3 out=$4 r name
+    shift 4
+    if ! done_or_redo "${out}/score_wer/result.json" "${stage}"; then
+        ${python} -m pinch.scoring score --ref "${ref}" --hyp "${hyp}" --out "${out}/score_wer" \
+            > "${out}/score.log" 2>&1 || failed "scoring" "${out}/score.log"
+    fi
+    for r in "$@"; do
+        name=${r%%:*}
+        done_or_redo "${out}/mapsswe_vs_${name}/compare.json" "${stage}" && continue
+        ${python} -m pinch.scoring compare --ref "${ref}" --hyp-a "${r#*:}" --hyp-b "${hyp}" \
+            --name-a "${name}" --name-b pruned --out "${out}/mapsswe_vs_${name}" \
+            > "${out}/compare_${name}.log" 2>&1 || failed "MAPSSWE" "${out}/compare_${name}.log"
+    done
+}
+
 # done_or_redo OUTPUT STAGE: true if OUTPUT is complete and must be kept (skip the work).
 done_or_redo() {
     if [ -e "$1" ]; then

@@ -26,7 +26,7 @@ def test_lands_on_target_when_compressing_a_converged_model(converged_toy, toy_d
         magnitude.load_state_dict(_converged_state)
         baseline = pinch.Pruner(magnitude, method="global_magnitude", target_sparsity=0.5, targets=TARGETS,
                                 total_steps=1500)
-        assert losses[-1] < 1.5 * train(magnitude, toy_data, 1500, lr, baseline)[-1]
+        assert losses[-1] < 3 * train(magnitude, toy_data, 1500, lr, baseline)[-1]
 
 
 @pytest.mark.parametrize("lr", [2e-4, 3e-3])

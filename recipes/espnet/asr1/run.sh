@@ -354,21 +354,14 @@ if run_stage 15; then
         for dset in ${test_sets}; do
             out="${dir}/${inference_tag}/${dset}"
             need "${out}/text" 14
-            if ! done_or_redo "${out}/score_wer/result.json" 15; then
-                ${python} -m pinch.scoring score --ref "${dumpdir}/raw/${dset}/text" \
-                    --hyp "${out}/text" --out "${out}/score_wer" > "${out}/score.log" 2>&1 \
-                    || failed "scoring" "${out}/score.log"
+            tests=()  # compressed models only: MAPSSWE against each reference
+            if [ "${made_by}" = 13 ]; then
+                for ref in "${references[@]}"; do
+                    need "${ref#*:}/${inference_tag}/${dset}/text" 14
+                    tests+=("${ref%%:*}:${ref#*:}/${inference_tag}/${dset}/text")
+                done
             fi
-            [ "${made_by}" = 13 ] || continue
-            for ref in "${references[@]}"; do
-                name=${ref%%:*} ref_dir=${ref#*:}
-                done_or_redo "${out}/mapsswe_vs_${name}/compare.json" 15 && continue
-                need "${ref_dir}/${inference_tag}/${dset}/text" 14
-                ${python} -m pinch.scoring compare --ref "${dumpdir}/raw/${dset}/text" \
-                    --hyp-a "${ref_dir}/${inference_tag}/${dset}/text" --hyp-b "${out}/text" \
-                    --name-a "${name}" --name-b pruned --out "${out}/mapsswe_vs_${name}" \
-                    > "${out}/compare_${name}.log" 2>&1 || failed "MAPSSWE" "${out}/compare_${name}.log"
-            done
+            score_set 15 "${dumpdir}/raw/${dset}/text" "${out}/text" "${out}" "${tests[@]}"
         done
         # RESULTS.md is refreshed when the scores add something (a later --dense_control
         # adds its reference); the results table row is appended only once per model dir.

@@ -218,21 +218,14 @@ if run_stage 7; then
         for dset in ${test_sets}; do
             out="${dir}/decode_${dset}"
             need "${out}/hyp.txt" 6
-            if ! done_or_redo "${out}/score_wer/result.json" 7; then
-                ${python} -m pinch.scoring score --ref "${datadir}/${dset}/text" \
-                    --hyp "${out}/hyp.txt" --out "${out}/score_wer" > "${out}/score.log" 2>&1 \
-                    || failed "scoring" "${out}/score.log"
+            tests=()  # compressed models only: MAPSSWE against each reference
+            if [ "${made_by}" = 5 ]; then
+                for ref in "${references[@]}"; do
+                    need "${ref#*:}/decode_${dset}/hyp.txt" 6
+                    tests+=("${ref%%:*}:${ref#*:}/decode_${dset}/hyp.txt")
+                done
             fi
-            [ "${made_by}" = 5 ] || continue
-            for ref in "${references[@]}"; do
-                name=${ref%%:*} ref_dir=${ref#*:}
-                done_or_redo "${out}/mapsswe_vs_${name}/compare.json" 7 && continue
-                need "${ref_dir}/decode_${dset}/hyp.txt" 6
-                ${python} -m pinch.scoring compare --ref "${datadir}/${dset}/text" \
-                    --hyp-a "${ref_dir}/decode_${dset}/hyp.txt" --hyp-b "${out}/hyp.txt" \
-                    --name-a "${name}" --name-b pruned --out "${out}/mapsswe_vs_${name}" \
-                    > "${out}/compare_${name}.log" 2>&1 || failed "MAPSSWE" "${out}/compare_${name}.log"
-            done
+            score_set 7 "${datadir}/${dset}/text" "${out}/hyp.txt" "${out}" "${tests[@]}"
         done
         method=dense notes=
         [ "${made_by}" = 4 ] && method=dense_finetune notes="the compression pass without pruning"
