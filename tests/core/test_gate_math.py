@@ -86,3 +86,18 @@ def test_cubic_schedule_matches_zhu_gupta():
     assert cubic_sparsity(55, 0.8, 0, 100, 10) == cubic_sparsity(50, 0.8, 0, 100, 10)  # only on events
     assert cubic_sparsity(100, 0.8, 0, 100, 10) == 0.8
     assert cubic_sparsity(500, 0.8, 0, 100, 10) == 0.8
+
+
+def test_soft_weight_gradient_option_is_the_soft_masks():
+    """``weight_grad: soft``: the task gradient reaches W through M, the threshold's is unchanged."""
+    torch.manual_seed(3)
+    w = torch.randn(6, 4, dtype=torch.double, requires_grad=True)
+    t = torch.tensor(0.7, dtype=torch.double, requires_grad=True)
+    up = torch.randn(6, 4, dtype=torch.double)
+    masked, kept = pinch_weight(w, t, 0.3, soft_weight_grad=True)
+    ((masked * up).sum() + 0.3 * kept).backward()
+    gw, gt = w.grad.clone(), t.grad.clone()
+    w.grad = t.grad = None
+    m = torch.sigmoid((w.square() - t.square()) / 0.3)
+    ((w * m * up).sum() + 0.3 * m.sum()).backward()
+    assert torch.allclose(gw, w.grad) and torch.allclose(gt, t.grad)

@@ -68,7 +68,8 @@ class Gate:
         return self.weight.numel()
 
     def masked_weight(self):
-        masked, self.kept_now = pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups)
+        masked, self.kept_now = pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups,
+                                             self.clock.soft_weight_grad)
         return masked
 
     def masked_bias(self):
@@ -94,7 +95,8 @@ class Gate:
         """
         if self.kept_now is not None and self.kept_now.requires_grad:
             return self.kept_now
-        return pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups)[1]
+        return pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups,
+                            self.clock.soft_weight_grad)[1]
 
     def remove(self, apply_mask=True):
         """Detach the gate; with ``apply_mask`` the hard mask is written into the weights."""

@@ -22,11 +22,11 @@ def _scores(w2d):
 
 class _Pinch(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weight, threshold, tau, groups):
+    def forward(ctx, weight, threshold, tau, groups, soft_weight_grad):
         w2d = weight.reshape(groups, -1)
         keep = _scores(w2d) >= threshold.square()
         ctx.save_for_backward(weight, threshold)
-        ctx.tau, ctx.groups = tau, groups
+        ctx.tau, ctx.groups, ctx.soft = tau, groups, soft_weight_grad
         kept = keep.sum() * w2d.shape[1]
         return torch.where(keep, w2d, 0).view_as(weight), kept.to(weight.dtype)
 
@@ -43,14 +43,19 @@ class _Pinch(torch.autograd.Function):
         # a = d loss / d (score - t^2): from the masked weight and from the L0 count
         a = (g2d * w2d) if n == 1 else (g2d * w2d).sum(dim=1, keepdim=True)
         a.add_(grad_kept * n).mul_(slope)
-        grad_w = torch.where(keep, g2d, 0).addcmul_(w2d, a, value=2.0 / n)
+        task = (g2d * m) if ctx.soft else torch.where(keep, g2d, 0)
+        grad_w = task.addcmul_(w2d, a, value=2.0 / n)
         grad_t = a.sum().mul_(-2.0).mul_(threshold)
-        return grad_w.view_as(weight), grad_t.reshape(threshold.shape), None, None
+        return grad_w.view_as(weight), grad_t.reshape(threshold.shape), None, None, None
 
 
-def pinch_weight(weight, threshold, tau, groups=None):
-    """``(W * hard_mask, ||hard_mask||_0)`` with straight-through gradients to ``W`` and ``t``."""
-    return _Pinch.apply(weight, threshold, float(tau), groups or weight.numel())
+def pinch_weight(weight, threshold, tau, groups=None, soft_weight_grad=False):
+    """``(W * hard_mask, ||hard_mask||_0)`` with straight-through gradients to ``W`` and ``t``.
+
+    ``soft_weight_grad`` passes the task gradient to ``W`` through the soft mask (``g * M``)
+    instead of the hard one: pruned weights keep part of it and can grow back (sspg's
+    ``weight_grad: soft``, measured against the paper's rule in README's A/B)."""
+    return _Pinch.apply(weight, threshold, float(tau), groups or weight.numel(), soft_weight_grad)
 
 
 def straight_through_pinched(weight, threshold, tau, groups=None):

@@ -5,7 +5,7 @@ import torch
 
 from pinch.gates import Gate
 from pinch.methods.base import PruningMethod
-from pinch.methods.options import number
+from pinch.methods.options import choice, number
 from pinch.schedules import cosine
 
 logger = logging.getLogger(__name__)
@@ -44,14 +44,16 @@ class SelfPinching(PruningMethod):
         "tau_start": number(0, low_open=True),
         "tau_end": number(0, low_open=True),
         "reach_at": number(0, 1, low_open=True),
+        "weight_grad": choice("hard", "soft"),
     }
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
-                 eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.5):
+                 eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.5, weight_grad="hard"):
         self.targets, self.target_sparsity, self.clock = targets, target_sparsity, clock
         self.adaptive = eta == "auto"
         self.tau_start, self.tau_end, self.reach_at = float(tau_start), float(tau_end), float(reach_at)
         self.eta_fixed = None if self.adaptive else float(eta)
+        self.soft_weight_grad = weight_grad == "soft"
         # Structured targets carry their group layout (FFN rows, attention heads).
         self.gates = [
             Gate(t.module, t.param_name, t.layout, clock=self, bias_name="bias" if t.layout.kind != "element" else None)
