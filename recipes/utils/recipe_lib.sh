@@ -64,13 +64,10 @@ check_common_options() {
     done
 }
 
-# failed WHAT LOG: stop, quoting the exception that ended the step: the log's last line that
-# names an error (Hydra ends its logs with a hint about HYDRA_FULL_ERROR), else its last line.
+# failed WHAT LOG: stop, quoting the exception that ended the step: the log's last line,
+# skipping the hint about HYDRA_FULL_ERROR with which Hydra ends its logs.
 failed() {
-    local line
-    line=$(grep -E '(Error|Exception|error|Errno)\b' "$2" 2>/dev/null | grep -v HYDRA_FULL_ERROR | tail -n 1)
-    [ -n "${line}" ] || line=$(grep -v '^\s*$' "$2" 2>/dev/null | tail -n 1)
-    die "$1 failed: ${line} (full log: $2)"
+    die "$1 failed: $(grep -v -e '^\s*$' -e HYDRA_FULL_ERROR "$2" 2>/dev/null | tail -n 1) (full log: $2)"
 }
 
 # attempt_start DIR / attempt_end DIR: a training run's wall time, one line per attempt in

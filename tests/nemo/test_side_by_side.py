@@ -33,6 +33,13 @@ def test_newest_row_per_toolkit_method_and_target(tmp_path):
     assert sspg["nemo sparsity"] == "0.65"
 
 
+def test_corpus_note_is_found_beside_other_notes():
+    from pinch.scoring.side_by_side import corpus_of
+
+    assert corpus_of({"notes": "corpus=embedded; vs dense on test_clean: p=1 lossless"}) == "embedded"
+    assert corpus_of({"notes": "corpus=embedded, --max_epoch 2"}) == "embedded"
+
+
 def test_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="no espnet or nemo rows for corpus 'embedded'"):
         newest_rows([_row("nemo", "dense", 1.0, "x", corpus="librispeech")], corpus="embedded")

@@ -25,7 +25,7 @@ TOOLKITS = ("espnet", "nemo")
 
 def corpus_of(row: dict) -> str | None:
     """The corpus a row was produced on, from its ``corpus=NAME`` note (None if absent)."""
-    for word in (row.get("notes") or "").replace(",", " ").split():
+    for word in (row.get("notes") or "").replace(",", " ").replace(";", " ").split():
         if word.startswith("corpus="):
             return word.split("=", 1)[1]
     return None
