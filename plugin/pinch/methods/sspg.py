@@ -116,23 +116,18 @@ class SelfPinching(PruningMethod):
         if kept < allowed:
             self._project()
             kept = self._kept()
-        if self.first_reached is None and kept <= allowed and self.clock.step > 0:
-            self.first_reached = self.clock.step  # of this process: a resumed run logs it again
-            logger.info("pinch sspg: sparsity %.4f reached the target %.4f at update %d of %d (eta %.3g)",
-                        1.0 - kept / self.gated, self.target_sparsity, self.clock.step, self.clock.total_steps,
-                        self.eta)
         self.eta_on = kept > allowed
         self.sparsity_now = 1.0 - kept / self.gated
+        if self.first_reached is None and not self.eta_on and self.clock.step > 0:
+            self.first_reached = self.clock.step  # of this process: a resumed run logs it again
+            logger.info("pinch sspg: sparsity %.4f reached the target %.4f at update %d of %d (eta %.3g)",
+                        self.sparsity_now, self.target_sparsity, self.clock.step, self.clock.total_steps, self.eta)
 
     def _kept(self):
         return int(sum(g.group_keep().sum() * (g.numel // g.groups) for g in self.gates))
 
     def measured_sparsity(self):
         return self.sparsity_now
-
-    def _sparsity(self):
-        kept = sum(g.group_keep().sum() * (g.numel // g.groups) for g in self.gates)
-        return 1.0 - float(kept) / self.gated
 
     def _project(self):
         """Scale every threshold by one factor so that sparsity equals the target."""

@@ -2,8 +2,9 @@
 
 The output dir holds ``config.yaml`` without pinch's keys and ``model.pth`` with the masks
 written into the weights, so unmodified ``espnet2.bin.asr_inference`` decodes it with no
-pinch import. Checkpoints are read as data (weights-only), never unpickled as objects. The weights are checked by loading them strictly into the model class that
-espnet2 itself builds from that config. ``sparsity.json`` records what was measured.
+pinch import. Checkpoints are read as data (weights-only), never unpickled as objects. The
+weights are checked by loading them strictly into the model class that espnet2 itself
+builds from that config. ``sparsity.json`` records what was measured.
 """
 import argparse
 import json
