@@ -92,3 +92,22 @@ def bar_plot(out_dir, name, labels, values, ylabel, title):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def wav2vec2_base(seed=0):
+    """A Hugging Face Wav2Vec2 encoder at wav2vec2-base size (95M), random weights, built
+    from its configuration (no download). Layer drop is off so every step does the same work."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    torch.manual_seed(seed)
+    return Wav2Vec2Model(Wav2Vec2Config(layerdrop=0.0))
+
+
+def waveform(batch=1, seconds=10.0, rate=16000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, int(seconds * rate), generator=g)
+
+
+def spread(values):
+    """``(median, min, max)`` of repeated measurements."""
+    return median(values), min(values), max(values)

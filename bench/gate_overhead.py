@@ -1,90 +1,215 @@
-"""Train-step time and peak memory of a gated vs an ungated Conformer encoder (CPU).
+"""Train-step time and peak memory of a gated vs an ungated encoder (CPU, or GPU with --device).
 
-Both models run in the same process with their steps interleaved, so machine load hits
-both alike. Peak memory is measured in separate processes (max RSS), one per variant.
-Usage: python bench/gate_overhead.py [--steps 20] [--out bench/results]
+Dense, gated (the gate's math compiled, the default) and gated with ``PINCH_COMPILE=0``
+(eager) train in one process with their steps interleaved, so machine load hits all
+alike; each repeat gives one gated/dense ratio of median step times, and the figures are
+the median and range over repeats. Peak memory is measured in a fresh process per variant.
+The threshold projection, which runs only on steps where sparsity exceeds the target,
+is timed on its own.
+Usage: python bench/gate_overhead.py [--model conformer|wav2vec2] [--threads 1 2] [--repeats 3] [--steps 20]
 """
 import argparse
+import contextlib
+import json
+import os
 import subprocess
 import sys
 
 import torch
 
-sys.path.insert(0, __import__("os").path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(__file__))
 import pinch  # noqa: E402
-from common import bar_plot, conformer_encoder, features, median, params_of, timed, write_json  # noqa: E402
+from common import (bar_plot, conformer_encoder, features, median, params_of, spread, timed, wav2vec2_base,  # noqa: E402
+                    waveform, write_json)
+
+MODELS = {
+    "conformer": ("ESPnet ConformerEncoder, 6 blocks, d=144, ffn=576, batch 8 x 3 s of 80-dim features",
+                  "conformer"),
+    "wav2vec2": ("Hugging Face Wav2Vec2Model at wav2vec2-base size (random weights), the paper's 6 linears "
+                 "per block gated, batch 1 x 10 s", "wav2vec2"),
+}
+VARIANTS = ("dense", "gated", "gated_eager")
+TARGET_TIME, TARGET_MEMORY = 1.05, 1.10
 
 
-def make(gated, total_steps=1000):
-    model = conformer_encoder()
-    pruner = pinch.Pruner(model, target_sparsity=0.65, preset="conformer", total_steps=total_steps) if gated else None
+@contextlib.contextmanager
+def compiling(on):
+    old = os.environ.get("PINCH_COMPILE")
+    os.environ["PINCH_COMPILE"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["PINCH_COMPILE"]
+        else:
+            os.environ["PINCH_COMPILE"] = old
+
+
+def inputs(model_name, device):
+    if model_name == "conformer":
+        x, lens = features()
+        return x.to(device), lens.to(device)
+    return (waveform().to(device),)
+
+
+def make(model_name, gated, device):
+    model = (conformer_encoder() if model_name == "conformer" else wav2vec2_base()).to(device)
+    pruner = None
+    if gated:
+        pruner = pinch.Pruner(model, target_sparsity=0.65, preset=MODELS[model_name][1], total_steps=1000)
     return model, pruner, torch.optim.AdamW(model.parameters(), lr=2e-4)
 
 
-def step_fn(model, pruner, opt, x, lens):
+def step_fn(model, pruner, opt, args, compiled=True):
     def step():
-        out, _, _ = model(x, lens)
-        loss = out.square().mean()
-        if pruner is not None:
-            loss = loss + pruner.penalty()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if pruner is not None:
-            pruner.step()
+        with compiling(compiled):
+            out = model(*args)
+            out = out[0] if isinstance(out, tuple) else out.last_hidden_state
+            loss = out.square().mean()
+            if pruner is not None:
+                loss = loss + pruner.penalty()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if pruner is not None:
+                pruner.step()
+        if args[0].is_cuda:
+            torch.cuda.synchronize()
 
     return step
 
 
-def peak_rss_mb(variant, steps=3):
-    """Peak memory growth over training steps, in a fresh process per variant."""
-    code = (
-        "import sys; sys.path.insert(0, 'bench'); import gate_overhead as g, common; "
-        f"m, p, o = g.make({variant == 'gated'}); x, l = g.features(); s = g.step_fn(m, p, o, x, l); "
-        f"print(common.peak_rss_growth_mb(lambda: [s() for _ in range({steps})]))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return float(out.strip().splitlines()[-1])
+def compile_gate_kernels(device):
+    """Run the gate once on a small weight, which compiles its kernels for every shape."""
+    w = torch.randn(7, 3, device=device, requires_grad=True)
+    t = torch.tensor(0.1, device=device, requires_grad=True)
+    with compiling(True):
+        masked, kept = pinch.gates.pinch_weight(w, t, 0.3)
+        (masked.sum() + kept).backward()
+        pinch.gates.masking.kept_count(w, t)
+
+
+def peak_memory_mb(model_name, variant, device, steps=3):
+    """Peak memory growth over training steps (max RSS on CPU, the allocator's peak on
+    GPU), in a fresh process per variant."""
+    code = f"""
+import json, sys, torch
+sys.path.insert(0, 'bench')
+import gate_overhead as g, common
+m, p, o = g.make({model_name!r}, {variant != 'dense'}, {device!r})
+s = g.step_fn(m, p, o, g.inputs({model_name!r}, {device!r}), compiled={variant == 'gated'})
+if {variant == 'gated'}:  # compile the kernels first: their one-time cost is not training memory
+    g.compile_gate_kernels({device!r})
+if {device!r} == 'cpu':
+    print(json.dumps(common.peak_rss_growth_mb(lambda: [s() for _ in range({steps})])))
+else:
+    torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
+    [s() for _ in range({steps})]
+    print(json.dumps((torch.cuda.max_memory_allocated() - base) / 2**20))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"peak-memory run of {variant} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def step_ratios(runs, repeats, steps):
+    """Per repeat: median step time per variant; returns those and each variant's ratio to dense."""
+    medians = {k: [] for k in runs}
+    for _ in range(repeats):
+        times = {k: [] for k in runs}
+        for _ in range(steps):
+            for name, fn in runs.items():
+                times[name].append(timed(fn))
+        for k in runs:
+            medians[k].append(median(times[k]))
+    ratios = {k: [g / d for g, d in zip(medians[k], medians["dense"])] for k in runs if k != "dense"}
+    return medians, ratios
+
+
+def projection_cost(pruner, repeats=5):
+    """Seconds for one threshold projection (a quantile over every gated weight, then a recount)."""
+    method = pruner.method
+
+    def project():
+        method._project()
+        method._kept()
+
+    project()
+    return median([timed(project) for _ in range(repeats)])
+
+
+def bookkeeping_cost(pruner, repeats=5):
+    """Seconds for the per-step work after the optimizer update (kept count, eta switch)."""
+    pruner.method.after_step()
+    return median([timed(pruner.method.after_step) for _ in range(repeats)])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--model", choices=sorted(MODELS), default="conformer")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20, help="interleaved steps per repeat")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args(argv)
-    x, lens = features()
-    dense = make(False)
-    gated = make(True)
-    gated[0].load_state_dict(dense[0].state_dict(), strict=False)
-    runs = {"dense": step_fn(*dense, x, lens), "gated": step_fn(*gated, x, lens)}
-    for fn in runs.values():  # warm-up
-        fn()
-    times = {k: [] for k in runs}
-    for _ in range(args.steps):
-        for name, fn in runs.items():
-            times[name].append(timed(fn))
-    med = {k: median(v) for k, v in times.items()}
-    rss = {k: peak_rss_mb(k) for k in runs}
+    if args.repeats < 3:
+        parser.error("--repeats must be at least 3: a median and spread need them")
+    device = args.device
+    data = inputs(args.model, device)
+    models = {v: make(args.model, v != "dense", device) for v in VARIANTS}
+    for v in VARIANTS[1:]:
+        models[v][0].load_state_dict(models["dense"][0].state_dict(), strict=False)
+    runs = {v: step_fn(*models[v], data, compiled=v == "gated") for v in VARIANTS}
+    by_threads = {}
+    for threads in args.threads if device == "cpu" else [torch.get_num_threads()]:
+        torch.set_num_threads(threads)
+        for fn in runs.values():  # warm-up (the compiled variant compiles here)
+            fn()
+        medians, ratios = step_ratios(runs, args.repeats, args.steps)
+        pruner = models["gated"][1]
+        with compiling(True):
+            cost = {"after_step_s": bookkeeping_cost(pruner), "projection_s": projection_cost(pruner)}
+        by_threads[str(threads)] = {
+            "step_s_median_per_repeat": medians,
+            "step_time_ratio": {k: dict(zip(("median", "min", "max"), spread(r))) for k, r in ratios.items()},
+            **cost,
+        }
+    memory = {v: peak_memory_mb(args.model, v, device) for v in VARIANTS}
     result = {
-        "model": "ESPnet ConformerEncoder, 6 blocks, d=144, ffn=576, batch 8 x 3 s of 80-dim features",
-        "params": params_of(dense[0]),
-        "gated_params": gated[1].sparsity().gated_params,
-        "steps": args.steps,
-        "step_s_median": med,
-        "step_time_ratio": med["gated"] / med["dense"],
-        "peak_training_memory_mb": rss,
-        "peak_memory_ratio": rss["gated"] / rss["dense"],
-        "target_step_time_ratio": 1.10,
+        "model": MODELS[args.model][0],
+        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "params": params_of(models["dense"][0]),
+        "gated_params": models["gated"][1].sparsity().gated_params,
+        "repeats": args.repeats,
+        "steps_per_repeat": args.steps,
+        "threads": by_threads,
+        "peak_training_memory_mb": memory,
+        "peak_memory_ratio": {v: memory[v] / memory["dense"] for v in VARIANTS[1:]},
+        "target_step_time_ratio": TARGET_TIME,
+        "target_peak_memory_ratio": TARGET_MEMORY,
     }
-    path = write_json(args.out, "gate_overhead", result)
-    bar_plot(args.out, "gate_overhead", ["dense", "gated"], [med["dense"], med["gated"]], "s / train step",
-             "Train step, Conformer encoder (CPU)")
-    print(f"{'variant':8s} {'step s (median)':>16s} {'peak MB (training)':>18s}")
-    for k in runs:
-        print(f"{k:8s} {med[k]:16.4f} {rss[k]:18.1f}")
-    print(f"step-time ratio gated/dense: {result['step_time_ratio']:.3f} (target <= 1.10); "
-          f"peak-memory ratio: {result['peak_memory_ratio']:.3f}")
-    print(f"wrote {path}")
+    name = f"gate_overhead_{args.model}" + ("" if device == "cpu" else "_gpu")
+    path = write_json(args.out, name, result)
+    labels, values = [], []
+    for threads, r in by_threads.items():
+        for v in VARIANTS[1:]:
+            labels.append(f"{v}\n{threads} thr" if device == "cpu" else v)
+            values.append(r["step_time_ratio"][v]["median"])
+    bar_plot(args.out, name, labels, values, "step time / dense", f"Gated train step, {args.model} ({device})")
+    print(f"{result['model']}: {result['gated_params']:,} of {result['params']:,} parameters gated")
+    print(f"{'threads':>7s} {'variant':12s} {'time ratio median [min, max]':>30s} {'dense s/step':>12s}")
+    for threads, r in by_threads.items():
+        dense = median(r["step_s_median_per_repeat"]["dense"])
+        for v in VARIANTS[1:]:
+            s = r["step_time_ratio"][v]
+            print(f"{threads:>7s} {v:12s} {s['median']:12.3f} [{s['min']:.3f}, {s['max']:.3f}] {dense:12.3f}")
+        print(f"{threads:>7s} after-step bookkeeping {r['after_step_s'] * 1e3:.2f} ms; "
+              f"one threshold projection {r['projection_s'] * 1e3:.2f} ms")
+    for v in VARIANTS[1:]:
+        print(f"peak memory {v}/dense: {memory[v]:.1f} / {memory['dense']:.1f} MB = {result['peak_memory_ratio'][v]:.3f}")
+    print(f"targets: time <= {TARGET_TIME}, memory <= {TARGET_MEMORY}; wrote {path}")
     return result
 
 

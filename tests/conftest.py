@@ -1,9 +1,14 @@
 """Shared fixtures: tiny models the tests build themselves."""
 import contextlib
+import os
 
 import pytest
 import torch
 from torch import nn
+
+# Tiny models gain nothing from compiling the gate (seconds per process); tests that compare
+# the compiled gate with the eager one turn it back on.
+os.environ.setdefault("PINCH_COMPILE", "0")
 
 
 class ToyNet(nn.Module):

@@ -6,8 +6,8 @@ soft mask ``M = sigmoid((W^2 - t^2) / tau)``: the task gradient reaches a weight
 the *hard* mask (a pruned weight gets none of it), and both ``W`` and ``t`` get the soft
 mask's derivative. The same call also returns the L0 count of kept weights, whose
 gradient (the sparsity penalty's) shares that derivative, so the sigmoid is computed once
-per step and only ``W`` and ``t`` are kept between passes: this is what keeps gated
-training close to dense speed.
+per step and only ``W`` and ``t`` are kept between passes. The elementwise math is fused
+by torch.compile where it can be (`pinch.gates.fused`).
 
 A weight is viewed as ``(groups, group_size)``: ``group_size == 1`` is the paper's
 unstructured gate; larger groups (rows of an FFN-in matrix, the value rows of one head)
@@ -15,37 +15,51 @@ gate on the group's mean squared weight.
 """
 import torch
 
+from pinch.gates.fused import Fused
+
 
 def _scores(w2d):
     return w2d.square() if w2d.shape[1] == 1 else w2d.square().mean(dim=1, keepdim=True)
 
 
+@Fused
+def _masked_and_count(w2d, threshold):
+    keep = _scores(w2d) >= threshold * threshold
+    return torch.where(keep, w2d, 0), keep.sum() * w2d.shape[1]
+
+
+@Fused
+def _kept_count(w2d, threshold):
+    return (_scores(w2d) >= threshold * threshold).sum() * w2d.shape[1]
+
+
+@Fused
+def _gradients(w2d, g2d, threshold, tau, grad_kept, soft):
+    n = w2d.shape[1]
+    margin = _scores(w2d) - threshold * threshold  # >= 0 where kept
+    m = torch.sigmoid(margin / tau)  # soft mask
+    # a = d loss / d (score - t^2): from the masked weight and from the L0 count
+    gw = g2d * w2d if n == 1 else (g2d * w2d).sum(dim=1, keepdim=True)
+    a = (gw + grad_kept * n) * (m * (1 - m) / tau)
+    task = g2d * m if soft else torch.where(margin >= 0, g2d, 0)
+    return task + w2d * a * (2.0 / n), -2.0 * threshold * a.sum()
+
+
 class _Pinch(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, threshold, tau, groups, soft_weight_grad):
-        w2d = weight.reshape(groups, -1)
-        keep = _scores(w2d) >= threshold.square()
-        ctx.save_for_backward(weight, threshold)
-        ctx.tau, ctx.groups, ctx.soft = tau, groups, soft_weight_grad
-        kept = keep.sum() * w2d.shape[1]
-        return torch.where(keep, w2d, 0).view_as(weight), kept.to(weight.dtype)
+        masked, kept = _masked_and_count(weight.reshape(groups, -1), threshold)
+        ctx.save_for_backward(weight, threshold, tau)
+        ctx.groups, ctx.soft = groups, soft_weight_grad
+        return masked.view_as(weight), kept.to(weight.dtype)
 
     @staticmethod
     def backward(ctx, grad, grad_kept):
-        weight, threshold = ctx.saved_tensors
-        w2d = weight.reshape(ctx.groups, -1)
-        g2d = grad.reshape(ctx.groups, -1)
-        n = w2d.shape[1]
-        margin = _scores(w2d).sub_(threshold.square())  # score - t^2; >= 0 where kept
-        keep = margin >= 0
-        m = margin.div_(ctx.tau).sigmoid_()  # soft mask
-        slope = m.neg().add_(1).mul_(m).div_(ctx.tau)  # d m / d (score - t^2)
-        # a = d loss / d (score - t^2): from the masked weight and from the L0 count
-        a = (g2d * w2d) if n == 1 else (g2d * w2d).sum(dim=1, keepdim=True)
-        a.add_(grad_kept * n).mul_(slope)
-        task = (g2d * m) if ctx.soft else torch.where(keep, g2d, 0)
-        grad_w = task.addcmul_(w2d, a, value=2.0 / n)
-        grad_t = a.sum().mul_(-2.0).mul_(threshold)
+        weight, threshold, tau = ctx.saved_tensors
+        if grad_kept is None:
+            grad_kept = torch.zeros((), dtype=weight.dtype, device=weight.device)
+        grad_w, grad_t = _gradients(weight.reshape(ctx.groups, -1), grad.reshape(ctx.groups, -1), threshold,
+                                    tau, grad_kept, ctx.soft)
         return grad_w.view_as(weight), grad_t.reshape(threshold.shape), None, None, None
 
 
@@ -55,7 +69,13 @@ def pinch_weight(weight, threshold, tau, groups=None, soft_weight_grad=False):
     ``soft_weight_grad`` passes the task gradient to ``W`` through the soft mask (``g * M``)
     instead of the hard one: pruned weights keep part of it and can grow back (sspg's
     ``weight_grad: soft``, measured against the paper's rule in README's A/B)."""
-    return _Pinch.apply(weight, threshold, float(tau), groups or weight.numel(), soft_weight_grad)
+    tau = torch.as_tensor(tau, dtype=weight.dtype, device=weight.device)
+    return _Pinch.apply(weight, threshold, tau, groups or weight.numel(), soft_weight_grad)
+
+
+def kept_count(weight, threshold, groups=None):
+    """How many weights the hard mask keeps (an int64 tensor), in one pass over ``weight``."""
+    return _kept_count(weight.detach().reshape(groups or weight.numel(), -1), threshold.detach())
 
 
 def straight_through_pinched(weight, threshold, tau, groups=None):

@@ -4,6 +4,7 @@ import logging
 import torch
 
 from pinch.gates import Gate
+from pinch.gates.masking import kept_count
 from pinch.methods.base import PruningMethod
 from pinch.methods.options import choice, number
 from pinch.schedules import cosine
@@ -124,7 +125,7 @@ class SelfPinching(PruningMethod):
                         self.sparsity_now, self.target_sparsity, self.clock.step, self.clock.total_steps, self.eta)
 
     def _kept(self):
-        return int(sum(g.group_keep().sum() * (g.numel // g.groups) for g in self.gates))
+        return int(sum(kept_count(g.weight, g.threshold, g.groups) for g in self.gates))
 
     def measured_sparsity(self):
         return self.sparsity_now

@@ -104,7 +104,8 @@ stats_dir="${expdir}/asr_stats_raw_${token_type}${nbpe}"
 asr_tag="$(basename "${asr_config}" .yaml)_raw_${token_type}${nbpe}"
 dense_dir="${expdir}/asr_${asr_tag}"
 control_dir="${dense_dir}_finetune"
-# espnet2's own entry points, unless the model uses an encoder that pinch registers.
+# espnet2's own entry points, unless the model uses an encoder that pinch registers. They run
+# under pinch.offline, which only refuses the downloads some imports attempt (g2p_en's NLTK data).
 train_module=espnet2.bin.asr_train
 inference_module=espnet2.bin.asr_inference
 if grep -q "^encoder: *hf_ssl" "${asr_config}"; then
@@ -141,7 +142,7 @@ train_asr() {
     [ "${overwrite}" = true ] && rm -rf "${dir}"
     mkdir -p "${dir}"
     attempt_start "${dir}"
-    ${python} -m "${module}" --ngpu "${ngpu}" --resume true \
+    ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true \
         "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
         --output_dir "${dir}" "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
     attempt_end "${dir}"
@@ -198,7 +199,7 @@ spm.SentencePieceTrainer.train(input=sys.argv[1], vocab_size=int(sys.argv[2]),
     input_sentence_size=100000000, minloglevel=2)' \
             "${tmp}/train.txt" "${nbpe}" "${bpemode}" "${tmp}/bpe"
         # As asr.sh: <blank> first (CTC blank id 0), <unk> second, <sos/eos> last.
-        ${python} -m espnet2.bin.tokenize_text --token_type bpe --bpemodel "${tmp}/bpe.model" \
+        ${python} -m pinch.offline espnet2.bin.tokenize_text --token_type bpe --bpemodel "${tmp}/bpe.model" \
             --input "${tmp}/train.txt" --output "${tmp}/tokens.txt" --write_vocabulary true \
             --add_symbol "<blank>:0" --add_symbol "<unk>:1" --add_symbol "<sos/eos>:-1"
         rm -rf "${token_dir}" && mv "${tmp}" "${token_dir}"
@@ -214,7 +215,7 @@ if run_stage 10; then
         need "${dumpdir}/raw/${valid_set}/wav.scp" 4
         tmp="${stats_dir}.tmp"
         rm -rf "${tmp}" && mkdir -p "${expdir}/logs"
-        ${python} -m "${train_module}" --collect_stats true --ngpu 0 \
+        ${python} -m pinch.offline "${train_module}" --collect_stats true --ngpu 0 \
             "${train_data_opts[@]}" --config "${asr_config}" \
             --train_shape_file "${dumpdir}/raw/${train_set}/wav.scp" \
             --valid_shape_file "${dumpdir}/raw/${valid_set}/wav.scp" \
@@ -320,7 +321,7 @@ if run_stage 14; then
             pids=()
             for job in $(seq 1 "${nj}"); do
                 keys="${out}/logdir/keys.$(printf %03d $(( job - 1 )))"
-                OMP_NUM_THREADS=1 ${python} -m "${inference_module}" --ngpu 0 \
+                OMP_NUM_THREADS=1 ${python} -m pinch.offline "${inference_module}" --ngpu 0 \
                     --config "${inference_config}" \
                     --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
                     --key_file "${keys}" --asr_train_config "${config}" --asr_model_file "${model}" \

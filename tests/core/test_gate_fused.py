@@ -1,0 +1,67 @@
+"""The compiled gate computes what the eager one does, and a failing compiler is survivable."""
+import logging
+
+import pytest
+import torch
+
+from pinch.gates import masking
+from pinch.gates.masking import kept_count, pinch_weight
+
+FUSED = [masking._masked_and_count, masking._kept_count, masking._gradients]
+
+
+def _run(w, t, groups, soft, eta):
+    w = w.detach().clone().requires_grad_(True)
+    t = t.detach().clone().requires_grad_(True)
+    up = torch.linspace(-1, 1, w.numel()).view_as(w)
+    masked, kept = pinch_weight(w, t, 0.3, groups, soft_weight_grad=soft)
+    ((masked * up).sum() + eta * kept).backward()
+    return masked.detach(), kept.detach(), w.grad, t.grad, kept_count(w, t, groups)
+
+
+CASES = [(None, False, 0.0), (None, False, 0.5), (None, True, 0.5), (6, False, 0.5)]
+
+
+def test_compiled_gate_matches_eager(monkeypatch):
+    torch.manual_seed(0)
+    w, t = torch.randn(6, 4), torch.tensor(0.7)
+    monkeypatch.setenv("PINCH_COMPILE", "0")
+    eager = [_run(w, t, *case) for case in CASES]
+    monkeypatch.setenv("PINCH_COMPILE", "1")
+    for case, ref in zip(CASES, eager):
+        got = _run(w, t, *case)
+        for a, b in zip(got, ref):
+            assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), case
+    assert not any(f.failed for f in FUSED), "the compiled path fell back to eager"
+
+
+def test_failing_compiler_falls_back_to_eager_once(monkeypatch, caplog):
+    torch.manual_seed(1)
+    w, t = torch.randn(5, 3), torch.tensor(0.6)
+    monkeypatch.setenv("PINCH_COMPILE", "0")
+    ref = _run(w, t, None, False, 0.5)
+
+    def broken(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler\nsecond line")
+        return call
+
+    monkeypatch.setenv("PINCH_COMPILE", "1")
+    monkeypatch.setattr(torch, "compile", broken)
+    for f in FUSED:
+        monkeypatch.setattr(f, "compiled", None)
+        monkeypatch.setattr(f, "failed", False)
+    with caplog.at_level(logging.WARNING, logger="pinch"):
+        first = _run(w, t, None, False, 0.5)
+        second = _run(w, t, None, False, 0.5)
+    for a, b, c in zip(first, second, ref):
+        assert torch.equal(a, c) and torch.equal(b, c)
+    warned = [r.getMessage() for r in caplog.records if "torch.compile" in r.getMessage()]
+    assert len(warned) == 3 and all("running it eagerly" in m and "no C++ compiler" in m for m in warned)
+    assert not any("second line" in m for m in warned)
+
+
+def test_pinch_compile_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("PINCH_COMPILE", "yes")
+    with pytest.raises(ValueError, match="PINCH_COMPILE must be 0 or 1, got 'yes'"):
+        pinch_weight(torch.ones(2, 2), torch.tensor(0.1), 0.3)
