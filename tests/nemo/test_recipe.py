@@ -22,18 +22,14 @@ def recipe(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     # A high learning rate and a fixed eta let the thresholds reach the target within the 9
     # updates of a tiny run (Adam moves each threshold by about lr per step); eta: auto,
-    # which doubles eta over 2% of the run, reached only 0.57 in 9 updates. The preset goes
-    # in a preset dir of its own: compress_args also reach the dense control.
-    presets = root / "presets"
-    presets.mkdir()
-    (presets / "sspg.yaml").write_text((REPO / "conf" / "pruning" / "sspg.yaml").read_text().replace(
-        "eta: auto", "eta: 20"))
+    # which doubles eta over 2% of the run, reached only 0.57 in 9 updates. The eta goes to
+    # the pruned run only (compress_args), which the dense control must not see.
     cmd = [str(RUN), "--python", sys.executable, "--size", "tiny", "--vocab_size", "32",
            "--datadir", str(root / "data"), "--expdir", str(root / "exp"),
            "--results_table", str(root / "results"), "--target_sparsity", str(TARGET),
            "--train_args", f"{TINY} trainer.max_epochs=2",
-           "--pruning_conf_dir", str(presets),
-           "--compress_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05"]
+           "--finetune_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05",
+           "--compress_args", "model.pruning.eta=20"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return root, proc.stderr

@@ -37,7 +37,8 @@ config_dir=../../../conf/nemo/asr
 train_config=conformer_ctc_bpe          # Hydra config name (dense training).
 compress_config=conformer_ctc_bpe_sspg  # Hydra config name (compression).
 train_args=             # Extra Hydra overrides of dense training, e.g. "trainer.max_epochs=3".
-compress_args=          # Extra Hydra overrides of compression.
+finetune_args=          # Extra Hydra overrides of the compression pass, dense control included.
+compress_args=          # Extra Hydra overrides of the pruned runs only, e.g. "model.pruning.reach_at=0.2".
 # Also fine-tune the dense model with the compression config and no pruning
 # (${dense_dir}_finetune): "lossless" is then judged against a dense model trained as long.
 dense_control=true
@@ -140,7 +141,7 @@ finetune() {
     # shellcheck disable=SC2086
     ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${compress_config}" \
         "${data_overrides[@]}" "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" \
-        "exp_manager.exp_dir=$(abspath "${dir}")" "$@" ${compress_args} >> "${dir}/train.log" 2>&1 \
+        "exp_manager.exp_dir=$(abspath "${dir}")" ${finetune_args} "$@" >> "${dir}/train.log" 2>&1 \
         || failed "${what}" "${dir}/train.log"
     attempt_end "${dir}"
 }
@@ -160,7 +161,7 @@ if run_stage 4; then
         done_or_redo "${dir}/gated.nemo" 4 && continue
         finetune "${dir}" "compression ${m} ${t}" \
             "pruning_config=$(abspath "${pruning_conf_dir}")/${m}.yaml" "model.pruning.target_sparsity=${t}" \
-            "output_nemo=$(abspath "${dir}")/gated.nemo"
+            "output_nemo=$(abspath "${dir}")/gated.nemo" ${compress_args}
         log "Stage 4: ${dir} done in $(( SECONDS - t0 ))s"
     done < <(compressed_runs)
 fi
