@@ -49,10 +49,19 @@ def run_recipe(root, *options, check=True):
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe")
-    run_recipe(root, "--dense_control", "true")
+    proc = run_recipe(root, "--dense_control", "true")
     exp = root / "exp"
     dense = exp / "asr_train_asr_conformer_ctc_raw_bpe30"
-    return {"root": root, "dense": dense, "compressed": Path(f"{dense}_sspg{TARGET}")}
+    return {"root": root, "dense": dense, "compressed": Path(f"{dense}_sspg{TARGET}"), "stderr": proc.stderr}
+
+
+def test_no_stage_tries_the_network(recipe):
+    """Every espnet2 task imports g2p_en, which fetches NLTK data at import when it is missing;
+    the recipe's steps refuse that instead of trying (pinch.offline)."""
+    logs = {"stderr": recipe["stderr"]}
+    logs.update({str(p): p.read_text(errors="replace") for p in recipe["root"].rglob("*.log")})
+    for name, text in logs.items():
+        assert "urlopen" not in text and "Error loading" not in text, name
 
 
 def test_every_stage_leaves_espnet_results(recipe):
