@@ -82,20 +82,25 @@ class SelfPinching(PruningMethod):
     def penalty(self):
         if not self.eta_on:
             return torch.zeros((), device=self.gates[0].weight.device)
-        return self.eta * sum(g.kept() for g in self.gates) / self.gated
+        kept = sum(g.kept() for g in self.gates)
+        # The adaptive eta stays a tensor on the model's device: reading it would sync a GPU.
+        eta = getattr(self.clock.model, ETA_BUFFER).to(kept.dtype) if self.adaptive else self.eta_fixed
+        return eta * kept / self.gated
 
     def after_step(self):
+        for g in self.gates:  # the forward's counts are pre-update: measure the weights now
+            g.kept_now = None
         thresholds = torch.stack([g.threshold.detach() for g in self.gates])
-        if not bool(torch.isfinite(thresholds).all()):  # one check per step, not one per gate
+        # One device-to-host read per step: the finiteness check and the kept count together.
+        finite, kept = torch.stack([torch.isfinite(thresholds).all().long(), self._kept_tensor()]).tolist()
+        if not finite:
             # gates are built from targets in order
             target, value = next((t, v) for t, v in zip(self.targets, thresholds) if not torch.isfinite(v))
             raise FloatingPointError(
                 f"threshold {target.qualified_name}_threshold became {float(value)} at step {self.clock.step}: "
                 "the loss or its gradients are not finite"
             )
-        for g in self.gates:  # the forward's counts are pre-update: measure the weights now
-            g.kept_now = None
-        self._settle(self._kept())
+        self._settle(kept)
         if self.adaptive and self.eta_on:
             self._adapt_eta()
 
@@ -124,8 +129,11 @@ class SelfPinching(PruningMethod):
             logger.info("pinch sspg: sparsity %.4f reached the target %.4f at update %d of %d (eta %.3g)",
                         self.sparsity_now, self.target_sparsity, self.clock.step, self.clock.total_steps, self.eta)
 
+    def _kept_tensor(self):
+        return sum(kept_count(g.weight, g.threshold, g.groups) for g in self.gates)
+
     def _kept(self):
-        return int(sum(kept_count(g.weight, g.threshold, g.groups) for g in self.gates))
+        return int(self._kept_tensor())
 
     def measured_sparsity(self):
         return self.sparsity_now
