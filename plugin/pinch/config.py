@@ -25,7 +25,7 @@ class PruningConfig:
     eta: object = "auto"  # "auto" (adaptive, the default) or a fixed number
     tau_start: float = 0.5
     tau_end: float = 0.01
-    reach_at: float = 0.5
+    reach_at: float = 0.2
     options: dict = field(default_factory=dict)  # method-specific extras (gmp's frequency...)
 
     def __post_init__(self):

@@ -53,7 +53,7 @@ def test_config_from_yaml_mapping_round_trips_method_options():
                                          "frequency": 0.05})
     assert cfg.options == {"frequency": 0.05} and cfg.method_kwargs() == {"frequency": 0.05}
     cfg = pinch.PruningConfig.from_dict({"target_sparsity": 0.5, "targets": ["encoder.*"], "eta": 2.0})
-    assert cfg.method_kwargs() == {"eta": 2.0, "tau_start": 0.5, "tau_end": 0.01, "reach_at": 0.5}
+    assert cfg.method_kwargs() == {"eta": 2.0, "tau_start": 0.5, "tau_end": 0.01, "reach_at": 0.2}
     assert pinch.PruningConfig.from_dict({"preset": "conformer"}).eta == "auto"
 
 

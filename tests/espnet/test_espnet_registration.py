@@ -116,7 +116,7 @@ def test_print_config_shows_a_complete_pruning_template():
                          capture_output=True, text=True, check=True).stdout
     printed = yaml.safe_load(out)
     assert printed["pruning"] == "sspg"
-    assert {"target_sparsity": 0.65, "eta": "auto", "reach_at": 0.5, "preset": None}.items() \
+    assert {"target_sparsity": 0.65, "eta": "auto", "reach_at": 0.2, "preset": None}.items() \
         <= printed["pruning_conf"].items()
 
 

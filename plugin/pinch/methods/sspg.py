@@ -49,7 +49,7 @@ class SelfPinching(PruningMethod):
     }
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
-                 eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.5, weight_grad="hard"):
+                 eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.2, weight_grad="hard"):
         self.targets, self.target_sparsity, self.clock = targets, target_sparsity, clock
         self.adaptive = eta == "auto"
         self.tau_start, self.tau_end, self.reach_at = float(tau_start), float(tau_end), float(reach_at)
