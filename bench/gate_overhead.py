@@ -17,8 +17,10 @@ import sys
 
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 import pinch  # noqa: E402
+from tests.conftest import optimizer_step  # noqa: E402
 from common import (bar_plot, conformer_encoder, features, median, params_of, spread, timed, wav2vec2_base,  # noqa: E402
                     waveform, write_json)
 
@@ -65,14 +67,7 @@ def step_fn(model, pruner, opt, args, compiled=True):
         with compiling(compiled):
             out = model(*args)
             out = out[0] if isinstance(out, tuple) else out.last_hidden_state
-            loss = out.square().mean()
-            if pruner is not None:
-                loss = loss + pruner.penalty()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if pruner is not None:
-                pruner.step()
+            optimizer_step(out.square().mean(), opt, pruner)
         if args[0].is_cuda:
             torch.cuda.synchronize()
 

@@ -44,14 +44,19 @@ def train(model, data, steps, lr, pruner=None):
     for _ in range(steps):
         loss = ((model(x) - y) ** 2).mean()
         losses.append(loss.item())
-        if pruner is not None:
-            loss = loss + pruner.penalty()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if pruner is not None:
-            pruner.step()
+        optimizer_step(loss, opt, pruner)
     return losses
+
+
+def optimizer_step(loss, opt, pruner=None):
+    """One update as a toolkit's loop makes it: penalty added, then the pruner's step."""
+    if pruner is not None:
+        loss = loss + pruner.penalty()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if pruner is not None:
+        pruner.step()
 
 
 @contextlib.contextmanager
