@@ -134,6 +134,19 @@ def projection_cost(pruner, repeats=5):
     return median([timed(project) for _ in range(repeats)])
 
 
+def gate_cost(pruner, compiled, repeats=5):
+    """Seconds for the gates alone: every gated weight masked and counted, and both gradients."""
+    gates = pruner.method.gates
+
+    def gate_pass():
+        with compiling(compiled):
+            total = sum(g.masked_weight().sum() + g.kept_now for g in gates)
+            total.backward()
+
+    gate_pass()
+    return median([timed(gate_pass) for _ in range(repeats)])
+
+
 def bookkeeping_cost(pruner, repeats=5):
     """Seconds for the per-step work after the optimizer update (kept count, eta switch)."""
     pruner.method.after_step()
@@ -166,6 +179,8 @@ def main(argv=None):
         pruner = models["gated"][1]
         with compiling(True):
             cost = {"after_step_s": bookkeeping_cost(pruner), "projection_s": projection_cost(pruner)}
+        cost["gate_forward_backward_s"] = {"compiled": gate_cost(pruner, True), "eager": gate_cost(pruner, False)}
+        pruner.model.zero_grad(set_to_none=True)
         by_threads[str(threads)] = {
             "step_s_median_per_repeat": medians,
             "step_time_ratio": {k: dict(zip(("median", "min", "max"), spread(r))) for k, r in ratios.items()},
@@ -200,6 +215,9 @@ def main(argv=None):
         for v in VARIANTS[1:]:
             s = r["step_time_ratio"][v]
             print(f"{threads:>7s} {v:12s} {s['median']:12.3f} [{s['min']:.3f}, {s['max']:.3f}] {dense:12.3f}")
+        gate = r["gate_forward_backward_s"]
+        print(f"{threads:>7s} the gates alone, forward + backward: compiled {gate['compiled'] * 1e3:.1f} ms, "
+              f"eager {gate['eager'] * 1e3:.1f} ms")
         print(f"{threads:>7s} after-step bookkeeping {r['after_step_s'] * 1e3:.2f} ms; "
               f"one threshold projection {r['projection_s'] * 1e3:.2f} ms")
     for v in VARIANTS[1:]:
