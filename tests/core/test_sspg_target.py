@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import pinch
+from pinch.methods.sspg import common_threshold_scale
 from tests.conftest import ToyNet, train
 
 TARGETS = [r"encoder\.\d+"]
@@ -113,3 +114,16 @@ def test_auto_eta_is_in_the_model_state_and_resumes(_converged_state, toy_data):
     assert again.method.eta == pruner.method.eta
     fixed = pinch.Pruner(ToyNet(), target_sparsity=0.5, targets=TARGETS, total_steps=50, eta=3.0)
     assert fixed.method.eta == 3.0 and not hasattr(fixed.model, "pinch_eta")
+
+
+def test_common_threshold_scale_is_the_quantile_of_every_ratio():
+    """The windowed search gives exactly the k-th smallest |w| / |t| of a full sort, whether
+    the answer lies below 1 (projection after overshoot) or above it (bake of an average)."""
+    g = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        weights = [torch.randn(int(torch.randint(1, 2000, (), generator=g)), 1, generator=g) for _ in range(4)]
+        thresholds = [torch.rand((), generator=g) * 3 for _ in weights]
+        ratios = torch.cat([w.abs().flatten() / t for w, t in zip(weights, thresholds)])
+        for sparsity in (0.0, 0.1, 0.5, 0.65, 0.99, 1.0):
+            k = min(int(round(sparsity * ratios.numel())) + 1, ratios.numel())
+            assert torch.equal(common_threshold_scale(weights, thresholds, sparsity), torch.kthvalue(ratios, k).values)

@@ -29,8 +29,8 @@ def _masked_and_count(w2d, threshold):
 
 
 @Fused
-def _kept_count(w2d, threshold):
-    return (_scores(w2d) >= threshold * threshold).sum() * w2d.shape[1]
+def _kept_total(w2ds, thresholds):
+    return sum((_scores(w) >= t * t).sum() * w.shape[1] for w, t in zip(w2ds, thresholds))
 
 
 @Fused
@@ -73,9 +73,11 @@ def pinch_weight(weight, threshold, tau, groups=None, soft_weight_grad=False):
     return _Pinch.apply(weight, threshold, tau, groups or weight.numel(), soft_weight_grad)
 
 
-def kept_count(weight, threshold, groups=None):
-    """How many weights the hard mask keeps (an int64 tensor), in one pass over ``weight``."""
-    return _kept_count(weight.detach().reshape(groups or weight.numel(), -1), threshold.detach())
+def kept_total(gated):
+    """How many weights the hard masks keep over ``(weight, threshold, groups)`` triples, as an
+    int64 tensor: one fused call for all tensors, as a call per tensor costs more than counting."""
+    w2ds = [w.detach().reshape(groups or w.numel(), -1) for w, _, groups in gated]
+    return _kept_total(w2ds, [t.detach() for _, t, _ in gated])
 
 
 def straight_through_pinched(weight, threshold, tau, groups=None):
