@@ -86,11 +86,12 @@ def build_model(cfg, trainer):
 @hydra_runner(config_path=None, config_name=None)
 def main(cfg):
     # pinch's own messages (e.g. the update at which sspg first reached its target) in train.log
-    # beside NeMo's, which does not configure Python's root logger.
+    # beside NeMo's, once: not also through the root handler Hydra may have set up.
     pinch_log = logging.getLogger("pinch")
     if not pinch_log.handlers:
         pinch_log.addHandler(logging.StreamHandler())
         pinch_log.setLevel(logging.INFO)
+        pinch_log.propagate = False
     pl.seed_everything(cfg.get("seed", 0), workers=True)
     trainer = pl.Trainer(**resolve_trainer_cfg(cfg.trainer))
     exp_manager(trainer, cfg.get("exp_manager"))
