@@ -16,6 +16,7 @@ import torch
 
 import pinch
 from pinch.export.checkpoint import load_state_dict
+from pinch.offline import forbid_downloads
 from pinch.scoring.results import append_result, verdicts
 
 APPENDED = ".results_appended"
@@ -98,6 +99,7 @@ def size_mb(model_file):
 
 
 def main():
+    forbid_downloads()  # the parameter count imports espnet2's ASR task (and g2p_en with it)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_dir", type=Path, required=True)
     parser.add_argument("--inference_tag", required=True)
