@@ -12,14 +12,23 @@ STEP_BUFFER = "pinch_steps"
 
 
 class Clock:
-    """Counts real optimizer updates in a model buffer, so checkpoints carry it."""
+    """Counts real optimizer updates in a model buffer, so checkpoints carry it.
+
+    The step is read from the buffer only when the buffer changed (its version counter, which
+    ``advance`` and a loaded state dict bump): every gate asks for tau in every forward, and
+    reading a GPU buffer would wait for the device each time.
+    """
 
     def __init__(self, model, total_steps):
         self.model, self.total_steps = model, total_steps
+        self._seen, self._step = None, 0
 
     @property
     def step(self):
-        return int(getattr(self.model, STEP_BUFFER))
+        buffer = getattr(self.model, STEP_BUFFER)
+        if self._seen != (id(buffer), buffer._version):
+            self._seen, self._step = (id(buffer), buffer._version), int(buffer)
+        return self._step
 
     def advance(self):
         getattr(self.model, STEP_BUFFER).add_(1)

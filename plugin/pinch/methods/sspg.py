@@ -177,14 +177,16 @@ def common_threshold_scale(groups, thresholds, sparsity):
     return ratios[order][torch.searchsorted(pruned_after, prune, right=True).clamp_max(len(order) - 1)]
 
 
+def _window(w, t, lo, hi):
+    """``|w| / |t|`` and where it lies in ``[lo, hi)`` (compared without dividing)."""
+    a, t = w.abs(), t.abs().clamp_min(1e-12)
+    return a / t, (a >= lo * t) & (a < hi * t)
+
+
 @Fused
 def _in_window(weights, thresholds, lo, hi):
     """How many weights have ``lo <= |w| / |t| < hi``, over all tensors in one call."""
-    total = 0
-    for w, t in zip(weights, thresholds):
-        a, t = w.abs(), t.abs().clamp_min(1e-12)
-        total = total + ((a >= lo * t) & (a < hi * t)).sum()
-    return total
+    return sum(_window(w, t, lo, hi)[1].sum() for w, t in zip(weights, thresholds))
 
 
 def _kth_ratio(weights, thresholds, k):
@@ -211,8 +213,5 @@ def _kth_ratio(weights, thresholds, k):
         if before < k <= before + inside:
             break
         width *= 8
-    inside_ratios = []
-    for w, t in zip(weights, thresholds):
-        a, t = w.abs().flatten(), t.abs().clamp_min(1e-12)
-        inside_ratios.append((a / t)[(a >= lo * t) & (a < hi * t)])
+    inside_ratios = [ratio[mask] for ratio, mask in (_window(w, t, lo, hi) for w, t in zip(weights, thresholds))]
     return torch.kthvalue(torch.cat(inside_ratios), k - before).values
