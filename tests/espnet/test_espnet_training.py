@@ -73,3 +73,37 @@ def test_sparsity_rises_towards_target(tmp_path):
     assert 0 < first
     report = model._pinch_pruner.sparsity()
     assert 0.1 < report.gated <= 0.5 + 1e-6
+
+
+def test_resume_sets_aside_a_checkpoint_cut_short_and_loads_a_whole_one(tmp_path, caplog):
+    """A run killed while espnet2 wrote checkpoint.pth must not stop every rerun."""
+    args, model, optimizers = build(tmp_path)
+    trained = train_epoch(args, model, optimizers, n_batches=2)
+    state = {"model": model.state_dict(), "reporter": trained.state_dict(),
+             "optimizers": [o.state_dict() for o in optimizers], "schedulers": [None], "scaler": None}
+    whole = tmp_path / "checkpoint.pth"
+    torch.save(state, whole)
+    data = whole.read_bytes()
+
+    def resume(fresh_model, reporter):
+        ASRTask.trainer.resume(checkpoint=whole, model=fresh_model, reporter=reporter,
+                               optimizers=ASRTask.build_optimizers(args, fresh_model),
+                               schedulers=[None], scaler=None)
+
+    for cut in (0, len(data) // 2, len(data) - 1):
+        whole.write_bytes(data[:cut])
+        fresh, reporter = build(tmp_path)[1], Reporter()
+        before = {k: v.clone() for k, v in fresh.state_dict().items()}
+        resume(fresh, reporter)
+        assert not whole.exists()
+        assert reporter.get_epoch() == 0
+        assert all(torch.equal(before[k], v) for k, v in fresh.state_dict().items())
+    kept = sorted(p.name for p in tmp_path.glob("checkpoint.pth.incomplete*"))
+    assert kept == ["checkpoint.pth.incomplete", "checkpoint.pth.incomplete.1", "checkpoint.pth.incomplete.2"]
+    assert "starts again from its first epoch" in caplog.text
+
+    whole.write_bytes(data)
+    fresh, reporter = build(tmp_path)[1], Reporter()
+    resume(fresh, reporter)
+    assert reporter.get_epoch() == 1
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in fresh.state_dict().items())

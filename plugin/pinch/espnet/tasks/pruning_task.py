@@ -4,7 +4,8 @@ Mixed in before the espnet2 task (``class ASRTask(PruningTask, espnet2ASRTask)``
 with ``pruning_choices`` appended to ``class_choices_list``): the parser gains the
 pruning choice, the model is gated right after espnet2 builds it
 (before the optimizer, which must own the thresholds), the thresholds get their own
-parameter group without weight decay, and the optimizer steps the pruning schedule.
+parameter group without weight decay, the optimizer steps the pruning schedule, and
+the trainer resumes only from a checkpoint that was written whole.
 """
 from pathlib import Path
 
@@ -13,10 +14,15 @@ from espnet2.samplers.build_batch_sampler import build_batch_sampler
 from pinch.espnet.attach import attach_pruner, step_with_optimizer
 from pinch import PruningConfig
 from pinch.espnet.choices import add_pruning_config_argument, resolve_pruning
+from pinch.espnet.trainer import with_checked_resume
 from pinch.optim import thresholds_without_weight_decay
 
 
 class PruningTask:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.trainer = with_checked_resume(cls.trainer)
+
     @classmethod
     def add_task_arguments(cls, parser):
         # --pruning/--pruning_conf come from pruning_choices in class_choices_list.
