@@ -15,7 +15,7 @@ setup(
     extras_require={
         "espnet": ["espnet==202511", "torchaudio"],
         "nemo": ["nemo_toolkit[asr]==3.0.0"],
-        "data": ["soundfile", "soxr", "jiwer", "rapidfuzz", "tqdm", "matplotlib", "librosa", "pyworld", "pysptk"],
+        "data": ["soundfile", "soxr", "scipy", "pyroomacoustics", "jiwer", "rapidfuzz", "tqdm", "matplotlib", "librosa", "pyworld", "pysptk"],
         "test": ["pytest", "jiwer", "rapidfuzz", "soundfile", "soxr", "matplotlib", "tqdm"],
     },
     entry_points={"console_scripts": ["pinch=pinch.cli.main:main"]},

@@ -7,9 +7,16 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${1:-${PINCH_VENV:-$root/.venv}}
 log() { echo "[pinch setup] $*" >&2; }
 
-# --- system packages: espeak-ng synthesizes the default corpus, sctk scores it (sclite)
+# --- system packages: espeak-ng, flite and festival (with three voices) synthesize the
+# default corpus, sctk scores it (sclite)
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v flite >/dev/null 2>&1 || missing+=(flite)
+command -v text2wave >/dev/null 2>&1 || missing+=(festival)
+festvox=/usr/share/festival/voices
+[ -d $festvox/english/kal_diphone ] || missing+=(festvox-kallpc16k)
+[ -d $festvox/english/ked_diphone ] || missing+=(festvox-kdlpc16k)
+[ -d $festvox/us/cmu_us_slt_arctic_hts ] || missing+=(festvox-us-slt-hts)
 [ -x /usr/lib/sctk/bin/sclite ] || command -v sclite >/dev/null 2>&1 || missing+=(sctk)
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -36,7 +43,7 @@ con=(-c "$root/tools/constraints.txt")
 "${pip[@]}" install -q --upgrade pip
 "${pip[@]}" install -q "${con[@]}" "setuptools<81" wheel torch torchaudio
 "${pip[@]}" install -q "${con[@]}" "nemo_toolkit[asr]" -r "$root/tools/espnet-requirements.txt" \
-  jiwer safetensors pytest matplotlib tqdm transformers soundfile pysptk uv
+  jiwer safetensors pytest matplotlib tqdm transformers soundfile pysptk pyroomacoustics uv
 # espnet pins setuptools<74, which torch 2.11 cannot live with: its own requirements
 # (minus that pin) were installed above; --no-deps keeps pip from backtracking to an
 # ancient espnet release that lacks the pin.

@@ -6,6 +6,7 @@ import pytest
 
 from pinch.scoring.__main__ import main as scoring_main
 from pinch.scoring import sclite
+from pinch.scoring.by_source import by_source_markdown
 from pinch.scoring.sclite import optimal_cost, sclite_cost, score
 
 from .transcripts import corrupt, references, write_text
@@ -80,3 +81,28 @@ def test_cli_score(tmp_path, capsys):
     assert scoring_main(["score", "--ref", str(ref), "--hyp", str(tmp_path / "none"),
                          "--out", str(tmp_path / "o")]) == 1
     assert "none: missing" in capsys.readouterr().err
+
+
+def test_wer_per_source_from_the_utt2source_beside_the_reference(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    ref = write_text(data / "text", {"a-1": "one two three four", "a-2": "five six",
+                                     "b-1": "seven eight", "b-2": "nine ten"})
+    hyp = write_text(tmp_path / "hyp", {"a-1": "one two three four", "a-2": "five six",
+                                        "b-1": "seven", "b-2": "nine ten eleven"})
+    assert "by_source" not in score(ref, hyp, tmp_path / "plain")
+    (data / "utt2source").write_text("a-1 flite-awb\na-2 flite-awb\nb-1 festival-ked\nb-2 festival-ked\n")
+    r = score(ref, hyp, tmp_path / "out")
+    assert r["by_source"] == {
+        "festival-ked": {"utterances": 2, "ref_tokens": 4, "errors": 2, "wer": 50.0},
+        "flite-awb": {"utterances": 2, "ref_tokens": 6, "errors": 0, "wer": 0.0}}
+    assert r["wer"] == pytest.approx(20.0)
+    assert (tmp_path / "out" / "by_source" / "festival-ked.sys").is_file()
+    assert "|test|festival-ked|2|4|50.00|" in by_source_markdown({"test": r})
+
+    (data / "utt2source").write_text("a-1 flite-awb\na-2 flite-awb\nb-1 festival-ked\n")
+    with pytest.raises(ValueError, match="utt2source: no source for 1 utterance.*'b-2'"):
+        score(ref, hyp, tmp_path / "out2")
+    (data / "utt2source").write_text("a-1 x\na-2 x\nb-1 ../y\nb-2 x\n")
+    with pytest.raises(ValueError, match="source label '../y' is not a plain name"):
+        score(ref, hyp, tmp_path / "out3")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pinch.data.espeak import synthesize
+from pinch.data.synth.espeak import PITCH, PITCH_SPAN, synthesize
 from pinch.scoring.asr_cer import asr_cer
 from pinch.scoring.tts_metrics import compare_audio, score_tts
 
@@ -12,7 +12,8 @@ SR = 16000
 
 @pytest.fixture(scope="module")
 def speech():
-    return {p: synthesize("turn on the kitchen light", "en-us+m3", 165, p, SR)
+    # keyed by espeak-ng's -p
+    return {p: synthesize("turn on the kitchen light", "en-us+m3", 1.0, (p - PITCH) / PITCH_SPAN, SR)
             for p in (30, 50, 80)}
 
 

@@ -1,6 +1,6 @@
 """Data preparation shared by every recipe: one utterance list, two toolkit formats.
 
-`prepare_embedded` synthesises the default corpus with espeak-ng; `prepare_librispeech`
+`prepare_embedded` synthesises the default corpus (espeak-ng, flite, festival); `prepare_librispeech`
 and `prepare_ljspeech` convert real corpora from disk. Each writes, per split, a
 Kaldi-style data dir (ESPnet) and a JSON-lines manifest (NeMo) from the same records.
 """

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     for field in asdict(SIZES["default"]):
         p.add_argument(f"--n-{field.replace('_', '-')}", type=int, dest=f"n_{field}",
                        help=f"embedded: utterances in {field}")
-    p.add_argument("--jobs", type=int, default=2, help="embedded: parallel espeak-ng calls")
+    p.add_argument("--jobs", type=int, default=2, help="embedded: parallel synthesizer calls")
     p.add_argument("--splits", nargs="+", choices=LIBRISPEECH_SPLITS,
                    help="librispeech: splits that must exist (default: all present)")
     p.add_argument("--lj-dev", type=int, default=250, help="ljspeech: dev utterances")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 WORDS = {
     "name": "alice bob carol david emma frank grace henry iris jack karen leo maria "

@@ -21,6 +21,7 @@ from rapidfuzz.distance import Levenshtein
 from pinch.data.atomic import write_json_atomic
 from pinch.data.kaldi import check_same_ids
 
+from .by_source import sources_of
 from .sctk import run_sctk
 from .trn import read_transcripts, write_trn
 
@@ -70,7 +71,8 @@ def optimal_cost(refs: list[str], hyps: list[str], unit: str) -> int:
 
 
 def score(ref: Path, hyp: Path, out: Path) -> dict:
-    """Score Kaldi text files; writes trn files, sclite reports and OUT/result.json.
+    """Score Kaldi text files; writes trn files, sclite reports and OUT/result.json
+    (with the WER of each source where the reference's data dir has a utt2source).
 
     Raises if sclite's alignment is not optimal or counts fewer errors than jiwer
     (either means the two did not score the same pairs).
@@ -87,6 +89,11 @@ def score(ref: Path, hyp: Path, out: Path) -> dict:
         result[unit] = run_sclite(out / f"ref.{unit}.trn", out / f"hyp.{unit}.trn", out,
                                   f"{unit}")
     result["wer"] = result["word"]["error_rate"]
+    groups = sources_of(ref, ids)
+    if groups:
+        result["by_source"] = _score_sources(groups, refs, hyps, out / "by_source")
+        if sum(r["errors"] for r in result["by_source"].values()) != result["word"]["errors"]:
+            raise RuntimeError(f"sclite's errors per source do not add up to its total on {ref} vs {hyp}")
     result["cer"] = result["char"]["error_rate"]
     pairs = [refs[i] for i in ids], [hyps[i] for i in ids]
     result["jiwer"] = jiwer_rates(*pairs)
@@ -99,12 +106,28 @@ def score(ref: Path, hyp: Path, out: Path) -> dict:
     return result
 
 
+def _score_sources(groups: dict[str, list[str]], refs: dict, hyps: dict, out: Path) -> dict:
+    """sclite word scores of each source's utterances (reports in OUT/SOURCE.*)."""
+    out.mkdir(exist_ok=True)
+    scores = {}
+    for source, members in groups.items():
+        ref_trn, hyp_trn = out / f"{source}.ref.trn", out / f"{source}.hyp.trn"
+        write_trn(ref_trn, refs, members, "word")
+        write_trn(hyp_trn, hyps, members, "word")
+        counts = run_sclite(ref_trn, hyp_trn, out, source)
+        scores[source] = {"utterances": len(members), "ref_tokens": counts["ref_tokens"],
+                          "errors": counts["errors"], "wer": counts["error_rate"]}
+    return scores
+
+
 def format_result(result: dict) -> str:
     w, c = result["word"], result["char"]
+    by_source = "".join(f"\n  {source}: WER {r['wer']:.2f}% ({r['utterances']} utts)"
+                        for source, r in (result.get("by_source") or {}).items())
     return (f"WER {result['wer']:.2f}% (S {w['substitutions']} D {w['deletions']} "
             f"I {w['insertions']} / {w['ref_tokens']} words, {w['sentences']} utts)  "
             f"CER {result['cer']:.2f}%  [jiwer WER {result['jiwer']['wer']:.2f}% "
-            f"CER {result['jiwer']['cer']:.2f}%]")
+            f"CER {result['jiwer']['cer']:.2f}%]" + by_source)
 
 
 def print_result(result: dict) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pinch.data.atomic import write_text_atomic
 from pinch.scoring import append_result, render_markdown
+from pinch.scoring.by_source import by_source_markdown
 from pinch.scoring.results import verdicts
 
 MARKER = ".results_appended"
@@ -48,13 +49,17 @@ def result_row(model_dir, test_sets, corpus, method="dense", notes=""):
         row["method"] = method
     row["wer"], tests = {}, {}
     for dset in test_sets:
-        row["wer"][dset] = _json(model_dir / f"decode_{dset}" / "score_wer" / "result.json")["wer"]
+        row["wer"][dset] = score_of(model_dir, dset)["wer"]
         for compare in sorted((model_dir / f"decode_{dset}").glob("mapsswe_vs_*/compare.json")):
             tests.setdefault(compare.parent.name.removeprefix("mapsswe_vs_"), {})[dset] = _json(compare)
     if tests:
         row["reference"], row["significance"], other = verdicts(tests)
         row["notes"] = "; ".join([row["notes"], *other])
     return row
+
+
+def score_of(model_dir, dset):
+    return _json(Path(model_dir) / f"decode_{dset}" / "score_wer" / "result.json")
 
 
 def main(argv=None):
@@ -72,7 +77,8 @@ def main(argv=None):
     try:
         row = result_row(args.model_dir, args.test_sets, args.corpus, args.method, args.notes)
         local = Path(args.model_dir) / "RESULTS.md"
-        write_text_atomic(local, render_markdown([row]))
+        by_source = by_source_markdown({d: score_of(args.model_dir, d) for d in args.test_sets})
+        write_text_atomic(local, "\n".join([render_markdown([row]), *by_source]))
         marker = Path(args.model_dir) / MARKER
         if marker.exists() and args.overwrite == "false":
             print(f"pinch.nemo: {args.model_dir} is already in {args.results_table}; not appending again")

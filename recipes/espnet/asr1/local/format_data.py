@@ -14,6 +14,7 @@ import soundfile
 
 from pinch.data.atomic import atomic_output_dir
 from pinch.data.kaldi import KALDI_FILES, read_table
+from pinch.scoring.by_source import UTT2SOURCE
 from pinch.data.validate import check_data_dir
 
 
@@ -28,7 +29,7 @@ def main():
     except (ValueError, FileNotFoundError) as err:
         sys.exit(f"format_data: {err}")
     with atomic_output_dir(args.dst) as tmp:
-        for name in KALDI_FILES:
+        for name in KALDI_FILES + ((UTT2SOURCE,) if (args.src / UTT2SOURCE).is_file() else ()):
             shutil.copyfile(args.src / name, tmp / name)
         lines = [f"{utt} {soundfile.info(path).frames}" for utt, path in wavs.items()]
         (tmp / "utt2num_samples").write_text("\n".join(lines) + "\n", encoding="utf-8")

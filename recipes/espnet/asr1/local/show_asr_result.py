@@ -17,6 +17,7 @@ import torch
 import pinch
 from pinch.export.checkpoint import load_state_dict
 from pinch.offline import forbid_downloads
+from pinch.scoring.by_source import by_source_markdown
 from pinch.scoring.results import append_result, verdicts
 
 APPENDED = ".results_appended"
@@ -51,6 +52,7 @@ def results_md(model_dir, inference_tag, scores, pruning):
                   "|---|---|---|---|---|---|---|---|---|"]
         lines += [sclite_row(f"{inference_tag}/{d}", s[unit]) for d, s in scores.items()]
         lines.append("")
+    lines += by_source_markdown({f"{inference_tag}/{d}": s for d, s in scores.items()})
     if pruning:
         lines += [
             "### pinch compression",
