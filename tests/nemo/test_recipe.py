@@ -64,6 +64,8 @@ def test_recipe_stages_and_results(recipe):
         hyp = (run_dir / f"decode_{dset}" / "hyp.txt").read_text().splitlines()
         ref = (root / "data" / dset / "text").read_text().splitlines()
         assert [h.split()[0] for h in hyp] == [r.split()[0] for r in ref]
+    results = (run_dir / "RESULTS.md").read_text()
+    assert "### WER by source" in results and "|test_other|festival-slt-hts|" in results
     leftovers = [p for p in (root / "exp").rglob(".*") if p.is_file() and ".nemo" in p.name]
     assert leftovers == []
 
