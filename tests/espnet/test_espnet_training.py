@@ -107,3 +107,20 @@ def test_resume_sets_aside_a_checkpoint_cut_short_and_loads_a_whole_one(tmp_path
     resume(fresh, reporter)
     assert reporter.get_epoch() == 1
     assert all(torch.equal(model.state_dict()[k], v) for k, v in fresh.state_dict().items())
+
+
+def test_the_recipe_sets_aside_a_cut_checkpoint_before_espnet2s_own_entry_points(tmp_path):
+    """espnet2.bin.asr_train (dense training, the control) resumes without pinch's check."""
+    import subprocess
+    import sys
+
+    cut, whole = tmp_path / "cut" / "checkpoint.pth", tmp_path / "whole" / "checkpoint.pth"
+    for path in (cut, whole):
+        path.parent.mkdir()
+        torch.save({"x": torch.zeros(100)}, path)
+    cut.write_bytes(cut.read_bytes()[:-10])
+    proc = subprocess.run([sys.executable, "-m", "pinch.espnet.trainer", str(cut), str(whole),
+                           str(tmp_path / "absent.pth")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "is incomplete" in proc.stderr and not cut.exists()
+    assert (cut.parent / "checkpoint.pth.incomplete").is_file() and whole.is_file()

@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 from .atomic import atomic_output_dir
 from .audio import check_audio
-from .augment import add_noise, change_speed, gain, reverberate, room_impulse_responses, telephone
+from .augment import (NOISE_COLOURS, add_noise, change_speed, gain, reverberate,
+                      room_impulse_responses, telephone)
 from .datadir import write_split
 from .grammar import GENERATOR_VERSION, generate_sentences
 from .synth.voices import HELD_OUT_SOURCES, SEEN_SOURCES, SYNTHESIZERS, TTS_VOICE, Voice
@@ -139,7 +140,7 @@ def _conditions(split: str, rng: random.Random, aug: TrainAugmentation) -> dict:
     if rng.random() < aug.reverb_p:
         c["room"] = rng.randrange(aug.rooms)
     if rng.random() < aug.noise_p:
-        c["noise"] = rng.choice(sorted(("white", "pink", "brown")))
+        c["noise"] = rng.choice(sorted(NOISE_COLOURS))
         c["noise_snr_db"] = round(rng.uniform(*aug.noise_snr_db), 1)
     c["telephone"] = rng.random() < aug.telephone_p
     c["gain_db"] = round(rng.uniform(*aug.gain_db), 1)

@@ -5,11 +5,27 @@ it writes leaves a truncated file, and ``--resume true`` (the default in a recip
 then stops on ``EOFError``/``PytorchStreamReader`` with no way forward. torch writes
 checkpoints as zip archives whose directory is written last, so a file without one was
 not finished: it is kept aside under a new name and the training starts over, with a
-warning that says so.
+warning that says so. pinch's tasks check on resume; the ESPnet recipe checks before
+espnet2's own entry points (dense training, the dense control) with
+``python -m pinch.espnet.trainer CHECKPOINT``.
 """
 import logging
+import sys
 import zipfile
 from pathlib import Path
+
+
+def set_aside_if_incomplete(checkpoint):
+    """Rename `checkpoint` if it was not written whole; True if it was set aside."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists() or zipfile.is_zipfile(checkpoint):
+        return False
+    kept = _free_name(checkpoint.with_name(checkpoint.name + ".incomplete"))
+    checkpoint.rename(kept)
+    logging.warning(
+        f"{checkpoint} is incomplete (the previous run stopped while writing it); "
+        f"kept as {kept.name}. The training starts again from its first epoch.")
+    return True
 
 
 class ResumeFromCompleteCheckpoint:
@@ -17,15 +33,8 @@ class ResumeFromCompleteCheckpoint:
 
     @classmethod
     def resume(cls, checkpoint, **kwargs):
-        checkpoint = Path(checkpoint)
-        if not zipfile.is_zipfile(checkpoint):
-            kept = _free_name(checkpoint.with_name(checkpoint.name + ".incomplete"))
-            checkpoint.rename(kept)
-            logging.warning(
-                f"{checkpoint} is incomplete (the previous run stopped while writing it); "
-                f"kept as {kept.name}. The training starts again from its first epoch.")
-            return
-        super().resume(checkpoint=checkpoint, **kwargs)
+        if not set_aside_if_incomplete(checkpoint):
+            super().resume(checkpoint=checkpoint, **kwargs)
 
 
 def with_checked_resume(trainer):
@@ -40,3 +49,9 @@ def _free_name(path):
     while candidate.exists():
         candidate, n = path.with_name(f"{path.name}.{n}"), n + 1
     return candidate
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(message)s")
+    for path in sys.argv[1:]:
+        set_aside_if_incomplete(path)
