@@ -7,6 +7,7 @@ from typing import Optional
 from pinch.methods import METHODS
 from pinch.methods.options import validate
 from pinch.methods.sspg import SelfPinching
+from pinch.targets.selection import preset_names
 
 GRANULARITIES = ("unstructured", "structured")
 # sspg's options are top-level keys, so every preset file has the same keys.
@@ -19,7 +20,7 @@ class PruningConfig:
 
     method: str = "sspg"
     target_sparsity: float = 0.65
-    preset: Optional[str] = None
+    preset: object = None  # a preset name, a list of names, or 'auto'
     targets: Optional[list] = None
     granularity: str = "unstructured"
     eta: object = "auto"  # "auto" (adaptive, the default) or a fixed number
@@ -38,8 +39,14 @@ class PruningConfig:
             raise ValueError(f"unknown granularity {self.granularity!r}; use one of {GRANULARITIES}")
         if self.preset is None and not self.targets:
             raise ValueError("pruning config needs a preset or a list of target patterns")
-        if self.preset is not None and not isinstance(self.preset, str):
-            raise ValueError(f"pruning key 'preset' must be a preset name, got {self.preset!r}")
+        if self.preset is not None and not (
+            isinstance(self.preset, str)
+            or (isinstance(self.preset, (list, tuple)) and self.preset and all(isinstance(p, str) for p in self.preset))
+        ):
+            raise ValueError(f"pruning key 'preset' must be a preset name or a list of names, got {self.preset!r}")
+        preset_names(self.preset)  # an unknown name fails here, before a model is built
+        if isinstance(self.preset, tuple):
+            self.preset = list(self.preset)
         if self.targets is not None and not (
             isinstance(self.targets, (list, tuple)) and all(isinstance(t, str) for t in self.targets)
         ):

@@ -1,4 +1,6 @@
 """The one object a training loop talks to, whatever the method."""
+import logging
+
 import torch
 
 from pinch.config import SSPG_KEYS, PruningConfig
@@ -7,6 +9,10 @@ from pinch.gates.gate import THRESHOLD_SUFFIX
 from pinch.methods import METHODS
 from pinch.sparsity import report_from_masks
 from pinch.targets import select_structured, select_targets
+from pinch.targets.coverage import measure
+from pinch.targets.selection import gateable_weights, resolve_presets
+
+log = logging.getLogger(__name__)
 
 STEP_BUFFER = "pinch_steps"
 
@@ -50,12 +56,22 @@ class Pruner:
             raise ValueError(f"total_steps must be a positive int (the planned optimizer updates), got {total_steps!r}")
         if any(True for _ in iter_gates(model)) or hasattr(model, STEP_BUFFER):
             raise ValueError(f"{type(model).__name__} already has pinch gates or state; bake it first")
+        # 'auto' resolved once: the presets the gates came from, for shrink and the logs.
+        self.presets = resolve_presets(model, preset)
+        names = [p.name for p in self.presets]
         if granularity == "structured":
             if method != "sspg":
                 raise ValueError(f"structured granularity is implemented for sspg only, not {method!r}")
-            found = select_structured(model, preset)
+            found = select_structured(model, names)
         else:
-            found = select_targets(model, preset, targets)
+            found = select_targets(model, names, targets)
+        self.coverage = measure(gateable_weights(model), [t.qualified_name for t in found],
+                                sum(p.numel() for p in model.parameters()))
+        log.info("pinch: %s", self.coverage.summary())
+        # Structured gates govern more matrices than they sit on (an FFN's second matrix, the
+        # heads' q/k/out): their coverage is not comparable, so only unstructured gates warn.
+        if granularity != "structured" and self.coverage.warning():
+            log.warning("pinch: %s", self.coverage.warning())
         self.model = model
         model.register_buffer(STEP_BUFFER, torch.zeros((), dtype=torch.long))
         self.clock = Clock(model, total_steps)

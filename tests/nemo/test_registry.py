@@ -4,7 +4,7 @@ import sys
 
 from nemo.core.classes import common
 
-TARGET = "pinch.nemo.ctc.PinchEncDecCTCModelBPE"
+TARGET = "pinch.nemo.models.PinchEncDecCTCModelBPE"
 
 
 def test_nemo_refuses_pinch_targets_without_the_plugin():

@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from pinch.export.bake import bake
-from pinch.targets.presets import PRESETS
 
 
 def shrink(model):
@@ -18,16 +17,17 @@ def shrink(model):
     if pruner is None or pruner.config.granularity != "structured":
         raise ValueError("shrink needs a model gated by a structured sspg Pruner (granularity: structured)")
     keeps = {id(g.module): g.group_keep().reshape(-1).nonzero().reshape(-1) for g in pruner.method.gates}
-    spec = PRESETS[pruner.config.preset]
+    ffns = [f for spec in pruner.presets for f in spec.ffn]
+    attentions = [a for spec in pruner.presets for a in spec.attention]
     bake(model)
     with torch.no_grad():
         for name, module in model.named_modules():
-            for ffn in spec.ffn:
+            for ffn in ffns:
                 if re.fullmatch(ffn.parent, name):
                     keep = keeps[id(getattr(module, ffn.inner))]
                     _take_rows(getattr(module, ffn.inner), keep)
                     _take_columns(getattr(module, ffn.outer), keep)
-            for att in spec.attention:
+            for att in attentions:
                 if re.fullmatch(att.parent, name):
                     _shrink_heads(module, att, keeps[id(getattr(module, att.value))])
     return model

@@ -1,4 +1,5 @@
-"""NeMo adapter: CTC model classes with a ``model.pruning`` block, .nemo in and out.
+"""NeMo adapter: ASR model classes (CTC, RNNT, TDT, hybrid, AED) with a ``model.pruning``
+block, .nemo in and out.
 
 Importing this package adds ``pinch.`` to NeMo's allow-list of config targets, so
 Hydra configs (and .nemo files) may name pinch classes with ``_target_``/``target``.
@@ -7,8 +8,8 @@ from pinch.nemo.registry import allow_pinch_targets
 
 allow_pinch_targets()
 
-from pinch.nemo.archive import bake_nemo_model, check_nemo_file, nemo_target, save_nemo  # noqa: E402
-from pinch.nemo.ctc import PinchEncDecCTCModel, PinchEncDecCTCModelBPE, pinch_class_for  # noqa: E402
+from pinch.nemo.archive import bake_nemo_model, check_nemo_file, nemo_config, save_nemo  # noqa: E402
+from pinch.nemo.models import PinchEncDecCTCModel, PinchEncDecCTCModelBPE, pinch_class, pinch_class_for  # noqa: E402
 from pinch.nemo.mixin import PinchMixin, pruning_config  # noqa: E402
 
 __all__ = [
@@ -18,7 +19,8 @@ __all__ = [
     "allow_pinch_targets",
     "bake_nemo_model",
     "check_nemo_file",
-    "nemo_target",
+    "nemo_config",
+    "pinch_class",
     "pinch_class_for",
     "pruning_config",
     "save_nemo",

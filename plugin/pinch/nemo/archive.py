@@ -33,15 +33,11 @@ def check_nemo_file(path):
     return path
 
 
-def nemo_target(path):
-    """The class path a .nemo file's config names (without building the model)."""
+def nemo_config(path):
+    """A .nemo file's model config, without building the model."""
     from nemo.collections.asr.models import ASRModel
 
-    cfg = ASRModel.restore_from(str(check_nemo_file(path)), return_config=True, map_location="cpu")
-    target = cfg.get("target")
-    if not target:
-        raise ValueError(f"{path}: its {CONFIG_NAME} names no model class ('target')")
-    return target
+    return ASRModel.restore_from(str(check_nemo_file(path)), return_config=True, map_location="cpu")
 
 
 def save_nemo(model, path):

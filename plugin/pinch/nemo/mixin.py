@@ -7,6 +7,7 @@ the run has (``estimated_stepping_batches``, which counts ``accumulate_grad_batc
 before it restores a checkpoint (so thresholds and ``pinch_steps`` load into the gates)
 and before ``configure_optimizers`` (so the optimizer owns the thresholds).
 """
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 import pinch
@@ -30,10 +31,12 @@ def pruning_config(model_cfg):
 
 
 class PinchMixin:
-    """Adds the penalty to the loss, logs the pruning scalars, steps the schedule.
+    """Adds the penalty to the training loss, logs the pruning scalars, steps the schedule.
 
-    Mixed in before a NeMo ASR model class (``nemo_class``), whose
-    ``add_auxiliary_losses`` is NeMo's hook for extra training losses.
+    Mixed in before a NeMo ASR model class (``nemo_class``). The penalty joins the loss that
+    ``training_step`` returns, which every NeMo ASR class has (CTC, RNNT, TDT and hybrid
+    training steps also call ``add_auxiliary_losses``, the multitask AED step does not), so
+    NeMo's logged ``train_loss`` stays the task loss and ``loss_sparsity`` is logged beside it.
     """
 
     nemo_class = None  # the unmodified NeMo class a baked model is saved as
@@ -68,17 +71,22 @@ class PinchMixin:
         if self.pruner is not None and self._optimizer_param_groups is not None:
             self._optimizer_param_groups = thresholds_without_weight_decay(self._optimizer_param_groups, self)
 
-    def add_auxiliary_losses(self, loss, reset_registry=False):
-        loss = super().add_auxiliary_losses(loss, reset_registry)
+    def training_step(self, batch, batch_nb):
+        out = super().training_step(batch, batch_nb)
         pruner = self.pruner
-        if pruner is None or not self.training:
-            return loss
+        if pruner is None:
+            return out
         penalty = pruner.penalty()
         stats = {k: float(v) for k, v in pruner.stats().items()}
         stats["loss_sparsity"] = float(penalty.detach())
         # Every rank computes the same values (thresholds are all-reduced like any parameter).
         self.log_dict(stats, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
-        return loss + penalty
+        if isinstance(out, dict) and "loss" in out:
+            return {**out, "loss": out["loss"] + penalty}
+        if isinstance(out, torch.Tensor):
+            return out + penalty
+        raise TypeError(f"{type(self).__name__}.training_step returned {type(out).__name__}, not a loss "
+                        "or a dict with 'loss': pinch cannot add the pruning penalty to it")
 
     def optimizer_step(self, *args, **kwargs):
         """Lightning calls this once per real update, never on accumulation micro-batches."""

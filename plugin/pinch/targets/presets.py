@@ -53,6 +53,13 @@ _NEMO_BLOCK = _ANY + r"layers\.\d+\."
 _ESPNET_ATT = r"self_attn\.linear_(?:q|k|v|out)"
 _ESPNET_FFN = r"feed_forward(?:_macaron)?\.w_[12]"
 
+_ESPNET_BRANCH = r"attn\.linear_(?:q|k|v|out)|cgmlp\.(?:channel_proj1\.0|channel_proj2|csgu\.linear)|merge_proj"
+# NeMo's Transformer decoder (multitask AED, EncDecTransfModelBPE): self- and cross-attention, FFN.
+_NEMO_TRANSF_DECODER = (
+    _ANY + r"transf_decoder\._decoder\.layers\.\d+\."
+    r"(?:(?:first|second)_sub_layer\.(?:query_net|key_net|value_net|out_projection)|third_sub_layer\.dense_(?:in|out))"
+)
+
 _ESPNET_TTS = dict(
     modules=(_TTS_BLOCK + rf"(?:{_ESPNET_ATT}|feed_forward\.w_[12])",),
     ffn=(FFNBlock(_TTS_BLOCK + "feed_forward", "w_1", "w_2"),),
@@ -85,6 +92,33 @@ PRESETS = {
             attention=(AttentionBlock(_ESPNET_BLOCK + "self_attn"),),
         ),
         Preset(
+            "e_branchformer",
+            "E-Branchformer blocks: attention q/k/v/out, cgMLP channel projections, merge_proj, "
+            "both FFNs (ESPnet EBranchformerEncoder)",
+            modules=(_ESPNET_BLOCK + rf"(?:{_ESPNET_BRANCH}|{_ESPNET_FFN})",),
+            ffn=(FFNBlock(_ESPNET_BLOCK + r"feed_forward(?:_macaron)?", "w_1", "w_2"),),
+            attention=(AttentionBlock(_ESPNET_BLOCK + "attn"),),
+        ),
+        Preset(
+            "branchformer",
+            "Branchformer blocks: attention q/k/v/out, cgMLP channel projections, merge_proj "
+            "(ESPnet BranchformerEncoder)",
+            modules=(_ESPNET_BLOCK + rf"(?:{_ESPNET_BRANCH})",),
+            attention=(AttentionBlock(_ESPNET_BLOCK + "attn"),),
+        ),
+        Preset(
+            "rnnt_decoder",
+            "Transducer prediction network (LSTM) and joint network (NeMo RNNTDecoder / RNNTJoint); "
+            "opt-in beside an encoder preset",
+            modules=(_ANY + r"(?:decoder\.prediction\.dec_rnn\.lstm|joint\.(?:pred|enc|joint_net\.\d+))",),
+        ),
+        Preset(
+            "aed_decoder",
+            "Transformer decoder of attention encoder-decoder models: self- and cross-attention, FFN "
+            "(NeMo EncDecMultiTaskModel / EncDecTransfModelBPE); opt-in beside an encoder preset",
+            modules=(_NEMO_TRANSF_DECODER,),
+        ),
+        Preset(
             "wav2vec2",
             "The paper's 6 linears per block of Hugging Face Wav2Vec2 / HuBERT / WavLM "
             "encoder layers (q, k, v, out, FFN in, FFN out); the CNN feature encoder is not gated",
@@ -107,4 +141,24 @@ PRESETS = {
             modules=(_ENCODER_ONLY + r"layers\.\d+\.(?:dec_attn\.(?:qkv_net|o_net)|pos_ff\.CoreNet\.[02])",),
         ),
     )
+}
+
+AUTO = "auto"
+# preset: auto. Class names (or module.qualname where a name is ambiguous) of the model, its
+# encoder or TTS network -> the preset for them.
+AUTO_PRESETS = {
+    "ConformerEncoder": "conformer",  # ESPnet and NeMo (FastConformer is NeMo's ConformerEncoder)
+    "TransformerEncoder": "transformer",
+    "EBranchformerEncoder": "e_branchformer",
+    "BranchformerEncoder": "branchformer",
+    "Wav2Vec2Model": "wav2vec2",
+    "HubertModel": "wav2vec2",
+    "WavLMModel": "wav2vec2",
+    "HuggingFaceSSLEncoder": "wav2vec2",
+    "HFSSLEncoder": "wav2vec2",
+    "FastSpeech2": "fastspeech2",
+    "FastSpeech": "fastspeech2",
+    "espnet2.tts.transformer.transformer.Transformer": "transformer_tts",
+    "Tacotron2": "tacotron2",
+    "FastPitchModel": "fastpitch",
 }

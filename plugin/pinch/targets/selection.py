@@ -1,11 +1,14 @@
 """Resolve presets and name patterns to the weight tensors of a concrete model."""
+import logging
 import re
 from dataclasses import dataclass
 
 from torch import nn
 
 from pinch.gates.gate import GateLayout
-from pinch.targets.presets import PRESETS
+from pinch.targets.presets import AUTO, AUTO_PRESETS, PRESETS
+
+log = logging.getLogger(__name__)
 
 # Parameters worth gating: matrices (and conv kernels), never biases or norms.
 _GATEABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.RNNBase)
@@ -33,15 +36,50 @@ def weight_names(module):
     return ["weight"]
 
 
-def resolve_patterns(preset=None, targets=None):
-    """The regular expressions a preset and/or explicit patterns stand for."""
-    if preset is None and not targets:
+def gateable_weights(model):
+    """``{qualified weight name: size}`` of every matrix pinch could gate."""
+    return {
+        f"{name}.{param}" if name else param: getattr(module, param).numel()
+        for name, module in model.named_modules() if isinstance(module, _GATEABLE)
+        for param in weight_names(module)
+    }
+
+
+def preset_names(preset):
+    """A ``preset`` key (None, a name or a list of names) as a list; unknown names are an error."""
+    names = [] if preset is None else [preset] if isinstance(preset, str) else list(preset)
+    for name in names:
+        if name != AUTO and name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))} "
+                             f"(or {AUTO!r})")
+    return names
+
+
+def auto_preset(model):
+    """The preset for ``model``'s network, found by class: the model's, then its children's,
+    shallowest first, a module named like an encoder before its siblings."""
+    modules = sorted(model.named_modules(), key=lambda m: (m[0].count(".") + bool(m[0]),
+                                                         not m[0].rpartition(".")[2].endswith("encoder")))
+    for name, module in modules:
+        for cls in type(module).__mro__:
+            found = AUTO_PRESETS.get(cls.__name__) or AUTO_PRESETS.get(f"{cls.__module__}.{cls.__qualname__}")
+            if found:
+                log.info("pinch: preset auto: %r for %s%s", found, cls.__name__, f" ({name})" if name else "")
+                return found
+    raise ValueError(f"preset 'auto' knows no preset for {type(model).__name__} or its modules; name one "
+                     f"of: {', '.join(sorted(PRESETS))}, or give target patterns")
+
+
+def resolve_presets(model, preset):
+    """The Preset objects a ``preset`` key stands for on ``model`` ('auto' resolved)."""
+    return [PRESETS[auto_preset(model) if name == AUTO else name] for name in preset_names(preset)]
+
+
+def resolve_patterns(presets=(), targets=None):
+    """The regular expressions of resolved presets and explicit patterns."""
+    if not presets and not targets:
         raise ValueError("give a preset or target patterns: nothing to prune otherwise")
-    patterns = list(targets or [])
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}")
-        patterns += PRESETS[preset].modules
+    patterns = list(targets or []) + [p for spec in presets for p in spec.modules]
     try:
         return [re.compile(p) for p in patterns]
     except re.error as err:
@@ -54,7 +92,7 @@ def select_targets(model, preset=None, targets=None):
     Patterns are regular expressions (``encoder\\..*`` style); a glob like ``encoder.*``
     also works since ``.*`` matches the rest of the name.
     """
-    patterns = resolve_patterns(preset, targets)
+    patterns = resolve_patterns(resolve_presets(model, preset), targets)
     found = [
         Target(name, param, module)
         for name, module in model.named_modules()
@@ -62,25 +100,30 @@ def select_targets(model, preset=None, targets=None):
         for param in weight_names(module)
     ]
     if not found:
-        what = f"preset {preset!r}" if preset else f"targets {list(targets)}"
+        names = preset_names(preset)
+        what = (f"preset {', '.join(map(repr, names))}" if names else "") + (
+            f"{' and ' if names else ''}targets {list(targets)}" if targets else "")
         raise ValueError(f"{what} matches no Linear/Conv/RNN layer of {type(model).__name__}")
     return found
 
 
 def select_structured(model, preset):
     """Row targets on the preset's FFN-in matrices, head targets on its value projections."""
-    if preset is None or preset not in PRESETS:
-        raise ValueError(f"structured granularity needs a known preset naming FFN/attention blocks, got {preset!r}")
-    spec = PRESETS[preset]
+    specs = resolve_presets(model, preset)
+    if not specs:
+        raise ValueError("structured granularity needs a preset naming FFN/attention blocks, got none")
+    ffns = [f for spec in specs for f in spec.ffn]
+    attentions = [a for spec in specs for a in spec.attention]
     found = []
     for name, module in model.named_modules():
-        for ffn in spec.ffn:
+        for ffn in ffns:
             if re.fullmatch(ffn.parent, name):
                 found.append(Target(f"{name}.{ffn.inner}", "weight", getattr(module, ffn.inner), GateLayout("row")))
-        for att in spec.attention:
+        for att in attentions:
             if re.fullmatch(att.parent, name):
                 heads = GateLayout("head", getattr(module, att.heads_attr))
                 found.append(Target(f"{name}.{att.value}", "weight", getattr(module, att.value), heads))
     if not found:
-        raise ValueError(f"preset {preset!r} matches no FFN or attention block of {type(model).__name__}")
+        raise ValueError(f"preset {', '.join(map(repr, preset_names(preset)))} matches no FFN or attention "
+                         f"block of {type(model).__name__}")
     return found

@@ -20,17 +20,14 @@ from pinch.data.atomic import write_json_atomic
 
 def bake_file(src, out):
     """Write the baked ``out`` (.nemo) and ``out`` with .json (the sparsity report)."""
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import OmegaConf
 
-    from pinch.nemo import bake_nemo_model, check_nemo_file, nemo_target, pinch_class_for, save_nemo
+    from pinch.nemo import bake_nemo_model, nemo_config, pinch_class_for, save_nemo
 
-    check_nemo_file(src)
-    cls = pinch_class_for(nemo_target(src))
-    cfg = cls.restore_from(str(src), return_config=True, map_location="cpu")
+    cfg = nemo_config(src)
     if cfg.get("pruning") is None:
         raise ValueError(f"{src}: its config has no 'pruning' block; nothing to bake (is it already plain NeMo?)")
-    with open_dict(cfg):
-        cfg.target = f"{cls.__module__}.{cls.__name__}"
+    cls = pinch_class_for(cfg.get("target"))
     # Weights first without the gates (restore_from builds the network and unpacks the
     # tokenizer), then the gates, then the full state dict with thresholds and step.
     model = cls.restore_from(str(src), override_config_path=cfg, strict=False, map_location="cpu")

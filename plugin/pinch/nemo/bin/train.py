@@ -1,7 +1,9 @@
-"""Train (dense) or compress (with a pruning block) a NeMo CTC model, NeMo-script style.
+"""Train (dense) or compress (with a pruning block) a NeMo ASR model, NeMo-script style.
 
-The thin equivalent of NeMo's examples/asr/asr_ctc/speech_to_text_ctc_bpe.py and
-speech_to_text_finetune.py, which the nemo_toolkit wheel does not ship:
+The thin equivalent of NeMo's examples/asr/asr_ctc/speech_to_text_ctc_bpe.py (and its RNNT,
+hybrid and TDT siblings) and speech_to_text_finetune.py, which the nemo_toolkit wheel does
+not ship. The model class is the one ``model.target`` names (or the .nemo's own), never
+guessed from config keys:
 
     # dense, from scratch
     python -m pinch.nemo.bin.train --config-path conf/nemo/asr --config-name conformer_ctc_bpe ...
@@ -19,7 +21,6 @@ network, preprocessor and tokenizer come from the .nemo and only ``train_ds``,
 import logging
 
 import lightning.pytorch as pl
-from nemo.collections.asr.models import EncDecCTCModel, EncDecCTCModelBPE
 from nemo.core.config import hydra_runner
 from nemo.utils.exp_manager import exp_manager
 from nemo.utils.trainer_utils import resolve_trainer_cfg
@@ -27,8 +28,8 @@ from omegaconf import OmegaConf, open_dict
 
 from pinch import PruningConfig
 from pinch.data.atomic import write_json_atomic
-from pinch.nemo import check_nemo_file, nemo_target, pinch_class_for, pruning_config, save_nemo
-from pinch.nemo.ctc import PinchEncDecCTCModel, PinchEncDecCTCModelBPE
+from pinch.nemo import nemo_config, pinch_class_for, pruning_config, save_nemo
+from pinch.nemo.mixin import PRUNING_KEY
 
 # What a compression config contributes to a model restored from a dense .nemo.
 FINETUNE_KEYS = ("train_ds", "validation_ds", "optim", "pruning")
@@ -62,15 +63,16 @@ def build_model(cfg, trainer):
             cfg.model.pop("pruning")
     init = cfg.get("init_from_nemo_model")
     if init is None:
-        bpe = "tokenizer" in cfg.model
-        if pruning is None:
-            cls = EncDecCTCModelBPE if bpe else EncDecCTCModel
-        else:
-            cls = PinchEncDecCTCModelBPE if bpe else PinchEncDecCTCModel
+        cls = pinch_class_for(cfg.model.get("target"))
+    else:
+        init_cfg = nemo_config(init)
+        if init_cfg.get(PRUNING_KEY) is not None:
+            raise ValueError(f"{init}: a compressed model that still has its gates; bake it first "
+                             "(python -m pinch.nemo.bin.bake) to start from it")
+        cls = pinch_class_for(init_cfg.get("target"))
+    cls = cls if pruning is not None else cls.nemo_class
+    if init is None:
         return cls(cfg=cfg.model, trainer=trainer)
-    check_nemo_file(init)
-    target = nemo_target(init)
-    cls = pinch_class_for(target) if pruning is not None else pinch_class_for(target).nemo_class
     model_cfg = cls.restore_from(init, return_config=True, map_location="cpu")
     with open_dict(model_cfg):
         for key in FINETUNE_KEYS:
@@ -98,10 +100,6 @@ def main(cfg):
     model = build_model(cfg, trainer)
     trainer.fit(model, ckpt_path=cfg.get("ckpt_path"))
     pruned = getattr(model, "pruner", None) is not None
-    if pruned:
-        # The gated model, as trained: pinch.nemo.bin.bake turns it into a plain NeMo model.
-        with open_dict(model.cfg):
-            model.cfg.target = f"{type(model).__module__}.{type(model).__name__}"
     if trainer.is_global_zero:
         out = save_nemo(model, cfg.output_nemo)
         if not pruned:
