@@ -98,3 +98,12 @@ def test_template_lists_every_key_a_method_takes():
     gmp = pinch.PruningConfig.template("gmp")
     assert {"begin": 0.0, "end": 0.75, "frequency": 0.02}.items() <= gmp.items()
     pinch.PruningConfig.from_dict({**gmp, "preset": "conformer"})  # the template itself is valid
+
+
+def test_preset_lists_and_auto_are_checked_by_name():
+    with pytest.raises(ValueError, match="unknown preset 'resnet'"):
+        pinch.PruningConfig.from_dict({"preset": ["conformer", "resnet"]})
+    with pytest.raises(ValueError, match="must be a preset name or a list of names, got 5"):
+        pinch.PruningConfig.from_dict({"preset": 5})
+    with pytest.raises(ValueError, match="preset 'auto' knows no preset for ToyNet"):
+        pinch.Pruner(ToyNet(), preset="auto", total_steps=10)

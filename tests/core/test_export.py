@@ -187,3 +187,25 @@ def test_report_reads_nemo_archives_and_sparse_files(toy_data, tmp_path):
     (tmp_path / "empty.nemo").write_bytes(b"")
     with pytest.raises(ValueError, match="not a .nemo archive"):
         summarize(str(tmp_path / "empty.nemo"))
+
+
+def test_report_says_what_a_gated_checkpoint_covers_and_warns_when_it_is_little(tmp_path, caplog):
+    import logging
+
+    from pinch.cli.report import format_table, summarize
+
+    for targets, share in ((TARGETS, None), ([r"encoder\.0"], 16 * 64 / (16 * 64 + 2 * 64 * 64))):
+        model = ToyNet()
+        with caplog.at_level(logging.INFO, logger="pinch"):
+            pinch.Pruner(model, target_sparsity=0.5, targets=targets, total_steps=10)
+        torch.save(model.state_dict(), tmp_path / "gated.pth")
+        coverage = summarize(str(tmp_path / "gated.pth"))["coverage"]
+        assert coverage["encoder"] == "encoder." and coverage["params"] == sum(
+            p.numel() for p in ToyNet().parameters())
+        if share is None:  # every encoder matrix gated
+            assert coverage["matrices"] == 3 and coverage["encoder_share"] == 1.0 and coverage["warning"] is None
+        else:
+            assert coverage["matrices"] == 1 and coverage["encoder_share"] == pytest.approx(share)
+            assert "cover only 11.1% of the encoder's matrix weights; not gated: * (8,192)" in coverage["warning"]
+            assert "warning: the gates cover only 11.1%" in format_table(summarize(str(tmp_path / "gated.pth")))
+            assert "cover only 11.1%" in caplog.text  # said when gating, too

@@ -34,7 +34,8 @@ def summarize(path):
         "sparsity": 1 - nonzero / params if params else 0.0,
         "matrix_sparsity": zero_in_matrices / matrices if matrices else 0.0,
         "layers": layers,
-        "coverage": (dataclasses.asdict(coverage) | {"summary": coverage.summary(), "warning": coverage.warning()}
+        "coverage": (dataclasses.asdict(coverage) | {"encoder_share": coverage.encoder_share, "summary": coverage.summary(),
+                                                   "warning": coverage.warning()}
                      if coverage else None),
     }
 

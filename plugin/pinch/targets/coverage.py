@@ -44,7 +44,7 @@ class Coverage:
 
 def kind_of(name):
     """``encoders.3.attn.linear_q.weight`` -> ``encoders.*.attn.linear_q``: one kind per block position."""
-    return re.sub(r"\.\d+(?=\.|$)", ".*", name.rsplit(".", 1)[0] if name.endswith("weight") else name)
+    return re.sub(r"(^|\.)\d+(?=\.|$)", r"\1*", name.rsplit(".", 1)[0] if name.endswith("weight") else name)
 
 
 def encoder_prefix(names):
