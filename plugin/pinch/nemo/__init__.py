@@ -4,8 +4,10 @@ block, .nemo in and out.
 Importing this package adds ``pinch.`` to NeMo's allow-list of config targets, so
 Hydra configs (and .nemo files) may name pinch classes with ``_target_``/``target``.
 """
+from pinch.offline import forbid_downloads
 from pinch.nemo.registry import allow_pinch_targets
 
+forbid_downloads()  # NeMo, like transformers, looks up the Hugging Face Hub unless told it is offline
 allow_pinch_targets()
 
 from pinch.nemo.archive import bake_nemo_model, check_nemo_file, nemo_config, save_nemo  # noqa: E402
