@@ -120,3 +120,52 @@ def test_baked_nemo_runs_without_pinch(recipe):
     assert abs(result["zeros"] - TARGET) < 0.02
     assert isinstance(result["text"], str)
     assert result["pinch_imported"] is False
+
+
+def _pretrained_run(root, pretrained, expdir, *extra, timeout=900):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return subprocess.run(
+        [str(RUN), "--python", sys.executable, "--stage", "2", "--stop_stage", "7", "--size", "tiny",
+         "--datadir", str(root / "data"), "--expdir", str(expdir), "--results_table", str(expdir / "results"),
+         "--pretrained", str(pretrained), "--dense_control", "false", "--target_sparsity", str(TARGET),
+         "--finetune_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05",
+         "--compress_args", "model.pruning.eta=20", *extra],
+        env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_pretrained_nemo_is_compressed_on_the_recipe_data(recipe, tmp_path):
+    """A user's .nemo (here: the tiny dense model, copied out of the recipe) in place of
+    stages 2-3: its own tokenizer, compressed, baked, transcribed and scored."""
+    root, _ = recipe
+    held = tmp_path / "models" / "my_ctc.nemo"
+    held.parent.mkdir()
+    held.write_bytes((root / "exp" / "conformer_ctc_bpe_unigram32" / "model.nemo").read_bytes())
+    proc = _pretrained_run(root, held, tmp_path / "exp")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Stage 2: skipped: --pretrained" in proc.stderr and "Stage 3: Pretrained model" in proc.stderr
+    dense_dir = tmp_path / "exp" / "pretrained_my_ctc"
+    assert (dense_dir / "model.nemo").resolve() == held.resolve()
+    rows = json.loads((tmp_path / "exp" / "results" / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["dense", "sspg"]
+    dense, sspg = rows
+    assert f"pretrained {held}" in dense["notes"] and dense["params"] > 0
+    assert abs(sspg["sparsity"] - TARGET) < 0.02 and sspg["reference"] == "dense"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("not a model"), "not a NeMo archive"),
+    (lambda p: None, "no such .nemo file"),
+])
+def test_a_pretrained_path_that_is_no_nemo_model_stops_with_its_name(recipe, tmp_path, make, message):
+    root, _ = recipe
+    bad = tmp_path / "model.nemo"
+    make(bad)
+    proc = _pretrained_run(root, bad, tmp_path / "exp", "--stop_stage", "3", timeout=300)
+    assert proc.returncode != 0 and message in proc.stderr and str(bad) in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_gated_nemo_is_refused_as_pretrained(recipe, tmp_path):
+    root, _ = recipe
+    gated = root / "exp" / f"conformer_ctc_bpe_unigram32_sspg{TARGET}" / "gated.nemo"
+    proc = _pretrained_run(root, gated, tmp_path / "exp", "--stop_stage", "3", timeout=300)
+    assert proc.returncode != 0 and "still has its gates; bake it first" in proc.stderr, proc.stderr[-2000:]

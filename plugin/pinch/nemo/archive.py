@@ -58,6 +58,18 @@ def save_nemo(model, path):
     return path
 
 
+def write_counts(model, nemo_file):
+    """``<nemo_file>.json``: parameter counts of a dense model, for the results table (bake
+    writes the same for a compressed one)."""
+    from pinch.data.atomic import write_json_atomic
+
+    params = list(model.parameters())
+    path = Path(nemo_file).with_suffix(".json")
+    write_json_atomic(path, {"nemo_file": str(nemo_file), "params": sum(p.numel() for p in params),
+                             "nonzero": sum(int((p != 0).sum()) for p in params)})
+    return path
+
+
 def bake_nemo_model(model):
     """Masks into the weights, gates removed, config turned back into the plain NeMo class's."""
     if model.nemo_class is None:

@@ -9,6 +9,7 @@
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 4 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
+#   ./run.sh --pretrained /models/parakeet-ctc.nemo   # compress a model you hold (no stages 2-3)
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
 
@@ -33,6 +34,8 @@ vocab_size=64           # 64 learnt faster than 128 on the embedded corpus.
 tokenizer_type=unigram  # unigram | bpe (sentencepiece model type)
 
 # Training, compression, transcription
+pretrained=             # A NeMo ASR .nemo to compress instead of training one (stages 2-3 skipped;
+                        # its own tokenizer is used).
 config_dir=../../../conf/nemo/asr
 train_config=conformer_ctc_bpe          # Hydra config name (dense training).
 compress_config=conformer_ctc_bpe_sspg  # Hydra config name (compression).
@@ -80,6 +83,10 @@ esac
 
 tokenizer_dir="${datadir}/tokenizer_spe_${tokenizer_type}_v${vocab_size}"
 dense_dir="${expdir}/${train_config}_${tokenizer_type}${vocab_size}"
+if [ -n "${pretrained}" ]; then
+    [ -f "${pretrained}" ] || die "--pretrained ${pretrained}: no such .nemo file"
+    dense_dir="${expdir}/pretrained_$(basename "${pretrained}" .nemo)"
+fi
 control_dir="${dense_dir}_finetune"
 
 
@@ -98,7 +105,9 @@ if run_stage 1; then
     stage_time 1 "${t0}"
 fi
 
-if run_stage 2; then
+if run_stage 2 && [ -n "${pretrained}" ]; then
+    log "Stage 2: skipped: --pretrained ${pretrained} brings its own tokenizer"
+elif run_stage 2; then
     t0=${SECONDS}
     log "Stage 2: sentencepiece ${tokenizer_type} tokenizer (${vocab_size}) from ${datadir}/${train_set} -> ${tokenizer_dir}"
     if ! done_or_redo "${tokenizer_dir}/tokenizer.model" 2; then
@@ -111,7 +120,16 @@ if run_stage 2; then
     stage_time 2 "${t0}"
 fi
 
-if run_stage 3; then
+if run_stage 3 && [ -n "${pretrained}" ]; then
+    t0=${SECONDS}
+    log "Stage 3: Pretrained model ${pretrained} as the dense model -> ${dense_dir}/model.nemo"
+    if ! done_or_redo "${dense_dir}/model.nemo" 3; then
+        mkdir -p "${expdir}/logs"
+        ${python} -m pinch.nemo.bin.pretrained --nemo "${pretrained}" --dense_dir "${dense_dir}" \
+            > "${expdir}/logs/pretrained.log" 2>&1 || failed "pretrained model" "${expdir}/logs/pretrained.log"
+    fi
+    stage_time 3 "${t0}"
+elif run_stage 3; then
     t0=${SECONDS}
     log "Stage 3: Dense training (${train_config}) -> ${dense_dir}/model.nemo"
     if ! done_or_redo "${dense_dir}/model.nemo" 3; then
@@ -229,6 +247,7 @@ if run_stage 7; then
             score_set 7 "${datadir}/${dset}/text" "${out}/hyp.txt" "${out}" "${tests[@]}"
         done
         method=dense notes=
+        [ "${made_by}" = 3 ] && [ -n "${pretrained}" ] && notes="pretrained ${pretrained}"
         [ "${made_by}" = 4 ] && method=dense_finetune notes="the compression pass without pruning"
         ${python} -m pinch.nemo.bin.results --model_dir "${dir}" --test_sets ${test_sets} \
             --corpus "${corpus}" --results_table "${results_table}" --overwrite "${overwrite}" \

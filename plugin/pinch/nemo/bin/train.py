@@ -27,8 +27,8 @@ from nemo.utils.trainer_utils import resolve_trainer_cfg
 from omegaconf import OmegaConf, open_dict
 
 from pinch import PruningConfig
-from pinch.data.atomic import write_json_atomic
 from pinch.nemo import nemo_config, pinch_class_for, pruning_config, save_nemo
+from pinch.nemo.archive import write_counts
 from pinch.nemo.mixin import PRUNING_KEY
 
 # What a compression config contributes to a model restored from a dense .nemo.
@@ -103,11 +103,7 @@ def main(cfg):
     if trainer.is_global_zero:
         out = save_nemo(model, cfg.output_nemo)
         if not pruned:
-            # Parameter counts for the results table (bake writes the same for a compressed model).
-            params = list(model.parameters())
-            write_json_atomic(out.with_suffix(".json"), {
-                "nemo_file": str(out), "params": sum(p.numel() for p in params),
-                "nonzero": sum(int((p != 0).sum()) for p in params)})
+            write_counts(model, out)
         print(f"pinch.nemo: wrote {out}")
 
 
