@@ -274,3 +274,62 @@ def test_bad_input_stops_with_its_name(tmp_path, options, message):
     proc = run_recipe(tmp_path, *options, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def pack_model_zoo_zip(dense, zip_path, tokens=None):
+    """The tiny dense model as espnet_model_zoo packs one: meta.yaml, exp/, data/ with
+    paths relative to the pack; the token list in its file. ``tokens`` replaces it."""
+    import zipfile
+
+    config = yaml.safe_load((dense / "config.yaml").read_text())
+    token_list, bpemodel = config["token_list"], Path(config["bpemodel"])
+    config["token_list"] = "data/token_list/bpe_unigram30/tokens.txt"
+    config["bpemodel"] = "data/token_list/bpe_unigram30/bpe.model"
+    with zipfile.ZipFile(zip_path, "w") as z:
+        z.writestr("meta.yaml", yaml.safe_dump({
+            "espnet": "202511", "yaml_files": {"asr_train_config": "exp/asr_tiny/config.yaml"},
+            "files": {"asr_model_file": "exp/asr_tiny/valid.loss.ave.pth"}}))
+        z.writestr("exp/asr_tiny/config.yaml", yaml.safe_dump(config))
+        z.write(dense / "valid.loss.ave.pth", "exp/asr_tiny/valid.loss.ave.pth")
+        z.writestr(config["token_list"], "".join(f"{t}\n" for t in (tokens or token_list)))
+        z.write(bpemodel, config["bpemodel"])
+    return zip_path
+
+
+def pretrained_root(recipe, tmp_path):
+    """An experiment root sharing the module run's data and dumps."""
+    root = tmp_path / "pre"
+    root.mkdir()
+    for name in ("data", "dump"):
+        (root / name).symlink_to(recipe["root"] / name)
+    return root
+
+
+def test_a_pretrained_model_zoo_zip_is_compressed_on_the_recipe_data(recipe, tmp_path):
+    pack = pack_model_zoo_zip(recipe["dense"], tmp_path / "asr_tiny.zip")
+    root = pretrained_root(recipe, tmp_path)
+    proc = run_recipe(root, "--pretrained", str(pack), "--stage", "5", "--dense_control", "false")
+    assert "Stage 11: skipped: the dense model is --pretrained" in proc.stderr
+    dense = root / "exp" / "pretrained_asr_tiny"
+    config = yaml.safe_load((dense / "config.yaml").read_text())
+    assert config["token_list"] == str(dense / "tokens.txt") and config["bpemodel"] == str(dense / "bpe.model")
+    assert torch.equal(torch.load(dense / "valid.loss.ave.pth")["ctc.ctc_lo.weight"],
+                       torch.load(recipe["dense"] / "valid.loss.ave.pth")["ctc.ctc_lo.weight"])
+    rows = json.loads((root / "results" / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["dense", "sspg"]
+    assert f"pretrained {pack}" in rows[0]["notes"]
+    assert abs(rows[1]["sparsity"] - float(TARGET)) < 0.02
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda dense, p: pack_model_zoo_zip(dense, p, tokens=["<blank>", "<unk>", "a", "<sos/eos>"]),
+     "does not fit the network its config builds with its token list (4 tokens)"),
+    (lambda dense, p: p.write_bytes(b"\x00not a zip"), "neither a model directory nor a zip of one"),
+])
+def test_a_pretrained_model_that_does_not_fit_stops_with_its_name(recipe, tmp_path, make, message):
+    pack = tmp_path / "asr_bad.zip"
+    make(recipe["dense"], pack)
+    root = pretrained_root(recipe, tmp_path)
+    proc = run_recipe(root, "--pretrained", str(pack), "--stage", "5", "--stop_stage", "5", check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-3000:]
+    assert not (root / "exp" / "pretrained_asr_bad").exists()

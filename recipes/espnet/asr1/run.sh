@@ -7,6 +7,7 @@
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 12 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
+#   ./run.sh --pretrained /models/asr_model.zip   # compress a model you hold (no stage 11)
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
 
@@ -42,6 +43,10 @@ nbpe=50
 bpemode=unigram
 
 # Training, compression, decoding
+# A pretrained ESPnet ASR model (a zip or directory as espnet_model_zoo packs it, or a dir with
+# config.yaml and one .pth) to compress instead of training one: stage 5 takes its token list,
+# BPE model and config; stage 11 is skipped.
+pretrained=
 asr_config=conf/train_asr_conformer_ctc.yaml
 asr_args=               # Extra training options (stages 11 and 12: the same model).
 # Stage 12: length and optimizer of the pass that fine-tunes the dense model, for the
@@ -78,8 +83,10 @@ for v in min_wav_duration max_wav_duration; do
     awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
 done
 for f in "${asr_config}" "${inference_config}"; do
-    [ -f "${f}" ] || die "config ${f} not found"
+    [ -f "${f}" ] || [ -n "${pretrained}" ] || die "config ${f} not found"
 done
+[ -f "${inference_config}" ] || die "config ${inference_config} not found"
+[ -z "${pretrained}" ] || [ -e "${pretrained}" ] || die "--pretrained ${pretrained}: no such model zip or directory"
 
 case "${corpus}" in
     embedded)
@@ -105,12 +112,24 @@ token_list="${token_dir}/tokens.txt"
 stats_dir="${expdir}/asr_stats_raw_${token_type}${nbpe}"
 asr_tag="$(basename "${asr_config}" .yaml)_raw_${token_type}${nbpe}"
 dense_dir="${expdir}/asr_${asr_tag}"
+if [ -n "${pretrained}" ]; then
+    # The model's own tokens, BPE model and config (network, frontend, normalisation).
+    asr_tag="pretrained_$(basename "${pretrained%/}" .zip)"
+    dense_dir="${expdir}/${asr_tag}"
+    token_dir="${dense_dir}"
+    bpemodel="${dense_dir}/bpe.model"
+    token_list="${dense_dir}/tokens.txt"
+    stats_dir="${expdir}/asr_stats_${asr_tag}"
+    asr_config="${dense_dir}/config.yaml"
+fi
 control_dir="${dense_dir}_finetune"
+dense_stage=11  # the stage that makes the dense model
+[ -z "${pretrained}" ] || dense_stage=5
 # espnet2's own entry points, unless the model uses an encoder that pinch registers. They run
 # under pinch.offline, which only refuses the downloads some imports attempt (g2p_en's NLTK data).
 train_module=espnet2.bin.asr_train
 inference_module=espnet2.bin.asr_inference
-if grep -q "^encoder: *hf_ssl" "${asr_config}"; then
+if grep -qs "^encoder: *hf_ssl" "${asr_config}"; then
     train_module=pinch.espnet.bin.asr_train
     inference_module=pinch.espnet.bin.asr_inference
 fi
@@ -130,10 +149,13 @@ shape_opts=(
     --train_shape_file "${stats_dir}/train/text_shape.${token_type}"
     --valid_shape_file "${stats_dir}/valid/speech_shape"
     --valid_shape_file "${stats_dir}/valid/text_shape.${token_type}"
-    --fold_length 80000 --fold_length 150 --normalize "${feats_normalize}"
+    --fold_length 80000 --fold_length 150
 )
-[ "${feats_normalize}" = global_mvn ] \
-    && shape_opts+=(--normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz")
+if [ -z "${pretrained}" ]; then  # a pretrained model keeps its config's normalisation
+    shape_opts+=(--normalize "${feats_normalize}")
+    [ "${feats_normalize}" = global_mvn ] \
+        && shape_opts+=(--normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz")
+fi
 
 # train_asr DIR MODULE WHAT [OPTION ...]: one espnet2 training run into DIR, logged to
 # DIR/train.log, timed in DIR/wall_time_s; --resume true: a killed run continues from its
@@ -189,7 +211,18 @@ if run_stage 4; then
     stage_time 4 "${t0}"
 fi
 
-if run_stage 5; then
+if run_stage 5 && [ -n "${pretrained}" ]; then
+    t0=${SECONDS}
+    log "Stage 5: Token list, BPE model and config of --pretrained ${pretrained} -> ${dense_dir}"
+    if ! done_or_redo "${dense_dir}/${inference_asr_model}" 5; then
+        mkdir -p "${expdir}/logs"
+        ${python} -m pinch.espnet.bin.pretrained --pretrained "${pretrained}" --out_dir "${dense_dir}" \
+            --model_name "${inference_asr_model}" > "${expdir}/logs/pretrained.log" 2>&1 \
+            || failed "pretrained model" "${expdir}/logs/pretrained.log"
+        tail -n 1 "${expdir}/logs/pretrained.log" >&2
+    fi
+    stage_time 5 "${t0}"
+elif run_stage 5; then
     t0=${SECONDS}
     log "Stage 5: Generate token_list from ${dumpdir}/raw/${train_set}/text using ${bpemode} (${nbpe})"
     [ "${token_type}" = bpe ] || die "--token_type: this recipe builds bpe token lists only"
@@ -236,7 +269,9 @@ if run_stage 10; then
     stage_time 10 "${t0}"
 fi
 
-if run_stage 11; then
+if run_stage 11 && [ -n "${pretrained}" ]; then
+    log "Stage 11: skipped: the dense model is --pretrained ${pretrained} (${dense_dir})"
+elif run_stage 11; then
     t0=${SECONDS}
     log "Stage 11: ASR Training (dense): ${dense_dir}"
     if ! done_or_redo "${dense_dir}/${inference_asr_model}" 11; then
@@ -252,7 +287,7 @@ if run_stage 12 && [ "${dense_control}" = true ]; then
     t0=${SECONDS}
     log "Stage 12: Dense control: fine-tune ${dense_dir}/${inference_asr_model} without pruning"
     if ! done_or_redo "${control_dir}/${inference_asr_model}" 12; then
-        need "${dense_dir}/${inference_asr_model}" 11
+        need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
         # shellcheck disable=SC2086
         train_asr "${control_dir}" "${train_module}" "dense control" \
             --init_param "${dense_dir}/${inference_asr_model}" ${asr_args} ${finetune_args}
@@ -265,7 +300,7 @@ if run_stage 12; then
     while read -r m t dir; do
             t0=${SECONDS}
             done_or_redo "${dir}/${inference_asr_model}" 12 && continue
-            need "${dense_dir}/${inference_asr_model}" 11
+            need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
             # shellcheck disable=SC2086
             train_asr "${dir}" pinch.espnet.bin.asr_train "compression ${m} ${t}" \
                 --init_param "${dense_dir}/${inference_asr_model}" \
@@ -300,7 +335,7 @@ fi
 # model_dirs: "DIR CONFIG MODEL STAGE" per model to decode (STAGE makes it): the dense model,
 # the dense control if asked for, then each baked one.
 model_dirs() {
-    echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_asr_model} 11"
+    echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_asr_model} ${dense_stage}"
     [ "${dense_control}" = true ] \
         && echo "${control_dir} ${control_dir}/config.yaml ${control_dir}/${inference_asr_model} 12"
     while read -r _ _ dir; do
@@ -372,6 +407,7 @@ if run_stage 15; then
         # RESULTS.md is refreshed when the scores add something (a later --dense_control
         # adds its reference); the results table row is appended only once per model dir.
         method=dense notes="corpus=${corpus}"
+        [ "${made_by}" = 5 ] && notes+=", pretrained ${pretrained}"
         [ "${made_by}" = 12 ] && method=dense_finetune notes+=", ${finetune_args}"
         ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
             --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
