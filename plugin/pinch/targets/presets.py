@@ -107,6 +107,14 @@ PRESETS = {
             attention=(AttentionBlock(_ESPNET_BLOCK + "attn"),),
         ),
         Preset(
+            "espnet_transducer",
+            "Conformer and E-Branchformer blocks of espnet2's transducer encoder (asr_transducer): "
+            "attention q/k/v/out, FFNs, pointwise convs, cgMLP projections, merge_proj",
+            modules=(_ANY + r"encoders\.blocks\.\d+\.(?:self_att\.linear_(?:q|k|v|out)|feed_forward(?:_macaron)?\.w_[12]"
+                     r"|conv_mod\.pointwise_conv[12]|channel_proj1\.0|channel_proj2|merge_proj)",),
+            ffn=(FFNBlock(_ANY + r"encoders\.blocks\.\d+\.feed_forward(?:_macaron)?", "w_1", "w_2"),),
+        ),
+        Preset(
             "rnnt_decoder",
             "Transducer prediction network (LSTM) and joint network (NeMo RNNTDecoder / RNNTJoint); "
             "opt-in beside an encoder preset",
@@ -151,6 +159,7 @@ AUTO_PRESETS = {
     "TransformerEncoder": "transformer",
     "EBranchformerEncoder": "e_branchformer",
     "BranchformerEncoder": "branchformer",
+    "espnet2.asr_transducer.encoder.encoder.Encoder": "espnet_transducer",
     "Wav2Vec2Model": "wav2vec2",
     "HubertModel": "wav2vec2",
     "WavLMModel": "wav2vec2",

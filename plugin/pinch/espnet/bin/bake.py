@@ -26,7 +26,7 @@ from pinch.targets import select_targets
 from pinch.sparsity import report_from_masks
 
 # The unmodified espnet2 task that will read the baked dir, by pinch task name.
-TASKS = {"asr": "espnet2.tasks.asr:ASRTask"}
+TASKS = {"asr": "espnet2.tasks.asr:ASRTask", "asr_transducer": "espnet2.tasks.asr_transducer:ASRTransducerTask"}
 
 # Averaging a few checkpoints moves sparsity by about a percent; a larger gap means the
 # run itself missed the target, which rescaling would hide (it would prune untrained).
