@@ -49,6 +49,32 @@ def batch(n=4, frames=30, seed=0):
     }
 
 
+def train_steps(model, optimizer, batches):
+    """Plain training updates (pinch's optimizer post-hook steps the pruning schedule)."""
+    model.train()
+    for b in batches:
+        loss, stats, _ = model(**b)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return stats
+
+
+def save_and_bake(task, args, model, tmp_path):
+    """The gated model as a training run leaves it (exp/), baked with pinch's bake (baked/)."""
+    from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
+
+    from pinch.espnet.bin.bake import bake_model_dir
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    torch.save(model.state_dict(), exp / "model.pth")
+    with open(exp / "config.yaml", "w") as f:
+        yaml_no_alias_safe_dump(vars(args), f)
+    bake_model_dir(task, exp / "config.yaml", exp / "model.pth", tmp_path / "baked")
+    return exp, tmp_path / "baked"
+
+
 def distributed_worker(rank, world, port, out_dir):
     """One DDP rank: tiny gated model, 6 updates on rank-specific data, state saved."""
     import os

@@ -10,10 +10,8 @@ import sys
 import pytest
 import torch
 import yaml
-from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
-from espnet_tiny import TOKENS, batch
-from pinch.espnet.bin.bake import bake_model_dir
+from espnet_tiny import TOKENS, batch, save_and_bake, train_steps
 from pinch.espnet.choices import resolve_pruning
 from pinch.espnet.tasks.asr import ASRTask
 
@@ -104,19 +102,9 @@ def test_family_compresses_to_target_and_decodes_the_same_in_plain_espnet(tmp_pa
     model = ASRTask.build_model(args)
     model._pinch_pruner.clock.total_steps = 40
     optimizer = ASRTask.build_optimizers(args, model)[0]
-    model.train()
-    for step in range(40):
-        loss, _, _ = model(**batch(frames=40, seed=step))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()  # pinch's post-hook steps the schedule
+    train_steps(model, optimizer, [batch(frames=40, seed=step) for step in range(40)])
     assert model._pinch_pruner.sparsity().gated == pytest.approx(0.5, abs=0.01)
-    exp = tmp_path / "exp"
-    exp.mkdir()
-    torch.save(model.state_dict(), exp / "model.pth")
-    with open(exp / "config.yaml", "w") as f:
-        yaml_no_alias_safe_dump(vars(args), f)
-    bake_model_dir("asr", exp / "config.yaml", exp / "model.pth", tmp_path / "baked")
+    exp, _ = save_and_bake("asr", args, model, tmp_path)
     assert "pruning" not in yaml.safe_load((tmp_path / "baked" / "config.yaml").read_text())
 
     speech = [batch(n=1, frames=40, seed=99 + i)["speech"][0] for i in range(3)]

@@ -1,15 +1,10 @@
 """A Hugging Face Wav2Vec2 / HuBERT / WavLM encoder from a local dir, gated with the paper's
 6-linears-per-block preset, trained in espnet2's Trainer, baked and decoded."""
-import argparse
-
 import pytest
 import torch
-import yaml
 import espnet2.bin.asr_inference as asr_inference
-from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
-from espnet_tiny import TOKENS
-from pinch.espnet.bin.bake import bake_model_dir
+from espnet_tiny import TOKENS, save_and_bake, train_steps
 from pinch.espnet.choices import resolve_pruning
 from pinch.espnet.tasks.asr import ASRTask
 
@@ -68,19 +63,9 @@ def test_gated_hf_model_bakes_and_decodes_the_same(tmp_path, monkeypatch):
     resolve_pruning(args)
     model = ASRTask.build_model(args)
     optimizer = ASRTask.build_optimizers(args, model)[0]
-    model.train()
-    for step in range(40):
-        loss, _, _ = model(**audio_batch(seed=step))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_steps(model, optimizer, [audio_batch(seed=step) for step in range(40)])
     assert model._pinch_pruner.sparsity().gated > 0.2
-    exp = tmp_path / "exp"
-    exp.mkdir()
-    torch.save(model.state_dict(), exp / "model.pth")
-    with open(exp / "config.yaml", "w") as f:
-        yaml_no_alias_safe_dump(vars(args), f)
-    bake_model_dir("asr", exp / "config.yaml", exp / "model.pth", tmp_path / "baked")
+    exp, _ = save_and_bake("asr", args, model, tmp_path)
 
     speech = [audio_batch(seed=99 + i)["speech"][0] for i in range(3)]
 

@@ -6,7 +6,6 @@ resume of a killed compression stage, and the recipe's refusals of bad input.
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys

@@ -6,14 +6,14 @@ espnet2 computes the transducer loss with warp-transducer (``warprnnt_pytorch``)
 espnet's tools/installers build from source and PyPI does not have: here torchaudio's
 RNN-T loss stands in for it, with the same inputs (logits, blank 0, mean over the batch).
 """
+import argparse
+
 import pytest
 import torch
 import torchaudio
 import yaml
-from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
-from espnet_tiny import TOKENS, batch
-from pinch.espnet.bin.bake import bake_model_dir
+from espnet_tiny import TOKENS, batch, save_and_bake, train_steps
 from pinch.espnet.choices import resolve_pruning
 from pinch.espnet.tasks.asr_transducer import ASRTransducerTask
 
@@ -58,26 +58,14 @@ def test_transducer_encoder_compresses_bakes_and_loads_in_plain_espnet2(tmp_path
     pruner.clock.total_steps = 30
     model.criterion_transducer = TorchaudioRNNTLoss()
     optimizer = ASRTransducerTask.build_optimizers(args, model)[0]
-    model.train()
-    for step in range(30):
-        loss, stats, _ = model(**batch(frames=40, seed=step))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    stats = train_steps(model, optimizer, [batch(frames=40, seed=step) for step in range(30)])
     assert "loss_sparsity" in stats and pruner.sparsity().gated == pytest.approx(0.5, abs=0.01)
 
-    exp = tmp_path / "exp"
-    exp.mkdir()
-    torch.save(model.state_dict(), exp / "model.pth")
-    with open(exp / "config.yaml", "w") as f:
-        yaml_no_alias_safe_dump(vars(args), f)
-    bake_model_dir("asr_transducer", exp / "config.yaml", exp / "model.pth", tmp_path / "baked")
-    config = yaml.safe_load((tmp_path / "baked" / "config.yaml").read_text())
+    _, baked = save_and_bake("asr_transducer", args, model, tmp_path)
+    config = yaml.safe_load((baked / "config.yaml").read_text())
     assert "pruning" not in config
-    import argparse
-
     plain = PlainTask.build_model(argparse.Namespace(**config))
-    plain.load_state_dict(torch.load(tmp_path / "baked" / "model.pth"), strict=True)
+    plain.load_state_dict(torch.load(baked / "model.pth"), strict=True)
     model.eval()
     plain.eval()
     speech = batch(n=2, frames=40, seed=99)

@@ -1,6 +1,4 @@
 """L1-regularised sparse training, then a global magnitude threshold."""
-import torch
-
 from pinch.methods.magnitude import _MaskedMagnitude
 from pinch.methods.options import number
 
