@@ -127,3 +127,28 @@ def test_common_threshold_scale_is_the_quantile_of_every_ratio():
         for sparsity in (0.0, 0.1, 0.5, 0.65, 0.99, 1.0):
             k = min(int(round(sparsity * ratios.numel())) + 1, ratios.numel())
             assert torch.equal(common_threshold_scale(weights, thresholds, sparsity), torch.kthvalue(ratios, k).values)
+
+
+def test_auto_eta_holds_once_the_ramp_is_done_and_grows_only_when_far_behind():
+    """After the ramp, one update revives a few weights and sparsity dips just below the
+    target: eta stays; it grows again only when sparsity falls HOLD_SLACK behind."""
+    from pinch.methods.sspg import HOLD_SLACK
+
+    model = ToyNet()
+    pruner = pinch.Pruner(model, target_sparsity=0.5, targets=TARGETS, total_steps=100, reach_at=0.2)
+    method = pruner.method
+    for _ in range(30):  # past the ramp's end (update 20)
+        pruner.clock.advance()
+    start = method.eta
+    method.sparsity_now = 0.5 - HOLD_SLACK / 5
+    method._adapt_eta()
+    assert method.eta == start
+    method.sparsity_now = 0.5 - 2 * HOLD_SLACK
+    method._adapt_eta()
+    assert method.eta > start
+    during_ramp = pinch.Pruner(ToyNet(), target_sparsity=0.5, targets=TARGETS, total_steps=100, reach_at=0.2).method
+    for _ in range(10):  # half way up the ramp: 0.25 planned
+        during_ramp.clock.advance()
+    during_ramp.sparsity_now = 0.25 - HOLD_SLACK / 5  # any lag grows eta while ramping
+    during_ramp._adapt_eta()
+    assert during_ramp.eta > 1.0
