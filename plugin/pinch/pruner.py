@@ -70,8 +70,9 @@ class Pruner:
         log.info("pinch: %s", self.coverage.summary())
         # Structured gates govern more matrices than they sit on (an FFN's second matrix, the
         # heads' q/k/out): their coverage is not comparable, so only unstructured gates warn.
-        if granularity != "structured" and self.coverage.warning():
-            log.warning("pinch: %s", self.coverage.warning())
+        warning = self.coverage.warning() if granularity != "structured" else None
+        if warning:
+            log.warning("pinch: %s", warning)
         self.model = model
         model.register_buffer(STEP_BUFFER, torch.zeros((), dtype=torch.long))
         self.clock = Clock(model, total_steps)

@@ -82,9 +82,8 @@ is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
 for v in min_wav_duration max_wav_duration; do
     awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
 done
-for f in "${asr_config}" "${inference_config}"; do
-    [ -f "${f}" ] || [ -n "${pretrained}" ] || die "config ${f} not found"
-done
+# A pretrained model brings its own training config (stage 5 writes it).
+[ -f "${asr_config}" ] || [ -n "${pretrained}" ] || die "config ${asr_config} not found"
 [ -f "${inference_config}" ] || die "config ${inference_config} not found"
 [ -z "${pretrained}" ] || [ -e "${pretrained}" ] || die "--pretrained ${pretrained}: no such model zip or directory"
 
