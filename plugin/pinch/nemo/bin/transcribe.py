@@ -1,6 +1,6 @@
 """Transcribe data directories with a .nemo model into Kaldi-style hypothesis files.
 
-Greedy CTC decoding through NeMo's own ``ASRModel.restore_from`` + ``transcribe()``
+The model's own greedy decoding (CTC; RNNT for transducers and hybrids) through NeMo's own ``ASRModel.restore_from`` + ``transcribe()``
 (the same calls a user without pinch makes), on each split's manifest.json; utterance
 ids come from the split's wav.scp so the output scores against its ``text``. One
 process serves several splits (``--set`` repeated): NeMo's import and the model load
