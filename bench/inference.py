@@ -1,9 +1,11 @@
 """CPU inference latency and size: dense vs baked (zeros) vs CSR sparse vs shrunk-structured.
 
 The unstructured variants carry 65% sparsity in the conformer preset's matrices (magnitude
-masks: latency and size do not depend on how the mask was learned). The structured variant
-prunes 50% of FFN units and attention heads, then `pinch.shrink` removes them.
-Usage: python bench/inference.py [--repeats 20] [--seconds 10] [--out bench/results]
+masks: latency and size do not depend on how the mask was learned). Each structured variant
+prunes a share of every block's FFN units, attention heads and convolution channels, then
+`pinch.shrink` removes them. Latency: ``--rounds`` rounds of ``--repeats`` interleaved
+forwards; each round's median gives a speed-up, reported as the median and range over rounds.
+Usage: python bench/inference.py [--rounds 3] [--repeats 20] [--seconds 10] [--structured 0.5 0.65 0.8]
 """
 import argparse
 import copy
@@ -49,24 +51,28 @@ def unstructured(model, sparsity):
 def structured(model, fraction):
     pruner = pinch.Pruner(model, target_sparsity=fraction, preset="conformer", granularity="structured",
                           total_steps=1)
-    with torch.no_grad():  # per tensor, a threshold at the median group RMS prunes half the groups
+    with torch.no_grad():  # per tensor, a threshold at the fraction-quantile group RMS
         for g in pruner.method.gates:
             rms = g.weight.reshape(g.groups, -1).square().mean(1).sqrt()
             g.threshold.fill_(float(torch.quantile(rms, fraction)) * (1 + 1e-6))
     return pinch.shrink(model)
 
 
-def latencies(models, x, lens, repeats):
-    """Median seconds per forward; variants interleaved so machine load hits all alike."""
-    times = {name: [] for name in models}
+def latencies(models, x, lens, repeats, rounds):
+    """Per round, median seconds per forward; variants interleaved so machine load hits all alike."""
+    out = {name: [] for name in models}
     with torch.no_grad():
         for model in models.values():
             model.eval()
             model(x, lens)
-        for _ in range(repeats):
-            for name, model in models.items():
-                times[name].append(timed(lambda: model(x, lens)))
-    return {name: median(t) for name, t in times.items()}
+        for _ in range(rounds):
+            times = {name: [] for name in models}
+            for _ in range(repeats):
+                for name, model in models.items():
+                    times[name].append(timed(lambda: model(x, lens)))
+            for name, t in times.items():
+                out[name].append(median(t))
+    return out
 
 
 def size_on_disk(model, sparse):
@@ -80,38 +86,44 @@ def size_on_disk(model, sparse):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--structured", type=float, nargs="+", default=[0.5, 0.65, 0.8],
+                        help="shares of FFN units, heads and conv channels to remove")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args(argv)
     x, lens = features(batch=1, seconds=args.seconds)
     dense = conformer_encoder()
     baked = unstructured(copy.deepcopy(dense), 0.65)
-    shrunk = structured(copy.deepcopy(dense), 0.5)
     # name: (model that runs, model it stores, on-disk size: torch.save, or pinch's sparse file)
     variants = {
         "dense": (dense, dense, size_on_disk(dense, False)),
         "baked 65% (zeros)": (baked, baked, size_on_disk(baked, False)),
         "CSR sparse 65%": (to_csr(copy.deepcopy(baked)), baked, size_on_disk(baked, True)),
-        "shrunk 50% FFN+heads": (shrunk, shrunk, size_on_disk(shrunk, False)),
     }
+    for fraction in args.structured:
+        shrunk = structured(copy.deepcopy(dense), fraction)
+        variants[f"shrunk {fraction:.0%} (FFN, heads, conv)"] = (shrunk, shrunk, size_on_disk(shrunk, False))
     rows = []
-    seconds = latencies({name: v[0] for name, v in variants.items()}, x, lens, args.repeats)
-    base = seconds["dense"] * 1000
+    seconds = latencies({name: v[0] for name, v in variants.items()}, x, lens, args.repeats, args.rounds)
     for name, (model, stored, size) in variants.items():
-        ms = seconds[name] * 1000
+        speedups = [d / s for d, s in zip(seconds["dense"], seconds[name])]
         nonzero = sum(int((p != 0).sum()) for p in stored.parameters())
-        rows.append({"variant": name, "latency_ms": ms, "speedup": base / ms, "params": params_of(stored),
+        rows.append({"variant": name, "latency_ms": median(seconds[name]) * 1000, "speedup": median(speedups),
+                     "speedup_range": [min(speedups), max(speedups)], "params": params_of(stored),
                      "nonzero_params": nonzero, "bytes": size})
     dense_bytes = rows[0]["bytes"]
-    print(f"{'variant':22s} {'latency ms':>10s} {'speed-up':>8s} {'params':>10s} {'non-zero':>10s} {'MB':>7s} {'x dense':>7s}")
+    print(f"{'variant':34s} {'latency ms':>10s} {'speed-up [range]':>20s} {'params':>10s} {'non-zero':>10s} "
+          f"{'MB':>7s} {'x dense':>7s}")
     for r in rows:
         r["size_ratio"] = r["bytes"] / dense_bytes
-        print(f"{r['variant']:22s} {r['latency_ms']:10.1f} {r['speedup']:8.2f} {r['params']:>10,d} "
-              f"{r['nonzero_params']:>10,d} {r['bytes'] / 1e6:7.2f} {r['size_ratio']:7.2f}")
+        lo, hi = r["speedup_range"]
+        print(f"{r['variant']:34s} {r['latency_ms']:10.1f} {r['speedup']:6.2f} [{lo:.2f}, {hi:.2f}] "
+              f"{r['params']:>10,d} {r['nonzero_params']:>10,d} {r['bytes'] / 1e6:7.2f} {r['size_ratio']:7.2f}")
     result = {"model": "ESPnet ConformerEncoder, 6 blocks, d=144, ffn=576",
-              "input": f"batch 1 x {args.seconds} s of 80-dim features", "repeats": args.repeats, "rows": rows,
-              "target_structured_speedup": 1.6}
+              "input": f"batch 1 x {args.seconds} s of 80-dim features", "rounds": args.rounds,
+              "repeats": args.repeats, "rows": rows, "target_structured_speedup": 1.6}
     path = write_json(args.out, "inference", result)
     bar_plot(args.out, "inference", [r["variant"].split(" (")[0] for r in rows], [r["latency_ms"] for r in rows],
              "ms", f"Encoder latency, {args.seconds:g} s of audio (CPU)")

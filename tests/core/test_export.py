@@ -104,27 +104,84 @@ def _espnet_conformer():
                             input_layer="linear", macaron_style=True, use_cnn_module=True, cnn_module_kernel=3)
 
 
-def test_structured_shrink_gives_a_smaller_model_with_the_same_outputs():
-    encoder = _espnet_conformer()
-    dense_params = sum(p.numel() for p in encoder.parameters())
-    pruner = pinch.Pruner(encoder, target_sparsity=0.5, preset="conformer", granularity="structured",
-                          total_steps=10)
-    assert {g.layout.kind for g in pruner.method.gates} == {"row", "head"}
-    with torch.no_grad():  # thresholds that prune about half of the groups
+def _prune_about_half_and_randomize_norms(model, pruner):
+    """Thresholds that prune about half of each gate's groups, and BatchNorm statistics that
+    are not the identity, so a pruned conv channel leaves a non-zero constant behind."""
+    with torch.no_grad():
         for g in pruner.method.gates:
             g.threshold.fill_(float(g.weight.reshape(g.groups, -1).square().mean(1).sqrt().median()))
-    x, lens = torch.randn(2, 30, 20), torch.tensor([30, 24])
-    encoder.eval()
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-1, 1)
+
+
+def _shrinks_exactly(model, run, preset, min_cut):
+    dense_params = sum(p.numel() for p in model.parameters())
+    pruner = pinch.Pruner(model, target_sparsity=0.5, preset=preset, granularity="structured", total_steps=10)
+    _prune_about_half_and_randomize_norms(model, pruner)
+    model.eval()
     with torch.no_grad():
-        masked, _, _ = encoder(x, lens)
-    pinch.shrink(encoder)
-    assert not hasattr(encoder, "pinch_steps")
+        masked = run()
+    pinch.shrink(model)
+    assert not hasattr(model, "pinch_steps")
     with torch.no_grad():
-        shrunk, _, _ = encoder(x, lens)
+        shrunk = run()
     assert torch.allclose(shrunk, masked, atol=1e-5)
-    heads = [b.self_attn.h for b in encoder.encoders]
-    assert all(1 <= h < 4 for h in heads)
-    assert sum(p.numel() for p in encoder.parameters()) < 0.85 * dense_params
+    assert sum(p.numel() for p in model.parameters()) < (1 - min_cut) * dense_params
+    return pruner
+
+
+def test_structured_shrink_gives_a_smaller_model_with_the_same_outputs():
+    encoder = _espnet_conformer()
+    x, lens = torch.randn(2, 30, 20), torch.tensor([30, 24])
+    pruner = _shrinks_exactly(encoder, lambda: encoder(x, lens)[0], "conformer", 0.3)
+    kinds = {t.module_name.rsplit(".", 1)[-1]: t.layout.kind for t in pruner.method.targets}
+    assert kinds == {"w_1": "row", "linear_v": "head", "depthwise_conv": "row"}
+    assert all(1 <= b.self_attn.h < 4 for b in encoder.encoders)
+    for block in encoder.encoders:  # the conv module narrower, its GLU halves paired
+        conv = block.conv_module
+        channels = conv.depthwise_conv.out_channels
+        assert 1 <= channels < 32 and conv.depthwise_conv.groups == channels
+        assert conv.pointwise_conv1.out_channels == 2 * channels and conv.norm.num_features == channels
+        assert conv.pointwise_conv2.in_channels == channels
+
+
+def test_structured_groups_cost_the_weights_they_remove():
+    encoder = _espnet_conformer()
+    pruner = pinch.Pruner(encoder, target_sparsity=0.5, preset="conformer", granularity="structured",
+                          total_steps=10)
+    costs = {t.module_name.split(".", 2)[-1]: t.layout.cost for t in pruner.method.targets}
+    # d=32, ffn 64, 4 heads of 8, kernel 3: FFN unit w_1 row + w_2 column; a head's rows of
+    # q, k, v, pos and columns of out; a channel's two GLU rows, its kernel, a pointwise2 column.
+    assert costs["feed_forward.w_1"] == 32 + 32
+    assert costs["self_attn.linear_v"] == 8 * 32 * 5
+    assert costs["conv_module.depthwise_conv"] == 2 * 32 + 3 + 32
+    assert pruner.method.gated == sum(t.layout.cost * g.groups for t, g in zip(pruner.method.targets,
+                                                                             pruner.method.gates))
+
+
+def test_structured_shrink_of_nemo_conformer_and_hugging_face_attention():
+    from nemo.collections.asr.modules import ConformerEncoder
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    nemo = ConformerEncoder(feat_in=20, n_layers=2, d_model=32, n_heads=4, conv_kernel_size=3,
+                            subsampling_factor=4, subsampling_conv_channels=8, ff_expansion_factor=2)
+    x, lens = torch.randn(2, 20, 40), torch.tensor([40, 33])
+    _shrinks_exactly(nemo, lambda: nemo(audio_signal=x, length=lens)[0], "conformer", 0.3)
+    assert all(1 <= layer.self_attn.h < 4 and layer.conv.depthwise_conv.out_channels < 32 for layer in nemo.layers)
+
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                            conv_dim=(8, 8), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=4,
+                            num_conv_pos_embedding_groups=2, layerdrop=0.0)
+    hf = Wav2Vec2Model(config)
+    audio = torch.randn(2, 1600)
+    _shrinks_exactly(hf, lambda: hf(audio).last_hidden_state, "wav2vec2", 0.25)
+    assert all(1 <= layer.attention.num_heads < 4 for layer in hf.encoder.layers)
+    assert all(layer.attention.q_proj.out_features == 8 * layer.attention.num_heads for layer in hf.encoder.layers)
 
 
 def test_gates_work_on_conv1d_and_lstm_weights():

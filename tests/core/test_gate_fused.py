@@ -8,7 +8,7 @@ import torch
 from pinch.gates import masking
 from pinch.gates.masking import kept_total, pinch_weight
 
-FUSED = [masking._masked_and_count, masking._kept_total, masking._gradients]
+FUSED = [masking._masked_and_count, masking._kept_groups, masking._gradients]
 
 
 def _run(w, t, groups, soft, eta):
@@ -17,7 +17,7 @@ def _run(w, t, groups, soft, eta):
     up = torch.linspace(-1, 1, w.numel()).view_as(w)
     masked, kept = pinch_weight(w, t, 0.3, groups, soft_weight_grad=soft)
     ((masked * up).sum() + eta * kept).backward()
-    return masked.detach(), kept.detach(), w.grad, t.grad, kept_total([(w, t, groups), (2 * w, t, groups)])
+    return masked.detach(), kept.detach(), w.grad, t.grad, kept_total([(w, t, groups, None), (2 * w, t, groups, 3)])
 
 
 CASES = [(None, False, 0.0), (None, False, 0.5), (None, True, 0.5), (6, False, 0.5)]

@@ -20,17 +20,17 @@ def test_row_groups_gate_on_mean_square():
     assert torch.equal(pinch_weight(w, t, 0.5, groups=2)[0], w * torch.tensor([[1.0], [0.0]]))
 
 
-def _matches_the_papers_straight_through(groups):
+def _matches_the_papers_straight_through(groups, cost=None):
     torch.manual_seed(0)
     w = torch.randn(6, 4, dtype=torch.double, requires_grad=True)
     t = torch.tensor(0.7, dtype=torch.double, requires_grad=True)
     up = torch.randn(6, 4, dtype=torch.double)
     for eta in (0.0, 0.3):  # masked weight alone, and with the L0 penalty on the count
-        masked, kept = pinch_weight(w, t, 0.3, groups)
+        masked, kept = pinch_weight(w, t, 0.3, groups, cost=cost)
         ((masked * up).sum() + eta * kept).backward()
         gw, gt = w.grad.clone(), t.grad.clone()
         w.grad = t.grad = None
-        ref, ref_kept = straight_through_pinched(w, t, 0.3, groups)
+        ref, ref_kept = straight_through_pinched(w, t, 0.3, groups, cost)
         ((ref * up).sum() + eta * ref_kept).backward()
         assert torch.allclose(gw, w.grad) and torch.allclose(gt, t.grad)
         assert gw.abs().sum() > 0 and gt.abs() > 0, "gradients must reach both W and t"
@@ -41,6 +41,21 @@ def test_gradients_are_the_papers_straight_through_estimator():
     _matches_the_papers_straight_through(None)
     _matches_the_papers_straight_through(6)
     _matches_the_papers_straight_through(3)
+    _matches_the_papers_straight_through(3, cost=20)  # a structured group governing more than its rows
+
+
+def test_a_groups_cost_is_what_the_count_charges_and_pushes_with():
+    w = torch.tensor([[1.0, 1.0], [0.1, 0.1], [2.0, 2.0]], requires_grad=True)
+    t = torch.tensor(0.5, requires_grad=True)
+    _, own = pinch_weight(w, t, 0.3, groups=3)
+    _, costly = pinch_weight(w, t, 0.3, groups=3, cost=7)
+    assert own.item() == 2 * 2 and costly.item() == 2 * 7  # two groups kept
+    costly.backward()
+    g_costly = t.grad.clone()
+    t.grad = None
+    own.backward()
+    # The penalty's pull on the threshold scales with what a group costs.
+    assert torch.allclose(g_costly, t.grad * 7 / 2)
 
 
 def test_task_gradient_reaches_weights_through_the_hard_mask():

@@ -19,10 +19,16 @@ INIT_THRESHOLD = 1e-5
 
 @dataclass(frozen=True)
 class GateLayout:
-    """How a weight splits into gated groups: single weights, output rows, or heads."""
+    """How a weight splits into gated groups: single weights, output rows, or heads.
+
+    ``cost``: the weights a pruned group removes from the model, counted by the sparsity
+    target and the L0 penalty (0: the group's own size). Structured groups govern more than
+    the rows they sit on (`pinch.targets.selection.select_structured` sets it).
+    """
 
     kind: str = "element"  # element | row | head
     heads: int = 1
+    cost: int = 0
 
     def groups(self, weight):
         if self.kind == "element":
@@ -47,6 +53,7 @@ class Gate:
             raise ValueError(f"{type(module).__name__}.{name} is already gated")
         self.module, self.name, self.layout, self.clock = module, name, layout, clock
         self.groups = layout.groups(weight)
+        self.cost = layout.cost or weight.numel() // self.groups
         self.bias_name = bias_name if layout.kind != "element" else None
         module.register_parameter(
             name + THRESHOLD_SUFFIX,
@@ -65,11 +72,12 @@ class Gate:
 
     @property
     def numel(self):
-        return self.weight.numel()
+        """The weights this gate governs: what its sparsity is a share of."""
+        return self.groups * self.cost
 
     def masked_weight(self):
         masked, self.kept_now = pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups,
-                                             self.clock.soft_weight_grad)
+                                             self.clock.soft_weight_grad, self.cost)
         return masked
 
     def masked_bias(self):
@@ -96,7 +104,7 @@ class Gate:
         if self.kept_now is not None and self.kept_now.requires_grad:
             return self.kept_now
         return pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups,
-                            self.clock.soft_weight_grad)[1]
+                            self.clock.soft_weight_grad, self.cost)[1]
 
     def remove(self, apply_mask=True):
         """Detach the gate; with ``apply_mask`` the hard mask is written into the weights."""

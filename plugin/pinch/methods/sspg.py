@@ -140,7 +140,7 @@ class SelfPinching(PruningMethod):
                         self.sparsity_now, self.target_sparsity, self.clock.step, self.clock.total_steps, self.eta)
 
     def _kept_tensor(self):
-        return kept_total([(g.weight, g.threshold, g.groups) for g in self.gates])
+        return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates])
 
     def _kept(self):
         return int(self._kept_tensor())
@@ -151,7 +151,8 @@ class SelfPinching(PruningMethod):
     def _project(self):
         """Scale every threshold by one factor so that sparsity equals the target."""
         groups = [g.weight.detach().reshape(g.groups, -1) for g in self.gates]
-        factor = common_threshold_scale(groups, [g.threshold.detach() for g in self.gates], self.target_sparsity)
+        factor = common_threshold_scale(groups, [g.threshold.detach() for g in self.gates], self.target_sparsity,
+                                        [g.cost for g in self.gates])
         if factor < 1:
             for g in self.gates:
                 g.threshold.mul_(factor)
@@ -169,17 +170,19 @@ class SelfPinching(PruningMethod):
 
 
 
-def common_threshold_scale(groups, thresholds, sparsity):
+def common_threshold_scale(groups, thresholds, sparsity, costs=None):
     """The factor ``a`` for which thresholds ``a * t`` prune exactly ``sparsity`` of the weights.
 
     ``groups`` are the gated weights viewed as ``(groups, group_size)``; a group is pruned
-    when its RMS falls below its tensor's threshold, i.e. when ``rms / |t| < a``.
+    when its RMS falls below its tensor's threshold, i.e. when ``rms / |t| < a``. ``costs``:
+    the weights each tensor's pruned group removes (default: the group's size).
     """
-    if all(w.shape[1] == 1 for w in groups):
+    costs = costs or [w.shape[1] for w in groups]
+    if all(c == 1 for c in costs):
         total = sum(w.shape[0] for w in groups)
         return _kth_ratio(groups, thresholds, min(int(round(sparsity * total)) + 1, total))
     ratios = torch.cat([w.square().mean(dim=1).sqrt() / t.abs().clamp_min(1e-12) for w, t in zip(groups, thresholds)])
-    sizes = torch.cat([torch.full((w.shape[0],), w.shape[1], dtype=torch.long) for w in groups])
+    sizes = torch.cat([torch.full((w.shape[0],), c, dtype=torch.long) for w, c in zip(groups, costs)])
     prune = int(round(sparsity * int(sizes.sum())))
     order = torch.argsort(ratios)
     pruned_after = torch.cumsum(sizes[order], 0)

@@ -1,8 +1,8 @@
 """Named presets for the architectures pinch serves.
 
 Each preset lists regular expressions (``re.fullmatch`` on qualified module names) for
-the unstructured gates, and the FFN / attention blocks that structured gating prunes
-by neuron and by head. Patterns accept any prefix, so a preset matches a bare encoder as
+the unstructured gates, and the FFN / attention / convolution blocks that structured
+gating prunes by neuron, by head and by channel. Patterns accept any prefix, so a preset matches a bare encoder as
 well as the full model that holds it. One preset may cover several toolkits' naming
 (``conformer`` matches ESPnet's and NeMo's encoders), which is what lets one pruning
 file serve both.
@@ -30,10 +30,24 @@ class AttentionBlock:
     key: str = "linear_k"
     value: str = "linear_v"
     out: str = "linear_out"
-    position: str = "linear_pos"
+    position: str | None = "linear_pos"
     head_params: tuple = ("pos_bias_u", "pos_bias_v")
     heads_attr: str = "h"
     head_dim_attr: str = "d_k"
+
+
+@dataclass(frozen=True)
+class ConvBlock:
+    """A Conformer convolution module whose channels are groups: ``pointwise1``'s two GLU
+    halves, the depthwise conv and its BatchNorm, ``pointwise2``'s input columns. The gate
+    sits on the depthwise kernel (and bias), where each channel's path is one row."""
+
+    parent: str
+    norm: str
+    pointwise1: str = "pointwise_conv1"
+    depthwise: str = "depthwise_conv"
+    pointwise2: str = "pointwise_conv2"
+    activation: str = "activation"
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class Preset:
     modules: tuple
     ffn: tuple = field(default_factory=tuple)
     attention: tuple = field(default_factory=tuple)
+    conv: tuple = field(default_factory=tuple)
 
 
 _ESPNET_BLOCK = _ANY + r"encoders\.\d+\."
@@ -83,6 +98,7 @@ PRESETS = {
                 FFNBlock(_NEMO_BLOCK + r"feed_forward[12]", "linear1", "linear2"),
             ),
             attention=(AttentionBlock(_ESPNET_BLOCK + "self_attn"), AttentionBlock(_NEMO_BLOCK + "self_attn")),
+            conv=(ConvBlock(_ESPNET_BLOCK + "conv_module", "norm"), ConvBlock(_NEMO_BLOCK + "conv", "batch_norm")),
         ),
         Preset(
             "transformer",
@@ -135,6 +151,9 @@ PRESETS = {
                 + r"layers\.\d+\.(?:attention\.(?:q|k|v|out)_proj|feed_forward\.(?:intermediate|output)_dense)",
             ),
             ffn=(FFNBlock(_ANY + r"layers\.\d+\.feed_forward", "intermediate_dense", "output_dense"),),
+            attention=(AttentionBlock(_ANY + r"layers\.\d+\.attention", "q_proj", "k_proj", "v_proj", "out_proj",
+                                      position=None, head_params=(), heads_attr="num_heads",
+                                      head_dim_attr="head_dim"),),
         ),
         Preset("fastspeech2", "ESPnet FastSpeech2 / FastSpeech encoder blocks: attention and conv FFN", **_ESPNET_TTS),
         Preset("transformer_tts", "ESPnet Transformer-TTS encoder blocks: attention and FFN", **_ESPNET_TTS),

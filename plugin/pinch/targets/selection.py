@@ -108,22 +108,59 @@ def select_targets(model, preset=None, targets=None):
 
 
 def select_structured(model, preset):
-    """Row targets on the preset's FFN-in matrices, head targets on its value projections."""
+    """Row targets on the preset's FFN-in matrices, head targets on its value projections,
+    channel targets on its convolution modules' depthwise kernels; each group's cost is every
+    weight its removal takes from the model (`pinch.export.shrink` removes them)."""
     specs = resolve_presets(model, preset)
     if not specs:
         raise ValueError("structured granularity needs a preset naming FFN/attention blocks, got none")
     ffns = [f for spec in specs for f in spec.ffn]
     attentions = [a for spec in specs for a in spec.attention]
+    convs = [c for spec in specs for c in spec.conv]
     found = []
     for name, module in model.named_modules():
         for ffn in ffns:
             if re.fullmatch(ffn.parent, name):
-                found.append(Target(f"{name}.{ffn.inner}", "weight", getattr(module, ffn.inner), GateLayout("row")))
+                inner, outer = getattr(module, ffn.inner), getattr(module, ffn.outer)
+                cost = inner.weight[0].numel() + outer.weight[:, 0].numel()
+                found.append(Target(f"{name}.{ffn.inner}", "weight", inner, GateLayout("row", cost=cost)))
         for att in attentions:
             if re.fullmatch(att.parent, name):
-                heads = GateLayout("head", getattr(module, att.heads_attr))
-                found.append(Target(f"{name}.{att.value}", "weight", getattr(module, att.value), heads))
+                found.append(_head_target(name, module, att))
+        for conv in convs:
+            if re.fullmatch(conv.parent, name):
+                target = _channel_target(name, module, conv)
+                if target is not None:
+                    found.append(target)
     if not found:
         raise ValueError(f"preset {', '.join(map(repr, preset_names(preset)))} matches no FFN or attention "
                          f"block of {type(model).__name__}")
     return found
+
+
+def _head_target(name, module, att):
+    heads = getattr(module, att.heads_attr)
+    rows = [getattr(module, p) for p in (att.query, att.key, att.value, att.position) if p]
+    per_head = sum(r.weight.numel() for r in rows if isinstance(r, nn.Module))
+    per_head += getattr(module, att.out).weight.numel()
+    return Target(f"{name}.{att.value}", "weight", getattr(module, att.value),
+                  GateLayout("head", heads, cost=per_head // heads))
+
+
+def _channel_target(name, module, conv):
+    """The depthwise kernel's rows as channels, or None (with a warning) where removing a
+    channel is not exact: only a BatchNorm turns a pruned channel into a constant."""
+    norm = getattr(module, conv.norm, None)
+    if not isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        log.warning("pinch: structured: %s.%s is %s, not a BatchNorm: its conv channels stay ungated",
+                    name, conv.norm, type(norm).__name__)
+        return None
+    depthwise = getattr(module, conv.depthwise)
+    pointwise1, pointwise2 = getattr(module, conv.pointwise1), getattr(module, conv.pointwise2)
+    channels = depthwise.weight.shape[0]
+    if depthwise.groups != channels or pointwise1.weight.shape[0] != 2 * channels:
+        raise ValueError(f"{name}: structured conv channels need a depthwise {conv.depthwise} after a GLU "
+                         f"{conv.pointwise1}; got groups={depthwise.groups} for {channels} channels and "
+                         f"{pointwise1.weight.shape[0]} {conv.pointwise1} outputs")
+    cost = 2 * pointwise1.weight[0].numel() + depthwise.weight[0].numel() + pointwise2.weight[:, 0].numel()
+    return Target(f"{name}.{conv.depthwise}", "weight", depthwise, GateLayout("row", cost=cost))
