@@ -16,6 +16,7 @@ setup(
         "espnet": ["espnet==202511", "torchaudio"],
         "nemo": ["nemo_toolkit[asr]==3.0.0"],
         "data": ["soundfile", "soxr", "scipy", "pyroomacoustics", "jiwer", "rapidfuzz", "tqdm", "matplotlib", "librosa", "pyworld", "pysptk"],
+        "deploy": ["onnx", "onnxruntime", "sherpa-onnx"],
         "test": ["pytest", "jiwer", "rapidfuzz", "soundfile", "soxr", "matplotlib", "tqdm"],
     },
     entry_points={"console_scripts": ["pinch=pinch.cli.main:main"]},

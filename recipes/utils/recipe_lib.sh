@@ -58,6 +58,10 @@ check_common_options() {
         awk -v t="${t}" 'BEGIN { exit !(t ~ /^[0-9]*\.?[0-9]+$/ && t >= 0 && t < 1) }' \
             || die "target sparsity '${t}' must be a number in [0, 1)"
     done
+    case "${granularity}" in
+        unstructured|structured) ;;
+        *) die "--granularity must be unstructured or structured, not '${granularity}'" ;;
+    esac
     for m in ${pruning}; do
         [ -f "${pruning_conf_dir}/${m}.yaml" ] \
             || die "--pruning ${m}: no preset ${pruning_conf_dir}/${m}.yaml (have: $(cd "${pruning_conf_dir}" && ls -- *.yaml | sed 's/\.yaml$//' | tr '\n' ' '))"
@@ -122,7 +126,9 @@ stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
 
 # compressed_runs: "METHOD TARGET DIR" per compression run.
 compressed_runs() {
-    for m in ${pruning}; do for t in ${targets}; do echo "${m} ${t} ${dense_dir}_${m}${t}"; done; done
+    local suffix=
+    [ "${granularity}" = structured ] && suffix=_structured
+    for m in ${pruning}; do for t in ${targets}; do echo "${m} ${t} ${dense_dir}_${m}${t}${suffix}"; done; done
 }
 
 # Stage 1 of every recipe: pinch.data prepare into ${datadir}. The stamp names the corpus

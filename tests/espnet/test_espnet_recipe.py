@@ -39,7 +39,7 @@ def recipe_cmd(root, *options):
 def run_recipe(root, *options, check=True):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(recipe_cmd(root, *options), capture_output=True, text=True, env=env,
-                          timeout=600)
+                          timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"run.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc
@@ -95,6 +95,26 @@ def test_every_stage_leaves_espnet_results(recipe):
     # The schedule's scalars reached espnet2's training log.
     log = (comp / "train.log").read_text()
     assert all(f"{k}=" in log for k in ("loss_sparsity", "sparsity", "eta", "tau"))
+
+
+def test_deploy_stage_exports_every_model_and_shrinks_a_structured_run(recipe):
+    root, dense = recipe["root"], recipe["dense"]
+    rows = json.loads((root / "exp" / "DEPLOY.json").read_text())["rows"]
+    systems = [dense.name, f"{dense.name}_finetune", f"{dense.name}_sspg{TARGET}/baked"]
+    assert [(r["model"], r["form"], r["runtime"]) for r in rows] == [
+        (s, f"onnx {f}", "onnxruntime") for s in systems for f in ("fp32", "int8")]
+    assert all(set(r["wer"]) == set(r["vs_dense"]) == {"test_clean"} for r in rows)
+    assert rows[1]["size_mb"] < rows[0]["size_mb"]  # int8 below fp32
+    # A structured run from the same dense model: baked (masked) for espnet2, shrunk for ONNX.
+    run_recipe(root, "--stage", "12", "--granularity", "structured")
+    structured = Path(f"{dense}_sspg{TARGET}_structured")
+    sparsity = json.loads((structured / "baked" / "sparsity.json").read_text())
+    assert sparsity["sparsity_gated"] > 0.02  # few tiny updates: some groups pruned, not the target
+    assert (structured / "baked" / "decode_ctc_asr_model_valid.loss.ave" / "test_clean" / "text").is_file()
+    rows = json.loads((root / "exp" / "DEPLOY.json").read_text())["rows"]
+    shrunk = [r for r in rows if r["model"] == f"{structured.name}/baked"]
+    assert [r["form"] for r in shrunk] == ["onnx fp32", "onnx int8"]
+    assert shrunk[0]["size_mb"] < rows[0]["size_mb"], "the shrunk graph is smaller than the dense one"
 
 
 def test_baked_dir_is_plain_espnet(recipe):

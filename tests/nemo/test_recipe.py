@@ -37,7 +37,7 @@ def recipe(tmp_path_factory):
 
 def test_recipe_stages_and_results(recipe):
     root, log = recipe
-    for stage in range(1, 9):
+    for stage in range(1, 10):
         assert f"Stage {stage}" in log
     side = (root / "exp" / "compare_toolkits.md").read_text().splitlines()
     assert [line.split("|")[1].strip() for line in side[2:]] == ["dense", "dense_finetune", "sspg"]
@@ -68,6 +68,48 @@ def test_recipe_stages_and_results(recipe):
     assert "### WER by source" in results and "|test_other|festival-slt-hts|" in results
     leftovers = [p for p in (root / "exp").rglob(".*") if p.is_file() and ".nemo" in p.name]
     assert leftovers == []
+
+
+def test_deploy_stage_exports_quantizes_and_scores_every_model_in_both_runtimes(recipe):
+    root, _ = recipe
+    table = json.loads((root / "exp" / "DEPLOY.json").read_text())["rows"]
+    systems = ["conformer_ctc_bpe_unigram32", "conformer_ctc_bpe_unigram32_finetune",
+               f"conformer_ctc_bpe_unigram32_sspg{TARGET}"]
+    assert [(r["model"], r["form"], r["runtime"]) for r in table] == [
+        (s, f"onnx {f}", rt) for s in systems for f in ("fp32", "int8") for rt in ("onnxruntime", "sherpa-onnx")]
+    dense_fp32 = table[0]
+    assert dense_fp32["latency_ratio_range"] == [1.0, 1.0]
+    int8 = [r for r in table if r["form"] == "onnx int8"]
+    assert all(r["size_mb"] < dense_fp32["size_mb"] for r in int8)  # tiny: the filterbank and scales weigh
+    for row in table:
+        assert set(row["wer"]) == set(row["vs_dense"]) == {"test_clean", "test_other"}
+    # onnxruntime on NeMo's own features reproduces the PyTorch decode of the same model.
+    rows = json.loads((root / "results" / "results.json").read_text())
+    pytorch = {r["system"]: r["wer"] for r in rows}
+    for row in table:
+        if row["form"] == "onnx fp32" and row["runtime"] == "onnxruntime":
+            assert row["wer"] == pytorch[row["model"]], row["model"]
+    assert "| onnx int8 | sherpa-onnx |" in (root / "exp" / "DEPLOY.md").read_text()
+
+
+def test_export_and_onnx_transcription_refuse_what_does_not_fit(recipe, tmp_path, capsys):
+    from pinch.nemo.bin import export_onnx, onnx_transcribe
+
+    root, _ = recipe
+    run = root / "exp" / f"conformer_ctc_bpe_unigram32_sspg{TARGET}"
+    assert export_onnx.main(["--model", str(run / "gated.nemo"), "--out_dir", str(tmp_path / "a")]) == 1
+    assert "still has its gates; bake it first" in capsys.readouterr().err
+    assert export_onnx.main(["--model", str(run / "gated.nemo"), "--shrink", "--out_dir", str(tmp_path / "b")]) == 1
+    assert "shrink needs a model gated by a structured sspg Pruner" in capsys.readouterr().err
+    assert export_onnx.main(["--model", str(run / "model.nemo"), "--shrink", "--out_dir", str(tmp_path / "c")]) == 1
+    assert "no structured gates to shrink" in capsys.readouterr().err
+    assert not any(tmp_path.rglob("*.onnx"))
+    wrong = tmp_path / "tokens.txt"
+    wrong.write_text("a 0\nb 1\n")
+    hyp = tmp_path / "hyp.txt"
+    assert onnx_transcribe.main(["--tokens", str(wrong), "--decode", str(run / "onnx" / "model.onnx"), "onnxruntime",
+                                 str(root / "data" / "test_clean"), str(hyp)]) == 1
+    assert "the token list 2: they do not belong together" in capsys.readouterr().err and not hyp.exists()
 
 
 def test_rerun_skips_and_keeps_the_table(recipe):

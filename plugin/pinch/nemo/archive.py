@@ -58,6 +58,24 @@ def save_nemo(model, path):
     return path
 
 
+def restore_gated(path):
+    """A compressed (gated) .nemo as its pinch class, gates and thresholds loaded, or None for a
+    plain one."""
+    from pinch.export.checkpoint import load_state_dict
+    from pinch.nemo.models import pinch_class_for
+
+    cfg = nemo_config(path)
+    if cfg.get(PRUNING_KEY) is None:
+        return None
+    cls = pinch_class_for(cfg.get("target"))
+    # Weights first without the gates (restore_from builds the network and unpacks the
+    # tokenizer), then the gates, then the full state dict with thresholds and step.
+    model = cls.restore_from(str(path), override_config_path=cfg, strict=False, map_location="cpu")
+    model.attach_pruner(total_steps=1)
+    model.load_state_dict(load_state_dict(str(path)), strict=True)
+    return model
+
+
 def write_counts(model, nemo_file):
     """``<nemo_file>.json``: parameter counts of a dense model, for the results table (bake
     writes the same for a compressed one)."""

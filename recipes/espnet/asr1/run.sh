@@ -3,11 +3,13 @@
 #
 # Stages keep the numbers of egs2/TEMPLATE/asr1/asr.sh where they match (1 data, 3 format,
 # 4 filter, 5 token list, 10 collect stats, 11 training); pinch adds 12 compression and
-# 13 bake, and asr.sh's decoding and scoring follow as 14 and 15.
+# 13 bake, and asr.sh's decoding and scoring follow as 14 and 15; 16 deploys every model as
+# ONNX fp32 and int8 (structured runs shrunk), decoded by onnxruntime and scored (DEPLOY.md).
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 12 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
 #   ./run.sh --pretrained /models/asr_model.zip   # compress a model you hold (no stage 11)
+#   ./run.sh --stage 12 --granularity structured  # whole units, heads, conv channels: real speed
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
 
@@ -15,7 +17,7 @@ set -euo pipefail
 
 # General configuration
 stage=1                 # First stage to run.
-stop_stage=15           # Last stage to run.
+stop_stage=16           # Last stage to run.
 python=python3          # Python with pinch and espnet installed.
 ngpu=0                  # GPUs for training (0: CPU).
 overwrite=false         # Redo stages whose results already exist.
@@ -60,6 +62,9 @@ dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
+# structured (sspg): prune whole FFN units, attention heads and conv channels (runs get a
+# _structured suffix; the baked model keeps the zeros, pinch.shrink removes them).
+granularity=unstructured
 pruning_conf_dir=../../../conf/pruning
 inference_config=conf/decode_ctc.yaml
 inference_asr_model=valid.loss.ave.pth
@@ -304,7 +309,7 @@ if run_stage 12; then
             train_asr "${dir}" pinch.espnet.bin.asr_train "compression ${m} ${t}" \
                 --init_param "${dense_dir}/${inference_asr_model}" \
                 --pruning_config "${pruning_conf_dir}/${m}.yaml" \
-                --pruning_conf "target_sparsity=${t}" ${asr_args} ${finetune_args} ${compress_args}
+                --pruning_conf "target_sparsity=${t}" --pruning_conf "granularity=${granularity}" ${asr_args} ${finetune_args} ${compress_args}
             log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
     done < <(compressed_runs)
 fi
@@ -414,6 +419,58 @@ if run_stage 15; then
             --method "${method}" --notes "${notes}"
     done < <(model_dirs)
     stage_time 15 "${t0}"
+fi
+
+if run_stage 16; then
+    t0=${SECONDS}
+    log "Stage 16: Deploy: ONNX fp32 and int8 (encoder + CTC) of every model, decoded by onnxruntime, scored vs the dense model"
+    deployed=()
+    mkdir -p "${expdir}/logs"
+    while read -r dir config model made_by; do
+        onnx="${dir}/onnx"
+        if ! done_or_redo "${onnx}/model.int8.onnx" 16; then
+            # A structured run deploys shrunk (from its gated checkpoint), every other as decoded.
+            if [ "${made_by}" = 13 ] && [ "${granularity}" = structured ]; then
+                run_dir=${dir%/baked}
+                src=(--asr_train_config "${run_dir}/config.yaml" --asr_model_file "${run_dir}/${inference_asr_model}" --shrink)
+            else
+                src=(--asr_train_config "${config}" --asr_model_file "${model}")
+            fi
+            need "${src[3]}" "${made_by}"
+            mkdir -p "${onnx}"
+            ${python} -m pinch.espnet.bin.export_onnx "${src[@]}" --out_dir "${onnx}" > "${onnx}/export.log" 2>&1 \
+                || failed "ONNX export" "${onnx}/export.log"
+            grep '^pinch.espnet:' "${onnx}/export.log" >&2
+        fi
+        # One process per model decodes every form and set still missing.
+        jobs=()
+        for form in fp32 int8; do
+            file="${onnx}/model.onnx"
+            [ "${form}" = int8 ] && file="${onnx}/model.int8.onnx"
+            for dset in ${test_sets}; do
+                text="${onnx}/${form}_onnxruntime/decode_${dset}/text"
+                done_or_redo "${text}" 16 || jobs+=(--decode "${file}" "${dumpdir}/raw/${dset}/wav.scp" "${text}")
+            done
+        done
+        if [ ${#jobs[@]} -gt 0 ]; then
+            ${python} -m pinch.espnet.bin.onnx_decode --tokens "${onnx}/tokens.txt" "${jobs[@]}" \
+                > "${onnx}/decode.log" 2>&1 || failed "onnxruntime decoding" "${onnx}/decode.log"
+        fi
+        for form in fp32 int8; do
+            for dset in ${test_sets}; do
+                out="${onnx}/${form}_onnxruntime/decode_${dset}"
+                need "${dense_dir}/${inference_tag}/${dset}/text" 14
+                score_set 16 "${dumpdir}/raw/${dset}/text" "${out}/text" "${out}" \
+                    "dense:${dense_dir}/${inference_tag}/${dset}/text"
+            done
+        done
+        deployed+=("${dir}")
+    done < <(model_dirs)
+    ${python} -m pinch.deploy.report --model_dirs "${deployed[@]}" --runtimes onnxruntime \
+        --test_sets ${test_sets} --out "${expdir}/DEPLOY.md" > "${expdir}/logs/deploy_results.log" 2>&1 \
+        || failed "deployment table" "${expdir}/logs/deploy_results.log"
+    log "Stage 16: deployment table -> ${expdir}/DEPLOY.md"
+    stage_time 16 "${t0}"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -6,10 +6,13 @@
 #  3 dense training (Conformer-CTC BPE)                7 sclite scoring, MAPSSWE vs dense, results table
 #  4 one-pass compression from the dense .nemo          8 ESPnet and NeMo results side by side
 #    (and the dense control: the same pass without pruning)
+#  9 deploy: ONNX fp32 + int8 of every model (structured runs shrunk), decoded by onnxruntime
+#    and sherpa-onnx, scored vs the dense model, DEPLOY.md with size and latency
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 4 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
 #   ./run.sh --pretrained /models/parakeet-ctc.nemo   # compress a model you hold (no stages 2-3)
+#   ./run.sh --stage 4 --granularity structured     # whole units, heads, conv channels: real speed
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
 
@@ -17,7 +20,7 @@ set -euo pipefail
 
 # General configuration
 stage=1                 # First stage to run.
-stop_stage=8            # Last stage to run.
+stop_stage=9            # Last stage to run.
 python=python3          # Python with pinch and nemo_toolkit[asr] installed.
 overwrite=false         # Redo stages whose results already exist.
 datadir=data            # Kaldi-style data dirs with manifest.json per split.
@@ -48,8 +51,13 @@ dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
+# structured (sspg): prune whole FFN units, attention heads and conv channels; the runs get a
+# _structured suffix, and stage 9 deploys them shrunk (the groups removed).
+granularity=unstructured
 pruning_conf_dir=../../../conf/pruning
 batch_size=32           # Transcription batch size.
+# Stage 9: runtimes that decode the exported ONNX forms (fp32 and int8) of every model.
+deploy_runtimes="onnxruntime sherpa-onnx"
 results_table=../../../exp/results  # Shared results table (append-only).
 
 help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
@@ -179,7 +187,7 @@ if run_stage 4; then
         done_or_redo "${dir}/gated.nemo" 4 && continue
         finetune "${dir}" "compression ${m} ${t}" \
             "pruning_config=$(abspath "${pruning_conf_dir}")/${m}.yaml" "model.pruning.target_sparsity=${t}" \
-            "output_nemo=$(abspath "${dir}")/gated.nemo" ${compress_args}
+            "output_nemo=$(abspath "${dir}")/gated.nemo" "model.pruning.granularity=${granularity}" ${compress_args}
         log "Stage 4: ${dir} done in $(( SECONDS - t0 ))s"
     done < <(compressed_runs)
 fi
@@ -260,6 +268,65 @@ if run_stage 8; then
     log "Stage 8: ESPnet and NeMo results of corpus ${corpus} side by side -> ${expdir}/compare_toolkits.md"
     ${python} -m pinch.scoring.side_by_side --table "${results_table}" --corpus "${corpus}" \
         --out "${expdir}/compare_toolkits.md" || die "side-by-side table failed"
+fi
+
+if run_stage 9; then
+    t0=${SECONDS}
+    log "Stage 9: Deploy: ONNX fp32 and int8 of every model, decoded by ${deploy_runtimes}, scored vs the dense model"
+    for rt in ${deploy_runtimes}; do
+        case "${rt}" in onnxruntime|sherpa-onnx) ;; *) die "--deploy_runtimes: unknown runtime '${rt}'" ;; esac
+    done
+    deployed=()
+    mkdir -p "${expdir}/logs"
+    while read -r dir made_by; do
+        onnx="${dir}/onnx"
+        if ! done_or_redo "${onnx}/model.int8.onnx" 9; then
+            # A structured run deploys shrunk (from its gated model), every other as saved.
+            if [ "${made_by}" = 5 ] && [ "${granularity}" = structured ]; then
+                need "${dir}/gated.nemo" 4
+                src=(--model "${dir}/gated.nemo" --shrink)
+            else
+                need "${dir}/model.nemo" "${made_by}"
+                src=(--model "${dir}/model.nemo")
+            fi
+            mkdir -p "${onnx}"
+            ${python} -m pinch.nemo.bin.export_onnx "${src[@]}" --out_dir "${onnx}" > "${onnx}/export.log" 2>&1 \
+                || failed "ONNX export" "${onnx}/export.log"
+            grep '^pinch.nemo:' "${onnx}/export.log" >&2
+        fi
+        # One process per model decodes every form, runtime and set still missing.
+        jobs=()
+        for form in fp32 int8; do
+            file="${onnx}/model.onnx"
+            [ "${form}" = int8 ] && file="${onnx}/model.int8.onnx"
+            for rt in ${deploy_runtimes}; do
+                for dset in ${test_sets}; do
+                    hyp="${onnx}/${form}_${rt}/decode_${dset}/hyp.txt"
+                    done_or_redo "${hyp}" 9 || jobs+=(--decode "${file}" "${rt}" "${datadir}/${dset}" "${hyp}")
+                done
+            done
+        done
+        if [ ${#jobs[@]} -gt 0 ]; then
+            ${python} -m pinch.nemo.bin.onnx_transcribe --tokens "${onnx}/tokens.txt" "${jobs[@]}" \
+                > "${onnx}/transcribe.log" 2>&1 || failed "ONNX transcription" "${onnx}/transcribe.log"
+        fi
+        for form in fp32 int8; do
+            for rt in ${deploy_runtimes}; do
+                for dset in ${test_sets}; do
+                    out="${onnx}/${form}_${rt}/decode_${dset}"
+                    need "${dense_dir}/decode_${dset}/hyp.txt" 6
+                    score_set 9 "${datadir}/${dset}/text" "${out}/hyp.txt" "${out}" \
+                        "dense:${dense_dir}/decode_${dset}/hyp.txt"
+                done
+            done
+        done
+        deployed+=("${dir}")
+    done < <(model_dirs)
+    ${python} -m pinch.deploy.report --model_dirs "${deployed[@]}" --runtimes ${deploy_runtimes} \
+        --test_sets ${test_sets} --out "${expdir}/DEPLOY.md" > "${expdir}/logs/deploy_results.log" 2>&1 \
+        || failed "deployment table" "${expdir}/logs/deploy_results.log"
+    log "Stage 9: deployment table -> ${expdir}/DEPLOY.md"
+    stage_time 9 "${t0}"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -20,7 +20,7 @@ import pinch
 import pinch.espnet.tasks.asr  # noqa: F401  (pinch's encoders, for configs that use them)
 from pinch.data.atomic import atomic_output_dir
 from pinch.export.checkpoint import load_state_dict
-from pinch.espnet.choices import PRUNING_KEYS
+from pinch.espnet.choices import PRUNING_KEYS, resolve_pruning
 from pinch.gates.gate import THRESHOLD_SUFFIX
 from pinch.targets import select_targets
 from pinch.sparsity import report_from_masks
@@ -60,6 +60,16 @@ def load_task(name):
     return getattr(__import__(module, fromlist=[cls]), cls)
 
 
+def gated_model(task, config, state_dict):
+    """The model a pruning run trained, gates included, with ``state_dict`` (thresholds too) loaded."""
+    plain = {k: v for k, v in config.items() if k not in PRUNING_KEYS}
+    model = load_task(task).build_model(argparse.Namespace(**plain))
+    pinch.Pruner.from_config(model, resolve_pruning(argparse.Namespace(**{**config, "pruning_config": None})),
+                             total_steps=1)
+    model.load_state_dict(state_dict, strict=True)
+    return model
+
+
 def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None, overwrite=False,
                    mask_from=None):
     """Write the baked model dir atomically; returns the sparsity report as a dict."""
@@ -78,8 +88,12 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
     gated_sd = load_state_dict(str(model_file))  # data only: nothing in the file is executed
     final = load_state_dict(str(mask_from)) if mask_from else None
     gated_names = [k[: -len(THRESHOLD_SUFFIX)] for k in gated_sd if k.endswith(THRESHOLD_SUFFIX)]
-    baked = pinch.bake_state_dict(gated_sd)
-    if target_sparsity is not None and gated_names:
+    structured = (config.get("pruning_conf") or {}).get("granularity") == "structured"
+    if structured:  # group masks need the gates' layouts: bake the gated model itself
+        baked = pinch.bake(gated_model(task, config, gated_sd)).state_dict()
+    else:
+        baked = pinch.bake_state_dict(gated_sd)
+    if target_sparsity is not None and gated_names and not structured:
         reached = 1.0 - sum(int((baked[n] != 0).sum()) for n in gated_names) / sum(
             baked[n].numel() for n in gated_names)
         if abs(reached - target_sparsity) <= MAX_RESCALE_GAP:

@@ -14,7 +14,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from pinch.export.checkpoint import load_state_dict
 from pinch.data.atomic import write_json_atomic
 
 
@@ -22,21 +21,17 @@ def bake_file(src, out):
     """Write the baked ``out`` (.nemo) and ``out`` with .json (the sparsity report)."""
     from omegaconf import OmegaConf
 
-    from pinch.nemo import bake_nemo_model, nemo_config, pinch_class_for, save_nemo
+    from pinch.nemo import bake_nemo_model, save_nemo
+    from pinch.nemo.archive import restore_gated
 
-    cfg = nemo_config(src)
-    if cfg.get("pruning") is None:
+    model = restore_gated(src)
+    if model is None:
         raise ValueError(f"{src}: its config has no 'pruning' block; nothing to bake (is it already plain NeMo?)")
-    cls = pinch_class_for(cfg.get("target"))
-    # Weights first without the gates (restore_from builds the network and unpacks the
-    # tokenizer), then the gates, then the full state dict with thresholds and step.
-    model = cls.restore_from(str(src), override_config_path=cfg, strict=False, map_location="cpu")
-    model.attach_pruner(total_steps=1)
-    model.load_state_dict(load_state_dict(str(src)), strict=True)
+    pruning = OmegaConf.to_container(model.cfg.pruning, resolve=True)  # before bake drops the block
     report = model.pruner.sparsity()
     bake_nemo_model(model)
     out = save_nemo(model, out)
-    summary = {"source": str(src), "nemo_file": str(out), "pruning": OmegaConf.to_container(cfg.pruning, resolve=True)}
+    summary = {"source": str(src), "nemo_file": str(out), "pruning": pruning}
     summary.update(dataclasses.asdict(report))
     write_json_atomic(out.with_suffix(".json"), summary)
     return out, report

@@ -1,8 +1,9 @@
 """Transcribe data directories with a .nemo model into Kaldi-style hypothesis files.
 
-The model's own greedy decoding (CTC; RNNT for transducers and hybrids) through NeMo's own ``ASRModel.restore_from`` + ``transcribe()``
-(the same calls a user without pinch makes), on each split's manifest.json; utterance
-ids come from the split's wav.scp so the output scores against its ``text``. One
+The model's own greedy decoding (CTC; RNNT for transducers and hybrids) through NeMo's
+``ASRModel.restore_from`` + ``transcribe()`` (the same calls a user without pinch makes), on
+each split's manifest.json; utterance ids come from the split's wav.scp so the output scores
+against its ``text``. One
 process serves several splits (``--set`` repeated): NeMo's import and the model load
 are paid once.
 
@@ -51,9 +52,13 @@ def transcribe(model_path, sets, batch_size=16):
 
 
 def write_hypotheses(model, utts, out, batch_size):
-    """Transcribe ``utts`` into ``out`` (``utt_id words`` lines, sorted), complete or not at all."""
+    """Transcribe ``utts`` into ``out``."""
     hyps = model.transcribe([audio for _, audio in utts], batch_size=batch_size, verbose=False)
-    texts = [h.text if hasattr(h, "text") else str(h) for h in hyps]
+    return write_hyp_file(out, utts, [h.text if hasattr(h, "text") else str(h) for h in hyps])
+
+
+def write_hyp_file(out, utts, texts):
+    """``utt_id words`` lines, sorted, complete or not at all."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, "".join(f"{utt} {' '.join(text.split())}\n" for (utt, _), text in sorted(zip(utts, texts))))

@@ -1,0 +1,80 @@
+"""ONNX files of baked or shrunk models: metadata, int8 quantization, checked sessions.
+
+A file is written next to its destination and renamed over it, so a killed export or
+quantization never leaves a file that a rerun would trust.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pinch.gates.gate import THRESHOLD_SUFFIX, iter_gates
+
+
+def check_ungated(model):
+    """Refuse a model that still has gates: the exported graph must hold the masked weights."""
+    gated = [n for n, _ in iter_gates(model)] + [n for n, _ in model.named_parameters()
+                                                 if n.endswith(THRESHOLD_SUFFIX)]
+    if gated:
+        raise ValueError(f"{type(model).__name__} still has pinch gates ({gated[0]}); bake it (or shrink a "
+                         "structured one) before exporting")
+
+
+def replace_atomically(path, write):
+    """Call ``write(tmp_path)``, then move the result to ``path``; nothing is left on failure."""
+    path = Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def set_metadata(path, metadata):
+    """Add ``metadata`` (str values) to an ONNX file's ``metadata_props``, as runtimes read them."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({k: str(v) for k, v in metadata.items()})
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    replace_atomically(path, lambda tmp: onnx.save(model, tmp))
+
+
+def onnx_session(path, threads=1):
+    """An onnxruntime CPU session with ``threads`` intra-op threads (1: the latency figures' setting)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def quantize_int8(src, dst, feeds, keep_fp32=()):
+    """Dynamic int8 quantization (int8 weights, activations quantized on the fly) of ``src``.
+
+    ``keep_fp32``: node names left in float (the layers that int8 breaks). The result is run
+    on ``feeds`` and refused if any output is not finite; ``dst`` is written only then.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    def write(tmp):
+        quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=list(keep_fp32))
+        outputs = onnx_session(tmp).run(None, feeds)
+        bad = [i for i, out in enumerate(outputs) if not np.isfinite(out).all()]
+        if bad:
+            raise ValueError(f"int8 quantization of {src} gives non-finite outputs (output {bad[0]}); "
+                             "keep the offending layers in fp32 (keep_fp32)")
+
+    return replace_atomically(dst, write)

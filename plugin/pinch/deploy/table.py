@@ -1,0 +1,62 @@
+"""The deployment table: one row per deployed form of a recipe's models (ONNX fp32 / int8 in a
+runtime), with WER per test set, MAPSSWE against the dense PyTorch model, size and latency.
+
+Each form's decodes live in ``<model_dir>/onnx/<form>_<runtime>/decode_<set>/`` as the recipes'
+scoring stages write them (score_wer/result.json, mapsswe_vs_dense/compare.json).
+"""
+import json
+from pathlib import Path
+
+from pinch.data.atomic import write_json_atomic, write_text_atomic
+
+FORMS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+
+def form_dir(model_dir, form, runtime):
+    return Path(model_dir) / "onnx" / f"{form}_{runtime}"
+
+
+def _read(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (run the decoding and scoring of the deploy stage)")
+    return json.loads(path.read_text())
+
+
+def deploy_row(model_dir, name, form, runtime, test_sets, latency):
+    """One form's row; ``latency`` is `onnx_latencies`' entry for its file."""
+    onnx = Path(model_dir) / "onnx" / FORMS[form]
+    row = {"model": name, "form": f"onnx {form}", "runtime": runtime,
+           "size_mb": onnx.stat().st_size / 1e6, "latency_ratio": latency["ratio"],
+           "latency_ratio_range": latency["ratio_range"], "latency_ms": latency["median_s"] * 1000,
+           "load_s": latency["load_s"], "wer": {}, "vs_dense": {}}
+    for dset in test_sets:
+        decode = form_dir(model_dir, form, runtime) / f"decode_{dset}"
+        row["wer"][dset] = _read(decode / "score_wer" / "result.json")["wer"]
+        compare = _read(decode / "mapsswe_vs_dense" / "compare.json")
+        row["vs_dense"][dset] = {k: compare[k] for k in ("p_value", "lossless")}
+    return row
+
+
+def render(rows, test_sets, latency_note):
+    head = ["model", "form", "runtime", "size MB", "latency x dense fp32 [range]"]
+    head += [f"WER {d}" for d in test_sets] + [f"p vs dense PyTorch ({d})" for d in test_sets]
+    lines = ["# Deployment: ONNX forms decoded by their runtimes", "", latency_note, "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lo, hi = r["latency_ratio_range"]
+        cells = [r["model"], r["form"], r["runtime"], f"{r['size_mb']:.2f}",
+                 f"{r['latency_ratio']:.2f} [{lo:.2f}, {hi:.2f}]"]
+        cells += [f"{r['wer'][d]:.2f}" for d in test_sets]
+        cells += [_verdict(r["vs_dense"][d]) for d in test_sets]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(test):
+    return f"{test['p_value']:.2g}" + ("" if test["lossless"] else " worse")
+
+
+def write_table(out_md, rows, test_sets, latency_note):
+    write_json_atomic(Path(out_md).with_suffix(".json"), {"note": latency_note, "rows": rows})
+    write_text_atomic(out_md, render(rows, test_sets, latency_note))

@@ -1,0 +1,116 @@
+"""Transcribe data directories with exported NeMo CTC ONNX files, in onnxruntime or sherpa-onnx.
+
+onnxruntime: the features come from NeMo's preprocessor, built from the config the export
+stored in the file, and the log-probabilities are decoded greedily. sherpa-onnx: its offline
+recognizer for NeMo CTC models computes its own features from the file's metadata, as a
+deployment does. Either writes Kaldi-style hypothesis files like ``pinch.nemo.bin.transcribe``.
+One process serves every ``--decode`` (NeMo's import is paid once); each file and runtime is
+loaded once.
+
+    python -m pinch.nemo.bin.onnx_transcribe --tokens exp/sspg/onnx/tokens.txt \
+        --decode exp/sspg/onnx/model.int8.onnx sherpa-onnx data/test_clean exp/sspg/onnx/int8_sherpa-onnx/decode_test_clean/hyp.txt
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import soundfile as sf
+
+from pinch.deploy import greedy_ctc, onnx_session, pieces_to_text, read_tokens
+from pinch.nemo.bin.export_onnx import PREPROCESSOR_KEY
+from pinch.nemo.bin.transcribe import utterances, write_hyp_file
+
+RUNTIMES = ("onnxruntime", "sherpa-onnx")
+
+
+class OnnxRuntimeCTC:
+    """NeMo's features, the ONNX graph in onnxruntime, greedy CTC."""
+
+    def __init__(self, onnx_path, tokens):
+        from nemo.collections.asr.modules import AudioToMelSpectrogramPreprocessor
+
+        self.session = onnx_session(onnx_path)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if PREPROCESSOR_KEY not in meta:
+            raise ValueError(f"{onnx_path}: no {PREPROCESSOR_KEY} metadata (not exported by pinch.nemo.bin.export_onnx)")
+        outputs = self.session.get_outputs()[0].shape[-1]
+        if outputs != len(tokens):
+            raise ValueError(f"{onnx_path} has {outputs} outputs per frame, the token list {len(tokens)}: "
+                             "they do not belong together")
+        config = {k: v for k, v in json.loads(meta[PREPROCESSOR_KEY]).items() if k != "_target_"}
+        self.preprocessor = AudioToMelSpectrogramPreprocessor(**config).eval()
+        self.tokens = tokens
+
+    def __call__(self, audio_path):
+        import torch
+
+        audio, _ = sf.read(audio_path, dtype="float32")
+        with torch.no_grad():
+            feats, length = self.preprocessor(input_signal=torch.from_numpy(audio)[None],
+                                              length=torch.tensor([len(audio)]))
+        logprobs, = self.session.run(None, {"audio_signal": feats.numpy(), "length": length.numpy()})
+        frames = logprobs.shape[1]  # the graph's own output length (no length output)
+        ids = greedy_ctc(logprobs[0], frames, blank=len(self.tokens) - 1)
+        return pieces_to_text(self.tokens[i] for i in ids)
+
+
+class SherpaOnnxCTC:
+    """sherpa-onnx's offline recognizer for NeMo CTC models (its own feature extraction)."""
+
+    def __init__(self, onnx_path, tokens_path):
+        import sherpa_onnx
+
+        self.recognizer = sherpa_onnx.OfflineRecognizer.from_nemo_ctc(
+            model=str(onnx_path), tokens=str(tokens_path), num_threads=1, decoding_method="greedy_search")
+
+    def __call__(self, audio_path):
+        audio, rate = sf.read(audio_path, dtype="float32")
+        stream = self.recognizer.create_stream()
+        stream.accept_waveform(rate, audio)
+        self.recognizer.decode_stream(stream)
+        return stream.result.text
+
+
+def transcribe(tokens_path, jobs):
+    """``jobs``: ``(onnx, runtime, data_dir, out)`` each; returns the utterance counts."""
+    tokens = read_tokens(tokens_path)
+    for onnx, runtime, _, _ in jobs:
+        if not Path(onnx).is_file():
+            raise FileNotFoundError(f"{onnx}: no such file")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; one of {', '.join(RUNTIMES)}")
+    checked = [(onnx, runtime, utterances(data_dir), out) for onnx, runtime, data_dir, out in jobs]
+    decoders, counts = {}, []
+    for onnx, runtime, utts, out in checked:
+        if (onnx, runtime) not in decoders:
+            decoders[onnx, runtime] = (OnnxRuntimeCTC(onnx, tokens) if runtime == "onnxruntime"
+                                       else SherpaOnnxCTC(onnx, tokens_path))
+        decode = decoders[onnx, runtime]
+        counts.append(write_hyp_file(out, utts, [decode(audio) for _, audio in utts]))
+    return counts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m pinch.nemo.bin.onnx_transcribe",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--tokens", required=True, help="tokens.txt written beside the ONNX files")
+    parser.add_argument("--decode", nargs=4, action="append", required=True,
+                        metavar=("ONNX", "RUNTIME", "DATA_DIR", "OUT"),
+                        help=f"model.onnx or model.int8.onnx, a runtime ({', '.join(RUNTIMES)}), a split "
+                             "folder (manifest.json, wav.scp) and the hypothesis file to write")
+    args = parser.parse_args(argv)
+    try:
+        if not Path(args.tokens).is_file():
+            raise FileNotFoundError(f"{args.tokens}: no such file")
+        counts = transcribe(args.tokens, args.decode)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"pinch.nemo.bin.onnx_transcribe: error: {err}", file=sys.stderr)
+        return 1
+    for n, (_, runtime, _, out) in zip(counts, args.decode):
+        print(f"pinch.nemo: {n} utterances ({runtime}) -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
