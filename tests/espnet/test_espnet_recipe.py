@@ -327,7 +327,7 @@ def pretrained_root(recipe, tmp_path):
 def test_a_pretrained_model_zoo_zip_is_compressed_on_the_recipe_data(recipe, tmp_path):
     pack = pack_model_zoo_zip(recipe["dense"], tmp_path / "asr_tiny.zip")
     root = pretrained_root(recipe, tmp_path)
-    proc = run_recipe(root, "--pretrained", str(pack), "--stage", "5", "--dense_control", "false")
+    proc = run_recipe(root, "--pretrained", str(pack), "--stage", "5", "--stop_stage", "15", "--dense_control", "false")
     assert "Stage 11: skipped: the dense model is --pretrained" in proc.stderr
     dense = root / "exp" / "pretrained_asr_tiny"
     config = yaml.safe_load((dense / "config.yaml").read_text())

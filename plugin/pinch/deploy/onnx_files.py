@@ -78,3 +78,17 @@ def quantize_int8(src, dst, feeds, keep_fp32=()):
                              "keep the offending layers in fp32 (keep_fp32)")
 
     return replace_atomically(dst, write)
+
+
+def ctc_session(onnx_path, tokens, key, exporter):
+    """A session for a CTC graph that ``exporter`` wrote, and its ``key`` metadata; refused when
+    the file lacks it or its outputs per frame do not match the token list."""
+    session = onnx_session(onnx_path)
+    meta = session.get_modelmeta().custom_metadata_map
+    if key not in meta:
+        raise ValueError(f"{onnx_path}: no {key} metadata (not exported by {exporter})")
+    outputs = session.get_outputs()[0].shape[-1]
+    if outputs != len(tokens):
+        raise ValueError(f"{onnx_path} has {outputs} outputs per frame, the token list {len(tokens)}: "
+                         "they do not belong together")
+    return session, meta[key]

@@ -19,7 +19,8 @@ import torch
 
 from pinch.data.atomic import write_text_atomic
 from pinch.data.kaldi import read_table
-from pinch.deploy import greedy_ctc, onnx_session, pieces_to_text, read_tokens
+from pinch.deploy import greedy_ctc, pieces_to_text, read_tokens
+from pinch.deploy.onnx_files import ctc_session
 from pinch.espnet.bin.export_onnx import FRONTEND_KEY
 
 
@@ -27,15 +28,8 @@ class EspnetOnnxCTC:
     def __init__(self, onnx_path, tokens):
         from espnet2.tasks.asr import frontend_choices
 
-        self.session = onnx_session(onnx_path)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if FRONTEND_KEY not in meta:
-            raise ValueError(f"{onnx_path}: no {FRONTEND_KEY} metadata (not exported by pinch.espnet.bin.export_onnx)")
-        outputs = self.session.get_outputs()[0].shape[-1]
-        if outputs != len(tokens):
-            raise ValueError(f"{onnx_path} has {outputs} outputs per frame, the token list {len(tokens)}: "
-                             "they do not belong together")
-        front = json.loads(meta[FRONTEND_KEY])
+        self.session, front = ctc_session(onnx_path, tokens, FRONTEND_KEY, "pinch.espnet.bin.export_onnx")
+        front = json.loads(front)
         self.frontend = (frontend_choices.get_class(front["frontend"])(**front["frontend_conf"]).eval()
                          if front["frontend"] else None)
         self.tokens = tokens

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from pinch.deploy import greedy_ctc, onnx_session, pieces_to_text, read_tokens
+from pinch.deploy import greedy_ctc, pieces_to_text, read_tokens
+from pinch.deploy.onnx_files import ctc_session
 from pinch.nemo.bin.export_onnx import PREPROCESSOR_KEY
 from pinch.nemo.bin.transcribe import utterances, write_hyp_file
 
@@ -30,15 +31,8 @@ class OnnxRuntimeCTC:
     def __init__(self, onnx_path, tokens):
         from nemo.collections.asr.modules import AudioToMelSpectrogramPreprocessor
 
-        self.session = onnx_session(onnx_path)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if PREPROCESSOR_KEY not in meta:
-            raise ValueError(f"{onnx_path}: no {PREPROCESSOR_KEY} metadata (not exported by pinch.nemo.bin.export_onnx)")
-        outputs = self.session.get_outputs()[0].shape[-1]
-        if outputs != len(tokens):
-            raise ValueError(f"{onnx_path} has {outputs} outputs per frame, the token list {len(tokens)}: "
-                             "they do not belong together")
-        config = {k: v for k, v in json.loads(meta[PREPROCESSOR_KEY]).items() if k != "_target_"}
+        self.session, config = ctc_session(onnx_path, tokens, PREPROCESSOR_KEY, "pinch.nemo.bin.export_onnx")
+        config = {k: v for k, v in json.loads(config).items() if k != "_target_"}
         self.preprocessor = AudioToMelSpectrogramPreprocessor(**config).eval()
         self.tokens = tokens
 
