@@ -5,7 +5,7 @@ masks: latency and size do not depend on how the mask was learned). Each structu
 prunes a share of every block's FFN units, attention heads and convolution channels, then
 `pinch.shrink` removes them. Latency: ``--rounds`` rounds of ``--repeats`` interleaved
 forwards; each round's median gives a speed-up, reported as the median and range over rounds.
-Usage: python bench/inference.py [--rounds 3] [--repeats 20] [--seconds 10] [--structured 0.5 0.65 0.8]
+Usage: python bench/inference.py [--threads 1] [--rounds 3] [--repeats 20] [--seconds 10] [--structured 0.5 0.65 0.8]
 """
 import argparse
 import copy
@@ -86,6 +86,7 @@ def size_on_disk(model, sparse):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the issue's figure: 1)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--structured", type=float, nargs="+", default=[0.5, 0.65, 0.8],
@@ -93,6 +94,7 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     x, lens = features(batch=1, seconds=args.seconds)
     dense = conformer_encoder()
     baked = unstructured(copy.deepcopy(dense), 0.65)
@@ -124,8 +126,9 @@ def main(argv=None):
     result = {"model": "ESPnet ConformerEncoder, 6 blocks, d=144, ffn=576",
               "input": f"batch 1 x {args.seconds} s of 80-dim features", "rounds": args.rounds,
               "repeats": args.repeats, "rows": rows, "target_structured_speedup": 1.6}
-    path = write_json(args.out, "inference", result)
-    bar_plot(args.out, "inference", [r["variant"].split(" (")[0] for r in rows], [r["latency_ms"] for r in rows],
+    name = "inference" if args.threads == 1 else f"inference_{args.threads}threads"
+    path = write_json(args.out, name, result)
+    bar_plot(args.out, name, [r["variant"].split(" (")[0] for r in rows], [r["latency_ms"] for r in rows],
              "ms", f"Encoder latency, {args.seconds:g} s of audio (CPU)")
     print(f"wrote {path}")
     return result

@@ -3,8 +3,9 @@
 #
 # Stages keep the numbers of egs2/TEMPLATE/asr1/asr.sh where they match (1 data, 3 format,
 # 4 filter, 5 token list, 10 collect stats, 11 training); pinch adds 12 compression and
-# 13 bake, and asr.sh's decoding and scoring follow as 14 and 15; 16 deploys every model as
-# ONNX fp32 and int8 (structured runs shrunk), decoded by onnxruntime and scored (DEPLOY.md).
+# 13 bake, and asr.sh's decoding and scoring follow as 14 and 15; 16 deploys the dense and
+# compressed models as ONNX fp32 and int8 (structured runs shrunk), decoded by onnxruntime
+# and scored (DEPLOY.md).
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 12 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
@@ -423,10 +424,11 @@ fi
 
 if run_stage 16; then
     t0=${SECONDS}
-    log "Stage 16: Deploy: ONNX fp32 and int8 (encoder + CTC) of every model, decoded by onnxruntime, scored vs the dense model"
+    log "Stage 16: Deploy: ONNX fp32 and int8 (encoder + CTC) of the dense and compressed models, decoded by onnxruntime, scored vs the dense model"
     deployed=()
     mkdir -p "${expdir}/logs"
     while read -r dir config model made_by; do
+        [ "${made_by}" = 12 ] && continue  # the dense control is a training reference, not a deployed model
         onnx="${dir}/onnx"
         if ! done_or_redo "${onnx}/model.int8.onnx" 16; then
             # A structured run deploys shrunk (from its gated checkpoint), every other as decoded.

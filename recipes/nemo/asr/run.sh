@@ -6,7 +6,7 @@
 #  3 dense training (Conformer-CTC BPE)                7 sclite scoring, MAPSSWE vs dense, results table
 #  4 one-pass compression from the dense .nemo          8 ESPnet and NeMo results side by side
 #    (and the dense control: the same pass without pruning)
-#  9 deploy: ONNX fp32 + int8 of every model (structured runs shrunk), decoded by onnxruntime
+#  9 deploy: ONNX fp32 + int8 of the dense and compressed models (structured runs shrunk), decoded by onnxruntime
 #    and sherpa-onnx, scored vs the dense model, DEPLOY.md with size and latency
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 4 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
@@ -272,13 +272,14 @@ fi
 
 if run_stage 9; then
     t0=${SECONDS}
-    log "Stage 9: Deploy: ONNX fp32 and int8 of every model, decoded by ${deploy_runtimes}, scored vs the dense model"
+    log "Stage 9: Deploy: ONNX fp32 and int8 of the dense and compressed models, decoded by ${deploy_runtimes}, scored vs the dense model"
     for rt in ${deploy_runtimes}; do
         case "${rt}" in onnxruntime|sherpa-onnx) ;; *) die "--deploy_runtimes: unknown runtime '${rt}'" ;; esac
     done
     deployed=()
     mkdir -p "${expdir}/logs"
     while read -r dir made_by; do
+        [ "${made_by}" = 4 ] && continue  # the dense control is a training reference, not a deployed model
         onnx="${dir}/onnx"
         if ! done_or_redo "${onnx}/model.int8.onnx" 9; then
             # A structured run deploys shrunk (from its gated model), every other as saved.
