@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pinch.gates.masking import hard_keep, pinch_weight
+from pinch.gates.masking import group_cost, hard_keep, pinch_weight
 
 THRESHOLD_SUFFIX = "_threshold"
 INIT_THRESHOLD = 1e-5
@@ -53,7 +53,7 @@ class Gate:
             raise ValueError(f"{type(module).__name__}.{name} is already gated")
         self.module, self.name, self.layout, self.clock = module, name, layout, clock
         self.groups = layout.groups(weight)
-        self.cost = layout.cost or weight.numel() // self.groups
+        self.cost = group_cost(weight, self.groups, layout.cost)
         self.bias_name = bias_name if layout.kind != "element" else None
         module.register_parameter(
             name + THRESHOLD_SUFFIX,

@@ -68,7 +68,8 @@ class _Pinch(torch.autograd.Function):
         return grad_w.view_as(weight), grad_t.reshape(threshold.shape), None, None, None, None
 
 
-def _cost(weight, groups, cost):
+def group_cost(weight, groups, cost):
+    """What a kept group counts: ``cost``, or the group's own size when it is 0/None."""
     return cost or weight.numel() // groups
 
 
@@ -81,15 +82,18 @@ def pinch_weight(weight, threshold, tau, groups=None, soft_weight_grad=False, co
     charges ``cost`` per kept group (default: the group's size)."""
     tau = torch.as_tensor(tau, dtype=weight.dtype, device=weight.device)
     groups = groups or weight.numel()
-    return _Pinch.apply(weight, threshold, tau, groups, soft_weight_grad, _cost(weight, groups, cost))
+    return _Pinch.apply(weight, threshold, tau, groups, soft_weight_grad, group_cost(weight, groups, cost))
 
 
-def kept_total(gated):
+def kept_total(gated, costs=None):
     """The L0 count of the hard masks over ``(weight, threshold, groups, cost)`` tuples, as an
-    int64 tensor: one fused call for all tensors, as a call per tensor costs more than counting."""
+    int64 tensor: one fused call for all tensors, as a call per tensor costs more than counting.
+    ``costs``: the tuples' costs as a tensor on the weights' device, when the caller keeps one
+    (sspg does, so a training step copies nothing from the host)."""
     groups = [g or w.numel() for w, _, g, _ in gated]
     w2ds = [w.detach().reshape(g, -1) for (w, _, _, _), g in zip(gated, groups)]
-    costs = torch.tensor([_cost(w, g, c) for (w, _, _, c), g in zip(gated, groups)], device=w2ds[0].device)
+    if costs is None:
+        costs = torch.tensor([group_cost(w, g, c) for (w, _, _, c), g in zip(gated, groups)], device=w2ds[0].device)
     return (_kept_groups(w2ds, [t.detach() for _, t, _, _ in gated]) * costs).sum()
 
 
@@ -101,7 +105,7 @@ def straight_through_pinched(weight, threshold, tau, groups=None, cost=None):
     margin = _scores(w2d) - threshold.square()
     m = torch.sigmoid(margin / tau)
     hard = (margin >= 0).to(weight.dtype)
-    return (w2d * (hard + m - m.detach())).view_as(weight), m.sum() * _cost(weight, groups, cost)
+    return (w2d * (hard + m - m.detach())).view_as(weight), m.sum() * group_cost(weight, groups, cost)
 
 
 def hard_keep(weight, threshold, groups=None):

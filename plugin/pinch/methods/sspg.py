@@ -66,6 +66,7 @@ class SelfPinching(PruningMethod):
             for t in targets
         ]
         self.gated = sum(g.numel for g in self.gates)
+        self._costs = torch.tensor([g.cost for g in self.gates], device=self.gates[0].weight.device)
         self.eta_on = True
         self.sparsity_now = 0.0
         self.first_reached = None
@@ -140,7 +141,7 @@ class SelfPinching(PruningMethod):
                         self.sparsity_now, self.target_sparsity, self.clock.step, self.clock.total_steps, self.eta)
 
     def _kept_tensor(self):
-        return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates])
+        return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates], self._costs)
 
     def _kept(self):
         return int(self._kept_tensor())
