@@ -15,6 +15,7 @@ from families import TARGETS, family_cfg
 from pinch.nemo import pinch_class_for, save_nemo
 from pinch.nemo.bin.bake import bake_file
 from pinch.nemo.bin.train import build_model
+from pinch.nemo.rnnt_loss import TorchaudioRNNTLoss, choose_rnnt_loss
 
 # What a model computes on fixed input, through every head it has; run here on the gated
 # model and in a fresh interpreter on the baked one.
@@ -88,6 +89,7 @@ def test_transducer_family_compresses_to_target_and_bakes_to_its_class(family, t
                          enable_model_summary=False, log_every_n_steps=1)
     model = build_model(cfg, trainer)  # the train entry point's own class choice
     assert type(model) is pinch_class_for(TARGETS[family]) and model.nemo_class.__name__ in TARGETS[family]
+    assert isinstance(model.loss._loss, TorchaudioRNNTLoss)  # rnnt_loss_impl auto, on a CPU
     trainer.fit(model)
 
     assert trainer.callback_metrics["loss_sparsity"] >= 0 and "sparsity" in trainer.callback_metrics
@@ -124,6 +126,50 @@ def test_tdt_training_step_on_gpu(tiny_model_cfg):
     model = pinch_class_for(model_cfg.target)(cfg=model_cfg, trainer=trainer)
     trainer.fit(model)
     assert int(model.pinch_steps) == 2 and torch.isfinite(trainer.callback_metrics["train_loss"])
+
+
+def test_torchaudio_rnnt_loss_equals_nemos(tiny_model_cfg):
+    """The swapped function gives NeMo's loss and gradient; the config still names NeMo's loss."""
+    model = pinch_class_for(TARGETS["rnnt"]).nemo_class(cfg=family_cfg(tiny_model_cfg, "rnnt"))
+    g = torch.Generator().manual_seed(0)
+    joint = torch.randn(3, 7, 5, model.joint.num_classes_with_blank, generator=g).log_softmax(-1)
+    args = {"targets": torch.randint(0, model.joint.num_classes_with_blank - 1, (3, 4), generator=g),
+            "input_lengths": torch.tensor([7, 6, 4]), "target_lengths": torch.tensor([4, 2, 3])}
+
+    def loss_and_grad():
+        x = joint.clone().requires_grad_()
+        loss = model.loss(log_probs=x, **args)
+        loss.backward()
+        return loss.detach(), x.grad
+
+    nemo_loss, nemo_grad = loss_and_grad()
+    assert choose_rnnt_loss(model, "torchaudio", on_cpu=True) == "torchaudio"
+    ta_loss, ta_grad = loss_and_grad()
+    torch.testing.assert_close(ta_loss, nemo_loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ta_grad, nemo_grad, rtol=1e-4, atol=1e-6)
+    assert model.cfg.loss.loss_name == "default"
+
+
+def test_rnnt_loss_choice(tiny_model_cfg):
+    def model(family):
+        return pinch_class_for(TARGETS[family]).nemo_class(cfg=family_cfg(tiny_model_cfg, family))
+
+    rnnt = model("rnnt")
+    assert choose_rnnt_loss(rnnt, "auto", on_cpu=False) == "nemo"  # a GPU keeps NeMo's
+    assert choose_rnnt_loss(rnnt, "nemo", on_cpu=True) == "nemo"
+    assert type(rnnt.loss._loss).__name__ == "RNNTLossNumba"
+    assert choose_rnnt_loss(model("ctc"), "auto", on_cpu=True) == "nemo"
+    tdt = model("tdt")
+    assert choose_rnnt_loss(tdt, "auto", on_cpu=True) == "nemo"  # TDT is another loss
+    with pytest.raises(ValueError, match="uses NeMo's 'tdt' loss, which torchaudio does not compute"):
+        choose_rnnt_loss(tdt, "torchaudio", on_cpu=True)
+    with pytest.raises(ValueError, match="rnnt_loss_impl must be one of auto, nemo, torchaudio, not 'numba'"):
+        choose_rnnt_loss(rnnt, "numba", on_cpu=True)
+    cfg = family_cfg(tiny_model_cfg, "rnnt")
+    cfg.loss.warprnnt_numba_kwargs = {"fastemit_lambda": 0.001}
+    fastemit = pinch_class_for(TARGETS["rnnt"]).nemo_class(cfg=cfg)
+    with pytest.raises(ValueError, match="torchaudio's loss has no fastemit_lambda"):
+        choose_rnnt_loss(fastemit, "torchaudio", on_cpu=True)
 
 
 def test_a_config_without_target_is_refused_not_guessed(tiny_model_cfg):

@@ -30,6 +30,7 @@ from pinch import PruningConfig
 from pinch.nemo import nemo_config, pinch_class_for, pruning_config, save_nemo
 from pinch.nemo.archive import write_counts
 from pinch.nemo.mixin import PRUNING_KEY
+from pinch.nemo.rnnt_loss import choose_rnnt_loss
 
 # What a compression config contributes to a model restored from a dense .nemo.
 FINETUNE_KEYS = ("train_ds", "validation_ds", "optim", "pruning")
@@ -55,7 +56,17 @@ def merged_pruning(cfg):
 
 
 def build_model(cfg, trainer):
-    """A fresh model from ``cfg.model``, or the dense .nemo with this run's data/optim/pruning."""
+    """A fresh model from ``cfg.model``, or the dense .nemo with this run's data/optim/pruning.
+
+    ``rnnt_loss_impl`` (auto | nemo | torchaudio) picks who computes a transducer's RNN-T loss:
+    auto is torchaudio's on a CPU (pinch.nemo.rnnt_loss says why).
+    """
+    model = _build_model(cfg, trainer)
+    choose_rnnt_loss(model, cfg.get("rnnt_loss_impl", "auto"), on_cpu=trainer.strategy.root_device.type == "cpu")
+    return model
+
+
+def _build_model(cfg, trainer):
     pruning = merged_pruning(cfg)
     with open_dict(cfg.model):
         cfg.model.pruning = pruning
