@@ -6,6 +6,25 @@ import pytest
 import torch
 from torch import nn
 
+# Under ./run.sh test each pytest-xdist worker has a core: two threads each would fight
+# over the machine's two (the recipes' subprocesses get OMP_NUM_THREADS=1 too).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+# The recipe modules take most of the suite's time (each runs its recipe once as a fixture):
+# they go first, one to each worker, and the rest of the suite fills in behind them.
+SLOWEST_FIRST = ("espnet/test_espnet_recipe.py", "nemo/test_recipe.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return next((i for i, name in enumerate(SLOWEST_FIRST) if path.endswith(name)), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: every module keeps its own order
+
+
 # Tiny models gain nothing from compiling the gate (seconds per process); tests that compare
 # the compiled gate with the eager one turn it back on.
 os.environ.setdefault("PINCH_COMPILE", "0")

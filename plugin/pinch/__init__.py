@@ -1,10 +1,20 @@
-"""pinch: one-pass compression of speech models with sparsity-aware self-pinching gates."""
-from pinch.config import PruningConfig
-from pinch.export.bake import bake, bake_state_dict
-from pinch.export.shrink import shrink
-from pinch.export.sparse_format import load_sparse, save_sparse
-from pinch.pruner import Pruner
-from pinch.targets import PRESETS
+"""pinch: one-pass compression of speech models with sparsity-aware self-pinching gates.
 
-__all__ = ["PRESETS", "Pruner", "PruningConfig", "bake", "bake_state_dict", "load_sparse", "save_sparse", "shrink"]
+The names below load on first use (pinch.lazy), so commands that need no torch (scoring,
+the results table) start without importing it.
+"""
+from pinch.lazy import lazy_exports
+
+_EXPORTS = {
+    "PruningConfig": "pinch.config",
+    "bake": "pinch.export.bake",
+    "bake_state_dict": "pinch.export.bake",
+    "shrink": "pinch.export.shrink",
+    "load_sparse": "pinch.export.sparse_format",
+    "save_sparse": "pinch.export.sparse_format",
+    "Pruner": "pinch.pruner",
+    "PRESETS": "pinch.targets",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -1,5 +1,17 @@
-"""Deployment forms of a compressed model: ONNX files, int8 quantization, runtime decoding."""
-from pinch.deploy.ctc import greedy_ctc, pieces_to_text, read_tokens
-from pinch.deploy.onnx_files import check_ungated, onnx_session, quantize_int8, set_metadata
+"""Deployment forms of a compressed model: ONNX files, int8 quantization, runtime decoding.
 
-__all__ = ["check_ungated", "greedy_ctc", "onnx_session", "pieces_to_text", "quantize_int8", "read_tokens", "set_metadata"]
+Names load on first use (pinch.lazy): the deployment table and CTC decoding need no torch.
+"""
+from pinch.lazy import lazy_exports
+
+_EXPORTS = {
+    "greedy_ctc": ".ctc",
+    "pieces_to_text": ".ctc",
+    "read_tokens": ".ctc",
+    "check_ungated": ".onnx_files",
+    "onnx_session": ".onnx_files",
+    "quantize_int8": ".onnx_files",
+    "set_metadata": ".onnx_files",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pinch.gates.gate import THRESHOLD_SUFFIX, iter_gates
-
 
 def check_ungated(model):
     """Refuse a model that still has gates: the exported graph must hold the masked weights."""
+    from pinch.gates.gate import THRESHOLD_SUFFIX, iter_gates  # torch: only exporters call this
+
     gated = [n for n, _ in iter_gates(model)] + [n for n, _ in model.named_parameters()
                                                  if n.endswith(THRESHOLD_SUFFIX)]
     if gated:

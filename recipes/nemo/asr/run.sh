@@ -257,7 +257,7 @@ if run_stage 7; then
         method=dense notes=
         [ "${made_by}" = 3 ] && [ -n "${pretrained}" ] && notes="pretrained ${pretrained}"
         [ "${made_by}" = 4 ] && method=dense_finetune notes="the compression pass without pruning"
-        ${python} -m pinch.nemo.bin.results --model_dir "${dir}" --test_sets ${test_sets} \
+        ${python} local/show_results.py --model_dir "${dir}" --test_sets ${test_sets} \
             --corpus "${corpus}" --results_table "${results_table}" --overwrite "${overwrite}" \
             --method "${method}" --notes "${notes}"
     done < <(model_dirs)

@@ -63,7 +63,7 @@ def score_of(model_dir, dset):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m pinch.nemo.bin.results", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="local/show_results.py", description=__doc__.split("\n")[0])
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--test_sets", required=True, nargs="+")
     parser.add_argument("--corpus", required=True)
@@ -86,7 +86,7 @@ def main(argv=None):
             stored = append_result(args.results_table, row)
             marker.write_text(stored["date"] + "\n")
     except (ValueError, FileNotFoundError) as err:
-        print(f"pinch.nemo.bin.results: error: {err}", file=sys.stderr)
+        print(f"show_results.py: error: {err}", file=sys.stderr)
         return 1
     print(local.read_text(), end="")
     return 0
