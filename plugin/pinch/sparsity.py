@@ -39,3 +39,28 @@ def report_from_masks(named_masks, all_params):
         nonzero=nonzero,
         gated_params=gated,
     )
+
+
+def report_from_groups(named_groups, all_params):
+    """The report of structured gates from ``(name, groups, kept groups, cost)`` per gate.
+
+    A pruned group counts every weight that `pinch.shrink` removes with it (its cost: an FFN
+    unit's ``w_1`` row and ``w_2`` column, a conv channel's whole path), most of which lie
+    outside the tensor its gate sits on; counting the zeros of the gated tensors would report
+    a conv channel as 3 of its 99 weights. So ``gated`` is the share of the governed weights
+    that shrink removes (the target's measure) and ``nonzero`` what the shrunk model keeps,
+    biases of removed groups aside. Per layer: the share of its groups pruned.
+    """
+    layers, governed, removed = {}, 0, 0
+    for name, groups, kept, cost in named_groups:
+        layers[name] = 1.0 - kept / groups
+        governed, removed = governed + groups * cost, removed + (groups - kept) * cost
+    params = sum(tensor.numel() for _, tensor in all_params)
+    return SparsityReport(
+        layers=layers,
+        gated=removed / governed if governed else 0.0,
+        model=removed / params if params else 0.0,
+        params=params,
+        nonzero=params - removed,
+        gated_params=governed,
+    )

@@ -64,10 +64,10 @@ def gated_model(task, config, state_dict):
     """The model a pruning run trained, gates included, with ``state_dict`` (thresholds too) loaded."""
     plain = {k: v for k, v in config.items() if k not in PRUNING_KEYS}
     model = load_task(task).build_model(argparse.Namespace(**plain))
-    pinch.Pruner.from_config(model, resolve_pruning(argparse.Namespace(**{**config, "pruning_config": None})),
-                             total_steps=1)
+    pruner = pinch.Pruner.from_config(model, resolve_pruning(argparse.Namespace(**{**config, "pruning_config": None})),
+                                      total_steps=1)
     model.load_state_dict(state_dict, strict=True)
-    return model
+    return model, pruner
 
 
 def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None, overwrite=False,
@@ -89,8 +89,11 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
     final = load_state_dict(str(mask_from)) if mask_from else None
     gated_names = [k[: -len(THRESHOLD_SUFFIX)] for k in gated_sd if k.endswith(THRESHOLD_SUFFIX)]
     structured = (config.get("pruning_conf") or {}).get("granularity") == "structured"
+    group_report = None
     if structured:  # group masks need the gates' layouts: bake the gated model itself
-        baked = pinch.bake(gated_model(task, config, gated_sd)).state_dict()
+        gated, pruner = gated_model(task, config, gated_sd)
+        group_report = pruner.sparsity()  # what shrink removes, not the zeros bake writes
+        baked = pinch.bake(gated).state_dict()
     else:
         baked = pinch.bake_state_dict(gated_sd)
     if target_sparsity is not None and gated_names and not structured:
@@ -117,7 +120,7 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
             model.load_state_dict(baked, strict=True)
     elif mask_from:
         raise ValueError("--mask_from is for magnitude methods; sspg thresholds define the masks")
-    report = report_from_masks(
+    report = group_report or report_from_masks(
         ((n, baked[n] != 0) for n in gated_names), model.named_parameters()
     )
     summary = {

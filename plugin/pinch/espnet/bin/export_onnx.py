@@ -63,7 +63,7 @@ def load_model(config_path, model_path, shrink):
         if not shrink:
             raise ValueError(f"{config_path}: a pruning run's model still has its gates; bake it first "
                              "(python -m pinch.espnet.bin.bake), or --shrink a structured one")
-        return pinch.shrink(gated_model("asr", config, load_state_dict(str(model_path)))), config
+        return pinch.shrink(gated_model("asr", config, load_state_dict(str(model_path)))[0]), config
     if shrink:
         raise ValueError(f"{config_path}: a plain model has no structured gates to shrink; drop --shrink")
     model, _ = ASRTask.build_model_from_file(str(config_path), str(model_path), "cpu")
