@@ -64,5 +64,5 @@ def choose_rnnt_loss(model, impl, on_cpu):
                          f"(the model's loss sets {extra}); use rnnt_loss_impl=nemo")
     model.loss._loss = TorchaudioRNNTLoss(blank=model.loss._blank)
     log.info("pinch: RNN-T loss computed by torchaudio (NeMo's %s, same value; its CPU path is "
-             "about 60x slower here); the model's config still names NeMo's loss", REPLACES)
+             "55-130x slower here); the model's config still names NeMo's loss", REPLACES)
     return "torchaudio"
