@@ -27,10 +27,5 @@ _EXPORTS = {
     "Utterance": ".utterance",
     "check_data_dir": ".validate",
 }
-__all__ = [
-    "ASR_SPLITS", "GENERATOR_VERSION", "LIBRISPEECH_SPLITS", "SIZES", "TTS_SPLITS",
-    "CorpusSize", "Utterance", "atomic_output_dir", "check_audio", "check_data_dir",
-    "normalize_text", "prepare_embedded", "prepare_librispeech", "prepare_ljspeech",
-    "read_kaldi_dir", "read_manifest", "write_kaldi_dir", "write_manifest", "write_split",
-]
+__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

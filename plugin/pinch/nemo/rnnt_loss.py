@@ -35,13 +35,6 @@ class TorchaudioRNNTLoss(torch.nn.Module):
             acts.float(), labels.int(), act_lens.int(), label_lens.int(), blank=self.blank, reduction="none")
 
 
-def rnnt_loss_name(model):
-    """The RNN-T loss ``model``'s config resolves to, or None for a model without one."""
-    if not isinstance(getattr(model, "loss", None), RNNTLoss):
-        return None
-    return model.extract_rnnt_loss_cfg(model.cfg.get("loss", None))[0]
-
-
 def choose_rnnt_loss(model, impl, on_cpu):
     """Put torchaudio's loss in ``model`` where ``impl`` asks for it; returns the one used.
 
@@ -50,15 +43,16 @@ def choose_rnnt_loss(model, impl, on_cpu):
     """
     if impl not in IMPLS:
         raise ValueError(f"rnnt_loss_impl must be one of {', '.join(IMPLS)}, not {impl!r}")
-    name = rnnt_loss_name(model)
+    name, kwargs = None, None
+    if isinstance(getattr(model, "loss", None), RNNTLoss):
+        name, kwargs = model.extract_rnnt_loss_cfg(model.cfg.get("loss", None))
     if impl == "nemo" or (impl == "auto" and (not on_cpu or name != REPLACES)):
         return "nemo"
     if name != REPLACES:
         what = "has no RNN-T loss" if name is None else f"uses NeMo's {name!r} loss"
         raise ValueError(f"rnnt_loss_impl=torchaudio replaces NeMo's standard RNN-T loss ({REPLACES}); "
                          f"{type(model).__name__} {what}, which torchaudio does not compute")
-    kwargs = model.extract_rnnt_loss_cfg(model.cfg.get("loss", None))[1] or {}
-    extra = {k: v for k, v in dict(kwargs).items() if k in ("fastemit_lambda", "clamp") and v not in (0, 0.0, -1, -1.0)}
+    extra = {k: v for k, v in dict(kwargs or {}).items() if k in ("fastemit_lambda", "clamp") and v not in (0, 0.0, -1, -1.0)}
     if extra:
         raise ValueError(f"rnnt_loss_impl=torchaudio: torchaudio's loss has no {', '.join(sorted(extra))} "
                          f"(the model's loss sets {extra}); use rnnt_loss_impl=nemo")
