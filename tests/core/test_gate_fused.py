@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pinch.gates import masking
-from pinch.gates.masking import kept_total, pinch_weight
+from pinch.gates.masking import kept_total, pinch_weight, pinch_weights
 
 FUSED = [masking._masked_and_count, masking._kept_groups, masking._gradients]
 
@@ -20,6 +20,16 @@ def _run(w, t, groups, soft, eta):
     return masked.detach(), kept.detach(), w.grad, t.grad, kept_total([(w, t, groups, None), (2 * w, t, groups, 3)])
 
 
+def _run_list(w, t, soft, eta):
+    """Two matrices in one call, one gated per weight and one per row, with their own costs."""
+    ws = [w.detach().clone().requires_grad_(True), w.detach().t().contiguous().requires_grad_(True)]
+    ts = [t.detach().clone().requires_grad_(True), (t.detach() / 2).requires_grad_(True)]
+    up = torch.linspace(-1, 1, w.numel())
+    masked, kept = pinch_weights(ws, ts, 0.3, (w.numel(), w.shape[1]), torch.tensor([1, 5]), soft)
+    (sum((m.flatten() * up).sum() for m in masked) + eta * kept).backward()
+    return (*(m.detach() for m in masked), kept.detach(), *(x.grad for x in ws + ts))
+
+
 CASES = [(None, False, 0.0), (None, False, 0.5), (None, True, 0.5), (6, False, 0.5)]
 
 
@@ -29,10 +39,11 @@ def test_compiled_gate_matches_eager(monkeypatch):
     torch.manual_seed(0)
     w, t = torch.randn(6, 4), torch.tensor(0.7)
     monkeypatch.setenv("PINCH_COMPILE", "0")
-    eager = [_run(w, t, *case) for case in CASES]
+    runs = [(_run, case) for case in CASES] + [(_run_list, (soft, 0.5)) for soft in (False, True)]
+    eager = [run(w, t, *case) for run, case in runs]
     monkeypatch.setenv("PINCH_COMPILE", "1")
-    for case, ref in zip(CASES, eager):
-        got = _run(w, t, *case)
+    for (run, case), ref in zip(runs, eager):
+        got = run(w, t, *case)
         for a, b in zip(got, ref):
             assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), case
     assert not any(f.failed for f in FUSED), "the compiled path fell back to eager"

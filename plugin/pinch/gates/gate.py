@@ -5,6 +5,8 @@ state_dict keys stay those of the unmodified model plus ``<name>_threshold``. Du
 module's forward the masked weight is substituted by a pair of forward hooks: through
 the instance ``__dict__`` for ordinary modules (attribute lookup finds it before
 ``_parameters``), through ``_flat_weights`` for RNNs, which read their weights from there.
+In a training forward the masked weight comes from the method's `GateBank`, which masks
+every gate of the model in one call.
 """
 from dataclasses import dataclass
 
@@ -59,7 +61,7 @@ class Gate:
             name + THRESHOLD_SUFFIX,
             nn.Parameter(torch.full((), INIT_THRESHOLD, dtype=weight.dtype, device=weight.device)),
         )
-        self.kept_now = None  # L0 count from the latest forward, still in the graph
+        self.bank = None  # the GateBank that masks this gate with the others while training
         _install(module, self)
 
     @property
@@ -76,9 +78,10 @@ class Gate:
         return self.groups * self.cost
 
     def masked_weight(self):
-        masked, self.kept_now = pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups,
-                                             self.clock.soft_weight_grad, self.cost)
-        return masked
+        if self.bank is not None and self.bank.active():
+            return self.bank.masked(self)
+        return pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups, self.clock.soft_weight_grad,
+                            self.cost)[0]
 
     def masked_bias(self):
         bias = self.module._parameters.get(self.bias_name) if self.bias_name else None
@@ -94,17 +97,6 @@ class Gate:
 
     def keep_mask(self):
         return hard_keep(self.weight.detach(), self.threshold.detach(), self.groups)
-
-    def kept(self):
-        """Differentiable L0 count of kept weights (the sparsity penalty's term).
-
-        Reuses the count of this step's forward when there was one, so the penalty
-        costs no extra pass over the weights.
-        """
-        if self.kept_now is not None and self.kept_now.requires_grad:
-            return self.kept_now
-        return pinch_weight(self.weight, self.threshold, self.clock.tau, self.groups,
-                            self.clock.soft_weight_grad, self.cost)[1]
 
     def remove(self, apply_mask=True):
         """Detach the gate; with ``apply_mask`` the hard mask is written into the weights."""

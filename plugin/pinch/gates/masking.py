@@ -27,9 +27,9 @@ def _scores(w2d):
 
 
 @Fused
-def _masked_and_count(w2d, threshold):
-    keep = _scores(w2d) >= threshold * threshold
-    return torch.where(keep, w2d, 0), keep.sum()
+def _masked_and_count(w2ds, thresholds):
+    keeps = [_scores(w) >= t * t for w, t in zip(w2ds, thresholds)]
+    return [torch.where(k, w, 0) for k, w in zip(keeps, w2ds)], torch.stack([k.sum() for k in keeps])
 
 
 @Fused
@@ -38,34 +38,62 @@ def _kept_groups(w2ds, thresholds):
 
 
 @Fused
-def _gradients(w2d, g2d, threshold, tau, grad_group, soft):
-    """``grad_group``: the count's gradient per kept group (its gradient times the group's cost)."""
-    n = w2d.shape[1]
-    margin = _scores(w2d) - threshold * threshold  # >= 0 where kept
-    m = torch.sigmoid(margin / tau)  # soft mask
-    # a = d loss / d (score - t^2): from the masked weight and from the L0 count
-    gw = g2d * w2d if n == 1 else (g2d * w2d).sum(dim=1, keepdim=True)
-    a = (gw + grad_group) * (m * (1 - m) / tau)
-    task = g2d * m if soft else torch.where(margin >= 0, g2d, 0)
-    return task + w2d * a * (2.0 / n), -2.0 * threshold * a.sum()
+def _gradients(w2ds, g2ds, thresholds, tau, grad_kept, costs, soft):
+    """``grad_kept * costs``: the count's gradient per kept group of each tensor."""
+    grads_w, grads_t = [], []
+    for w2d, g2d, threshold, grad_group in zip(w2ds, g2ds, thresholds, (grad_kept * costs).unbind()):
+        n = w2d.shape[1]
+        margin = _scores(w2d) - threshold * threshold  # >= 0 where kept
+        m = torch.sigmoid(margin / tau)  # soft mask
+        # a = d loss / d (score - t^2): from the masked weight and from the L0 count
+        gw = g2d * w2d if n == 1 else (g2d * w2d).sum(dim=1, keepdim=True)
+        a = (gw + grad_group) * (m * (1 - m) / tau)
+        task = g2d * m if soft else torch.where(margin >= 0, g2d, 0)
+        grads_w.append(task + w2d * a * (2.0 / n))
+        grads_t.append(-2.0 * threshold * a.sum())
+    return grads_w, torch.stack(grads_t)
 
 
 class _Pinch(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, weight, threshold, tau, groups, soft_weight_grad, cost):
-        masked, kept = _masked_and_count(weight.reshape(groups, -1), threshold)
-        ctx.save_for_backward(weight, threshold, tau)
-        ctx.groups, ctx.soft, ctx.cost = groups, soft_weight_grad, cost
-        return masked.view_as(weight), kept.to(weight.dtype) * cost
+    """Every tensor of a list in one call: per-call overhead, not arithmetic, dominated the
+    gates' cost when each weight had its own call (README, "Gate overhead")."""
 
     @staticmethod
-    def backward(ctx, grad, grad_kept):
-        weight, threshold, tau = ctx.saved_tensors
+    def forward(ctx, tau, groups, costs, soft_weight_grad, on_backward, *weights_and_thresholds):
+        n = len(groups)
+        weights, thresholds = weights_and_thresholds[:n], weights_and_thresholds[n:]
+        masked, kept = _masked_and_count([w.reshape(g, -1) for w, g in zip(weights, groups)], list(thresholds))
+        ctx.save_for_backward(tau, costs, *weights_and_thresholds)
+        ctx.groups, ctx.soft, ctx.on_backward = groups, soft_weight_grad, on_backward
+        total = (kept.to(costs.dtype) * costs).sum().to(weights[0].dtype)
+        return (total, *(m.view_as(w) for m, w in zip(masked, weights)))
+
+    @staticmethod
+    def backward(ctx, grad_kept, *grads):
+        tau, costs, *weights_and_thresholds = ctx.saved_tensors
+        if ctx.on_backward is not None:
+            ctx.on_backward()
+        n = len(ctx.groups)
+        weights, thresholds = weights_and_thresholds[:n], weights_and_thresholds[n:]
         if grad_kept is None:
-            grad_kept = torch.zeros((), dtype=weight.dtype, device=weight.device)
-        grad_w, grad_t = _gradients(weight.reshape(ctx.groups, -1), grad.reshape(ctx.groups, -1), threshold,
-                                    tau, grad_kept * ctx.cost, ctx.soft)
-        return grad_w.view_as(weight), grad_t.reshape(threshold.shape), None, None, None, None
+            grad_kept = torch.zeros((), dtype=weights[0].dtype, device=weights[0].device)
+        # A tensor the forward pass did not use (a branch the loss skipped) gets no task gradient.
+        grads = [torch.zeros_like(w) if g is None else g for g, w in zip(grads, weights)]
+        grads_w, grads_t = _gradients([w.reshape(g, -1) for w, g in zip(weights, ctx.groups)],
+                                      [g.reshape(k, -1) for g, k in zip(grads, ctx.groups)], list(thresholds),
+                                      tau, grad_kept, costs.to(grad_kept.dtype), ctx.soft)
+        return (None, None, None, None, None, *(g.view_as(w) for g, w in zip(grads_w, weights)),
+                *(g.reshape(t.shape) for g, t in zip(grads_t.unbind(), thresholds)))
+
+
+def pinch_weights(weights, thresholds, tau, groups, costs, soft_weight_grad=False, on_backward=None):
+    """`pinch_weight` for many tensors in one call: ``(sum of the L0 counts, masked weights)``.
+
+    ``groups``: a tuple of group counts; ``costs``: a tensor of the group costs on the weights'
+    device; ``on_backward``: called when the backward pass reaches the gates."""
+    tau = torch.as_tensor(tau, dtype=weights[0].dtype, device=weights[0].device)
+    total, *masked = _Pinch.apply(tau, tuple(groups), costs, soft_weight_grad, on_backward, *weights, *thresholds)
+    return masked, total
 
 
 def group_cost(weight, groups, cost):
@@ -80,9 +108,10 @@ def pinch_weight(weight, threshold, tau, groups=None, soft_weight_grad=False, co
     instead of the hard one: pruned weights keep part of it and can grow back (sspg's
     ``weight_grad: soft``, measured against the paper's rule in README's A/B). The count
     charges ``cost`` per kept group (default: the group's size)."""
-    tau = torch.as_tensor(tau, dtype=weight.dtype, device=weight.device)
     groups = groups or weight.numel()
-    return _Pinch.apply(weight, threshold, tau, groups, soft_weight_grad, group_cost(weight, groups, cost))
+    costs = torch.tensor([group_cost(weight, groups, cost)], device=weight.device)
+    (masked,), kept = pinch_weights([weight], [threshold], tau, [groups], costs, soft_weight_grad)
+    return masked, kept
 
 
 def kept_total(gated, costs=None):

@@ -4,6 +4,7 @@ import logging
 import torch
 
 from pinch.gates import Gate
+from pinch.gates.bank import GateBank
 from pinch.gates.fused import Fused
 from pinch.gates.masking import kept_total
 from pinch.methods.base import PruningMethod
@@ -66,7 +67,9 @@ class SelfPinching(PruningMethod):
             for t in targets
         ]
         self.gated = sum(g.numel for g in self.gates)
-        self._costs = torch.tensor([g.cost for g in self.gates], device=self.gates[0].weight.device)
+        self.bank = GateBank(self.gates, lambda: self.tau, self.soft_weight_grad)
+        for g in self.gates:
+            g.bank = self.bank
         self.eta_on = True
         self.sparsity_now = 0.0
         self.first_reached = None
@@ -88,14 +91,13 @@ class SelfPinching(PruningMethod):
     def penalty(self):
         if not self.eta_on:
             return torch.zeros((), device=self.gates[0].weight.device)
-        kept = sum(g.kept() for g in self.gates)
+        kept = self.bank.kept()
         # The adaptive eta stays a tensor on the model's device: reading it would sync a GPU.
         eta = getattr(self.clock.model, ETA_BUFFER).to(kept.dtype) if self.adaptive else self.eta_fixed
         return eta * kept / self.gated
 
     def after_step(self):
-        for g in self.gates:  # the forward's counts are pre-update: measure the weights now
-            g.kept_now = None
+        self.bank.clear()  # the forward's masks are pre-update: measure the weights now
         thresholds = torch.stack([g.threshold.detach() for g in self.gates])
         # One device-to-host read per step: the finiteness check and the kept count together.
         finite, kept = torch.stack([torch.isfinite(thresholds).all().long(), self._kept_tensor()]).tolist()
@@ -141,7 +143,7 @@ class SelfPinching(PruningMethod):
                         self.sparsity_now, self.target_sparsity, self.clock.step, self.clock.total_steps, self.eta)
 
     def _kept_tensor(self):
-        return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates], self._costs)
+        return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates], self.bank.costs_on_device())
 
     def _kept(self):
         return int(self._kept_tensor())
@@ -166,9 +168,9 @@ class SelfPinching(PruningMethod):
         return {"eta": self.eta if self.eta_on else 0.0, "tau": self.tau}
 
     def finish(self):
+        self.bank.clear()
         for g in self.gates:
             g.remove(apply_mask=True)
-
 
 
 def common_threshold_scale(groups, thresholds, sparsity, costs=None):
