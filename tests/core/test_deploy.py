@@ -58,6 +58,26 @@ def test_int8_file_is_written_only_when_its_outputs_are_finite(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.onnx", "nan.onnx"]
 
 
+def test_static_int8_is_calibrated_on_the_given_inputs_and_runs_int8_kernels(tmp_path):
+    import onnx
+
+    torch.manual_seed(0)
+    _export(Net(), tmp_path / "m.onnx", (torch.randn(1, 20, 16), torch.tensor([20])))
+    feeds = latency_feeds(tmp_path / "m.onnx", frames=20)
+    calibration = [{"feats": np.random.default_rng(i).standard_normal((1, 30, 16), dtype=np.float32),
+                    "feats_lengths": np.array([30])} for i in range(4)]
+    quantize_int8(tmp_path / "m.onnx", tmp_path / "static.onnx", feeds, calibration=calibration)
+    quantize_int8(tmp_path / "m.onnx", tmp_path / "dynamic.onnx", feeds)
+    ops = {f: {n.op_type for n in onnx.load(str(tmp_path / f)).graph.node} for f in ("static.onnx", "dynamic.onnx")}
+    assert "QLinearMatMul" in ops["static.onnx"] and "DynamicQuantizeLinear" not in ops["static.onnx"]
+    assert "DynamicQuantizeLinear" in ops["dynamic.onnx"]
+    fp32, static = (onnx_session(tmp_path / f).run(None, feeds)[0] for f in ("m.onnx", "static.onnx"))
+    assert np.abs(fp32 - static).max() < 0.05 * np.abs(fp32).max()
+    with pytest.raises(ValueError, match="needs calibration utterances"):
+        quantize_int8(tmp_path / "m.onnx", tmp_path / "none.onnx", feeds, calibration=[])
+    assert not (tmp_path / "none.onnx").exists()
+
+
 def test_a_gated_model_is_refused_for_export_until_baked():
     model = torch.nn.Sequential(torch.nn.Linear(8, 8))
     pinch.Pruner(model, target_sparsity=0.5, targets=["0"], total_steps=4)

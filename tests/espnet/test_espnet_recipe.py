@@ -103,9 +103,9 @@ def test_deploy_stage_exports_every_model_and_shrinks_a_structured_run(recipe):
     rows = json.loads((root / "exp" / "DEPLOY.json").read_text())["rows"]
     systems = [dense.name, f"{dense.name}_sspg{TARGET}/baked"]  # not the dense control
     assert [(r["model"], r["form"], r["runtime"]) for r in rows] == [
-        (s, f"onnx {f}", "onnxruntime") for s in systems for f in ("fp32", "int8")]
+        (s, f"onnx {f}", "onnxruntime") for s in systems for f in ("fp32", "int8", "int8_static")]
     assert all(set(r["wer"]) == set(r["vs_dense"]) == {"test_clean"} for r in rows)
-    assert rows[1]["size_mb"] < rows[0]["size_mb"]  # int8 below fp32
+    assert rows[1]["size_mb"] < rows[0]["size_mb"] and rows[2]["size_mb"] < rows[0]["size_mb"]  # int8 below fp32
     # A structured run from the same dense model: baked (masked) for espnet2, shrunk for ONNX.
     run_recipe(root, "--stage", "12", "--granularity", "structured")
     structured = Path(f"{dense}_sspg{TARGET}_structured")
@@ -114,7 +114,7 @@ def test_deploy_stage_exports_every_model_and_shrinks_a_structured_run(recipe):
     assert (structured / "baked" / "decode_ctc_asr_model_valid.loss.ave" / "test_clean" / "text").is_file()
     rows = json.loads((root / "exp" / "DEPLOY.json").read_text())["rows"]
     shrunk = [r for r in rows if r["model"] == f"{structured.name}/baked"]
-    assert [r["form"] for r in shrunk] == ["onnx fp32", "onnx int8"]
+    assert [r["form"] for r in shrunk] == ["onnx fp32", "onnx int8", "onnx int8_static"]
     assert shrunk[0]["size_mb"] < rows[0]["size_mb"], "the shrunk graph is smaller than the dense one"
 
 

@@ -75,10 +75,11 @@ def test_deploy_stage_exports_quantizes_and_scores_every_model_in_both_runtimes(
     table = json.loads((root / "exp" / "DEPLOY.json").read_text())["rows"]
     systems = ["conformer_ctc_bpe_unigram32", f"conformer_ctc_bpe_unigram32_sspg{TARGET}"]  # not the control
     assert [(r["model"], r["form"], r["runtime"]) for r in table] == [
-        (s, f"onnx {f}", rt) for s in systems for f in ("fp32", "int8") for rt in ("onnxruntime", "sherpa-onnx")]
+        (s, f"onnx {f}", rt) for s in systems for f in ("fp32", "int8", "int8_static")
+        for rt in ("onnxruntime", "sherpa-onnx")]
     dense_fp32 = table[0]
     assert dense_fp32["latency_ratio_range"] == [1.0, 1.0]
-    int8 = [r for r in table if r["form"] == "onnx int8"]
+    int8 = [r for r in table if r["form"] in ("onnx int8", "onnx int8_static")]
     assert all(r["size_mb"] < dense_fp32["size_mb"] for r in int8)  # tiny: the filterbank and scales weigh
     for row in table:
         assert set(row["wer"]) == set(row["vs_dense"]) == {"test_clean", "test_other"}
@@ -88,7 +89,7 @@ def test_deploy_stage_exports_quantizes_and_scores_every_model_in_both_runtimes(
     for row in table:
         if row["form"] == "onnx fp32" and row["runtime"] == "onnxruntime":
             assert row["wer"] == pytorch[row["model"]], row["model"]
-    assert "| onnx int8 | sherpa-onnx |" in (root / "exp" / "DEPLOY.md").read_text()
+    assert "| onnx int8_static | sherpa-onnx |" in (root / "exp" / "DEPLOY.md").read_text()
 
 
 def test_export_and_onnx_transcription_refuse_what_does_not_fit(recipe, tmp_path, capsys):

@@ -1,5 +1,5 @@
-"""The deployment table: one row per deployed form of a recipe's models (ONNX fp32 / int8 in a
-runtime), with WER per test set, MAPSSWE against the dense PyTorch model, size and latency.
+"""The deployment table: one row per deployed form of a recipe's models (ONNX fp32, int8 dynamic,
+int8 static in a runtime), with WER per test set, MAPSSWE against the dense PyTorch model, size and latency.
 
 Each form's decodes live in ``<model_dir>/onnx/<form>_<runtime>/decode_<set>/`` as the recipes'
 scoring stages write them (score_wer/result.json, mapsswe_vs_dense/compare.json).
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pinch.data.atomic import write_json_atomic, write_text_atomic
 
-FORMS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+FORMS = {"fp32": "model.onnx", "int8": "model.int8.onnx", "int8_static": "model.int8_static.onnx"}
 
 
 def form_dir(model_dir, form, runtime):

@@ -4,8 +4,8 @@
 # Stages keep the numbers of egs2/TEMPLATE/asr1/asr.sh where they match (1 data, 3 format,
 # 4 filter, 5 token list, 10 collect stats, 11 training); pinch adds 12 compression and
 # 13 bake, and asr.sh's decoding and scoring follow as 14 and 15; 16 deploys the dense and
-# compressed models as ONNX fp32 and int8 (structured runs shrunk), decoded by onnxruntime
-# and scored (DEPLOY.md).
+# compressed models as ONNX fp32, int8 and static int8 calibrated on the dev set (structured
+# runs shrunk), decoded by onnxruntime and scored (DEPLOY.md).
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 12 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
@@ -424,13 +424,13 @@ fi
 
 if run_stage 16; then
     t0=${SECONDS}
-    log "Stage 16: Deploy: ONNX fp32 and int8 (encoder + CTC) of the dense and compressed models, decoded by onnxruntime, scored vs the dense model"
+    log "Stage 16: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${valid_set}) of the encoder + CTC of the dense and compressed models, decoded by onnxruntime, scored vs the dense model"
     deployed=()
     mkdir -p "${expdir}/logs"
     while read -r dir config model made_by; do
         [ "${made_by}" = 12 ] && continue  # the dense control is a training reference, not a deployed model
         onnx="${dir}/onnx"
-        if ! done_or_redo "${onnx}/model.int8.onnx" 16; then
+        if ! done_or_redo "${onnx}/model.int8_static.onnx" 16; then
             # A structured run deploys shrunk (from its gated checkpoint), every other as decoded.
             if [ "${made_by}" = 13 ] && [ "${granularity}" = structured ]; then
                 run_dir=${dir%/baked}
@@ -440,15 +440,16 @@ if run_stage 16; then
             fi
             need "${src[3]}" "${made_by}"
             mkdir -p "${onnx}"
-            ${python} -m pinch.espnet.bin.export_onnx "${src[@]}" --out_dir "${onnx}" > "${onnx}/export.log" 2>&1 \
+            ${python} -m pinch.espnet.bin.export_onnx "${src[@]}" --out_dir "${onnx}" \
+                --calibration_scp "${dumpdir}/raw/${valid_set}/wav.scp" > "${onnx}/export.log" 2>&1 \
                 || failed "ONNX export" "${onnx}/export.log"
             grep '^pinch.espnet:' "${onnx}/export.log" >&2
         fi
         # One process per model decodes every form and set still missing.
         jobs=()
-        for form in fp32 int8; do
-            file="${onnx}/model.onnx"
-            [ "${form}" = int8 ] && file="${onnx}/model.int8.onnx"
+        for form in fp32 int8 int8_static; do
+            file="${onnx}/model.${form}.onnx"
+            [ "${form}" = fp32 ] && file="${onnx}/model.onnx"
             for dset in ${test_sets}; do
                 text="${onnx}/${form}_onnxruntime/decode_${dset}/text"
                 done_or_redo "${text}" 16 || jobs+=(--decode "${file}" "${dumpdir}/raw/${dset}/wav.scp" "${text}")
@@ -458,7 +459,7 @@ if run_stage 16; then
             ${python} -m pinch.espnet.bin.onnx_decode --tokens "${onnx}/tokens.txt" "${jobs[@]}" \
                 > "${onnx}/decode.log" 2>&1 || failed "onnxruntime decoding" "${onnx}/decode.log"
         fi
-        for form in fp32 int8; do
+        for form in fp32 int8 int8_static; do
             for dset in ${test_sets}; do
                 out="${onnx}/${form}_onnxruntime/decode_${dset}"
                 need "${dense_dir}/${inference_tag}/${dset}/text" 14

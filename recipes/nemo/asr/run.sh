@@ -6,8 +6,9 @@
 #  3 dense training (Conformer-CTC BPE)                7 sclite scoring, MAPSSWE vs dense, results table
 #  4 one-pass compression from the dense .nemo          8 ESPnet and NeMo results side by side
 #    (and the dense control: the same pass without pruning)
-#  9 deploy: ONNX fp32 + int8 of the dense and compressed models (structured runs shrunk), decoded by onnxruntime
-#    and sherpa-onnx, scored vs the dense model, DEPLOY.md with size and latency
+#  9 deploy: ONNX fp32, int8 and static int8 (calibrated on the dev set) of the dense and compressed models
+#    (structured runs shrunk), decoded by onnxruntime and sherpa-onnx, scored vs the dense
+#    model, DEPLOY.md with size and latency
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 4 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
@@ -56,7 +57,7 @@ sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_
 granularity=unstructured
 pruning_conf_dir=../../../conf/pruning
 batch_size=32           # Transcription batch size.
-# Stage 9: runtimes that decode the exported ONNX forms (fp32 and int8) of every model.
+# Stage 9: runtimes that decode the exported ONNX forms (fp32, int8, static int8) of every model.
 deploy_runtimes="onnxruntime sherpa-onnx"
 results_table=../../../exp/results  # Shared results table (append-only).
 
@@ -272,7 +273,7 @@ fi
 
 if run_stage 9; then
     t0=${SECONDS}
-    log "Stage 9: Deploy: ONNX fp32 and int8 of the dense and compressed models, decoded by ${deploy_runtimes}, scored vs the dense model"
+    log "Stage 9: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${valid_set}) of the dense and compressed models, decoded by ${deploy_runtimes}, scored vs the dense model"
     for rt in ${deploy_runtimes}; do
         case "${rt}" in onnxruntime|sherpa-onnx) ;; *) die "--deploy_runtimes: unknown runtime '${rt}'" ;; esac
     done
@@ -281,7 +282,7 @@ if run_stage 9; then
     while read -r dir made_by; do
         [ "${made_by}" = 4 ] && continue  # the dense control is a training reference, not a deployed model
         onnx="${dir}/onnx"
-        if ! done_or_redo "${onnx}/model.int8.onnx" 9; then
+        if ! done_or_redo "${onnx}/model.int8_static.onnx" 9; then
             # A structured run deploys shrunk (from its gated model), every other as saved.
             if [ "${made_by}" = 5 ] && [ "${granularity}" = structured ]; then
                 need "${dir}/gated.nemo" 4
@@ -291,15 +292,16 @@ if run_stage 9; then
                 src=(--model "${dir}/model.nemo")
             fi
             mkdir -p "${onnx}"
-            ${python} -m pinch.nemo.bin.export_onnx "${src[@]}" --out_dir "${onnx}" > "${onnx}/export.log" 2>&1 \
+            ${python} -m pinch.nemo.bin.export_onnx "${src[@]}" --out_dir "${onnx}" \
+                --calibration_dir "${datadir}/${valid_set}" > "${onnx}/export.log" 2>&1 \
                 || failed "ONNX export" "${onnx}/export.log"
             grep '^pinch.nemo:' "${onnx}/export.log" >&2
         fi
         # One process per model decodes every form, runtime and set still missing.
         jobs=()
-        for form in fp32 int8; do
-            file="${onnx}/model.onnx"
-            [ "${form}" = int8 ] && file="${onnx}/model.int8.onnx"
+        for form in fp32 int8 int8_static; do
+            file="${onnx}/model.${form}.onnx"
+            [ "${form}" = fp32 ] && file="${onnx}/model.onnx"
             for rt in ${deploy_runtimes}; do
                 for dset in ${test_sets}; do
                     hyp="${onnx}/${form}_${rt}/decode_${dset}/hyp.txt"
@@ -311,7 +313,7 @@ if run_stage 9; then
             ${python} -m pinch.nemo.bin.onnx_transcribe --tokens "${onnx}/tokens.txt" "${jobs[@]}" \
                 > "${onnx}/transcribe.log" 2>&1 || failed "ONNX transcription" "${onnx}/transcribe.log"
         fi
-        for form in fp32 int8; do
+        for form in fp32 int8 int8_static; do
             for rt in ${deploy_runtimes}; do
                 for dset in ${test_sets}; do
                     out="${onnx}/${form}_${rt}/decode_${dset}"

@@ -1,4 +1,5 @@
-"""Export an espnet2 CTC ASR model's normalization, encoder and CTC head to ONNX, fp32 and int8.
+"""Export an espnet2 CTC ASR model's normalization, encoder and CTC head to ONNX, fp32 and int8
+(dynamic; and static, calibrated on utterances of a ``--calibration_scp``).
 
 Why not the whole model or espnet_onnx: torch.onnx cannot trace espnet2's STFT frontend
 (torch.stft's reflect padding fails in the exporter), and espnet_onnx 0.2.1 (2024) predates
@@ -14,7 +15,8 @@ units, heads and conv channels are removed first. espnet2's encoder configs size
 block alike, so the shrunk model's deployable form is this ONNX file.
 
     python -m pinch.espnet.bin.export_onnx --asr_train_config exp/sspg/baked/config.yaml \
-        --asr_model_file exp/sspg/baked/model.pth --out_dir exp/sspg/baked/onnx
+        --asr_model_file exp/sspg/baked/model.pth --out_dir exp/sspg/baked/onnx \
+        --calibration_scp dump/raw/dev/wav.scp
 """
 import argparse
 import json
@@ -22,12 +24,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 import yaml
 
 from pinch.data.atomic import write_text_atomic
+from pinch.data.kaldi import read_table
 from pinch.deploy import check_ungated, onnx_session, quantize_int8, set_metadata
-from pinch.deploy.onnx_files import replace_atomically
+from pinch.deploy.onnx_files import CALIBRATION_UTTERANCES, replace_atomically
 
 FRONTEND_KEY = "pinch_frontend"  # metadata: {"frontend": ..., "frontend_conf": ..., "fs": ...}
 TOLERANCE = 1e-3  # largest |log-prob| difference from PyTorch (fp32); about 1e-5 measured
@@ -46,6 +50,22 @@ class EncoderCTC(torch.nn.Module):
             feats, feats_lengths = self.normalize(feats, feats_lengths)
         encoded, lengths, _ = self.encoder(feats, feats_lengths)
         return self.ctc.log_softmax(encoded), lengths
+
+
+def wav_features(frontend, audio_path):
+    """The graph's inputs for one recording, from the model's espnet2 frontend (None: raw input)."""
+    audio, _ = sf.read(audio_path, dtype="float32")
+    speech = torch.from_numpy(audio)[None]
+    lengths = torch.tensor([speech.shape[1]])
+    with torch.no_grad():
+        feats, lengths = frontend(speech, lengths) if frontend is not None else (speech, lengths)
+    return {"feats": feats.numpy(), "feats_lengths": lengths.numpy()}
+
+
+def calibration_feeds(frontend, wav_scp):
+    """The graph's inputs for the first utterances of ``wav_scp`` (by id): static int8's calibration."""
+    wavs = read_table(Path(wav_scp))
+    return [wav_features(frontend, wavs[utt]) for utt in sorted(wavs)[:CALIBRATION_UTTERANCES]]
 
 
 def load_model(config_path, model_path, shrink):
@@ -87,8 +107,11 @@ def export_checked(module, path, feat_dim):
             raise ValueError(f"the ONNX graph does not reproduce PyTorch's outputs at {frames} frames ({diff})")
 
 
-def export(config_path, model_path, out_dir, shrink=False):
-    """Write ``model.onnx``, ``model.int8.onnx`` and ``tokens.txt`` into ``out_dir``."""
+def export(config_path, model_path, out_dir, shrink=False, calibration_scp=None):
+    """Write ``model.onnx``, ``model.int8.onnx``, ``tokens.txt`` and, given ``calibration_scp``,
+    ``model.int8_static.onnx`` into ``out_dir``."""
+    if calibration_scp is not None and not Path(calibration_scp).is_file():
+        raise FileNotFoundError(f"{calibration_scp}: no such file (the calibration utterances' wav.scp)")
     model, config = load_model(config_path, model_path, shrink)
     check_ungated(model)
     if model.ctc is None or getattr(model, "ctc_weight", 1.0) == 0.0:
@@ -108,7 +131,11 @@ def export(config_path, model_path, out_dir, shrink=False):
     write_text_atomic(out_dir / "tokens.txt", "".join(f"{t} {i}\n" for i, t in enumerate(tokens)))
     feeds = {"feats": np.random.default_rng(0).standard_normal((1, 300, feat_dim), dtype=np.float32),
              "feats_lengths": np.array([300])}
-    return fp32, quantize_int8(fp32, out_dir / "model.int8.onnx", feeds)
+    written = [fp32, quantize_int8(fp32, out_dir / "model.int8.onnx", feeds)]
+    if calibration_scp is not None:
+        calibration = calibration_feeds(model.frontend, calibration_scp)
+        written.append(quantize_int8(fp32, out_dir / "model.int8_static.onnx", feeds, calibration=calibration))
+    return written
 
 
 def main(argv=None):
@@ -117,9 +144,10 @@ def main(argv=None):
     parser.add_argument("--asr_model_file", required=True)
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--shrink", action="store_true", help="remove the groups a structured pruning run pruned")
+    parser.add_argument("--calibration_scp", help="wav.scp of utterances (the dev set) to calibrate static int8 on")
     args = parser.parse_args(argv)
     try:
-        paths = export(args.asr_train_config, args.asr_model_file, args.out_dir, args.shrink)
+        paths = export(args.asr_train_config, args.asr_model_file, args.out_dir, args.shrink, args.calibration_scp)
     except (ValueError, FileNotFoundError) as err:
         print(f"pinch.espnet.bin.export_onnx: error: {err}", file=sys.stderr)
         return 1

@@ -14,14 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-import soundfile as sf
-import torch
-
 from pinch.data.atomic import write_text_atomic
 from pinch.data.kaldi import read_table
 from pinch.deploy import greedy_ctc, pieces_to_text, read_tokens
 from pinch.deploy.onnx_files import ctc_session
-from pinch.espnet.bin.export_onnx import FRONTEND_KEY
+from pinch.espnet.bin.export_onnx import FRONTEND_KEY, wav_features
 
 
 class EspnetOnnxCTC:
@@ -35,12 +32,7 @@ class EspnetOnnxCTC:
         self.tokens = tokens
 
     def __call__(self, audio_path):
-        audio, _ = sf.read(audio_path, dtype="float32")
-        speech = torch.from_numpy(audio)[None]
-        with torch.no_grad():
-            feats, lengths = self.frontend(speech, torch.tensor([speech.shape[1]])) if self.frontend else (
-                speech, torch.tensor([speech.shape[1]]))
-        logprobs, out_lengths = self.session.run(None, {"feats": feats.numpy(), "feats_lengths": lengths.numpy()})
+        logprobs, out_lengths = self.session.run(None, wav_features(self.frontend, audio_path))
         ids = greedy_ctc(logprobs[0], out_lengths[0], blank=0)
         return pieces_to_text(self.tokens[i] for i in ids)
 
@@ -49,7 +41,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pinch.espnet.bin.onnx_decode", description=__doc__.split("\n")[0])
     parser.add_argument("--tokens", required=True)
     parser.add_argument("--decode", nargs=3, action="append", required=True, metavar=("ONNX", "WAV_SCP", "OUT"),
-                        help="model.onnx or model.int8.onnx, a wav.scp, and the text file to write")
+                        help="model.onnx, model.int8.onnx or model.int8_static.onnx, a wav.scp, and the text file to write")
     args = parser.parse_args(argv)
     try:
         for path in [args.tokens] + [p for job in args.decode for p in job[:2]]:

@@ -1,5 +1,5 @@
 """Export a NeMo CTC (or hybrid, its CTC branch) model to ONNX for onnxruntime and sherpa-onnx,
-in fp32 and int8.
+in fp32 and int8 (dynamic; and static, calibrated on utterances of a ``--calibration_dir``).
 
 The graph comes from NeMo's own exporter (``model.export``), checked against the model's
 ``forward_for_export`` in PyTorch on 3 s of features (log-probabilities within
@@ -13,7 +13,8 @@ from compression: its pruned FFN units, heads and conv channels are removed firs
 NeMo config cannot state per-layer sizes, so the shrunk model's deployable form is this
 ONNX file (its .nemo stays the baked, masked one).
 
-    python -m pinch.nemo.bin.export_onnx --model exp/sspg/model.nemo --out_dir exp/sspg/onnx
+    python -m pinch.nemo.bin.export_onnx --model exp/sspg/model.nemo --out_dir exp/sspg/onnx \
+        --calibration_dir data/dev
     python -m pinch.nemo.bin.export_onnx --model exp/sspg_structured/gated.nemo --shrink \
         --out_dir exp/sspg_structured/onnx_shrunk
 """
@@ -23,10 +24,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from pinch.data.atomic import write_text_atomic
 from pinch.deploy import check_ungated, onnx_session, quantize_int8, set_metadata
-from pinch.deploy.onnx_files import replace_atomically
+from pinch.deploy.onnx_files import CALIBRATION_UTTERANCES, replace_atomically
 
 PREPROCESSOR_KEY = "pinch_preprocessor"  # metadata: the NeMo preprocessor config (JSON)
 # Largest |log-prob| difference allowed between onnxruntime and PyTorch (fp32): float
@@ -50,6 +52,24 @@ def load_model(path, shrink):
         raise ValueError(f"{path}: a compressed model that still has its gates; bake it first "
                          "(python -m pinch.nemo.bin.bake), or --shrink a structured one")
     return pinch.shrink(gated)
+
+
+def audio_features(preprocessor, audio_path):
+    """The graph's inputs for one recording, from NeMo's preprocessor."""
+    import torch
+
+    audio, _ = sf.read(audio_path, dtype="float32")
+    with torch.no_grad():
+        feats, length = preprocessor(input_signal=torch.from_numpy(audio)[None], length=torch.tensor([len(audio)]))
+    return {"audio_signal": feats.numpy(), "length": length.numpy()}
+
+
+def calibration_feeds(preprocessor, data_dir):
+    """The graph's inputs for the first utterances of ``data_dir`` (by id): static int8's calibration."""
+    from pinch.nemo.bin.transcribe import utterances
+
+    utts = sorted(utterances(data_dir))[:CALIBRATION_UTTERANCES]
+    return [audio_features(preprocessor, audio) for _, audio in utts]
 
 
 def ctc_vocabulary(model):
@@ -76,8 +96,9 @@ def export_checked(model, path, feeds):
         raise ValueError(f"the ONNX graph of {type(model).__name__} does not reproduce PyTorch's outputs ({diff})")
 
 
-def export(model_path, out_dir, shrink=False):
-    """Write ``model.onnx``, ``model.int8.onnx`` and ``tokens.txt`` into ``out_dir``."""
+def export(model_path, out_dir, shrink=False, calibration_dir=None):
+    """Write ``model.onnx``, ``model.int8.onnx``, ``tokens.txt`` and, given ``calibration_dir``,
+    ``model.int8_static.onnx`` into ``out_dir``."""
     from omegaconf import OmegaConf
 
     model = load_model(model_path, shrink)
@@ -99,8 +120,11 @@ def export(model_path, out_dir, shrink=False):
         + (" (shrunk)" if shrink else ""), PREPROCESSOR_KEY: json.dumps(preprocessor)})
     write_text_atomic(out_dir / "tokens.txt", "".join(f"{t} {i}\n" for i, t in enumerate(vocab))
                       + f"<blk> {len(vocab)}\n")
-    int8 = quantize_int8(fp32, out_dir / "model.int8.onnx", feeds)
-    return fp32, int8
+    written = [fp32, quantize_int8(fp32, out_dir / "model.int8.onnx", feeds)]
+    if calibration_dir is not None:
+        calibration = calibration_feeds(model.preprocessor, calibration_dir)
+        written.append(quantize_int8(fp32, out_dir / "model.int8_static.onnx", feeds, calibration=calibration))
+    return written
 
 
 def main(argv=None):
@@ -108,9 +132,10 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="plain .nemo, or a structured gated one with --shrink")
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--shrink", action="store_true", help="remove the groups a structured gated model pruned")
+    parser.add_argument("--calibration_dir", help="data dir of utterances (the dev set) to calibrate static int8 on")
     args = parser.parse_args(argv)
     try:
-        paths = export(args.model, args.out_dir, args.shrink)
+        paths = export(args.model, args.out_dir, args.shrink, args.calibration_dir)
     except (ValueError, FileNotFoundError) as err:
         print(f"pinch.nemo.bin.export_onnx: error: {err}", file=sys.stderr)
         return 1

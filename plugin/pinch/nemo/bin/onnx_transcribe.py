@@ -19,7 +19,7 @@ import soundfile as sf
 
 from pinch.deploy import greedy_ctc, pieces_to_text, read_tokens
 from pinch.deploy.onnx_files import ctc_session
-from pinch.nemo.bin.export_onnx import PREPROCESSOR_KEY
+from pinch.nemo.bin.export_onnx import PREPROCESSOR_KEY, audio_features
 from pinch.nemo.bin.transcribe import utterances, write_hyp_file
 
 RUNTIMES = ("onnxruntime", "sherpa-onnx")
@@ -37,13 +37,8 @@ class OnnxRuntimeCTC:
         self.tokens = tokens
 
     def __call__(self, audio_path):
-        import torch
-
-        audio, _ = sf.read(audio_path, dtype="float32")
-        with torch.no_grad():
-            feats, length = self.preprocessor(input_signal=torch.from_numpy(audio)[None],
-                                              length=torch.tensor([len(audio)]))
-        logprobs, = self.session.run(None, {"audio_signal": feats.numpy(), "length": length.numpy()})
+        feeds = audio_features(self.preprocessor, audio_path)
+        logprobs, = self.session.run(None, feeds)
         frames = logprobs.shape[1]  # the graph's own output length (no length output)
         ids = greedy_ctc(logprobs[0], frames, blank=len(self.tokens) - 1)
         return pieces_to_text(self.tokens[i] for i in ids)
