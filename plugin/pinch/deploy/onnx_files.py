@@ -74,6 +74,7 @@ def quantize_int8(src, dst, feeds, keep_fp32=(), calibration=None):
     """
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic,
                                           quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Calibration(CalibrationDataReader):
         def __init__(self):
@@ -89,9 +90,19 @@ def quantize_int8(src, dst, feeds, keep_fp32=(), calibration=None):
         else:
             if not calibration:
                 raise ValueError(f"static int8 quantization of {src} needs calibration utterances; none given")
-            quantize_static(str(src), tmp, Calibration(), quant_format=QuantFormat.QOperator, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=list(keep_fp32))
+            # onnxruntime's pre-processing (graph optimisation; its symbolic shape inference fails on
+            # these graphs) made the ESPnet encoder's int8 graph 6% faster. Only the GEMMs and
+            # convolutions, where the time goes: int8 softmax and the products after it leave graphs
+            # the quantizer cannot finish (ESPnet and NeMo attention, NeMo's GLU).
+            prepared = tmp + ".prepared.onnx"
+            try:
+                quant_pre_process(str(src), prepared, skip_symbolic_shape=True)
+                quantize_static(prepared, tmp, Calibration(), quant_format=QuantFormat.QOperator, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                op_types_to_quantize=["MatMul", "Gemm", "Conv"], nodes_to_exclude=list(keep_fp32))
+            finally:
+                if os.path.exists(prepared):
+                    os.remove(prepared)
         outputs = onnx_session(tmp).run(None, feeds)
         bad = [i for i, out in enumerate(outputs) if not np.isfinite(out).all()]
         if bad:

@@ -1,0 +1,188 @@
+"""Encoder latency per second of audio, load time and peak memory of every deployable form:
+dense, baked (unstructured zeros) and shrunk (structured) encoders, fp32 and int8, in PyTorch
+and in onnxruntime, at batch 1 and 8.
+
+The model is the recipe's ESPnet Conformer encoder with random weights (speed and memory do
+not depend on what the weights learned; the recipes' deploy stages report the accuracy of the
+same forms on real models). int8: PyTorch's dynamic quantization of the Linear layers
+(``torch.ao``); onnxruntime's dynamic quantization, and its static one (QOperator) calibrated
+on random features (the scales matter for accuracy, not for speed). Latency: forms of one
+runtime interleaved in ``--rounds`` rounds of ``--repeats`` runs, each as a ratio to the dense
+fp32 form of the same runtime and batch (median and range over rounds). Load time and peak
+memory (resident-set growth from loading the file to the end of one batch-8 forward) are
+measured in a fresh process per form.
+Usage: python bench/deploy_latency.py [--threads 1] [--batch 1 8] [--structured 0.5 0.8] [--rounds 3] [--repeats 10]
+"""
+import argparse
+import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import bar_plot, conformer_encoder, features, median, rss_mb, timed, write_json  # noqa: E402
+from inference import structured, unstructured  # noqa: E402
+
+from pinch.deploy.latency import onnx_latencies  # noqa: E402
+from pinch.deploy.onnx_files import onnx_session, quantize_int8  # noqa: E402
+
+
+class Encoder(torch.nn.Module):
+    """The encoder's features and lengths in, encoded frames and lengths out (what ONNX exports)."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, feats, feats_lengths):
+        encoded, lengths, _ = self.encoder(feats, feats_lengths)
+        return encoded, lengths
+
+
+def export_onnx(model, path):
+    x, lens = features(batch=1, seconds=3)
+    torch.onnx.export(model, (x, lens), path, input_names=["feats", "feats_lengths"], output_names=["out", "lengths"],
+                      dynamic_axes={"feats": {0: "batch", 1: "time"}, "feats_lengths": {0: "batch"},
+                                    "out": {0: "batch", 1: "frames"}, "lengths": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+
+
+def feeds(batch, seconds, seed=0):
+    x, lens = features(batch=batch, seconds=seconds, seed=seed)
+    return {"feats": x.numpy(), "feats_lengths": lens.numpy()}
+
+
+def torch_latencies(models, batch, seconds, rounds, repeats):
+    """Per model, the median seconds of each round (models interleaved)."""
+    x, lens = features(batch=batch, seconds=seconds)
+    out = {name: [] for name in models}
+    with torch.no_grad():
+        for model in models.values():
+            model(x, lens)
+        for _ in range(rounds):
+            times = {name: [] for name in models}
+            for _ in range(repeats):
+                for name, model in models.items():
+                    times[name].append(timed(lambda: model(x, lens)))
+            for name in models:
+                out[name].append(median(times[name]))
+    return out
+
+
+def load_and_run(runtime, path, batch, seconds, threads):
+    """In this (fresh) process: seconds to load ``path``, and the resident-memory growth, MB,
+    from before loading to the end of one forward at ``batch``."""
+    torch.set_num_threads(threads)
+    data = feeds(batch, seconds)
+    base = rss_mb()
+    start = time.perf_counter()
+    if runtime == "pytorch":
+        model = torch.load(path, weights_only=False)  # written by this benchmark a moment ago
+        load_s = time.perf_counter() - start
+        with torch.no_grad():
+            model(torch.from_numpy(data["feats"]), torch.from_numpy(data["feats_lengths"]))
+    else:
+        session = onnx_session(path, threads)
+        load_s = time.perf_counter() - start
+        session.run(None, data)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"load_s": load_s, "peak_mb": peak - base}
+
+
+def fresh_process(runtime, path, batch, seconds, threads):
+    code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+            f"import deploy_latency as d; print(json.dumps(d.load_and_run({runtime!r}, {path!r}, {batch}, "
+            f"{seconds}, {threads})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"loading {path} in a fresh process failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ratios(per_round, reference):
+    r = [a / b for a, b in zip(reference, per_round)]
+    return median(r), [min(r), max(r)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--structured", type=float, nargs="+", default=[0.5, 0.8],
+                        help="shares of FFN units, heads and conv channels the shrunk variants remove")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--out", default="bench/results")
+    args = parser.parse_args(argv)
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3: a median and spread need them")
+    torch.set_num_threads(args.threads)
+    dense = conformer_encoder().eval()
+    variants = {"dense": dense, "baked 65%": unstructured(copy.deepcopy(dense), 0.65).eval()}
+    for fraction in args.structured:
+        variants[f"shrunk {fraction:.0%}"] = structured(copy.deepcopy(dense), fraction).eval()
+    rows, tmp = [], tempfile.mkdtemp(prefix="pinch_deploy_bench.")
+    torch_models, files = {}, {}
+    for name, model in variants.items():
+        int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+        for form, m in (("fp32", model), ("int8", int8)):
+            key = f"{name} | {form}"
+            torch_models[key] = m
+            files[("pytorch", key)] = os.path.join(tmp, f"{len(files)}.pt")
+            torch.save(m, files[("pytorch", key)])
+        fp32 = os.path.join(tmp, f"{len(files)}.onnx")
+        export_onnx(Encoder(model), fp32)
+        files[("onnxruntime", f"{name} | fp32")] = fp32
+        check = feeds(1, 3, seed=1)
+        files[("onnxruntime", f"{name} | int8")] = str(quantize_int8(fp32, fp32[:-5] + ".int8.onnx", check))
+        calibration = [feeds(1, 3, seed=s) for s in range(8)]
+        files[("onnxruntime", f"{name} | int8_static")] = str(
+            quantize_int8(fp32, fp32[:-5] + ".int8_static.onnx", check, calibration=calibration))
+    onnx_paths = {key: path for (rt, key), path in files.items() if rt == "onnxruntime"}
+    for batch in args.batch:
+        audio = batch * args.seconds
+        pt = torch_latencies(torch_models, batch, args.seconds, args.rounds, args.repeats)
+        ort = onnx_latencies(list(onnx_paths.values()), feeds(batch, args.seconds), args.rounds, args.repeats,
+                             args.threads)
+        for key, per_round in pt.items():
+            ratio, spread = ratios(per_round, pt["dense | fp32"])
+            rows.append({"runtime": "pytorch", "model": key, "batch": batch, "ms_per_audio_s": median(per_round)
+                         * 1000 / audio, "speedup": ratio, "speedup_range": spread})
+        for key, path in onnx_paths.items():
+            rows.append({"runtime": "onnxruntime", "model": key, "batch": batch,
+                         "ms_per_audio_s": ort[path]["median_s"] * 1000 / audio, "speedup": ort[path]["ratio"],
+                         "speedup_range": ort[path]["ratio_range"]})
+    memory = {(rt, key): fresh_process(rt, path, max(args.batch), args.seconds, args.threads)
+              for (rt, key), path in files.items()}
+    for row in rows:
+        row.update(memory[(row["runtime"], row["model"])], size_mb=os.path.getsize(files[(row["runtime"], row["model"])])
+                   / 1e6)
+    print(f"{'runtime':11s} {'model | form':24s} {'batch':>5s} {'ms / s audio':>12s} {'speed-up [range]':>20s} "
+          f"{'MB':>6s} {'load s':>7s} {'peak MB':>8s}")
+    for r in rows:
+        lo, hi = r["speedup_range"]
+        print(f"{r['runtime']:11s} {r['model']:24s} {r['batch']:5d} {r['ms_per_audio_s']:12.2f} "
+              f"{r['speedup']:6.2f} [{lo:.2f}, {hi:.2f}] {r['size_mb']:6.2f} {r['load_s']:7.3f} {r['peak_mb']:8.1f}")
+    result = {"model": "ESPnet ConformerEncoder, 6 blocks, d=144, ffn=576 (random weights)",
+              "input": f"batch x {args.seconds} s of 80-dim features", "threads": args.threads,
+              "rounds": args.rounds, "repeats": args.repeats,
+              "note": "speed-up: dense fp32 of the same runtime and batch over the form (above 1: faster); "
+                      f"load and peak memory: fresh process, one forward at batch {max(args.batch)}",
+              "rows": rows}
+    path = write_json(args.out, "deploy_latency", result)
+    best = [r for r in rows if r["batch"] == args.batch[0]]
+    bar_plot(args.out, "deploy_latency", [f"{r['runtime'][:4]}\n{r['model']}".replace(" | ", "\n") for r in best],
+             [r["speedup"] for r in best], "x dense fp32 (same runtime)", f"Speed-up at batch {args.batch[0]}")
+    print(f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
