@@ -1,8 +1,8 @@
 """``python -m pinch.espnet.bin.bake``: a gated espnet2 checkpoint -> a plain ESPnet model dir.
 
 The output dir holds ``config.yaml`` without pinch's keys and ``model.pth`` with the masks
-written into the weights, so unmodified ``espnet2.bin.asr_inference`` decodes it with no
-pinch import. Checkpoints are read as data (weights-only), never unpickled as objects. The
+written into the weights, so unmodified ``espnet2.bin.asr_inference`` (``tts_inference`` for
+``--task tts``) runs it with no pinch import. Checkpoints are read as data (weights-only), never unpickled as objects. The
 weights are checked by loading them strictly into the model class that espnet2 itself
 builds from that config. ``sparsity.json`` records what was measured.
 """
@@ -26,7 +26,8 @@ from pinch.targets import select_targets
 from pinch.sparsity import report_from_masks
 
 # The unmodified espnet2 task that will read the baked dir, by pinch task name.
-TASKS = {"asr": "espnet2.tasks.asr:ASRTask", "asr_transducer": "espnet2.tasks.asr_transducer:ASRTransducerTask"}
+TASKS = {"asr": "espnet2.tasks.asr:ASRTask", "asr_transducer": "espnet2.tasks.asr_transducer:ASRTransducerTask",
+         "tts": "espnet2.tasks.tts:TTSTask"}
 
 # Averaging a few checkpoints moves sparsity by about a percent; a larger gap means the
 # run itself missed the target, which rescaling would hide (it would prune untrained).
