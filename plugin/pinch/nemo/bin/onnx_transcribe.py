@@ -114,8 +114,9 @@ def main(argv=None):
     parser.add_argument("--tokens", required=True, help="tokens.txt written beside the ONNX files")
     parser.add_argument("--decode", nargs=4, action="append", required=True,
                         metavar=("ONNX", "RUNTIME", "DATA_DIR", "OUT"),
-                        help=f"model.onnx or model.int8.onnx, a runtime ({', '.join(RUNTIMES)}), a split "
-                             "folder (manifest.json, wav.scp) and the hypothesis file to write")
+                        help=f"model.onnx, model.int8.onnx or model.int8_static.onnx, a runtime "
+                             f"({', '.join(RUNTIMES)}), a split folder (manifest.json, wav.scp) and the "
+                             "hypothesis file to write")
     args = parser.parse_args(argv)
     try:
         if not Path(args.tokens).is_file():
