@@ -50,6 +50,16 @@ def test_plain_and_shrunk_exports_give_the_masked_models_outputs(structured_run,
     int8 = _logprobs(shrunk_int8, feats)  # its accuracy is the recipes' deploy rows; here: it runs
     assert int8.shape == masked.shape and np.isfinite(int8).all()
     assert (tmp_path / "plain" / "tokens.txt").read_text().splitlines()[0] == "<blank> 0"
+    # The positional sinusoids are computed in the graph: no (1, 2 * 5000 - 1, d) table inside.
+    assert all(9999 not in dims for dims in tensor_shapes(plain))
+
+
+def tensor_shapes(path):
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    return [list(t.dims) for t in graph.initializer] + [
+        list(a.t.dims) for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
 
 
 def test_refusals_name_the_problem(structured_run, tmp_path, capsys):

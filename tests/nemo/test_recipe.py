@@ -90,6 +90,12 @@ def test_deploy_stage_exports_quantizes_and_scores_every_model_in_both_runtimes(
         if row["form"] == "onnx fp32" and row["runtime"] == "onnxruntime":
             assert row["wer"] == pytorch[row["model"]], row["model"]
     assert "| onnx int8_static | sherpa-onnx |" in (root / "exp" / "DEPLOY.md").read_text()
+    # The positional sinusoids are computed in the graph: no (1, 2 * 5000 - 1, d) table inside.
+    import onnx
+
+    graph = onnx.load(str(root / "exp" / systems[1] / "onnx" / "model.onnx")).graph
+    tensors = list(graph.initializer) + [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute]
+    assert tensors and all(9999 not in t.dims for t in tensors)
 
 
 def test_export_and_onnx_transcription_refuse_what_does_not_fit(recipe, tmp_path, capsys):

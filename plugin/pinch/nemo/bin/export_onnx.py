@@ -25,15 +25,33 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from pinch.data.atomic import write_text_atomic
 from pinch.deploy import check_ungated, onnx_session, quantize_int8, set_metadata
 from pinch.deploy.onnx_files import CALIBRATION_UTTERANCES, replace_atomically
+from pinch.deploy.positions import relative_sinusoids, swap_modules
 
 PREPROCESSOR_KEY = "pinch_preprocessor"  # metadata: the NeMo preprocessor config (JSON)
 # Largest |log-prob| difference allowed between onnxruntime and PyTorch (fp32): float
 # reordering in fused kernels gives about 1e-5 here.
 TOLERANCE = 1e-3
+
+
+class ComputedRelPositions(torch.nn.Module):
+    """NeMo's RelPositionalEncoding (eval, offline) without its table (`pinch.deploy.positions`)."""
+
+    def __init__(self, pos_enc):
+        super().__init__()
+        self.d_model, self.xscale = pos_enc.d_model, pos_enc.xscale
+
+    def extend_pe(self, length, device, dtype):
+        """The encoder sizes its table before each forward; there is none to size."""
+
+    def forward(self, x, cache_len=0):
+        if self.xscale:
+            x = x * self.xscale
+        return x, relative_sinusoids(x.size(1) + cache_len, self.d_model, x.device).to(x.dtype)
 
 
 def load_model(path, shrink):
@@ -56,8 +74,6 @@ def load_model(path, shrink):
 
 def audio_features(preprocessor, audio_path):
     """The graph's inputs for one recording, from NeMo's preprocessor."""
-    import torch
-
     audio, _ = sf.read(audio_path, dtype="float32")
     with torch.no_grad():
         feats, length = preprocessor(input_signal=torch.from_numpy(audio)[None], length=torch.tensor([len(audio)]))
@@ -84,8 +100,6 @@ def ctc_vocabulary(model):
 
 def export_checked(model, path, feeds):
     """NeMo's export to ``path``, refused unless onnxruntime gives PyTorch's outputs on ``feeds``."""
-    import torch
-
     model.export(path)
     with torch.no_grad():
         expected = model.forward_for_export(**{k: torch.from_numpy(v) for k, v in feeds.items()})
@@ -101,9 +115,12 @@ def export(model_path, out_dir, shrink=False, calibration_dir=None):
     ``model.int8_static.onnx`` into ``out_dir``."""
     from omegaconf import OmegaConf
 
+    from nemo.collections.asr.parts.submodules.multi_head_attention import RelPositionalEncoding
+
     model = load_model(model_path, shrink)
     check_ungated(model)
     model.eval()
+    swap_modules(model, RelPositionalEncoding, ComputedRelPositions)
     vocab = ctc_vocabulary(model)
     out_dir = Path(out_dir)
     preprocessor = OmegaConf.to_container(model.cfg.preprocessor, resolve=True)
