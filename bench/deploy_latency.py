@@ -10,14 +10,15 @@ on random features (the scales matter for accuracy, not for speed). Latency: for
 runtime interleaved in ``--rounds`` rounds of ``--repeats`` runs, each as a ratio to the dense
 fp32 form of the same runtime and batch (median and range over rounds). Load time and peak
 memory (resident-set growth from loading the file to the end of one batch-8 forward) are
-measured in a fresh process per form.
+measured in a fresh process per form. Size: the state dict for PyTorch (what a recipe stores),
+the file for onnxruntime.
 Usage: python bench/deploy_latency.py [--threads 1] [--batch 1 8] [--structured 0.5 0.8] [--rounds 3] [--repeats 10]
 """
 import argparse
 import copy
+import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,11 +27,12 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import bar_plot, conformer_encoder, features, median, rss_mb, timed, write_json  # noqa: E402
+from common import bar_plot, conformer_encoder, features, median, peak_rss_growth_mb, timed, write_json  # noqa: E402
 from inference import structured, unstructured  # noqa: E402
 
 from pinch.deploy.latency import onnx_latencies  # noqa: E402
 from pinch.deploy.onnx_files import onnx_session, quantize_int8  # noqa: E402
+from pinch.espnet.bin.export_onnx import compute_rel_positions  # noqa: E402
 
 
 class Encoder(torch.nn.Module):
@@ -76,23 +78,26 @@ def torch_latencies(models, batch, seconds, rounds, repeats):
 
 
 def load_and_run(runtime, path, batch, seconds, threads):
-    """In this (fresh) process: seconds to load ``path``, and the resident-memory growth, MB,
-    from before loading to the end of one forward at ``batch``."""
+    """In this (fresh) process: seconds to load ``path``, and the peak resident-memory growth,
+    MB, from before loading to the end of one forward at ``batch`` (sampled while it runs)."""
     torch.set_num_threads(threads)
     data = feeds(batch, seconds)
-    base = rss_mb()
-    start = time.perf_counter()
-    if runtime == "pytorch":
-        model = torch.load(path, weights_only=False)  # written by this benchmark a moment ago
-        load_s = time.perf_counter() - start
-        with torch.no_grad():
-            model(torch.from_numpy(data["feats"]), torch.from_numpy(data["feats_lengths"]))
-    else:
-        session = onnx_session(path, threads)
-        load_s = time.perf_counter() - start
-        session.run(None, data)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"load_s": load_s, "peak_mb": peak - base}
+    load_s = []
+
+    def load_and_forward():
+        start = time.perf_counter()
+        if runtime == "pytorch":
+            model = torch.load(path, weights_only=False)  # written by this benchmark a moment ago
+            load_s.append(time.perf_counter() - start)
+            with torch.no_grad():
+                model(torch.from_numpy(data["feats"]), torch.from_numpy(data["feats_lengths"]))
+        else:
+            session = onnx_session(path, threads)
+            load_s.append(time.perf_counter() - start)
+            session.run(None, data)
+
+    peak = peak_rss_growth_mb(load_and_forward)
+    return {"load_s": load_s[0], "peak_mb": peak}
 
 
 def fresh_process(runtime, path, batch, seconds, threads):
@@ -129,16 +134,19 @@ def main(argv=None):
     for fraction in args.structured:
         variants[f"shrunk {fraction:.0%}"] = structured(copy.deepcopy(dense), fraction).eval()
     rows, tmp = [], tempfile.mkdtemp(prefix="pinch_deploy_bench.")
-    torch_models, files = {}, {}
+    torch_models, files, sizes = {}, {}, {}
     for name, model in variants.items():
         int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
         for form, m in (("fp32", model), ("int8", int8)):
             key = f"{name} | {form}"
             torch_models[key] = m
             files[("pytorch", key)] = os.path.join(tmp, f"{len(files)}.pt")
-            torch.save(m, files[("pytorch", key)])
+            torch.save(m, files[("pytorch", key)])  # the module, to load in a fresh process
+            state = io.BytesIO()
+            torch.save(m.state_dict(), state)  # what a recipe stores (model.pth)
+            sizes[("pytorch", key)] = state.tell()
         fp32 = os.path.join(tmp, f"{len(files)}.onnx")
-        export_onnx(Encoder(model), fp32)
+        export_onnx(Encoder(compute_rel_positions(copy.deepcopy(model))), fp32)  # as the recipe exports
         files[("onnxruntime", f"{name} | fp32")] = fp32
         check = feeds(1, 3, seed=1)
         files[("onnxruntime", f"{name} | int8")] = str(quantize_int8(fp32, fp32[:-5] + ".int8.onnx", check))
@@ -146,6 +154,7 @@ def main(argv=None):
         files[("onnxruntime", f"{name} | int8_static")] = str(
             quantize_int8(fp32, fp32[:-5] + ".int8_static.onnx", check, calibration=calibration))
     onnx_paths = {key: path for (rt, key), path in files.items() if rt == "onnxruntime"}
+    sizes.update({("onnxruntime", key): os.path.getsize(path) for key, path in onnx_paths.items()})
     for batch in args.batch:
         audio = batch * args.seconds
         pt = torch_latencies(torch_models, batch, args.seconds, args.rounds, args.repeats)
@@ -162,8 +171,7 @@ def main(argv=None):
     memory = {(rt, key): fresh_process(rt, path, max(args.batch), args.seconds, args.threads)
               for (rt, key), path in files.items()}
     for row in rows:
-        row.update(memory[(row["runtime"], row["model"])], size_mb=os.path.getsize(files[(row["runtime"], row["model"])])
-                   / 1e6)
+        row.update(memory[(row["runtime"], row["model"])], size_mb=sizes[(row["runtime"], row["model"])] / 1e6)
     print(f"{'runtime':11s} {'model | form':24s} {'batch':>5s} {'ms / s audio':>12s} {'speed-up [range]':>20s} "
           f"{'MB':>6s} {'load s':>7s} {'peak MB':>8s}")
     for r in rows:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 BENCH_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench"))
-SCRIPTS = {"overhead": "gate_overhead.py", "inference": "inference.py"}
+SCRIPTS = {"overhead": "gate_overhead.py", "inference": "inference.py", "deploy": "deploy_latency.py"}
 
 
 def run(args):
@@ -18,5 +18,5 @@ def run(args):
     for name in names:
         cmd = [sys.executable, os.path.join(BENCH_DIR, SCRIPTS[name]), "--out", args.out]
         if args.quick:
-            cmd += ["--steps", "3"] if name == "overhead" else ["--repeats", "3"]
+            cmd += {"overhead": ["--steps", "3"], "inference": ["--repeats", "3"], "deploy": ["--repeats", "2"]}[name]
         subprocess.run(cmd, check=True, cwd=os.path.dirname(BENCH_DIR))

@@ -14,8 +14,9 @@ def build_parser():
     compare.add_argument("--corpus", help="only rows of this corpus (e.g. embedded)")
     compare.add_argument("--out", help="also write the table to this Markdown file")
     compare.add_argument("--plot", help="also plot WER against measured sparsity to this PNG")
-    bench = sub.add_parser("bench", help="benchmarks: gate overhead in training, inference speed and size")
-    bench.add_argument("which", choices=["overhead", "inference", "all"])
+    bench = sub.add_parser("bench", help="benchmarks: gate overhead in training, inference speed and size, "
+                                         "every deployable form at batch 1 and 8")
+    bench.add_argument("which", choices=["overhead", "inference", "deploy", "all"])
     bench.add_argument("--out", default="bench/results", help="folder for the JSON results")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     return parser
