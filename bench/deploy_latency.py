@@ -27,8 +27,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import bar_plot, conformer_encoder, features, median, peak_rss_growth_mb, timed, write_json  # noqa: E402
-from inference import structured, unstructured  # noqa: E402
+from common import bar_plot, conformer_encoder, features, median, peak_rss_growth_mb, write_json  # noqa: E402
+from inference import latencies, structured, unstructured  # noqa: E402
 
 from pinch.deploy.latency import onnx_latencies  # noqa: E402
 from pinch.deploy.onnx_files import onnx_session, quantize_int8  # noqa: E402
@@ -58,23 +58,6 @@ def export_onnx(model, path):
 def feeds(batch, seconds, seed=0):
     x, lens = features(batch=batch, seconds=seconds, seed=seed)
     return {"feats": x.numpy(), "feats_lengths": lens.numpy()}
-
-
-def torch_latencies(models, batch, seconds, rounds, repeats):
-    """Per model, the median seconds of each round (models interleaved)."""
-    x, lens = features(batch=batch, seconds=seconds)
-    out = {name: [] for name in models}
-    with torch.no_grad():
-        for model in models.values():
-            model(x, lens)
-        for _ in range(rounds):
-            times = {name: [] for name in models}
-            for _ in range(repeats):
-                for name, model in models.items():
-                    times[name].append(timed(lambda: model(x, lens)))
-            for name in models:
-                out[name].append(median(times[name]))
-    return out
 
 
 def load_and_run(runtime, path, batch, seconds, threads):
@@ -157,7 +140,7 @@ def main(argv=None):
     sizes.update({("onnxruntime", key): os.path.getsize(path) for key, path in onnx_paths.items()})
     for batch in args.batch:
         audio = batch * args.seconds
-        pt = torch_latencies(torch_models, batch, args.seconds, args.rounds, args.repeats)
+        pt = latencies(torch_models, *features(batch=batch, seconds=args.seconds), args.repeats, args.rounds)
         ort = onnx_latencies(list(onnx_paths.values()), feeds(batch, args.seconds), args.rounds, args.repeats,
                              args.threads)
         for key, per_round in pt.items():
