@@ -93,7 +93,9 @@ def ctc_vocabulary(model):
     if hasattr(model, "ctc_decoder"):
         model.set_export_config({"decoder_type": "ctc"})
         return list(model.ctc_decoder.vocabulary)
-    if type(model).__name__.startswith("EncDecCTC"):
+    from nemo.collections.asr.models import EncDecCTCModel
+
+    if isinstance(model, EncDecCTCModel):  # a shrunk model keeps its pinch class
         return list(model.decoder.vocabulary)
     raise ValueError(f"{type(model).__name__}: ONNX decoding here covers CTC models and hybrids' CTC branch")
 
