@@ -27,7 +27,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import bar_plot, conformer_encoder, features, median, peak_rss_growth_mb, write_json  # noqa: E402
+from common import conformer_encoder, features, median, peak_rss_growth_mb, write_json  # noqa: E402
 from inference import latencies, structured, unstructured  # noqa: E402
 
 from pinch.deploy.latency import onnx_latencies  # noqa: E402
@@ -91,6 +91,31 @@ def fresh_process(runtime, path, batch, seconds, threads):
     if out.returncode:
         raise RuntimeError(f"loading {path} in a fresh process failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def plot(out_dir, rows):
+    """Horizontal bars, one per runtime and form, a bar per batch size: the labels stay legible."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(f"{r['runtime']}: {r['model']}" for r in rows))
+    batches = sorted({r["batch"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(labels) + 1))
+    height = 0.8 / len(batches)
+    for i, batch in enumerate(batches):
+        value = {f"{r['runtime']}: {r['model']}": r["speedup"] for r in rows if r["batch"] == batch}
+        ax.barh([y + i * height for y in range(len(labels))], [value[k] for k in labels], height,
+                label=f"batch {batch}")
+    ax.set_yticks([y + height * (len(batches) - 1) / 2 for y in range(len(labels))], labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="grey", lw=0.8)
+    ax.set_xlabel("speed-up over dense fp32 of the same runtime")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "deploy_latency.png"), dpi=110)
+    plt.close(fig)
 
 
 def ratios(per_round, reference):
@@ -168,9 +193,7 @@ def main(argv=None):
                       f"load and peak memory: fresh process, one forward at batch {max(args.batch)}",
               "rows": rows}
     path = write_json(args.out, "deploy_latency", result)
-    best = [r for r in rows if r["batch"] == args.batch[0]]
-    bar_plot(args.out, "deploy_latency", [f"{r['runtime'][:4]}\n{r['model']}".replace(" | ", "\n") for r in best],
-             [r["speedup"] for r in best], "x dense fp32 (same runtime)", f"Speed-up at batch {args.batch[0]}")
+    plot(args.out, rows)
     print(f"wrote {path}")
     return result
 
