@@ -10,13 +10,12 @@ on random features (the scales matter for accuracy, not for speed). Latency: for
 runtime interleaved in ``--rounds`` rounds of ``--repeats`` runs, each as a ratio to the dense
 fp32 form of the same runtime and batch (median and range over rounds). Load time and peak
 memory (resident-set growth from loading the file to the end of one batch-8 forward) are
-measured in a fresh process per form. Size: the state dict for PyTorch (what a recipe stores),
-the file for onnxruntime.
+measured in a fresh process per form; PyTorch forms are state dicts, read weights-only into
+the rebuilt architecture. Size: the file (PyTorch: the state dict, what a recipe stores).
 Usage: python bench/deploy_latency.py [--threads 1] [--batch 1 8] [--structured 0.5 0.8] [--rounds 3] [--repeats 10]
 """
 import argparse
 import copy
-import io
 import json
 import os
 import subprocess
@@ -60,17 +59,33 @@ def feeds(batch, seconds, seed=0):
     return {"feats": x.numpy(), "feats_lengths": lens.numpy()}
 
 
-def load_and_run(runtime, path, batch, seconds, threads):
-    """In this (fresh) process: seconds to load ``path``, and the peak resident-memory growth,
-    MB, from before loading to the end of one forward at ``batch`` (sampled while it runs)."""
+def build(kind, share, form):
+    """One PyTorch form, rebuilt the same way in any process: the variant's architecture (the
+    seeded encoder, then baked or shrunk) before its weights are loaded."""
+    model = conformer_encoder()
+    if kind == "baked":
+        model = unstructured(model, share)
+    elif kind == "shrunk":
+        model = structured(model, share)
+    if form == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model.eval()
+
+
+def load_and_run(runtime, path, batch, seconds, threads, variant=None):
+    """In this (fresh) process: seconds to load ``path`` (PyTorch: a state dict, read
+    weights-only into ``build(*variant)``, as a toolkit builds from its config first), and
+    the peak resident-memory growth, MB, from before loading to the end of one forward at
+    ``batch`` (sampled while it runs)."""
     torch.set_num_threads(threads)
     data = feeds(batch, seconds)
+    model = build(*variant) if runtime == "pytorch" else None
     load_s = []
 
     def load_and_forward():
         start = time.perf_counter()
         if runtime == "pytorch":
-            model = torch.load(path, weights_only=False)  # written by this benchmark a moment ago
+            model.load_state_dict(torch.load(path, weights_only=True))
             load_s.append(time.perf_counter() - start)
             with torch.no_grad():
                 model(torch.from_numpy(data["feats"]), torch.from_numpy(data["feats_lengths"]))
@@ -83,10 +98,10 @@ def load_and_run(runtime, path, batch, seconds, threads):
     return {"load_s": load_s[0], "peak_mb": peak}
 
 
-def fresh_process(runtime, path, batch, seconds, threads):
+def fresh_process(runtime, path, batch, seconds, threads, variant):
     code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
             f"import deploy_latency as d; print(json.dumps(d.load_and_run({runtime!r}, {path!r}, {batch}, "
-            f"{seconds}, {threads})))")
+            f"{seconds}, {threads}, {variant!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"loading {path} in a fresh process failed:\n{out.stderr[-2000:]}")
@@ -137,22 +152,18 @@ def main(argv=None):
     if args.rounds < 3:
         parser.error("--rounds must be at least 3: a median and spread need them")
     torch.set_num_threads(args.threads)
-    dense = conformer_encoder().eval()
-    variants = {"dense": dense, "baked 65%": unstructured(copy.deepcopy(dense), 0.65).eval()}
-    for fraction in args.structured:
-        variants[f"shrunk {fraction:.0%}"] = structured(copy.deepcopy(dense), fraction).eval()
+    kinds = [("dense", None), ("baked", 0.65)] + [("shrunk", share) for share in args.structured]
     rows, tmp = [], tempfile.mkdtemp(prefix="pinch_deploy_bench.")
-    torch_models, files, sizes = {}, {}, {}
-    for name, model in variants.items():
-        int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
-        for form, m in (("fp32", model), ("int8", int8)):
+    torch_models, files, variants = {}, {}, {}
+    for kind, share in kinds:
+        name = kind if share is None else f"{kind} {share:.0%}"
+        for form in ("fp32", "int8"):
             key = f"{name} | {form}"
-            torch_models[key] = m
-            files[("pytorch", key)] = os.path.join(tmp, f"{len(files)}.pt")
-            torch.save(m, files[("pytorch", key)])  # the module, to load in a fresh process
-            state = io.BytesIO()
-            torch.save(m.state_dict(), state)  # what a recipe stores (model.pth)
-            sizes[("pytorch", key)] = state.tell()
+            variants[key] = (kind, share, form)
+            torch_models[key] = build(kind, share, form)
+            files[("pytorch", key)] = os.path.join(tmp, f"{len(files)}.pth")
+            torch.save(torch_models[key].state_dict(), files[("pytorch", key)])  # what a recipe stores
+        model = torch_models[f"{name} | fp32"]
         fp32 = os.path.join(tmp, f"{len(files)}.onnx")
         export_onnx(Encoder(compute_rel_positions(copy.deepcopy(model))), fp32)  # as the recipe exports
         files[("onnxruntime", f"{name} | fp32")] = fp32
@@ -162,7 +173,6 @@ def main(argv=None):
         files[("onnxruntime", f"{name} | int8_static")] = str(
             quantize_int8(fp32, fp32[:-5] + ".int8_static.onnx", check, calibration=calibration))
     onnx_paths = {key: path for (rt, key), path in files.items() if rt == "onnxruntime"}
-    sizes.update({("onnxruntime", key): os.path.getsize(path) for key, path in onnx_paths.items()})
     for batch in args.batch:
         audio = batch * args.seconds
         pt = latencies(torch_models, *features(batch=batch, seconds=args.seconds), args.repeats, args.rounds)
@@ -176,10 +186,11 @@ def main(argv=None):
             rows.append({"runtime": "onnxruntime", "model": key, "batch": batch,
                          "ms_per_audio_s": ort[path]["median_s"] * 1000 / audio, "speedup": ort[path]["ratio"],
                          "speedup_range": ort[path]["ratio_range"]})
-    memory = {(rt, key): fresh_process(rt, path, max(args.batch), args.seconds, args.threads)
+    memory = {(rt, key): fresh_process(rt, path, max(args.batch), args.seconds, args.threads, variants.get(key))
               for (rt, key), path in files.items()}
     for row in rows:
-        row.update(memory[(row["runtime"], row["model"])], size_mb=sizes[(row["runtime"], row["model"])] / 1e6)
+        path = files[(row["runtime"], row["model"])]
+        row.update(memory[(row["runtime"], row["model"])], size_mb=os.path.getsize(path) / 1e6)
     print(f"{'runtime':11s} {'model | form':24s} {'batch':>5s} {'ms / s audio':>12s} {'speed-up [range]':>20s} "
           f"{'MB':>6s} {'load s':>7s} {'peak MB':>8s}")
     for r in rows:

@@ -21,6 +21,23 @@ def relative_sinusoids(length, d_model, device):
     return torch.stack([angle.sin(), angle.cos()], dim=-1).reshape(1, 2 * length - 1, d_model)
 
 
+class ComputedRelPositions(torch.nn.Module):
+    """Stands in for ESPnet's or NeMo's RelPositionalEncoding at export (eval, offline): both keep
+    ``d_model`` and ``xscale`` (NeMo's may be None) and return ``(scaled x, sinusoids)``."""
+
+    def __init__(self, pos_enc):
+        super().__init__()
+        self.d_model, self.xscale = pos_enc.d_model, pos_enc.xscale
+
+    def extend_pe(self, length, device, dtype):
+        """NeMo's encoder sizes its table before each forward; there is none to size."""
+
+    def forward(self, x, cache_len=0):
+        if self.xscale:
+            x = x * self.xscale
+        return x, relative_sinusoids(x.size(1) + cache_len, self.d_model, x.device).to(x.dtype)
+
+
 def swap_modules(model, cls, make):
     """Replace every module of exactly type ``cls`` in ``model`` by ``make(module)``."""
     for name, module in list(model.named_modules()):

@@ -46,11 +46,14 @@ class GateBank:
         """This forward's differentiable L0 count (cost-weighted, over every gate); without
         gradients (validation), the count alone."""
         if not self.active():
-            gated = [(g.weight, g.threshold, g.groups, g.cost) for g in self.gates]
-            return kept_total(gated, self.costs_on_device()).to(self.gates[0].weight.dtype)
+            return self.kept_count().to(self.gates[0].weight.dtype)
         if self._kept is None or self._state != [_state(g) for g in self.gates]:
             self._compute()
         return self._kept
+
+    def kept_count(self):
+        """The cost-weighted L0 count of the hard masks now, as an int64 tensor (no graph)."""
+        return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates], self.costs_on_device())
 
     def costs_on_device(self):
         """The group costs where the weights are now (the model may have moved since)."""

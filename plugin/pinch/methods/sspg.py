@@ -6,7 +6,6 @@ import torch
 from pinch.gates import Gate
 from pinch.gates.bank import GateBank
 from pinch.gates.fused import Fused
-from pinch.gates.masking import kept_total
 from pinch.methods.base import PruningMethod
 from pinch.methods.options import choice, number
 from pinch.schedules import cosine
@@ -143,7 +142,7 @@ class SelfPinching(PruningMethod):
                         self.sparsity_now, self.target_sparsity, self.clock.step, self.clock.total_steps, self.eta)
 
     def _kept_tensor(self):
-        return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates], self.bank.costs_on_device())
+        return self.bank.kept_count()
 
     def _kept(self):
         return int(self._kept_tensor())

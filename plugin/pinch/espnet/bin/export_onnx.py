@@ -32,25 +32,15 @@ from pinch.data.atomic import write_text_atomic
 from pinch.data.kaldi import read_table
 from pinch.deploy import check_ungated, onnx_session, quantize_int8, set_metadata
 from pinch.deploy.onnx_files import CALIBRATION_UTTERANCES, replace_atomically
-from pinch.deploy.positions import relative_sinusoids, swap_modules
+from pinch.deploy.positions import ComputedRelPositions, swap_modules
 
 FRONTEND_KEY = "pinch_frontend"  # metadata: {"frontend": ..., "frontend_conf": ..., "fs": ...}
 TOLERANCE = 1e-3  # largest |log-prob| difference from PyTorch (fp32); about 1e-5 measured
 FEATURES = ("feats", "feats_lengths")
 
 
-class ComputedRelPositions(torch.nn.Module):
-    """espnet's RelPositionalEncoding (eval) without its table (`pinch.deploy.positions`)."""
-
-    def __init__(self, pos_enc):
-        super().__init__()
-        self.d_model, self.xscale = pos_enc.d_model, pos_enc.xscale
-
-    def forward(self, x):
-        return x * self.xscale, relative_sinusoids(x.size(1), self.d_model, x.device).to(x.dtype)
-
-
 def compute_rel_positions(encoder):
+    """The encoder with its positional table computed in the graph (`pinch.deploy.positions`)."""
     from espnet.nets.pytorch_backend.transformer.embedding import RelPositionalEncoding
 
     return swap_modules(encoder, RelPositionalEncoding, ComputedRelPositions)

@@ -30,28 +30,12 @@ import torch
 from pinch.data.atomic import write_text_atomic
 from pinch.deploy import check_ungated, onnx_session, quantize_int8, set_metadata
 from pinch.deploy.onnx_files import CALIBRATION_UTTERANCES, replace_atomically
-from pinch.deploy.positions import relative_sinusoids, swap_modules
+from pinch.deploy.positions import ComputedRelPositions, swap_modules
 
 PREPROCESSOR_KEY = "pinch_preprocessor"  # metadata: the NeMo preprocessor config (JSON)
 # Largest |log-prob| difference allowed between onnxruntime and PyTorch (fp32): float
 # reordering in fused kernels gives about 1e-5 here.
 TOLERANCE = 1e-3
-
-
-class ComputedRelPositions(torch.nn.Module):
-    """NeMo's RelPositionalEncoding (eval, offline) without its table (`pinch.deploy.positions`)."""
-
-    def __init__(self, pos_enc):
-        super().__init__()
-        self.d_model, self.xscale = pos_enc.d_model, pos_enc.xscale
-
-    def extend_pe(self, length, device, dtype):
-        """The encoder sizes its table before each forward; there is none to size."""
-
-    def forward(self, x, cache_len=0):
-        if self.xscale:
-            x = x * self.xscale
-        return x, relative_sinusoids(x.size(1) + cache_len, self.d_model, x.device).to(x.dtype)
 
 
 def load_model(path, shrink):
