@@ -41,7 +41,7 @@ def test_corpus_note_is_found_beside_other_notes():
 
 
 def test_clear_errors(tmp_path, capsys):
-    with pytest.raises(ValueError, match="no espnet or nemo rows for corpus 'embedded'"):
+    with pytest.raises(ValueError, match="no espnet or nemo asr rows for corpus 'embedded'"):
         newest_rows([_row("nemo", "dense", 1.0, "x", corpus="librispeech")], corpus="embedded")
     assert main(["--table", str(tmp_path)]) == 1
     assert "results.json: missing" in capsys.readouterr().err

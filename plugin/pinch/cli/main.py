@@ -13,7 +13,8 @@ def build_parser():
     compare.add_argument("--table", default="exp/results", help="folder of the shared results.json")
     compare.add_argument("--corpus", help="only rows of this corpus (e.g. embedded)")
     compare.add_argument("--out", help="also write the table to this Markdown file")
-    compare.add_argument("--plot", help="also plot WER against measured sparsity to this PNG")
+    compare.add_argument("--plot", help="also plot WER (TTS: ASR-CER) against measured sparsity to this PNG")
+    compare.add_argument("--task", choices=["asr", "tts"], default="asr", help="which rows: asr or tts")
     bench = sub.add_parser("bench", help="benchmarks: gate overhead in training, inference speed and size, "
                                          "every deployable form at batch 1 and 8")
     bench.add_argument("which", choices=["overhead", "inference", "deploy", "all"])
@@ -30,7 +31,7 @@ def main(argv=None):
         elif args.command == "compare":
             from pinch.scoring.side_by_side import main as side_by_side
 
-            argv = ["--table", args.table] + [f"--{k}={v}" for k in ("corpus", "out", "plot") if (v := getattr(args, k))]
+            argv = ["--table", args.table] + [f"--{k}={v}" for k in ("corpus", "out", "plot", "task") if (v := getattr(args, k))]
             return side_by_side(argv)
         else:
             from pinch.cli.bench import run

@@ -1,6 +1,7 @@
 """CLI: python -m pinch.data prepare --corpus {embedded,librispeech,ljspeech} --out DIR ...
 
-`python -m pinch.data check --dir DIR` validates a data dir written by any tool.
+`python -m pinch.data check --dir DIR` validates a data dir written by any tool;
+`python -m pinch.data check-text` keeps the sentences a TTS model's token list can speak.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import asdict, replace
 from .embedded import SIZES, prepare_embedded
 from .librispeech import LIBRISPEECH_SPLITS, prepare_librispeech
 from .ljspeech import prepare_ljspeech
+from .tts_text import check_tts_text
 from .validate import check_data_dir
 
 
@@ -36,8 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("check", help="validate a split: Kaldi files, manifest, audio")
     c.add_argument("--dir", required=True, help="split directory (wav.scp, text, ...)")
     c.add_argument("--sample-rate", type=int, default=None, help="expected rate in Hz")
+    t = sub.add_parser("check-text", help="TTS: keep the sentences a character token list can speak")
+    t.add_argument("--text", required=True, help="Kaldi text file: uttid sentence")
+    t.add_argument("--token-list", required=True, help="the model's tokens, one per line")
+    t.add_argument("--out-text", required=True, help="the speakable lines")
+    t.add_argument("--bad", required=True, help="the other lines, each with its reason")
+    t.add_argument("--space", default="<space>", help="the token of a space")
     args = parser.parse_args(argv)
     try:
+        if args.command == "check-text":
+            kept, problems = check_tts_text(args.text, args.token_list, args.out_text, args.bad, args.space)
+            for problem in problems:
+                print(f"pinch.data: warning: skipped {problem}", file=sys.stderr)
+            print(f"{args.text}: {kept} sentences to synthesize, {len(problems)} skipped ({args.bad})")
+            return 0
         if args.command == "check":
             utts = check_data_dir(args.dir, args.sample_rate)
             print(f"{args.dir}: {len(utts)} utterances, "

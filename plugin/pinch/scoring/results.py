@@ -22,6 +22,7 @@ MD_TABLE = "results.md"
 COLUMNS = {
     "system": (str, "system", "name of the model/run"),
     "toolkit": (str, "toolkit", "espnet or nemo"),
+    "task": (str, "task", "asr (the default) or tts"),
     "method": (str, "method", "dense, sspg, magnitude, ..."),
     "target_sparsity": (numbers.Real, "target", "requested sparsity (0..1)"),
     "sparsity": (numbers.Real, "sparsity", "measured sparsity of the gated weights (0..1)"),
@@ -33,6 +34,11 @@ COLUMNS = {
     "reference": (str, "verdict vs", "the model the MAPSSWE verdict compares with: dense_finetune "
                   "(the dense model trained as long) where the run has one, else dense"),
     "wall_time_s": (numbers.Real, "time s", "compression wall time in seconds"),
+    "encoder_params": (numbers.Integral, "encoder params", "TTS: parameters of the text encoder"),
+    "encoder_sparsity": (numbers.Real, "encoder sparsity", "TTS: share of zeros in the encoder (0..1)"),
+    "mcd": (numbers.Real, "MCD dB", "TTS: mel-cepstral distortion to the recordings (DTW)"),
+    "log_f0_rmse": (numbers.Real, "log-F0 RMSE", "TTS: log-F0 RMSE to the recordings"),
+    "cer": (dict, "ASR-CER", "TTS: test set -> CER in percent of the synthesized speech by an ASR model"),
     "notes": (str, "notes", "free text"),
     "date": (str, "date", "UTC time of the append (added automatically)"),
 }
@@ -50,12 +56,15 @@ def check_row(row: dict) -> None:
             raise ValueError(f"result row: key {key!r} must be {typ.__name__}, got {value!r}")
     if not row.get("system"):
         raise ValueError("result row: key 'system' is required")
-    for key in ("target_sparsity", "sparsity"):
+    if row.get("task", "asr") not in ("asr", "tts"):
+        raise ValueError(f"result row: key 'task' must be asr or tts, got {row['task']!r}")
+    for key in ("target_sparsity", "sparsity", "encoder_sparsity"):
         if row.get(key) is not None and not 0.0 <= row[key] <= 1.0:
             raise ValueError(f"result row: key {key!r} must be in [0, 1], got {row[key]}")
-    for test_set, wer in (row.get("wer") or {}).items():
-        if not isinstance(wer, numbers.Real) or isinstance(wer, bool) or wer < 0:
-            raise ValueError(f"result row: wer[{test_set!r}] must be a number >= 0, got {wer!r}")
+    for key in ("wer", "cer"):
+        for test_set, rate in (row.get(key) or {}).items():
+            if not isinstance(rate, numbers.Real) or isinstance(rate, bool) or rate < 0:
+                raise ValueError(f"result row: {key}[{test_set!r}] must be a number >= 0, got {rate!r}")
     for test_set, sig in (row.get("significance") or {}).items():
         if not isinstance(sig, dict) or not {"p_value", "lossless"} <= set(sig):
             raise ValueError(f"result row: significance[{test_set!r}] must hold p_value and "
@@ -110,18 +119,34 @@ def append_result(table_dir: Path, row: dict) -> dict:
     return row
 
 
+# Columns of one task's table only; the rest are shared.
+TTS_ONLY = ("task", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer")
+ASR_ONLY = ("sparsity", "size_mb", "wall_time_s", "wer")
+
+
 def render_markdown(rows: list[dict]) -> str:
-    """One line per row; WER and MAPSSWE get a column per test set seen in any row."""
-    test_sets = sorted({t for r in rows for t in (r.get("wer") or {})} |
+    """The ASR rows, then (if any) the TTS rows under their own heading and columns."""
+    asr = [r for r in rows if r.get("task", "asr") == "asr"]
+    tts = [r for r in rows if r.get("task") == "tts"]
+    text = _render(asr, "wer", "WER", exclude=TTS_ONLY)
+    if tts:
+        text += "\n## TTS\n\n" + _render(tts, "cer", "ASR-CER", exclude=("task",) + ASR_ONLY)
+    return text
+
+
+def _render(rows: list[dict], rate_key: str, rate_name: str, exclude: tuple[str, ...]) -> str:
+    """One line per row; the rate and MAPSSWE get a column per test set seen in any row."""
+    test_sets = sorted({t for r in rows for t in (r.get(rate_key) or {})} |
                        {t for r in rows for t in (r.get("significance") or {})})
-    scalar = [k for k in COLUMNS if k not in ("wer", "significance", "reference", "notes", "date")]
+    scalar = [k for k in COLUMNS
+              if k not in ("wer", "cer", "significance", "reference", "notes", "date") + exclude]
     headers = [COLUMNS[k][1] for k in scalar]
-    headers += [f"WER {t}" for t in test_sets] + ["verdict vs"] + [f"p {t}" for t in test_sets]
+    headers += [f"{rate_name} {t}" for t in test_sets] + ["verdict vs"] + [f"p {t}" for t in test_sets]
     headers += ["notes", "date"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in rows:
         cells = [_cell(r.get(k)) for k in scalar]
-        cells += [_cell((r.get("wer") or {}).get(t)) for t in test_sets]
+        cells += [_cell((r.get(rate_key) or {}).get(t)) for t in test_sets]
         cells.append(_cell(r.get("reference") or ("dense" if r.get("significance") else None)))
         for t in test_sets:
             sig = (r.get("significance") or {}).get(t)

@@ -5,15 +5,17 @@ toolkits means lining up the same method and target, which the append-only table
 not do. For each (method, target) the newest row of each toolkit is shown: parameters,
 measured sparsity, WER per test set with the MAPSSWE mark against that toolkit's own
 reference (the dense control where the run has one, else the dense model; the mark names
-it), and the compression wall time.
+it), and the compression wall time. TTS rows (``--task tts``) have their own columns: the
+encoder's parameters and sparsity, MCD, log-F0 RMSE and the ASR-CER of the synthesized speech.
 
     python -m pinch.scoring.side_by_side --table exp/results [--corpus embedded] [--out FILE]
-        [--plot PNG]
+        [--plot PNG] [--task asr|tts]
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from pinch.data.atomic import write_text_atomic
@@ -21,6 +23,25 @@ from pinch.data.atomic import write_text_atomic
 from .results import REFERENCES, read_rows
 
 TOOLKITS = ("espnet", "nemo")
+
+
+@dataclass(frozen=True)
+class TaskColumns:
+    """A task's columns per toolkit: (row key, header) pairs around the per-test-set rate."""
+    before: tuple[tuple[str, str], ...]
+    rate: str
+    rate_name: str
+    sparsity: str  # the row key the plot's x axis reads
+    after: tuple[tuple[str, str], ...]
+
+
+TASKS = {
+    "asr": TaskColumns((("params", "params"), ("nonzero_params", "nonzero"), ("sparsity", "sparsity")),
+                       "wer", "WER", "sparsity", (("wall_time_s", "time s"),)),
+    "tts": TaskColumns((("encoder_params", "encoder params"), ("encoder_sparsity", "encoder sparsity"),
+                        ("params", "params"), ("mcd", "MCD dB"), ("log_f0_rmse", "log-F0 RMSE")),
+                       "cer", "ASR-CER", "encoder_sparsity", ()),
+}
 
 
 def corpus_of(row: dict) -> str | None:
@@ -31,43 +52,45 @@ def corpus_of(row: dict) -> str | None:
     return None
 
 
-def newest_rows(rows: list[dict], corpus: str | None = None) -> dict[tuple, dict]:
-    """The newest row per (method, target, toolkit).
+def newest_rows(rows: list[dict], corpus: str | None = None, task: str = "asr") -> dict[tuple, dict]:
+    """The newest row of ``task`` per (method, target, toolkit).
 
     With ``corpus``, rows noted with another corpus are left out; rows with no
-    ``corpus=`` note cannot be placed and are kept.
+    ``corpus=`` note cannot be placed and are kept. Without it, every row counts.
     """
-    rows = [r for r in rows if r.get("toolkit") in TOOLKITS and corpus_of(r) in (None, corpus)]
+    rows = [r for r in rows if r.get("toolkit") in TOOLKITS and (corpus is None or corpus_of(r) in (None, corpus))
+            and r.get("task", "asr") == task]
     if not rows:
-        raise ValueError("no espnet or nemo rows" + (f" for corpus {corpus!r}" if corpus else ""))
+        raise ValueError(f"no espnet or nemo {task} rows" + (f" for corpus {corpus!r}" if corpus else ""))
     newest: dict[tuple, dict] = {}
     for r in sorted(rows, key=lambda r: r.get("date") or ""):
         newest[(r.get("method") or "", r.get("target_sparsity"), r["toolkit"])] = r
     return newest
 
 
-def side_by_side(newest: dict[tuple, dict]) -> str:
+def side_by_side(newest: dict[tuple, dict], task: str = "asr") -> str:
     """Markdown table of ``newest_rows``: a line per (method, target), a column group per toolkit."""
+    cols = TASKS[task]
     systems = sorted({(m, t) for m, t, _ in newest},
                      key=lambda k: (k[0] not in REFERENCES, k[0] != "dense", k[0], k[1] or 0))
-    test_sets = sorted({s for r in newest.values() for s in (r.get("wer") or {})})
+    test_sets = sorted({s for r in newest.values() for s in (r.get(cols.rate) or {})})
     headers = ["method", "target"]
     for tk in TOOLKITS:
-        headers += [f"{tk} params", f"{tk} nonzero", f"{tk} sparsity"]
-        headers += [f"{tk} WER {s}" for s in test_sets] + [f"{tk} time s"]
+        headers += [f"{tk} {h}" for _, h in cols.before]
+        headers += [f"{tk} {cols.rate_name} {s}" for s in test_sets] + [f"{tk} {h}" for _, h in cols.after]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for method, target in systems:
         cells = [method, _num(target)]
         for tk in TOOLKITS:
             r = newest.get((method, target, tk), {})
-            cells += [_num(r.get("params")), _num(r.get("nonzero_params")), _num(r.get("sparsity"))]
+            cells += [_num(r.get(k)) for k, _ in cols.before]
             for s in test_sets:
-                wer = (r.get("wer") or {}).get(s)
+                rate = (r.get(cols.rate) or {}).get(s)
                 sig = (r.get("significance") or {}).get(s)
                 mark = "" if sig is None else (f" (p={sig['p_value']:.2g} vs {r.get('reference', 'dense')}, "
                                                f"{'lossless' if sig['lossless'] else 'worse'})")
-                cells.append("" if wer is None else f"{wer:.2f}{mark}")
-            cells.append(_num(r.get("wall_time_s")))
+                cells.append("" if rate is None else f"{rate:.2f}{mark}")
+            cells += [_num(r.get(k)) for k, _ in cols.after]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -83,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", required=True, help="folder of the shared results.json")
     parser.add_argument("--corpus", help="only rows noted corpus=NAME")
     parser.add_argument("--out", help="also write the table to this Markdown file")
-    parser.add_argument("--plot", help="also plot WER against measured sparsity to this PNG")
+    parser.add_argument("--plot", help="also plot WER (TTS: ASR-CER) against measured sparsity to this PNG")
+    parser.add_argument("--task", choices=sorted(TASKS), default="asr", help="which rows: asr or tts")
     args = parser.parse_args(argv)
     try:
         if not (Path(args.table) / "results.json").is_file():
@@ -93,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.corpus and unnoted:
             print(f"pinch compare: note: {unnoted} row(s) carry no 'corpus=' note; shown as {args.corpus}",
                   file=sys.stderr)
-        newest = newest_rows(rows, args.corpus)
-        text = side_by_side(newest)
+        newest = newest_rows(rows, args.corpus, args.task)
+        text = side_by_side(newest, args.task)
     except (ValueError, FileNotFoundError) as err:
         print(f"pinch compare: error: {err}", file=sys.stderr)
         return 1
@@ -103,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         from .side_by_side_plot import plot_wer_vs_sparsity
 
-        plot_wer_vs_sparsity(newest, Path(args.plot))
+        cols = TASKS[args.task]
+        plot_wer_vs_sparsity(newest, Path(args.plot), cols.rate, cols.rate_name, cols.sparsity)
         print(f"pinch compare: plot written to {args.plot}", file=sys.stderr)
     print(text, end="")
     return 0

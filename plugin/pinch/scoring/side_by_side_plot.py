@@ -15,33 +15,36 @@ from pinch.data.atomic import atomic_file
 from .results import REFERENCES
 
 
-def wer_curves(newest: dict[tuple, dict]) -> dict[str, dict[tuple[str, str], list[tuple[float, float]]]]:
+def wer_curves(newest: dict[tuple, dict], rate: str = "wer",
+               sparsity: str = "sparsity") -> dict[str, dict[tuple[str, str], list[tuple[float, float]]]]:
     """test set -> (toolkit, method) -> [(sparsity, WER)] sorted by sparsity, each line
-    starting (sparsity 0) at its toolkit's preferred reference: the dense control, else dense."""
+    starting (sparsity 0) at its toolkit's preferred reference: the dense control, else dense.
+    ``rate`` and ``sparsity`` name the row keys (TTS: "cer", "encoder_sparsity")."""
     curves: dict[str, dict] = {}
     dense = {}
     for ref in reversed(REFERENCES):  # the preferred reference written last wins
         dense.update({(tk, s): wer for (m, _, tk), r in newest.items() if m == ref
-                      for s, wer in (r.get("wer") or {}).items()})
+                      for s, wer in (r.get(rate) or {}).items()})
     for (method, _, toolkit), row in newest.items():
-        if method in REFERENCES or row.get("sparsity") is None:
+        if method in REFERENCES or row.get(sparsity) is None:
             continue
-        for test_set, wer in (row.get("wer") or {}).items():
+        for test_set, wer in (row.get(rate) or {}).items():
             line = curves.setdefault(test_set, {}).setdefault((toolkit, method), [])
             if not line and (toolkit, test_set) in dense:
                 line.append((0.0, dense[toolkit, test_set]))
-            line.append((row["sparsity"], wer))
+            line.append((row[sparsity], wer))
     for lines in curves.values():
         for line in lines.values():
             line.sort()
     return curves
 
 
-def plot_wer_vs_sparsity(newest: dict[tuple, dict], out: Path) -> dict:
+def plot_wer_vs_sparsity(newest: dict[tuple, dict], out: Path, rate: str = "wer", rate_name: str = "WER",
+                         sparsity: str = "sparsity") -> dict:
     """Write the plot to ``out`` (PNG, atomically); returns the curves drawn."""
-    curves = wer_curves(newest)
+    curves = wer_curves(newest, rate, sparsity)
     if not curves:
-        raise ValueError("no compressed row with a measured sparsity and a WER to plot")
+        raise ValueError(f"no compressed row with a measured sparsity and a {rate_name} to plot")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,7 +55,7 @@ def plot_wer_vs_sparsity(newest: dict[tuple, dict], out: Path) -> dict:
         for (toolkit, method), points in sorted(lines.items()):
             xs, ys = zip(*points)
             ax.plot([100 * x for x in xs], ys, marker="o", label=f"{toolkit} {method}")
-        ax.set(title=test_set, xlabel="sparsity of gated weights (%)", ylabel="WER (%)")
+        ax.set(title=test_set, xlabel=f"sparsity ({sparsity}, %)", ylabel=f"{rate_name} (%)")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

@@ -1,0 +1,1 @@
+../../asr1/local/format_data.py

@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# One-pass compression of an ESPnet TTS model's text encoder with pinch, egs2-style.
+#
+# Stages keep the numbers of egs2/TEMPLATE/tts1/tts.sh where they match (1 data, 2 format,
+# 3 filter, 4 token list, 5 collect stats, 6 training, 7 decoding, 8 scoring) with pinch's
+# stages put in after training: 6 dense training, 7 compression, 8 bake, 9 synthesis of the
+# test sentences (Griffin-Lim unless --vocoder_file), 10 scoring: MCD and log-F0 RMSE against
+# the recordings, and ASR-CER of the synthesized speech by the ASR recipe's dense model,
+# with a MAPSSWE test of each compressed model against the dense one.
+#   ./run.sh                                   # embedded corpus's TTS view, encoder to 50%
+#   ./run.sh --datadir ../asr1/data            # reuse the ASR recipe's corpus (same stamp)
+#   ./run.sh --corpus ljspeech --ljspeech_dir /data/LJSpeech-1.1 --fs 22050
+#   ./run.sh --stage 7 --sweep "0.3 0.5 0.7"
+# Every stage skips work whose outputs are complete; --overwrite true redoes it.
+set -euo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/../../utils/recipe_lib.sh"
+
+# General configuration
+stage=1                 # First stage to run.
+stop_stage=10           # Last stage to run.
+python=python3          # Python with pinch and espnet installed.
+ngpu=0                  # GPUs for training (0: CPU).
+overwrite=false         # Redo stages whose results already exist.
+datadir=data            # Kaldi-style data dirs (stage 1 writes the whole corpus; TTS uses its TTS view).
+dumpdir=dump            # Formatted and filtered data.
+expdir=exp              # Models, synthesized speech, scores, logs.
+
+# Data
+corpus=embedded         # embedded (its single-voice TTS view) | ljspeech
+ljspeech_dir=           # LJSpeech-1.1 root (metadata.csv, wavs/).
+size=default            # Embedded corpus size: default | tiny.
+seed=0                  # Embedded corpus generator seed.
+min_wav_duration=0.1    # Stage 3 drops shorter training utterances (seconds).
+max_wav_duration=15     # Stage 3 drops longer training utterances (seconds).
+
+# Training, compression, synthesis
+train_config=conf/train_tacotron2.yaml
+train_args=             # Extra training options (stages 6 and 7).
+# Stage 7: the pass that compresses the dense model's encoder while it fine-tunes.
+finetune_args="--max_epoch 4"
+compress_args=          # Stage 7 only, e.g. "--pruning_conf eta=300".
+pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
+preset=auto             # Layers to gate: auto (the TTS model's encoder), tacotron2, fastspeech2, ...
+target_sparsity=0.5
+sweep=                  # Several targets, e.g. "0.3 0.5 0.7" (replaces target_sparsity).
+granularity=unstructured
+pruning_conf_dir=../../../conf/pruning
+inference_config=conf/decode.yaml
+inference_model=valid.loss.ave.pth
+vocoder_file=           # A trained vocoder (espnet2 / ParallelWaveGAN checkpoint); empty: Griffin-Lim.
+vocoder_config=         # Its config, if not beside it.
+n_samples=3             # Test sentences copied to ${expdir}/samples, with mel spectrogram plots.
+
+# Scoring: the ASR recipe's dense model transcribes the synthesized speech (ASR-CER).
+asr_recipe=../asr1      # The ESPnet ASR recipe whose model scores (run it first).
+asr_model_dir=exp/asr_train_asr_conformer_ctc_raw_bpe50  # Relative to ${asr_recipe}.
+asr_inference_config=conf/decode_ctc.yaml                # Relative to ${asr_recipe}.
+results_table=../../../exp/results  # Shared results table (append-only).
+
+help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
+
+parse_options "$@"
+
+# Paths below are relative to the recipe directory.
+cd "$(dirname "$0")"
+
+librispeech_dir=  # prepare_data's stamp names it: a data dir of the ASR recipe is then reused
+check_common_options
+is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
+is_count "${n_samples}" || die "--n_samples must be a non-negative integer, not '${n_samples}'"
+for v in min_wav_duration max_wav_duration; do
+    awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
+done
+[ -f "${train_config}" ] || die "config ${train_config} not found"
+[ -f "${inference_config}" ] || die "config ${inference_config} not found"
+[ -z "${vocoder_file}" ] || [ -f "${vocoder_file}" ] || die "--vocoder_file ${vocoder_file}: no such file"
+[ -z "${vocoder_config}" ] || [ -f "${vocoder_config}" ] || die "--vocoder_config ${vocoder_config}: no such file"
+
+case "${corpus}" in
+    embedded) splits=tts/ ;;
+    ljspeech)
+        [ -n "${ljspeech_dir}" ] || die "--corpus ljspeech needs --ljspeech_dir DIR"
+        [ -d "${ljspeech_dir}" ] || die "--ljspeech_dir ${ljspeech_dir}: no such directory"
+        splits= ;;
+    *) die "--corpus must be embedded or ljspeech, not '${corpus}'" ;;
+esac
+train_set=train; valid_set=dev; test_set=test
+# The sample rate of the features (and of the synthesized speech) is the config's.
+fs=$(awk '/^feats_extract_conf:/ { f = 1 } f && $1 == "fs:" { print $2; exit }' "${train_config}")
+[ -n "${fs}" ] || die "${train_config}: feats_extract_conf has no fs"
+
+token_type=char
+token_list="data/token_list/${token_type}/tokens.txt"  # the recipe's own, whatever --datadir
+tts_tag="$(basename "${train_config}" .yaml)_raw_${token_type}"
+stats_dir="${expdir}/tts_stats_raw_${token_type}"
+dense_dir="${expdir}/tts_${tts_tag}"
+synth_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
+[ -n "${vocoder_file}" ] && synth_tag+="_$(basename "${vocoder_file%.*}")" || synth_tag+="_griffin_lim"
+asr_tag="asr_$(basename "${asr_model_dir}")"
+
+data_opts=(
+    --use_preprocessor true --token_type "${token_type}" --token_list "${token_list}"
+    --cleaner none --g2p none --non_linguistic_symbols none
+    --train_data_path_and_name_and_type "${dumpdir}/raw/${train_set}/text,text,text"
+    --train_data_path_and_name_and_type "${dumpdir}/raw/${train_set}/wav.scp,speech,sound"
+    --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/text,text,text"
+    --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/wav.scp,speech,sound"
+)
+shape_opts=(
+    --train_shape_file "${stats_dir}/train/text_shape.${token_type}"
+    --train_shape_file "${stats_dir}/train/speech_shape"
+    --valid_shape_file "${stats_dir}/valid/text_shape.${token_type}"
+    --valid_shape_file "${stats_dir}/valid/speech_shape"
+    --normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz"
+)
+
+# train_tts DIR MODULE WHAT [OPTION ...]: one espnet2 training run into DIR, logged to
+# DIR/train.log; --resume true: a killed run continues from its last epoch checkpoint.
+train_tts() {
+    local dir=$1 module=$2 what=$3
+    shift 3
+    [ "${overwrite}" = true ] && rm -rf "${dir}"
+    mkdir -p "${dir}"
+    attempt_start "${dir}"
+    ${python} -m pinch.espnet.trainer "${dir}/checkpoint.pth" 2>> "${dir}/train.log"
+    ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true \
+        "${data_opts[@]}" "${shape_opts[@]}" --config "${train_config}" \
+        --output_dir "${dir}" "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
+    attempt_end "${dir}"
+}
+
+# model_dirs: "DIR CONFIG MODEL STAGE" per model to synthesize with: dense, then each baked one.
+model_dirs() {
+    echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_model} 6"
+    while read -r _ _ dir; do
+        echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth 8"
+    done < <(compressed_runs)
+}
+
+
+if run_stage 1; then
+    t0=${SECONDS}
+    log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
+    if [ "${corpus}" = embedded ]; then
+        prepare_data
+    elif ! done_or_redo "${datadir}/${test_set}/wav.scp" 1; then
+        mkdir -p "${expdir}/logs"
+        ${python} -m pinch.data prepare --corpus ljspeech --src "${ljspeech_dir}" --out "${datadir}" \
+            > "${expdir}/logs/data_prep.log" 2>&1 || failed "data preparation" "${expdir}/logs/data_prep.log"
+    fi
+    stage_time 1 "${t0}"
+fi
+
+if run_stage 2; then
+    t0=${SECONDS}
+    log "Stage 2: Format wav.scp: ${datadir}/${splits} -> ${dumpdir}/raw/"
+    for dset in ${train_set} ${valid_set} ${test_set}; do
+        dst="${dumpdir}/raw/${dset}"
+        [ "${dset}" = "${test_set}" ] || dst="${dumpdir}/raw/org/${dset}"
+        done_or_redo "${dst}" 2 && continue
+        need "${datadir}/${splits}${dset}/wav.scp" 1
+        ${python} local/format_data.py --src "${datadir}/${splits}${dset}" --dst "${dst}"
+    done
+    stage_time 2 "${t0}"
+fi
+
+if run_stage 3; then
+    t0=${SECONDS}
+    log "Stage 3: Remove long/short data: ${dumpdir}/raw/org -> ${dumpdir}/raw"
+    for dset in ${train_set} ${valid_set}; do
+        done_or_redo "${dumpdir}/raw/${dset}" 3 && continue
+        need "${dumpdir}/raw/org/${dset}/utt2num_samples" 2
+        ${python} local/filter_data.py --src "${dumpdir}/raw/org/${dset}" --dst "${dumpdir}/raw/${dset}" \
+            --min_wav_duration "${min_wav_duration}" --max_wav_duration "${max_wav_duration}"
+    done
+    stage_time 3 "${t0}"
+fi
+
+if run_stage 4; then
+    t0=${SECONDS}
+    log "Stage 4: Generate character token_list from ${dumpdir}/raw/${train_set}/text"
+    if ! done_or_redo "${token_list}" 4; then
+        need "${dumpdir}/raw/${train_set}/text" 3
+        mkdir -p "$(dirname "${token_list}")"
+        # As tts.sh: <blank> and <unk> first, <sos/eos> last; no cleaner and no g2p, so
+        # nothing is downloaded.
+        ${python} -m pinch.offline espnet2.bin.tokenize_text --token_type "${token_type}" \
+            --input "${dumpdir}/raw/${train_set}/text" --output "${token_list}.tmp" --field 2- \
+            --cleaner none --g2p none --write_vocabulary true \
+            --add_symbol "<blank>:0" --add_symbol "<unk>:1" --add_symbol "<sos/eos>:-1"
+        mv "${token_list}.tmp" "${token_list}"
+    fi
+    stage_time 4 "${t0}"
+fi
+
+if run_stage 5; then
+    t0=${SECONDS}
+    log "Stage 5: TTS collect stats: ${dumpdir}/raw/${train_set} -> ${stats_dir}"
+    if ! done_or_redo "${stats_dir}/train/feats_stats.npz" 5; then
+        need "${token_list}" 4
+        tmp="${stats_dir}.tmp"
+        rm -rf "${tmp}" && mkdir -p "${expdir}/logs"
+        ${python} -m pinch.offline espnet2.bin.tts_train --collect_stats true --ngpu 0 \
+            "${data_opts[@]}" --config "${train_config}" --normalize none \
+            --train_shape_file "${dumpdir}/raw/${train_set}/text" \
+            --valid_shape_file "${dumpdir}/raw/${valid_set}/text" \
+            --output_dir "${tmp}" > "${expdir}/logs/collect_stats.log" 2>&1 \
+            || failed "collect stats" "${expdir}/logs/collect_stats.log"
+        # As tts.sh: text shapes carry the vocabulary size.
+        for s in train valid; do
+            awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
+                "${tmp}/${s}/text_shape" > "${tmp}/${s}/text_shape.${token_type}"
+        done
+        rm -rf "${stats_dir}" && mv "${tmp}" "${stats_dir}"
+    fi
+    stage_time 5 "${t0}"
+fi
+
+if run_stage 6; then
+    t0=${SECONDS}
+    log "Stage 6: TTS Training (dense): ${dense_dir}"
+    if ! done_or_redo "${dense_dir}/${inference_model}" 6; then
+        need "${stats_dir}/train/feats_stats.npz" 5
+        # shellcheck disable=SC2086
+        train_tts "${dense_dir}" espnet2.bin.tts_train "dense training" ${train_args}
+    fi
+    stage_time 6 "${t0}"
+fi
+
+if run_stage 7; then
+    log "Stage 7: One-pass compression of the encoder of ${dense_dir}/${inference_model}: methods '${pruning}', targets '${targets}', preset '${preset}'"
+    while read -r m t dir; do
+        t0=${SECONDS}
+        done_or_redo "${dir}/${inference_model}" 7 && continue
+        need "${dense_dir}/${inference_model}" 6
+        # shellcheck disable=SC2086
+        train_tts "${dir}" pinch.espnet.bin.tts_train "compression ${m} ${t}" \
+            --init_param "${dense_dir}/${inference_model}" \
+            --pruning_config "${pruning_conf_dir}/${m}.yaml" --pruning_conf "preset=${preset}" \
+            --pruning_conf "target_sparsity=${t}" --pruning_conf "granularity=${granularity}" \
+            ${train_args} ${finetune_args} ${compress_args}
+        log "Stage 7: ${dir} done in $(( SECONDS - t0 ))s"
+    done < <(compressed_runs)
+fi
+
+if run_stage 8; then
+    t0=${SECONDS}
+    log "Stage 8: Bake: masks into weights, plain ESPnet TTS model dirs"
+    while read -r m t dir; do
+        done_or_redo "${dir}/baked/model.pth" 8 && continue
+        need "${dir}/${inference_model}" 7
+        if [ "${m}" = sspg ]; then
+            exact=(--target_sparsity "${t}")
+        else
+            exact=(--mask_from "${dir}/latest.pth")
+        fi
+        ${python} -m pinch.espnet.bin.bake --task tts --train_config "${dir}/config.yaml" \
+            --model_file "${dir}/${inference_model}" --out_dir "${dir}/baked" \
+            "${exact[@]}" --overwrite > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
+        tail -n 1 "${dir}/bake.log" >&2
+    done < <(compressed_runs)
+    stage_time 8 "${t0}"
+fi
+
+if run_stage 9; then
+    t0=${SECONDS}
+    log "Stage 9: Synthesis of ${test_set} with unmodified espnet2.bin.tts_inference (${synth_tag})"
+    vocoder=()
+    [ -n "${vocoder_file}" ] && vocoder=(--vocoder_file "${vocoder_file}")
+    [ -n "${vocoder_config}" ] && vocoder+=(--vocoder_config "${vocoder_config}")
+    while read -r dir config model made_by; do
+        out="${dir}/${synth_tag}/${test_set}"
+        done_or_redo "${out}/wav.scp" 9 && continue
+        need "${model}" "${made_by}"
+        need "${dumpdir}/raw/${test_set}/text" 2
+        rm -rf "${out}" && mkdir -p "${out}"
+        # Sentences the token list cannot spell are named and left out; the rest are spoken.
+        ${python} -m pinch.data check-text --text "${dumpdir}/raw/${test_set}/text" \
+            --token-list "${token_list}" --out-text "${out}/text" --bad "${out}/skipped" \
+            2> "${out}/check_text.log" || failed "text check" "${out}/check_text.log"
+        [ -s "${out}/skipped" ] && log "Stage 9: $(wc -l < "${out}/skipped") sentence(s) skipped: ${out}/skipped"
+        ${python} -m pinch.offline espnet2.bin.tts_inference --ngpu 0 --config "${inference_config}" \
+            --data_path_and_name_and_type "${out}/text,text,text" \
+            --train_config "${config}" --model_file "${model}" "${vocoder[@]}" \
+            --output_dir "${out}/synth" > "${out}/tts_inference.log" 2>&1 \
+            || failed "synthesis" "${out}/tts_inference.log"
+        [ -d "${out}/synth/wav" ] || die "synthesis wrote no waveforms (${out}/tts_inference.log): the model's config has no feats_extract for Griffin-Lim; pass --vocoder_file"
+        for f in "${out}"/synth/wav/*.wav; do
+            u=$(basename "${f}" .wav); echo "${u} $(cd "$(dirname "${f}")" && pwd)/${u}.wav"
+        done | LC_ALL=C sort > "${out}/wav.scp.tmp"
+        mv "${out}/wav.scp.tmp" "${out}/wav.scp"
+        log "Stage 9: $(wc -l < "${out}/wav.scp") waveforms in ${out}"
+    done < <(model_dirs)
+    stage_time 9 "${t0}"
+fi
+
+if run_stage 10; then
+    t0=${SECONDS}
+    log "Stage 10: Scoring: MCD and log-F0 RMSE vs the recordings, ASR-CER by ${asr_recipe}/${asr_model_dir}, MAPSSWE vs dense"
+    asr_dir="${asr_recipe}/${asr_model_dir}"
+    [ -f "${asr_dir}/config.yaml" ] \
+        || die "${asr_dir}/config.yaml is missing: run ${asr_recipe}/run.sh first, or pass --asr_recipe/--asr_model_dir"
+    asr_recipe_abs=$(cd "${asr_recipe}" && pwd)
+    # transcribe WAV_SCP OUT: the ASR recipe's model decodes WAV_SCP into OUT/text (run from
+    # the ASR recipe's directory, which its config's paths are relative to).
+    transcribe() {
+        local scp out
+        scp=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); out=$(mkdir -p "$2" && cd "$2" && pwd)
+        done_or_redo "${out}/text" 10 && return
+        (cd "${asr_recipe_abs}" && ${python} -m pinch.offline espnet2.bin.asr_inference --ngpu 0 \
+            --config "${asr_inference_config}" --data_path_and_name_and_type "${scp},speech,sound" \
+            --asr_train_config "${asr_model_dir}/config.yaml" \
+            --asr_model_file "${asr_model_dir}/valid.loss.ave.pth" --output_dir "${out}/decode") \
+            > "${out}/asr_inference.log" 2>&1 || failed "ASR decoding" "${out}/asr_inference.log"
+        LC_ALL=C sort "${out}/decode/1best_recog/text" > "${out}/text.tmp" && mv "${out}/text.tmp" "${out}/text"
+    }
+    # The ASR model's own CER on the recordings: what the synthesized speech is measured against.
+    ref_out="${expdir}/${asr_tag}/${test_set}"
+    transcribe "${dumpdir}/raw/${test_set}/wav.scp" "${ref_out}"
+    score_set 10 "${dumpdir}/raw/${test_set}/text" "${ref_out}/text" "${ref_out}"
+    while read -r dir config model made_by; do
+        out="${dir}/${synth_tag}/${test_set}"
+        need "${out}/wav.scp" 9
+        if ! done_or_redo "${out}/tts_metrics/tts_metrics.json" 10; then
+            ${python} -m pinch.scoring tts --ref-scp "${dumpdir}/raw/${test_set}/wav.scp" \
+                --syn-scp "${out}/wav.scp" --out "${out}/tts_metrics" > "${out}/tts_metrics.log" 2>&1 \
+                || failed "MCD / F0 scoring" "${out}/tts_metrics.log"
+        fi
+        transcribe "${out}/wav.scp" "${out}/${asr_tag}"
+        tests=()
+        [ "${made_by}" = 8 ] && tests=("dense:${dense_dir}/${synth_tag}/${test_set}/${asr_tag}/text")
+        # The reference text of the sentences that were synthesized.
+        score_set 10 "${out}/text" "${out}/${asr_tag}/text" "${out}/${asr_tag}" "${tests[@]}"
+    done < <(model_dirs)
+    mkdir -p "${expdir}/logs"
+    models=()
+    while read -r dir _ model _; do models+=("${dir}:${model}"); done < <(model_dirs)
+    ${python} -m pinch.scoring tts-results --models "${models[@]}" --encoder-prefix tts.enc. \
+        --toolkit espnet --synth-tag "${synth_tag}" --test-set "${test_set}" --asr-tag "${asr_tag}" \
+        --reference-cer "${ref_out}/score_wer/result.json" --ref-scp "${dumpdir}/raw/${test_set}/wav.scp" \
+        --n-samples "${n_samples}" --samples-dir "${expdir}/samples" --results-md "${expdir}/RESULTS.md" \
+        --results-table "${results_table}" --overwrite "${overwrite}" --notes "corpus=${corpus}" \
+        > "${expdir}/logs/tts_results.log" 2>&1 || failed "results" "${expdir}/logs/tts_results.log"
+    cat "${expdir}/logs/tts_results.log" >&2
+    stage_time 10 "${t0}"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

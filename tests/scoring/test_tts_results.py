@@ -1,0 +1,91 @@
+"""A TTS recipe's results: parameter counts of the encoder apart from the whole model,
+RESULTS.md, table rows appended once (in their own TTS table), samples with mel plots,
+and the toolkits side by side for TTS."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from pinch.scoring.results import read_rows, render_markdown
+from pinch.scoring.side_by_side import main as side_by_side_main
+from pinch.scoring.tts_results import TTSModel, parameter_counts, tts_results
+
+SR = 16000
+
+
+def _tone(path, hz, seconds=0.5):
+    t = np.arange(int(SR * seconds)) / SR
+    sf.write(path, 0.3 * np.sin(2 * np.pi * hz * t), SR)
+
+
+def _model(tmp_path, name, encoder_zeros, mcd, cer, baked):
+    d = tmp_path / name / ("baked" if baked else "")
+    d.mkdir(parents=True, exist_ok=True)
+    enc = torch.ones(10, 10)
+    enc.view(-1)[:encoder_zeros] = 0
+    torch.save({"tts.enc.w": enc, "tts.dec.w": torch.ones(50), "tts.dec.bn.running_mean": torch.zeros(7),
+                "tts.dec.bn.num_batches_tracked": torch.tensor(3)}, d / "model.pth")
+    synth = d / "synth" / "test"
+    (synth / "tts_metrics").mkdir(parents=True)
+    (synth / "tts_metrics" / "tts_metrics.json").write_text(json.dumps({"mcd": mcd, "log_f0_rmse": 0.1, "utterances": 2}))
+    (synth / "asr" / "score_wer").mkdir(parents=True)
+    (synth / "asr" / "score_wer" / "result.json").write_text(json.dumps({"cer": cer, "wer": 2 * cer}))
+    wavs = []
+    for i, u in enumerate(("u1", "u2")):
+        _tone(synth / f"{u}.wav", 300 + 50 * i + encoder_zeros)
+        wavs.append(f"{u} {synth / f'{u}.wav'}")
+    (synth / "wav.scp").write_text("\n".join(wavs) + "\n")
+    if baked:
+        (d / "sparsity.json").write_text(json.dumps({"method": "sspg", "target_sparsity": 0.5}))
+        (synth / "asr" / "mapsswe_vs_dense").mkdir()
+        (synth / "asr" / "mapsswe_vs_dense" / "compare.json").write_text(json.dumps({"p_value": 0.4, "lossless": True}))
+    return TTSModel(name, d, d / "model.pth", synth)
+
+
+def test_encoder_and_model_counted_apart(tmp_path):
+    m = _model(tmp_path, "x", 50, 1.0, 1.0, baked=False)
+    c = parameter_counts(m.weights, "tts.enc.")
+    assert c["encoder_params"] == 100 and c["encoder_sparsity"] == 0.5
+    assert c["params"] == 150 and c["nonzero_params"] == 100  # buffers are not parameters
+    assert c["sparsity_model"] == pytest.approx(50 / 150)
+    with pytest.raises(ValueError, match="no parameter starts with the encoder prefix 'fastpitch.encoder.'"):
+        parameter_counts(m.weights, "fastpitch.encoder.")
+
+
+def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
+    dense = _model(tmp_path, "tts_dense", 0, 6.0, 4.0, baked=False)
+    pruned = _model(tmp_path, "tts_dense_sspg0.5", 50, 6.2, 5.0, baked=True)
+    ref_scp = tmp_path / "ref.scp"
+    for u in ("u1", "u2"):
+        _tone(tmp_path / f"ref_{u}.wav", 200)
+    ref_scp.write_text("".join(f"{u} {tmp_path / f'ref_{u}.wav'}\n" for u in ("u1", "u2")))
+    (tmp_path / "ref_cer.json").write_text(json.dumps({"cer": 3.5}))
+    table = tmp_path / "table"
+
+    def run():
+        return tts_results([dense, pruned], "tts.enc.", "asr", tmp_path / "ref_cer.json", ref_scp, "test",
+                           tmp_path / "RESULTS.md", tmp_path / "samples", 1, "espnet", table, notes="corpus=embedded")
+
+    rows = run()
+    assert [r["encoder_sparsity"] for r in rows] == [0.0, 0.5]
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "on the recordings themselves it is 3.50%" in md
+    assert "|tts_dense_sspg0.5|100|0.5000|150|0.3333|6.200|0.1000|5.00|10.00|0.4 (no significant increase)|" in md
+    assert sorted(p.name for p in (tmp_path / "samples" / "u1").iterdir()) == [
+        "mel.png", "reference.wav", "tts_dense.wav", "tts_dense_sspg0.5.wav"]
+    assert not (tmp_path / "samples" / "u2").exists()  # n_samples=1
+    stored = read_rows(table)
+    assert [r["task"] for r in stored] == ["tts", "tts"] and stored[1]["significance"] == {
+        "test": {"p_value": 0.4, "lossless": True}}
+    run()  # a rerun appends no row twice
+    assert len(read_rows(table)) == 2
+    text = render_markdown(stored + [{"system": "asr_dense", "toolkit": "espnet", "wer": {"test_clean": 9.0}}])
+    asr_part, tts_part = text.split("## TTS")
+    assert "asr_dense" in asr_part and "MCD" not in asr_part and "tts_dense" not in asr_part
+    assert "ASR-CER test" in tts_part and "encoder sparsity" in tts_part and "WER" not in tts_part
+    assert side_by_side_main(["--table", str(table), "--task", "tts"]) == 0
+    out = capsys.readouterr().out
+    assert "espnet MCD dB" in out and "| sspg | 0.5 | 100 | 0.5 | 150 | 6.2 | 0.1 | 5.00 (p=0.4 vs dense, lossless)" in out
+    assert side_by_side_main(["--table", str(table)]) == 1  # no ASR rows there
