@@ -2,8 +2,9 @@
 mel spectrograms of reference, dense and compressed speech side by side.
 
 Why here: both toolkits' TTS recipes score the same way (MCD, log-F0 RMSE, ASR-CER, MAPSSWE
-of the compressed model's ASR-CER against the dense one's); only the encoder's parameter
-prefix differs, and weights are read from any toolkit's file as a plain state dict.
+of the compressed model's ASR-CER against the dense one's); each toolkit's adapter only
+builds its models (``pinch.espnet.bin.tts_results``, ``pinch.nemo.bin.tts_results``) and
+passes their parameters in.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import soundfile as sf
 
 from pinch.data.atomic import write_text_atomic
 from pinch.data.kaldi import read_table
-from pinch.export.checkpoint import load_state_dict
 
 from .results import append_result
 
@@ -29,18 +29,17 @@ class TTSModel:
     """One synthesized test set: the model dir, its weights and the outputs of the scoring."""
     name: str
     model_dir: Path
-    weights: Path
     synth_dir: Path    # holds wav.scp, tts_metrics/ and <asr_tag>/score_wer
+    counts: dict       # parameter_counts() of the model
 
 
-def parameter_counts(weights: Path, encoder_prefix: str) -> dict:
-    """Parameters and non-zeros of the whole model and of its encoder (float tensors only:
-    buffers such as batch-norm counters are not parameters)."""
-    state = load_state_dict(str(weights))
-    tensors = {k: v for k, v in state.items() if v.is_floating_point() and not k.endswith(("running_mean", "running_var"))}
+def parameter_counts(named_parameters, encoder_prefix: str) -> dict:
+    """Parameters and non-zeros of the whole model and of its encoder, from the model's
+    ``named_parameters()`` (buffers such as feature statistics are not parameters)."""
+    tensors = dict(named_parameters)
     enc = {k: v for k, v in tensors.items() if k.startswith(encoder_prefix)}
     if not enc:
-        raise ValueError(f"{weights}: no parameter starts with the encoder prefix {encoder_prefix!r}")
+        raise ValueError(f"no parameter starts with the encoder prefix {encoder_prefix!r}")
 
     def count(d):
         return sum(v.numel() for v in d.values()), sum(int((v != 0).sum()) for v in d.values())
@@ -122,14 +121,14 @@ def write_samples(models: list[TTSModel], ref_scp: Path, n: int, out: Path) -> l
     return common
 
 
-def tts_results(models: list[TTSModel], encoder_prefix: str, asr_tag: str, reference_cer: Path,
+def tts_results(models: list[TTSModel], asr_tag: str, reference_cer: Path,
                 ref_scp: Path, test_set: str, results_md_path: Path, samples_dir: Path,
                 n_samples: int, toolkit: str, results_table: Path | None = None,
                 overwrite: bool = False, notes: str = "") -> list[dict]:
     """Score rows of every model; RESULTS.md, samples and (once per model dir) table rows."""
     rows = []
     for m in models:
-        row = {"name": m.name, **parameter_counts(m.weights, encoder_prefix), **model_scores(m, asr_tag)}
+        row = {"name": m.name, **m.counts, **model_scores(m, asr_tag)}
         sparsity_file = m.model_dir / "sparsity.json"
         if sparsity_file.is_file():  # a baked model
             row["pruning"] = json.loads(sparsity_file.read_text())
@@ -155,4 +154,40 @@ def tts_results(models: list[TTSModel], encoder_prefix: str, asr_tag: str, refer
                                  significance={test_set: r["significance"]})
             append_result(results_table, table_row)
             marker.write_text(f"{results_table}\n")
+    return rows
+
+
+def add_arguments(parser) -> None:
+    """The options of each toolkit's ``tts_results`` command."""
+    parser.add_argument("--models", nargs="+", required=True,
+                        help="DIR:WEIGHTS per model, the dense one first; DIR/<synth_tag>/<test_set> holds its scores")
+    parser.add_argument("--synth_tag", required=True)
+    parser.add_argument("--test_set", required=True)
+    parser.add_argument("--asr_tag", required=True, help="folder of the ASR-CER scores under each test set")
+    parser.add_argument("--reference_cer", required=True, help="result.json of the ASR model on the recordings")
+    parser.add_argument("--ref_scp", required=True, help="wav.scp of the recordings")
+    parser.add_argument("--n_samples", type=int, default=3)
+    parser.add_argument("--samples_dir", required=True)
+    parser.add_argument("--results_md", required=True)
+    parser.add_argument("--results_table", help="shared results table to append to (once per model dir)")
+    parser.add_argument("--overwrite", choices=["true", "false"], default="false")
+    parser.add_argument("--notes", default="")
+
+
+def run(args, named_parameters, encoder_prefix: str, toolkit: str) -> list[dict]:
+    """``named_parameters(model_dir, weights)`` builds a model the toolkit's way."""
+    models = []
+    for spec in args.models:
+        directory, sep, weights = spec.partition(":")
+        if not sep:
+            raise ValueError(f"--models: {spec!r} is not DIR:WEIGHTS")
+        d = Path(directory)
+        counts = parameter_counts(named_parameters(d, Path(weights)), encoder_prefix)
+        models.append(TTSModel(d.parent.name if d.name == "baked" else d.name, d,
+                               d / args.synth_tag / args.test_set, counts))
+    rows = tts_results(models, args.asr_tag, Path(args.reference_cer), Path(args.ref_scp), args.test_set,
+                       Path(args.results_md), Path(args.samples_dir), args.n_samples, toolkit,
+                       args.results_table, args.overwrite == "true", args.notes)
+    print(Path(args.results_md).read_text(), end="")
+    print(f"samples and mel spectrograms of up to {args.n_samples} sentences in {args.samples_dir}")
     return rows

@@ -323,7 +323,10 @@ if run_stage 10; then
         out="${dir}/${synth_tag}/${test_set}"
         need "${out}/wav.scp" 9
         if ! done_or_redo "${out}/tts_metrics/tts_metrics.json" 10; then
-            ${python} -m pinch.scoring tts --ref-scp "${dumpdir}/raw/${test_set}/wav.scp" \
+            # The recordings of the sentences synthesized (stage 9 skips those it cannot spell).
+            awk 'NR == FNR { keep[$1]; next } $1 in keep' "${out}/text" "${dumpdir}/raw/${test_set}/wav.scp" \
+                > "${out}/ref_wav.scp"
+            ${python} -m pinch.scoring tts --ref-scp "${out}/ref_wav.scp" \
                 --syn-scp "${out}/wav.scp" --out "${out}/tts_metrics" > "${out}/tts_metrics.log" 2>&1 \
                 || failed "MCD / F0 scoring" "${out}/tts_metrics.log"
         fi
@@ -336,11 +339,11 @@ if run_stage 10; then
     mkdir -p "${expdir}/logs"
     models=()
     while read -r dir _ model _; do models+=("${dir}:${model}"); done < <(model_dirs)
-    ${python} -m pinch.scoring tts-results --models "${models[@]}" --encoder-prefix tts.enc. \
-        --toolkit espnet --synth-tag "${synth_tag}" --test-set "${test_set}" --asr-tag "${asr_tag}" \
-        --reference-cer "${ref_out}/score_wer/result.json" --ref-scp "${dumpdir}/raw/${test_set}/wav.scp" \
-        --n-samples "${n_samples}" --samples-dir "${expdir}/samples" --results-md "${expdir}/RESULTS.md" \
-        --results-table "${results_table}" --overwrite "${overwrite}" --notes "corpus=${corpus}" \
+    ${python} -m pinch.espnet.bin.tts_results --models "${models[@]}" --synth_tag "${synth_tag}" \
+        --test_set "${test_set}" --asr_tag "${asr_tag}" --reference_cer "${ref_out}/score_wer/result.json" \
+        --ref_scp "${dumpdir}/raw/${test_set}/wav.scp" --n_samples "${n_samples}" \
+        --samples_dir "${expdir}/samples" --results_md "${expdir}/RESULTS.md" \
+        --results_table "${results_table}" --overwrite "${overwrite}" --notes "corpus=${corpus}" \
         > "${expdir}/logs/tts_results.log" 2>&1 || failed "results" "${expdir}/logs/tts_results.log"
     cat "${expdir}/logs/tts_results.log" >&2
     stage_time 10 "${t0}"

@@ -1,0 +1,110 @@
+"""The ESPnet TTS recipe end to end on the tiny embedded corpus with a tiny Tacotron2 (CPU).
+
+The ASR recipe's stages 1-11 make the corpus (shared with the TTS recipe through --datadir)
+and the dense ASR model that scores the synthesized speech; the TTS recipe then runs every
+stage once (module fixture).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "espnet"
+ASR_MODEL = "exp/asr_train_asr_conformer_ctc_raw_bpe30"
+TINY_TACOTRON2 = " ".join(f"--tts_conf {kv}" for kv in (
+    "embed_dim=16", "eunits=16", "econv_layers=1", "econv_chans=16", "adim=16", "aconv_chans=4", "dunits=32",
+    "prenet_units=16", "postnet_layers=1", "postnet_chans=16")) + " --batch_size 4"
+
+
+def run(cmd, check=True):
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd[1]} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def tts_cmd(root, *options):
+    return ["bash", str(RECIPES / "tts1" / "run.sh"), "--python", sys.executable, "--size", "tiny",
+            "--datadir", str(root / "data"), "--dumpdir", str(root / "tts_dump"), "--expdir", str(root / "tts_exp"),
+            "--results_table", str(root / "results"), "--train_args", f"--max_epoch 1 {TINY_TACOTRON2}",
+            "--finetune_args", "--max_epoch 2 --optim_conf lr=0.01", "--n_samples", "1",
+            "--asr_recipe", str(root), "--asr_model_dir", ASR_MODEL,
+            "--asr_inference_config", str(RECIPES / "asr1" / "conf" / "decode_ctc.yaml"), *options]
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tts_recipe")
+    run(["bash", str(RECIPES / "asr1" / "run.sh"), "--python", sys.executable, "--size", "tiny",
+         "--datadir", str(root / "data"), "--dumpdir", str(root / "dump"), "--expdir", str(root / "exp"),
+         "--nbpe", "30", "--stop_stage", "11", "--asr_args",
+         "--max_epoch 1 --encoder_conf output_size=32 --encoder_conf linear_units=64 --encoder_conf num_blocks=1 "
+         "--encoder_conf attention_heads=2 --batch_size 8"])
+    proc = run(tts_cmd(root))
+    exp = root / "tts_exp"
+    dense = exp / "tts_train_tacotron2_raw_char"
+    return {"root": root, "exp": exp, "dense": dense, "baked": Path(f"{dense}_sspg0.5") / "baked", "stderr": proc.stderr}
+
+
+def test_every_stage_ran_and_wrote_results(recipe):
+    exp, synth = recipe["exp"], "decode_valid.loss.ave_griffin_lim/test"
+    for model in (recipe["dense"], recipe["baked"]):
+        assert len((model / synth / "wav.scp").read_text().splitlines()) == 4  # the tiny test set
+        assert json.loads((model / synth / "tts_metrics" / "tts_metrics.json").read_text())["mcd"] > 0
+    assert (recipe["baked"] / synth / "asr_asr_train_asr_conformer_ctc_raw_bpe30" / "mapsswe_vs_dense" /
+            "compare.json").is_file()
+    results = (exp / "RESULTS.md").read_text()
+    assert "|tts_train_tacotron2_raw_char|" in results and "|tts_train_tacotron2_raw_char_sspg0.5|" in results
+    rows = json.loads((recipe["root"] / "results" / "results.json").read_text())
+    assert [(r["task"], r["method"]) for r in rows] == [("tts", "dense"), ("tts", "sspg")]
+    assert rows[1]["encoder_sparsity"] == pytest.approx(0.5, abs=0.02) and rows[0]["encoder_sparsity"] < 0.01
+    sample = next((exp / "samples").iterdir())
+    assert {p.name for p in sample.iterdir()} >= {"mel.png", "reference.wav"}
+    assert "urlopen" not in recipe["stderr"] and "Error loading" not in recipe["stderr"]
+
+
+def test_baked_model_loads_in_plain_espnet2_and_only_the_encoder_is_sparse(recipe):
+    baked = recipe["baked"]
+    code = f"""
+import sys
+from espnet2.bin.tts_inference import Text2Speech
+t2s = Text2Speech(train_config={str(baked / 'config.yaml')!r}, model_file={str(baked / 'model.pth')!r})
+assert "pinch" not in sys.modules
+zeros = {{}}
+for name, p in t2s.model.named_parameters():
+    part = "enc" if name.startswith("tts.enc.") else "rest"
+    z, n = zeros.get(part, (0, 0))
+    zeros[part] = (z + int((p == 0).sum()), n + p.numel())
+wav = t2s("call emma")["wav"]
+print(zeros["enc"][0] / zeros["enc"][1], zeros["rest"][0] / zeros["rest"][1], len(wav))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    enc, rest, samples = proc.stdout.split()
+    assert float(enc) > 0.3 and float(rest) < 0.01 and int(samples) > 0
+
+
+def test_a_sentence_it_cannot_spell_is_named_and_the_others_are_synthesized(recipe):
+    root = recipe["root"]
+    text = root / "tts_dump" / "raw" / "test" / "text"
+    original = text.read_text()
+    try:
+        text.write_text(original + "zz-bad-1 caf\u00e9 at noon\n")
+        proc = run(tts_cmd(root, "--stage", "9", "--stop_stage", "9", "--overwrite", "true"))
+    finally:
+        text.write_text(original)
+    out = recipe["dense"] / "decode_valid.loss.ave_griffin_lim" / "test"
+    assert "1 sentence(s) skipped" in proc.stderr
+    assert (out / "skipped").read_text() == "zz-bad-1: characters not in the token list: '\u00e9'\n"
+    assert len((out / "wav.scp").read_text().splitlines()) == 4
+
+
+def test_bad_options_are_refused_with_their_name(recipe, tmp_path):
+    proc = run(tts_cmd(recipe["root"], "--vocoder_file", str(tmp_path / "none.pkl")), check=False)
+    assert proc.returncode != 0 and "--vocoder_file" in proc.stderr and "no such file" in proc.stderr
+    proc = run(tts_cmd(recipe["root"], "--stage", "10", "--asr_model_dir", "exp/nothing"), check=False)
+    assert proc.returncode != 0 and "exp/nothing/config.yaml is missing" in proc.stderr
