@@ -90,3 +90,39 @@ def test_tts_train_entry_point_takes_the_pruning_section():
     config = yaml.safe_load(proc.stdout)
     assert config["pruning"] == "sspg" and config["pruning_conf"]["preset"] == "tacotron2"
     assert "target_sparsity" in config["pruning_conf"]  # the method's template, as for ASR
+
+
+def test_decoder_opt_in_gates_its_lstm_cells_and_bakes_to_plain_espnet2(tmp_path):
+    args, model, (optimizer,) = tiny_tacotron2(tmp_path, "--pruning_conf", "preset=[tacotron2, tacotron2_decoder]")
+    thresholds = {n for n, _ in model.named_parameters() if n.endswith("_threshold")}
+    assert {"tts.dec.lstm.0.cell.weight_ih_threshold", "tts.dec.lstm.0.cell.weight_hh_threshold",
+            "tts.dec.att.loc_conv.weight_threshold"} <= thresholds
+    assert any(n.startswith("tts.enc.") for n in thresholds) and not any("feat_out" in n for n in thresholds)
+    model.train()
+    for seed in range(4):
+        loss, _, _ = model(**batch(seed=seed))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    cell = model.tts.dec.lstm[0].cell
+    assert cell.weight_ih_threshold.grad is not None and cell.weight_hh_threshold.grad is not None
+    model.eval()
+    torch.manual_seed(0)  # Tacotron2's prenet keeps its dropout at inference
+    with torch.no_grad():
+        gated = model.tts.inference(torch.tensor([2, 3, 4, 5, 2]), maxlenratio=2.0)["feat_gen"]
+    _, baked = save_and_bake("tts", args, model, tmp_path)
+    code = f"""
+import sys, torch
+from espnet2.bin.tts_inference import Text2Speech
+t2s = Text2Speech(train_config={str(baked / 'config.yaml')!r}, model_file={str(baked / 'model.pth')!r})
+cell = t2s.model.tts.dec.lstm[0].cell
+assert float((cell.weight_hh == 0).float().mean()) > 0.2, "the decoder's LSTM cell is not sparse"
+torch.manual_seed(0)
+with torch.no_grad():
+    out = t2s.model.tts.inference(torch.tensor([2, 3, 4, 5, 2]), maxlenratio=2.0)["feat_gen"]
+torch.save(out, {str(tmp_path / 'plain.pt')!r})
+assert "pinch" not in sys.modules
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    torch.testing.assert_close(torch.load(tmp_path / "plain.pt"), gated)

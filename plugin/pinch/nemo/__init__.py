@@ -1,5 +1,5 @@
-"""NeMo adapter: ASR model classes (CTC, RNNT, TDT, hybrid, AED) with a ``model.pruning``
-block, .nemo in and out.
+"""NeMo adapter: ASR model classes (CTC, RNNT, TDT, hybrid, AED) and TTS spectrogram
+generators (FastPitch) with a ``model.pruning`` block, .nemo in and out.
 
 Importing this package adds ``pinch.`` to NeMo's allow-list of config targets, so
 Hydra configs (and .nemo files) may name pinch classes with ``_target_``/``target``.

@@ -2,8 +2,9 @@
 
 NeMo's ``save_to`` writes the tar in place, so a crash leaves a truncated .nemo that
 looks finished; here it is written next to the target and renamed over it. After
-``bake`` the config names the unmodified NeMo class and has no pruning block, so
-``ASRModel.restore_from`` loads the file with pinch not even installed.
+``bake`` the config names the unmodified NeMo class and has no pruning block, so that
+class's ``restore_from`` (``ASRModel``'s, ``FastPitchModel``'s) loads the file with pinch
+not even installed.
 """
 import os
 import tarfile
@@ -34,10 +35,11 @@ def check_nemo_file(path):
 
 
 def nemo_config(path):
-    """A .nemo file's model config, without building the model."""
-    from nemo.collections.asr.models import ASRModel
+    """A .nemo file's model config, without building the model (ModelPT's reader: the file
+    may hold any NeMo model, ASR or TTS)."""
+    from nemo.core.classes.modelPT import ModelPT
 
-    return ASRModel.restore_from(str(check_nemo_file(path)), return_config=True, map_location="cpu")
+    return ModelPT.restore_from(str(check_nemo_file(path)), return_config=True, map_location="cpu")
 
 
 def save_nemo(model, path):

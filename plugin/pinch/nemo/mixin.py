@@ -33,10 +33,12 @@ def pruning_config(model_cfg):
 class PinchMixin:
     """Adds the penalty to the training loss, logs the pruning scalars, steps the schedule.
 
-    Mixed in before a NeMo ASR model class (``nemo_class``). The penalty joins the loss that
-    ``training_step`` returns, which every NeMo ASR class has (CTC, RNNT, TDT and hybrid
-    training steps also call ``add_auxiliary_losses``, the multitask AED step does not), so
-    NeMo's logged ``train_loss`` stays the task loss and ``loss_sparsity`` is logged beside it.
+    Mixed in before a NeMo ASR model or TTS spectrogram generator class (``nemo_class``).
+    The penalty joins the loss that ``training_step`` returns, which every such class has,
+    rather than an auxiliary-loss hook, which not all have (CTC, RNNT, TDT and hybrid steps
+    call ``add_auxiliary_losses``; the multitask AED step and FastPitch's, which returns a
+    bare loss tensor, do not). NeMo's logged task loss (``train_loss``, FastPitch's
+    ``t_loss``) stays the task loss and ``loss_sparsity`` is logged beside it.
     """
 
     nemo_class = None  # the unmodified NeMo class a baked model is saved as

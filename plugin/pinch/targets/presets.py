@@ -65,6 +65,8 @@ _ESPNET_BLOCK = _ANY + r"encoders\.\d+\."
 _ENCODER_ONLY = r"(?:(?:.*\.)?encoder\.)?"
 _TTS_BLOCK = _ENCODER_ONLY + r"encoders\.\d+\."
 _NEMO_BLOCK = _ANY + r"layers\.\d+\."
+# A layer of NeMo's FFTransformerEncoder/-Decoder (FastPitch): attention and the conv FFN's two Conv1d.
+_FFT_LAYER = r"layers\.\d+\.(?:dec_attn\.(?:qkv_net|o_net)|pos_ff\.CoreNet\.[02])"
 _ESPNET_ATT = r"self_attn\.linear_(?:q|k|v|out)"
 _ESPNET_FFN = r"feed_forward(?:_macaron)?\.w_[12]"
 
@@ -163,9 +165,22 @@ PRESETS = {
             modules=(_ANY + r"enc\.(?:convs\.\d+\.0|blstm)",),
         ),
         Preset(
+            "tacotron2_decoder",
+            "ESPnet Tacotron2 decoder: attention projections and location conv, LSTM cells, prenet, "
+            "postnet convs (not the feature and stop-token outputs); opt-in beside tacotron2",
+            modules=(_ANY + r"dec\.(?:att\.(?:mlp_enc|mlp_dec|mlp_att|loc_conv)|lstm\.\d+\.cell"
+                     r"|prenet\.prenet\.\d+\.0|postnet\.postnet\.\d+\.0)",),
+        ),
+        Preset(
             "fastpitch",
-            "NeMo FastPitch encoder (FFTransformerEncoder): attention qkv/out and conv FFN",
-            modules=(_ENCODER_ONLY + r"layers\.\d+\.(?:dec_attn\.(?:qkv_net|o_net)|pos_ff\.CoreNet\.[02])",),
+            "NeMo FastPitch text encoder (FFTransformerEncoder): attention qkv/out and conv FFN",
+            modules=(_ENCODER_ONLY + _FFT_LAYER,),
+        ),
+        Preset(
+            "fastpitch_decoder",
+            "NeMo FastPitch decoder (FFTransformerDecoder, mel frames): attention qkv/out and conv FFN; "
+            "opt-in beside fastpitch",
+            modules=(_ANY + r"decoder\." + _FFT_LAYER,),
         ),
     )
 }

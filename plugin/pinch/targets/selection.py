@@ -11,7 +11,7 @@ from pinch.targets.presets import AUTO, AUTO_PRESETS, PRESETS
 log = logging.getLogger(__name__)
 
 # Parameters worth gating: matrices (and conv kernels), never biases or norms.
-_GATEABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.RNNBase)
+_GATEABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.RNNBase, nn.RNNCellBase)
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Target:
 def weight_names(module):
     if isinstance(module, nn.RNNBase):
         return [n for n in module._flat_weights_names if n.startswith("weight")]
+    if isinstance(module, nn.RNNCellBase):  # e.g. Tacotron2's decoder LSTMCells, called once per frame
+        return ["weight_ih", "weight_hh"]
     return ["weight"]
 
 

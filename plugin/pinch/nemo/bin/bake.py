@@ -2,10 +2,10 @@
 
 The input is what ``pinch.nemo.bin.train`` writes after compression: a pinch model
 class with thresholds and ``pinch_steps`` in its weights. The output names the
-unmodified NeMo class, has no pruning block, and holds the masked weights, so NeMo's
-``ASRModel.restore_from`` + ``transcribe()`` run it without pinch. A JSON report of the
-measured sparsity (per gated matrix, over the gated weights, over the model) is written
-next to it.
+unmodified NeMo class, has no pruning block, and holds the masked weights, so NeMo runs it
+without pinch (``ASRModel.restore_from`` + ``transcribe()``, ``FastPitchModel.restore_from``
++ ``generate_spectrogram()``). A JSON report of the measured sparsity (per gated matrix,
+over the gated weights, over the model) is written next to it.
 
     python -m pinch.nemo.bin.bake --in exp/sspg/gated.nemo --out exp/sspg/model.nemo
 """

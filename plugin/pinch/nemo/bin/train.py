@@ -1,9 +1,10 @@
-"""Train (dense) or compress (with a pruning block) a NeMo ASR model, NeMo-script style.
+"""Train (dense) or compress (with a pruning block) a NeMo ASR model or FastPitch, NeMo-script style.
 
 The thin equivalent of NeMo's examples/asr/asr_ctc/speech_to_text_ctc_bpe.py (and its RNNT,
 hybrid and TDT siblings) and speech_to_text_finetune.py, which the nemo_toolkit wheel does
-not ship. The model class is the one ``model.target`` names (or the .nemo's own), never
-guessed from config keys:
+not ship, and of examples/tts/fastpitch.py. The model class is the one ``model.target``
+names (or the .nemo's own), never guessed from config keys (NeMo's FastPitch example
+configs have no ``target``: add ``model.target: nemo.collections.tts.models.FastPitchModel``):
 
     # dense, from scratch
     python -m pinch.nemo.bin.train --config-path conf/nemo/asr --config-name conformer_ctc_bpe ...
@@ -15,8 +16,9 @@ guessed from config keys:
 
 ``pruning_config`` names a shared preset (conf/pruning/*.yaml, the file the ESPnet recipe
 reads); keys under ``model.pruning`` override it. With ``init_from_nemo_model`` the
-network, preprocessor and tokenizer come from the .nemo and only ``train_ds``,
-``validation_ds``, ``optim`` and ``pruning`` come from this config.
+network, preprocessor and tokenizer (FastPitch: text tokenizer) come from the .nemo and
+only ``train_ds``, ``validation_ds``, ``optim`` and ``pruning`` come from this config
+(FastPitch's pitch statistics and sup_data_path live in its datasets' configs).
 """
 import logging
 
@@ -59,7 +61,8 @@ def build_model(cfg, trainer):
     """A fresh model from ``cfg.model``, or the dense .nemo with this run's data/optim/pruning.
 
     ``rnnt_loss_impl`` (auto | nemo | torchaudio) picks who computes a transducer's RNN-T loss:
-    auto is torchaudio's on a CPU (pinch.nemo.rnnt_loss says why).
+    auto is torchaudio's on a CPU (pinch.nemo.rnnt_loss says why); a model without one (CTC,
+    FastPitch) is left as it is.
     """
     model = _build_model(cfg, trainer)
     choose_rnnt_loss(model, cfg.get("rnnt_loss_impl", "auto"), on_cpu=trainer.strategy.root_device.type == "cpu")
