@@ -2,7 +2,8 @@
 # pinch main job.
 #   ./run.sh            the default end-to-end job: ESPnet and NeMo ASR recipes on the
 #                       embedded corpus (dense, one-pass 65% compression, decode, score),
-#                       then one side-by-side table of both toolkits' results
+#                       then the TTS recipes (text encoder to 50%, synthesis, MCD, F0 and
+#                       ASR-CER), and side-by-side tables of both toolkits' results
 #   ./run.sh test       the test suite on two workers, one per core (extra arguments go
 #                       to pytest; PINCH_TEST_WORKERS=0 runs it in one process)
 #   ./run.sh setup      only build the environment
@@ -29,6 +30,10 @@ case "${1:-main}" in
     recipes/nemo/asr/run.sh
     pinch compare --table exp/results --corpus embedded --out exp/results/compare_toolkits.md \
         --plot exp/results/compare_toolkits.png
+    # TTS: the ASR recipes' corpus (its TTS view) and their dense ASR models, which score the
+    # synthesized speech.
+    recipes/espnet/tts1/run.sh --datadir ../asr1/data
+    pinch compare --task tts --table exp/results --corpus embedded --out exp/results/compare_toolkits_tts.md
     ;;
   *)
     echo "usage: ./run.sh [test [pytest args] | setup]" >&2
