@@ -30,8 +30,10 @@ def run(cmd, check=True):
 def tts_cmd(root, *options):
     return ["bash", str(RECIPES / "tts1" / "run.sh"), "--python", sys.executable, "--size", "tiny",
             "--datadir", str(root / "data"), "--dumpdir", str(root / "tts_dump"), "--expdir", str(root / "tts_exp"),
+            "--token_listdir", str(root / "tts_token_list"),
             "--results_table", str(root / "results"), "--train_args", f"--max_epoch 1 {TINY_TACOTRON2}",
-            "--finetune_args", "--max_epoch 2 --optim_conf lr=0.01", "--n_samples", "1",
+            # 20 updates (8 sentences, batches of 2) bring the encoder to the target.
+            "--finetune_args", "--max_epoch 5 --batch_size 2 --optim_conf lr=0.02", "--n_samples", "1",
             "--asr_recipe", str(root), "--asr_model_dir", ASR_MODEL,
             "--asr_inference_config", str(RECIPES / "asr1" / "conf" / "decode_ctc.yaml"), *options]
 

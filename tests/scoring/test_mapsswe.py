@@ -25,6 +25,15 @@ def test_clearly_worse_system_is_significant(tmp_path, ref):
     assert json.loads((tmp_path / "out" / "compare.json").read_text())["p_value"] == r["p_value"]
 
 
+def test_a_deep_output_dir_is_scored(tmp_path, ref):
+    """sc_stats aborts ("stack smashing") on an output path of about 190 characters, which a
+    TTS recipe's nested dirs reach; compare runs it from inside the output dir."""
+    out = tmp_path / ("d" * 100) / ("e" * 100) / "mapsswe_vs_dense"
+    r = compare(write_text(tmp_path / "ref", ref), write_text(tmp_path / "a", corrupt(ref, 0.1, 4)),
+                write_text(tmp_path / "b", corrupt(ref, 0.3, 5)), out)
+    assert len(str(out)) > 200 and r["p_value"] < 0.05 and (out / "compare.json").is_file()
+
+
 def test_identical_system_is_not_significant(tmp_path, ref):
     hyp = write_text(tmp_path / "hyp", corrupt(ref, 0.1, 3))
     r = compare(write_text(tmp_path / "ref", ref), hyp, hyp, tmp_path / "out")

@@ -59,8 +59,9 @@ def compare(ref: Path, hyp_a: Path, hyp_b: Path, out: Path, alpha: float = ALPHA
     else:
         sgml = b"".join((out / f"{k}_{n}.sgml").read_bytes()
                         for k, n in (("a", name_a), ("b", name_b)))
-        run_sctk(["sc_stats", "-p", "-t", "mapsswe", "-v", "-n", "mapsswe", "-O", str(out)],
-                 stdin=sgml)
+        # -O relative to the output dir: sc_stats overflows a buffer (abort, "stack smashing")
+        # on an output path of about 190 characters, as recipes' nested dirs reach.
+        run_sctk(["sc_stats", "-p", "-t", "mapsswe", "-v", "-n", "mapsswe", "-O", "."], stdin=sgml, cwd=out)
         report = out / "mapsswe.stats.mapsswe"
         m = _MTCH.search(report.read_text(errors="replace"))
         if not m:

@@ -23,6 +23,7 @@ python=python3          # Python with pinch and espnet installed.
 ngpu=0                  # GPUs for training (0: CPU).
 overwrite=false         # Redo stages whose results already exist.
 datadir=data            # Kaldi-style data dirs (stage 1 writes the whole corpus; TTS uses its TTS view).
+token_listdir=data/token_list  # The recipe's token list (stage 4), whatever --datadir.
 dumpdir=dump            # Formatted and filtered data.
 expdir=exp              # Models, synthesized speech, scores, logs.
 
@@ -91,7 +92,7 @@ fs=$(awk '/^feats_extract_conf:/ { f = 1 } f && $1 == "fs:" { print $2; exit }' 
 [ -n "${fs}" ] || die "${train_config}: feats_extract_conf has no fs"
 
 token_type=char
-token_list="data/token_list/${token_type}/tokens.txt"  # the recipe's own, whatever --datadir
+token_list="${token_listdir}/${token_type}/tokens.txt"
 tts_tag="$(basename "${train_config}" .yaml)_raw_${token_type}"
 stats_dir="${expdir}/tts_stats_raw_${token_type}"
 dense_dir="${expdir}/tts_${tts_tag}"
