@@ -124,6 +124,42 @@ need() { [ -e "$1" ] || die "$1 is missing: run stage $2 first"; }
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
 
+# espnet_train DIR MODULE WHAT [OPTION ...]: one espnet2 training run into DIR, logged to
+# DIR/train.log, timed in DIR/wall_time_s; --resume true: a killed run continues from its
+# last epoch checkpoint, or starts over if the kill cut that checkpoint short (a checkpoint
+# cut short is kept aside, not resumed from: espnet2's own entry points do not check).
+espnet_train() {
+    local dir=$1 module=$2 what=$3
+    shift 3
+    [ "${overwrite}" = true ] && rm -rf "${dir}"
+    mkdir -p "${dir}"
+    attempt_start "${dir}"
+    ${python} -m pinch.espnet.trainer "${dir}/checkpoint.pth" 2>> "${dir}/train.log"
+    ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true --output_dir "${dir}" "$@" \
+        >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
+    attempt_end "${dir}"
+}
+
+# espnet_bake STAGE TASK MODEL: bake every compression run's MODEL into RUN/baked, a plain
+# ESPnet model dir. Averaging checkpoints moves sparsity off the target: sspg's thresholds
+# are rescaled onto it; the other methods take the zeros of their final epoch.
+espnet_bake() {
+    local stage=$1 task=$2 model=$3 m t dir exact
+    while read -r m t dir; do
+        done_or_redo "${dir}/baked/model.pth" "${stage}" && continue
+        need "${dir}/${model}" $(( stage - 1 ))
+        if [ "${m}" = sspg ]; then
+            exact=(--target_sparsity "${t}")
+        else
+            exact=(--mask_from "${dir}/latest.pth")
+        fi
+        ${python} -m pinch.espnet.bin.bake --task "${task}" --train_config "${dir}/config.yaml" \
+            --model_file "${dir}/${model}" --out_dir "${dir}/baked" \
+            "${exact[@]}" --overwrite > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
+        tail -n 1 "${dir}/bake.log" >&2
+    done < <(compressed_runs)
+}
+
 # compressed_runs: "METHOD TARGET DIR" per compression run.
 compressed_runs() {
     local suffix=

@@ -162,22 +162,9 @@ if [ -z "${pretrained}" ]; then  # a pretrained model keeps its config's normali
         && shape_opts+=(--normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz")
 fi
 
-# train_asr DIR MODULE WHAT [OPTION ...]: one espnet2 training run into DIR, logged to
-# DIR/train.log, timed in DIR/wall_time_s; --resume true: a killed run continues from its
-# last epoch checkpoint, or starts over if the kill cut that checkpoint short.
+# train_asr DIR MODULE WHAT [OPTION ...]: one espnet2 training run on the recipe's data.
 train_asr() {
-    local dir=$1 module=$2 what=$3
-    shift 3
-    [ "${overwrite}" = true ] && rm -rf "${dir}"
-    mkdir -p "${dir}"
-    attempt_start "${dir}"
-    # A checkpoint cut short by a kill is kept aside, not resumed from (espnet2's own
-    # entry points do not check).
-    ${python} -m pinch.espnet.trainer "${dir}/checkpoint.pth" 2>> "${dir}/train.log"
-    ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true \
-        "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" \
-        --output_dir "${dir}" "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
-    attempt_end "${dir}"
+    espnet_train "$1" "$2" "$3" "${train_data_opts[@]}" "${shape_opts[@]}" --config "${asr_config}" "${@:4}"
 }
 
 
@@ -318,22 +305,7 @@ fi
 if run_stage 13; then
     t0=${SECONDS}
     log "Stage 13: Bake: masks into weights, plain ESPnet model dirs"
-    while read -r m t dir; do
-        done_or_redo "${dir}/baked/model.pth" 13 && continue
-        need "${dir}/${inference_asr_model}" 12
-        # Averaging checkpoints moves sparsity off the target: sspg's thresholds are
-        # rescaled onto it; the other methods take the zeros of their final epoch.
-        if [ "${m}" = sspg ]; then
-            exact=(--target_sparsity "${t}")
-        else
-            exact=(--mask_from "${dir}/latest.pth")
-        fi
-        ${python} -m pinch.espnet.bin.bake --train_config "${dir}/config.yaml" \
-            --model_file "${dir}/${inference_asr_model}" --out_dir "${dir}/baked" \
-            "${exact[@]}" --overwrite > "${dir}/bake.log" 2>&1 \
-            || failed "bake" "${dir}/bake.log"
-        tail -n 1 "${dir}/bake.log" >&2
-    done < <(compressed_runs)
+    espnet_bake 13 asr "${inference_asr_model}"
     stage_time 13 "${t0}"
 fi
 

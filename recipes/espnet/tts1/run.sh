@@ -116,19 +116,9 @@ shape_opts=(
     --normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz"
 )
 
-# train_tts DIR MODULE WHAT [OPTION ...]: one espnet2 training run into DIR, logged to
-# DIR/train.log; --resume true: a killed run continues from its last epoch checkpoint.
+# train_tts DIR MODULE WHAT [OPTION ...]: one espnet2 training run on the recipe's data.
 train_tts() {
-    local dir=$1 module=$2 what=$3
-    shift 3
-    [ "${overwrite}" = true ] && rm -rf "${dir}"
-    mkdir -p "${dir}"
-    attempt_start "${dir}"
-    ${python} -m pinch.espnet.trainer "${dir}/checkpoint.pth" 2>> "${dir}/train.log"
-    ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true \
-        "${data_opts[@]}" "${shape_opts[@]}" --config "${train_config}" \
-        --output_dir "${dir}" "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
-    attempt_end "${dir}"
+    espnet_train "$1" "$2" "$3" "${data_opts[@]}" "${shape_opts[@]}" --config "${train_config}" "${@:4}"
 }
 
 # model_dirs: "DIR CONFIG MODEL STAGE" per model to synthesize with: dense, then each baked one.
@@ -248,19 +238,7 @@ fi
 if run_stage 8; then
     t0=${SECONDS}
     log "Stage 8: Bake: masks into weights, plain ESPnet TTS model dirs"
-    while read -r m t dir; do
-        done_or_redo "${dir}/baked/model.pth" 8 && continue
-        need "${dir}/${inference_model}" 7
-        if [ "${m}" = sspg ]; then
-            exact=(--target_sparsity "${t}")
-        else
-            exact=(--mask_from "${dir}/latest.pth")
-        fi
-        ${python} -m pinch.espnet.bin.bake --task tts --train_config "${dir}/config.yaml" \
-            --model_file "${dir}/${inference_model}" --out_dir "${dir}/baked" \
-            "${exact[@]}" --overwrite > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
-        tail -n 1 "${dir}/bake.log" >&2
-    done < <(compressed_runs)
+    espnet_bake 8 tts "${inference_model}"
     stage_time 8 "${t0}"
 fi
 
