@@ -14,7 +14,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # The recipe modules take most of the suite's time (each runs its recipe once as a fixture):
 # they go first, one to each worker, and the rest of the suite fills in behind them.
-SLOWEST_FIRST = ("espnet/test_espnet_recipe.py", "nemo/test_recipe.py")
+SLOWEST_FIRST = ("espnet/test_espnet_recipe.py", "nemo/test_recipe.py", "espnet/test_espnet_tts_recipe.py",
+                 "nemo/test_tts_recipe.py")
 
 
 def pytest_collection_modifyitems(items):
