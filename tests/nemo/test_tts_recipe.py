@@ -1,0 +1,204 @@
+"""The NeMo TTS recipe end to end on the tiny embedded corpus with a tiny FastPitch (CPU).
+
+The NeMo ASR recipe's stages 1-3 make the corpus (shared with the TTS recipe through
+--datadir) and the dense ASR model that scores the synthesized speech; the TTS recipe then
+runs every stage once (module fixture).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = REPO / "recipes" / "nemo"
+TINY_ASR = ("model.encoder.n_layers=1 model.encoder.d_model=32 model.encoder.n_heads=2 "
+            "model.encoder.subsampling_conv_channels=8 model.encoder.conv_kernel_size=7 "
+            "model.train_ds.batch_size=8 model.validation_ds.batch_size=8 trainer.max_epochs=2 "
+            "trainer.log_every_n_steps=1 exp_manager.create_tensorboard_logger=false")
+ASR_MODEL = "asr_exp/conformer_ctc_bpe_unigram32/model.nemo"
+# FastPitch of a few thousand weights; at least a frame per token, so that the untrained model
+# still speaks every sentence.
+TINY_FASTPITCH = " ".join([
+    "model.symbols_embedding_dim=16", "model.input_fft.n_layer=1", "model.output_fft.n_layer=1",
+    "model.input_fft.n_head=1", "model.output_fft.n_head=1", "model.input_fft.d_head=8", "model.output_fft.d_head=8",
+    "model.input_fft.d_inner=64", "model.output_fft.d_inner=32", "model.duration_predictor.filter_size=16",
+    "model.pitch_predictor.filter_size=16", "model.duration_predictor.n_layers=1", "model.pitch_predictor.n_layers=1",
+    "model.alignment_module.n_att_channels=16", "model.min_token_duration=1",
+    "model.train_ds.dataloader_params.batch_size=4", "trainer.log_every_n_steps=1",
+    "exp_manager.create_tensorboard_logger=false"])
+# A high learning rate lets the thresholds reach the target within the 6 updates of the pass.
+FINETUNE = ("model.train_ds.dataloader_params.batch_size=4 trainer.max_epochs=3 model.optim.lr=0.05 "
+            "trainer.log_every_n_steps=1 exp_manager.create_tensorboard_logger=false")
+SYNTH = "synth_griffin_lim/test"
+ASR_TAG = "asr_conformer_ctc_bpe_unigram32"
+
+
+def env():
+    return dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+
+
+def run(cmd, check=True):
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd[1]} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def tts_cmd(root, *options):
+    return ["bash", str(RECIPES / "tts" / "run.sh"), "--python", sys.executable, "--size", "tiny",
+            "--datadir", str(root / "data"), "--dumpdir", str(root / "tts_dump"), "--expdir", str(root / "tts_exp"),
+            "--results_table", str(root / "results"), "--asr_model", str(root / ASR_MODEL), "--n_samples", "1",
+            "--train_args", f"{TINY_FASTPITCH} trainer.max_epochs=2", "--finetune_args", FINETUNE, *options]
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nemo_tts_recipe")
+    run(["bash", str(RECIPES / "asr" / "run.sh"), "--python", sys.executable, "--size", "tiny",
+         "--vocab_size", "32", "--datadir", str(root / "data"), "--expdir", str(root / "asr_exp"),
+         "--stop_stage", "3", "--train_args", TINY_ASR])
+    log = run(tts_cmd(root, "--stop_stage", "5")).stderr
+    # Stage 6 speaks the test sentences plus two it cannot: digits are no token of the
+    # character tokenizer (there is no text normalizer), and an empty line.
+    text = root / "data" / "tts" / "test" / "text"
+    original = text.read_text()
+    try:
+        text.write_text(original + "zz-bad-1 room 42 is open\nzz-bad-2\n")
+        log += run(tts_cmd(root, "--stage", "6", "--stop_stage", "6")).stderr
+    finally:
+        text.write_text(original)
+    log += run(tts_cmd(root, "--stage", "7")).stderr
+    exp = root / "tts_exp"
+    return {"root": root, "exp": exp, "dense": exp / "fastpitch", "compressed": exp / "fastpitch_sspg0.5",
+            "test_ids": [line.split()[0] for line in original.splitlines()], "stderr": log}
+
+
+def test_every_stage_ran_and_wrote_results(recipe):
+    exp, log = recipe["exp"], recipe["stderr"]
+    for stage in range(1, 8):
+        assert f"Stage {stage}" in log
+    # Stage 2 filled the pitch cache and a TTSDataset read it without running librosa.pyin.
+    assert "TTSDataset (train) read the cached pitch" in log and "librosa.pyin not run" in log
+    stats = json.loads((recipe["root"] / "tts_dump" / "sup_data" / "pitch_stats.json").read_text())["default"]
+    assert 60 < stats["pitch_mean"] < 400 and stats["pitch_std"] > 0
+    for model in (recipe["dense"], recipe["compressed"]):
+        out = model / SYNTH
+        assert [line.split()[0] for line in (out / "wav.scp").read_text().splitlines()] == recipe["test_ids"]
+        assert json.loads((out / "tts_metrics" / "tts_metrics.json").read_text())["mcd"] > 0
+        assert (out / ASR_TAG / "score_wer" / "result.json").is_file()
+    assert (recipe["compressed"] / SYNTH / ASR_TAG / "mapsswe_vs_dense" / "compare.json").is_file()
+    results = (exp / "RESULTS.md").read_text()
+    assert "|fastpitch|" in results and "|fastpitch_sspg0.5|" in results
+    rows = json.loads((recipe["root"] / "results" / "results.json").read_text())
+    assert [(r["task"], r["toolkit"], r["method"]) for r in rows] == [("tts", "nemo", "dense"), ("tts", "nemo", "sspg")]
+    dense, sspg = rows
+    assert dense["encoder_sparsity"] < 0.01 and "corpus=embedded" in sspg["notes"]
+    # Half of the gated matrices' weights are zero; the encoder's embedding and biases are not
+    # gated, so the encoder as a whole is a little under half.
+    report = json.loads((recipe["compressed"] / "sparsity.json").read_text())
+    assert report["method"] == "sspg" and report["sparsity_gated"] == pytest.approx(0.5, abs=0.02)
+    assert 0.4 < sspg["encoder_sparsity"] <= 0.51 and sspg["target_sparsity"] == 0.5
+    assert sspg["params"] == dense["params"] and sspg["nonzero_params"] < dense["nonzero_params"]
+    sample = next((exp / "samples").iterdir())
+    assert {p.name for p in sample.iterdir()} >= {"mel.png", "reference.wav", "fastpitch.wav", "fastpitch_sspg0.5.wav"}
+    assert "urlopen" not in log
+
+
+# Runs in a fresh interpreter in which importing pinch fails: NeMo alone restores the baked model.
+NO_PINCH = r"""
+import importlib.abc, json, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "pinch" or name.startswith("pinch."):
+            raise ImportError("pinch is blocked in this process")
+
+sys.meta_path.insert(0, Block())
+import torch
+from nemo.collections.tts.models import FastPitchModel
+model = FastPitchModel.restore_from(sys.argv[1], map_location="cpu").eval()
+zeros = {}
+for name, p in model.named_parameters():
+    gated = name.startswith("fastpitch.encoder.layers.") and name.endswith(
+        ("qkv_net.weight", "o_net.weight", "CoreNet.0.weight", "CoreNet.2.weight"))
+    part = "gated" if gated else "decoder" if name.startswith("fastpitch.decoder.") else "other"
+    z, n = zeros.get(part, (0, 0))
+    zeros[part] = (z + int((p == 0).sum()), n + p.numel())
+with torch.no_grad():
+    spec = model.generate_spectrogram(tokens=model.parse("we need eggs"))
+print("RESULT " + json.dumps({"class": type(model).__name__, "pruning": "pruning" in model.cfg,
+                              "zeros": {k: z / n for k, (z, n) in zeros.items()}, "frames": spec.shape[-1],
+                              "pinch": any(m == "pinch" or m.startswith("pinch.") for m in sys.modules)}))
+"""
+
+
+def test_baked_model_restores_with_plain_nemo_and_only_the_encoder_is_sparse(recipe):
+    proc = subprocess.run([sys.executable, "-c", NO_PINCH, str(recipe["compressed"] / "model.nemo")],
+                          capture_output=True, text=True, timeout=600, env=env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads([x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1][len("RESULT "):])
+    assert result["class"] == "FastPitchModel" and result["pruning"] is False and result["pinch"] is False
+    assert result["zeros"]["gated"] == pytest.approx(0.5, abs=0.02) and result["zeros"]["decoder"] < 0.01
+    assert result["frames"] > 0
+
+
+def test_a_sentence_it_cannot_spell_is_named_and_the_others_are_synthesized(recipe):
+    for model in (recipe["dense"], recipe["compressed"]):
+        out = model / SYNTH
+        assert (out / "skipped").read_text() == ("zz-bad-1: characters not in the token list: '2' '4'\n"
+                                                 "zz-bad-2: empty sentence\n")
+        assert [line.split()[0] for line in (out / "text").read_text().splitlines()] == recipe["test_ids"]
+        assert len(list((out / "wav").glob("*.wav"))) == len(recipe["test_ids"])
+    assert "2 sentence(s) skipped" in recipe["stderr"]
+
+
+def test_the_token_list_has_what_the_tokenizer_speaks():
+    """Upper case and accented letters are spoken (the tokenizer's preprocessing lowers and strips
+    them); digits and symbols outside its punctuation are not."""
+    from nemo.collections.common.tokenizers.text_to_speech.tts_tokenizers import EnglishCharsTokenizer
+
+    from pinch.nemo.bin.synthesize import SPACE, speakable_characters
+
+    chars = set(speakable_characters(EnglishCharsTokenizer(pad_with_space=True)))
+    assert {SPACE, "a", "z", "'", ",", "?", "A", "\u00e9", "\u00c7", "\u2019"} <= chars
+    assert not {"4", "#", "@", "&", "\u00f8", "<pad>", " "} & chars
+
+
+def test_bad_options_are_refused_with_their_name(recipe, tmp_path):
+    proc = run(tts_cmd(recipe["root"], "--vocoder", str(tmp_path / "none.nemo")), check=False)
+    assert proc.returncode != 0 and "--vocoder" in proc.stderr and "no such file" in proc.stderr
+    proc = run(tts_cmd(recipe["root"], "--stage", "7", "--asr_model", str(tmp_path / "asr.nemo")), check=False)
+    assert proc.returncode != 0 and f"--asr_model {tmp_path / 'asr.nemo'}: no such file" in proc.stderr
+    assert "run it first" in proc.stderr
+
+
+def test_a_vocoder_that_is_no_vocoder_is_named(recipe, tmp_path, capsys):
+    from pinch.nemo.bin import synthesize
+
+    out = tmp_path / "synth"
+    text = tmp_path / "text"
+    text.write_text("u1 we need eggs\n")
+    baked = recipe["compressed"] / "model.nemo"
+    assert synthesize.main(["--set", str(baked), str(text), str(out), "--vocoder", str(baked)]) == 1
+    assert f"{baked}: holds a FastPitchModel, not a NeMo vocoder" in capsys.readouterr().err
+    assert not (out / "wav.scp").exists()
+
+
+def test_world_pitch_has_pyins_frames_and_values():
+    """The cache's frames are those NeMo's TTSDataset would compute with librosa.pyin."""
+    import librosa
+
+    from pinch.nemo.bin.tts_sup_data import frame_count, world_pitch
+
+    sr, hop = 16000, 256
+    t = np.arange(int(0.77 * sr)) / sr
+    audio = (0.3 * sum(np.sin(2 * np.pi * k * 120 * t) / k for k in (1, 2, 3))).astype(np.float32)
+    f0 = world_pitch(audio, sr, hop, 65.4, 800.0)
+    ref, _, _ = librosa.pyin(audio, fmin=65.4, fmax=800.0, frame_length=4 * hop, sr=sr, fill_na=0.0)
+    assert len(f0) == len(ref) == frame_count(len(audio), hop)
+    both = (f0 > 0) & (ref > 0)
+    assert both.mean() > 0.8 and np.median(np.abs(f0[both] / ref[both] - 1)) < 0.02
