@@ -33,6 +33,7 @@ case "${1:-main}" in
     # TTS: the ASR recipes' corpus (its TTS view) and their dense ASR models, which score the
     # synthesized speech.
     recipes/espnet/tts1/run.sh --datadir ../asr1/data
+    recipes/nemo/tts/run.sh --datadir ../asr/data
     pinch compare --task tts --table exp/results --corpus embedded --out exp/results/compare_toolkits_tts.md
     ;;
   *)
