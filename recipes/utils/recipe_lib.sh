@@ -169,9 +169,15 @@ compressed_runs() {
 
 # Stage 1 of every recipe: pinch.data prepare into ${datadir}. The stamp names the corpus
 # and, for the embedded one, the generator version, so a datadir is neither reused for
-# another corpus nor trusted after the generator changed.
+# another corpus nor trusted after the generator changed; the embedded corpus's stamp is the
+# same in every recipe, so a TTS recipe reuses an ASR recipe's data dir.
 prepare_data() {
-    local stamp="corpus=${corpus} size=${size} seed=${seed} librispeech_dir=${librispeech_dir}"
+    local stamp source
+    case "${corpus}" in
+        embedded|librispeech)
+            stamp="corpus=${corpus} size=${size} seed=${seed} librispeech_dir=${librispeech_dir:-}" ;;
+        ljspeech) stamp="corpus=ljspeech ljspeech_dir=${ljspeech_dir}" ;;
+    esac
     [ "${corpus}" = embedded ] \
         && stamp+=" generator=$(${python} -c 'import pinch.data; print(pinch.data.GENERATOR_VERSION)')"
     if [ -f "${datadir}/.prepared" ] && [ "$(cat "${datadir}/.prepared")" = "${stamp}" ] \
@@ -183,9 +189,67 @@ prepare_data() {
         die "${datadir} holds '$(cat "${datadir}/.prepared")', not '${stamp}': pass --overwrite true or another --datadir"
     fi
     mkdir -p "${expdir}/logs"
-    local source=(--corpus embedded --size "${size}" --seed "${seed}")
-    [ "${corpus}" = embedded ] || source=(--corpus librispeech --src "${librispeech_dir}")
+    case "${corpus}" in
+        embedded) source=(--corpus embedded --size "${size}" --seed "${seed}") ;;
+        librispeech) source=(--corpus librispeech --src "${librispeech_dir}") ;;
+        ljspeech) source=(--corpus ljspeech --src "${ljspeech_dir}") ;;
+    esac
     ${python} -m pinch.data prepare "${source[@]}" --out "${datadir}" > "${expdir}/logs/data_prep.log" 2>&1 \
         || failed "data preparation" "${expdir}/logs/data_prep.log"
     echo "${stamp}" > "${datadir}/.prepared"
+}
+
+# Hydra runs in the experiment's folder: every path handed to it must be absolute.
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
+
+# espnet_format STAGE SRC EVAL_SET...: SRC<set> into dump/raw with utt2num_samples, as asr.sh's
+# and tts.sh's format stage; train and dev go to dump/raw/org for the filter stage.
+espnet_format() {
+    local stage=$1 src=$2 dset dst
+    shift 2
+    for dset in "${train_set}" "${valid_set}" "$@"; do
+        case " ${train_set} ${valid_set} " in
+            *" ${dset} "*) dst="${dumpdir}/raw/org/${dset}" ;;
+            *) dst="${dumpdir}/raw/${dset}" ;;
+        esac
+        done_or_redo "${dst}" "${stage}" && continue
+        need "${src}${dset}/wav.scp" 1
+        ${python} local/format_data.py --src "${src}${dset}" --dst "${dst}"
+    done
+}
+
+# espnet_filter STAGE: drop short, long and empty train and dev utterances (dump/raw/org -> dump/raw).
+espnet_filter() {
+    local stage=$1 dset
+    for dset in "${train_set}" "${valid_set}"; do
+        done_or_redo "${dumpdir}/raw/${dset}" "${stage}" && continue
+        need "${dumpdir}/raw/org/${dset}/utt2num_samples" $(( stage - 1 ))
+        ${python} local/filter_data.py --src "${dumpdir}/raw/org/${dset}" --dst "${dumpdir}/raw/${dset}" \
+            --min_wav_duration "${min_wav_duration}" --max_wav_duration "${max_wav_duration}"
+    done
+}
+
+# nemo_train DIR WHAT CONFIG [OVERRIDE ...]: one pinch.nemo.bin.train run of Hydra config
+# CONFIG (in ${config_dir}) into DIR, logged to DIR/train.log, timed in DIR/wall_time_s.
+nemo_train() {
+    local dir=$1 what=$2 config=$3
+    shift 3
+    [ "${overwrite}" = true ] && rm -rf "${dir}"
+    mkdir -p "${dir}"
+    attempt_start "${dir}"
+    ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${config}" \
+        "exp_manager.exp_dir=$(abspath "${dir}")" "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
+    attempt_end "${dir}"
+}
+
+# nemo_bake STAGE: bake every compression run's gated.nemo into a plain NeMo model.nemo.
+nemo_bake() {
+    local stage=$1 dir
+    while read -r _ _ dir; do
+        done_or_redo "${dir}/model.nemo" "${stage}" && continue
+        need "${dir}/gated.nemo" $(( stage - 1 ))
+        ${python} -m pinch.nemo.bin.bake --in "${dir}/gated.nemo" --out "${dir}/model.nemo" \
+            > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
+        tail -n 1 "${dir}/bake.log" >&2
+    done < <(compressed_runs)
 }

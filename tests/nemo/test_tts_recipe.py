@@ -99,8 +99,8 @@ def test_every_stage_ran_and_wrote_results(recipe):
     assert dense["encoder_sparsity"] < 0.01 and "corpus=embedded" in sspg["notes"]
     # Half of the gated matrices' weights are zero; the encoder's embedding and biases are not
     # gated, so the encoder as a whole is a little under half.
-    report = json.loads((recipe["compressed"] / "sparsity.json").read_text())
-    assert report["method"] == "sspg" and report["sparsity_gated"] == pytest.approx(0.5, abs=0.02)
+    report = json.loads((recipe["compressed"] / "model.json").read_text())  # bake's report
+    assert report["pruning"]["method"] == "sspg" and report["gated"] == pytest.approx(0.5, abs=0.02)
     assert 0.4 < sspg["encoder_sparsity"] <= 0.51 and sspg["target_sparsity"] == 0.5
     assert sspg["params"] == dense["params"] and sspg["nonzero_params"] < dense["nonzero_params"]
     sample = next((exp / "samples").iterdir())

@@ -36,10 +36,10 @@ def _model(tmp_path, name, encoder_zeros, mcd, cer, baked):
         wavs.append(f"{u} {synth / f'{u}.wav'}")
     (synth / "wav.scp").write_text("\n".join(wavs) + "\n")
     if baked:
-        (d / "sparsity.json").write_text(json.dumps({"method": "sspg", "target_sparsity": 0.5}))
         (synth / "asr" / "mapsswe_vs_dense").mkdir()
         (synth / "asr" / "mapsswe_vs_dense" / "compare.json").write_text(json.dumps({"p_value": 0.4, "lossless": True}))
-    return TTSModel(name, d, synth, parameter_counts({"tts.enc.w": enc, "tts.dec.w": torch.ones(50)}.items(), "tts.enc."))
+    return TTSModel(name, d, synth, parameter_counts({"tts.enc.w": enc, "tts.dec.w": torch.ones(50)}.items(), "tts.enc."),
+                    {"method": "sspg", "target_sparsity": 0.5} if baked else None)
 
 
 def test_encoder_and_model_counted_apart(tmp_path):

@@ -31,6 +31,7 @@ class TTSModel:
     model_dir: Path
     synth_dir: Path    # holds wav.scp, tts_metrics/ and <asr_tag>/score_wer
     counts: dict       # parameter_counts() of the model
+    pruning: dict | None = None  # a compressed model's method and target_sparsity; None: dense
 
 
 def parameter_counts(named_parameters, encoder_prefix: str) -> dict:
@@ -129,9 +130,8 @@ def tts_results(models: list[TTSModel], asr_tag: str, reference_cer: Path,
     rows = []
     for m in models:
         row = {"name": m.name, **m.counts, **model_scores(m, asr_tag)}
-        sparsity_file = m.model_dir / "sparsity.json"
-        if sparsity_file.is_file():  # a baked model
-            row["pruning"] = json.loads(sparsity_file.read_text())
+        if m.pruning:
+            row["pruning"] = m.pruning
         rows.append(row)
     ref_cer = _read_json(reference_cer)["cer"]
     write_text_atomic(results_md_path, results_md(rows, ref_cer, test_set))
@@ -174,17 +174,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--notes", default="")
 
 
-def run(args, named_parameters, encoder_prefix: str, toolkit: str) -> list[dict]:
-    """``named_parameters(model_dir, weights)`` builds a model the toolkit's way."""
+def run(args, load, encoder_prefix: str, toolkit: str) -> list[dict]:
+    """``load(model_dir, weights)`` builds a model the toolkit's way: its ``named_parameters()``
+    and, for a compressed model, the pruning its bake report names (method, target_sparsity)."""
     models = []
     for spec in args.models:
         directory, sep, weights = spec.partition(":")
         if not sep:
             raise ValueError(f"--models: {spec!r} is not DIR:WEIGHTS")
         d = Path(directory)
-        counts = parameter_counts(named_parameters(d, Path(weights)), encoder_prefix)
+        params, pruning = load(d, Path(weights))
         models.append(TTSModel(d.parent.name if d.name == "baked" else d.name, d,
-                               d / args.synth_tag / args.test_set, counts))
+                               d / args.synth_tag / args.test_set, parameter_counts(params, encoder_prefix), pruning))
     rows = tts_results(models, args.asr_tag, Path(args.reference_cer), Path(args.ref_scp), args.test_set,
                        Path(args.results_md), Path(args.samples_dir), args.n_samples, toolkit,
                        args.results_table, args.overwrite == "true", args.notes)

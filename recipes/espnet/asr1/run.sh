@@ -178,28 +178,14 @@ fi
 if run_stage 3; then
     t0=${SECONDS}
     log "Stage 3: Format wav.scp: ${datadir}/ -> ${dumpdir}/raw/"
-    for dset in ${train_set} ${valid_set} ${test_sets}; do
-        case " ${train_set} ${valid_set} " in
-            *" ${dset} "*) dst="${dumpdir}/raw/org/${dset}" ;;
-            *) dst="${dumpdir}/raw/${dset}" ;;
-        esac
-        done_or_redo "${dst}" 3 && continue
-        need "${datadir}/${dset}/wav.scp" 1
-        ${python} local/format_data.py --src "${datadir}/${dset}" --dst "${dst}"
-    done
+    espnet_format 3 "${datadir}/" ${test_sets}
     stage_time 3 "${t0}"
 fi
 
 if run_stage 4; then
     t0=${SECONDS}
     log "Stage 4: Remove long/short data: ${dumpdir}/raw/org -> ${dumpdir}/raw"
-    for dset in ${train_set} ${valid_set}; do
-        done_or_redo "${dumpdir}/raw/${dset}" 4 && continue
-        need "${dumpdir}/raw/org/${dset}/utt2num_samples" 3
-        ${python} local/filter_data.py --src "${dumpdir}/raw/org/${dset}" \
-            --dst "${dumpdir}/raw/${dset}" \
-            --min_wav_duration "${min_wav_duration}" --max_wav_duration "${max_wav_duration}"
-    done
+    espnet_filter 4
     stage_time 4 "${t0}"
 fi
 

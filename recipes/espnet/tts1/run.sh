@@ -66,7 +66,6 @@ parse_options "$@"
 # Paths below are relative to the recipe directory.
 cd "$(dirname "$0")"
 
-librispeech_dir=  # prepare_data's stamp names it: a data dir of the ASR recipe is then reused
 check_common_options
 is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
 is_count "${n_samples}" || die "--n_samples must be a non-negative integer, not '${n_samples}'"
@@ -133,38 +132,21 @@ model_dirs() {
 if run_stage 1; then
     t0=${SECONDS}
     log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
-    if [ "${corpus}" = embedded ]; then
-        prepare_data
-    elif ! done_or_redo "${datadir}/${test_set}/wav.scp" 1; then
-        mkdir -p "${expdir}/logs"
-        ${python} -m pinch.data prepare --corpus ljspeech --src "${ljspeech_dir}" --out "${datadir}" \
-            > "${expdir}/logs/data_prep.log" 2>&1 || failed "data preparation" "${expdir}/logs/data_prep.log"
-    fi
+    prepare_data
     stage_time 1 "${t0}"
 fi
 
 if run_stage 2; then
     t0=${SECONDS}
     log "Stage 2: Format wav.scp: ${datadir}/${splits} -> ${dumpdir}/raw/"
-    for dset in ${train_set} ${valid_set} ${test_set}; do
-        dst="${dumpdir}/raw/${dset}"
-        [ "${dset}" = "${test_set}" ] || dst="${dumpdir}/raw/org/${dset}"
-        done_or_redo "${dst}" 2 && continue
-        need "${datadir}/${splits}${dset}/wav.scp" 1
-        ${python} local/format_data.py --src "${datadir}/${splits}${dset}" --dst "${dst}"
-    done
+    espnet_format 2 "${datadir}/${splits}" "${test_set}"
     stage_time 2 "${t0}"
 fi
 
 if run_stage 3; then
     t0=${SECONDS}
     log "Stage 3: Remove long/short data: ${dumpdir}/raw/org -> ${dumpdir}/raw"
-    for dset in ${train_set} ${valid_set}; do
-        done_or_redo "${dumpdir}/raw/${dset}" 3 && continue
-        need "${dumpdir}/raw/org/${dset}/utt2num_samples" 2
-        ${python} local/filter_data.py --src "${dumpdir}/raw/org/${dset}" --dst "${dumpdir}/raw/${dset}" \
-            --min_wav_duration "${min_wav_duration}" --max_wav_duration "${max_wav_duration}"
-    done
+    espnet_filter 3
     stage_time 3 "${t0}"
 fi
 
@@ -265,8 +247,9 @@ if run_stage 9; then
             --output_dir "${out}/synth" > "${out}/tts_inference.log" 2>&1 \
             || failed "synthesis" "${out}/tts_inference.log"
         [ -d "${out}/synth/wav" ] || die "synthesis wrote no waveforms (${out}/tts_inference.log): the model's config has no feats_extract for Griffin-Lim; pass --vocoder_file"
-        for f in "${out}"/synth/wav/*.wav; do
-            u=$(basename "${f}" .wav); echo "${u} $(cd "$(dirname "${f}")" && pwd)/${u}.wav"
+        wav_dir=$(cd "${out}/synth/wav" && pwd)
+        for f in "${wav_dir}"/*.wav; do
+            u=$(basename "${f}" .wav); echo "${u} ${f}"
         done | LC_ALL=C sort > "${out}/wav.scp.tmp"
         mv "${out}/wav.scp.tmp" "${out}/wav.scp"
         log "Stage 9: $(wc -l < "${out}/wav.scp") waveforms in ${out}"

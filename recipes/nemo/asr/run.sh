@@ -68,8 +68,6 @@ parse_options "$@"
 # Paths below are relative to the recipe directory.
 cd "$(dirname "$0")"
 config_dir="$(cd "${config_dir}" 2>/dev/null && pwd)" || die "--config_dir: no such directory"
-# Hydra runs in the experiment's folder: every path handed to it must be absolute.
-abspath() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
 
 check_common_options
 { is_count "${vocab_size}" && [ "${vocab_size}" -gt 0 ]; } || die "--vocab_size must be a positive integer, not '${vocab_size}'"
@@ -143,15 +141,11 @@ elif run_stage 3; then
     log "Stage 3: Dense training (${train_config}) -> ${dense_dir}/model.nemo"
     if ! done_or_redo "${dense_dir}/model.nemo" 3; then
         need "${tokenizer_dir}/tokenizer.model" 2
-        [ "${overwrite}" = true ] && rm -rf "${dense_dir}"
-        mkdir -p "${dense_dir}"
         # Plain NeMo: the dense model is an ordinary EncDecCTCModelBPE.
         # shellcheck disable=SC2086
-        ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${train_config}" \
-            "${data_overrides[@]}" "model.tokenizer.dir=$(abspath "${tokenizer_dir}")" \
-            "exp_manager.exp_dir=$(abspath "${dense_dir}")" "output_nemo=$(abspath "${dense_dir}")/model.nemo" \
-            ${train_args} > "${dense_dir}/train.log" 2>&1 \
-            || failed "dense training" "${dense_dir}/train.log"
+        nemo_train "${dense_dir}" "dense training" "${train_config}" "${data_overrides[@]}" \
+            "model.tokenizer.dir=$(abspath "${tokenizer_dir}")" "output_nemo=$(abspath "${dense_dir}")/model.nemo" \
+            ${train_args}
     fi
     stage_time 3 "${t0}"
 fi
@@ -162,15 +156,9 @@ finetune() {
     local dir=$1 what=$2
     shift 2
     need "${dense_dir}/model.nemo" 3
-    [ "${overwrite}" = true ] && rm -rf "${dir}"
-    mkdir -p "${dir}"
-    attempt_start "${dir}"
     # shellcheck disable=SC2086
-    ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${compress_config}" \
-        "${data_overrides[@]}" "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" \
-        "exp_manager.exp_dir=$(abspath "${dir}")" ${finetune_args} "$@" >> "${dir}/train.log" 2>&1 \
-        || failed "${what}" "${dir}/train.log"
-    attempt_end "${dir}"
+    nemo_train "${dir}" "${what}" "${compress_config}" "${data_overrides[@]}" \
+        "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" ${finetune_args} "$@"
 }
 
 if run_stage 4 && [ "${dense_control}" = true ]; then
@@ -196,13 +184,7 @@ fi
 if run_stage 5; then
     t0=${SECONDS}
     log "Stage 5: Bake: masks into weights, plain NeMo .nemo files"
-    while read -r _ _ dir; do
-        done_or_redo "${dir}/model.nemo" 5 && continue
-        need "${dir}/gated.nemo" 4
-        ${python} -m pinch.nemo.bin.bake --in "${dir}/gated.nemo" --out "${dir}/model.nemo" \
-            > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
-        tail -n 1 "${dir}/bake.log" >&2
-    done < <(compressed_runs)
+    nemo_bake 5
     stage_time 5 "${t0}"
 fi
 

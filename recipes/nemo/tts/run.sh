@@ -69,10 +69,7 @@ parse_options "$@"
 # Paths below are relative to the recipe directory.
 cd "$(dirname "$0")"
 config_dir="$(cd "${config_dir}" 2>/dev/null && pwd)" || die "--config_dir: no such directory"
-# Hydra runs in the experiment's folder: every path handed to it must be absolute.
-abspath() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
 
-librispeech_dir=  # prepare_data's stamp names it: a data dir of another recipe is then reused
 check_common_options
 is_count "${fs}" && [ "${fs}" -gt 0 ] || die "--fs must be a sample rate in Hz, not '${fs}'"
 is_count "${n_samples}" || die "--n_samples must be a non-negative integer, not '${n_samples}'"
@@ -124,13 +121,7 @@ model_dirs() {
 if run_stage 1; then
     t0=${SECONDS}
     log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
-    if [ "${corpus}" = embedded ]; then
-        prepare_data
-    elif ! done_or_redo "${datadir}/${test_set}/manifest.json" 1; then
-        mkdir -p "${expdir}/logs"
-        ${python} -m pinch.data prepare --corpus ljspeech --src "${ljspeech_dir}" --out "${datadir}" \
-            > "${expdir}/logs/data_prep.log" 2>&1 || failed "data preparation" "${expdir}/logs/data_prep.log"
-    fi
+    prepare_data
     stage_time 1 "${t0}"
 fi
 
@@ -157,16 +148,10 @@ if run_stage 3; then
     log "Stage 3: Dense training (${train_config}) -> ${dense_dir}/model.nemo"
     if ! done_or_redo "${dense_dir}/model.nemo" 3; then
         need "${pitch_stats}" 2
-        [ "${overwrite}" = true ] && rm -rf "${dense_dir}"
-        mkdir -p "${dense_dir}"
-        attempt_start "${dense_dir}"
         # Plain NeMo: the dense model is an ordinary FastPitchModel.
         # shellcheck disable=SC2086
-        ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${train_config}" \
-            "${data_overrides[@]}" "exp_manager.exp_dir=$(abspath "${dense_dir}")" \
-            "output_nemo=$(abspath "${dense_dir}")/model.nemo" ${train_args} >> "${dense_dir}/train.log" 2>&1 \
-            || failed "dense training" "${dense_dir}/train.log"
-        attempt_end "${dense_dir}"
+        nemo_train "${dense_dir}" "dense training" "${train_config}" "${data_overrides[@]}" \
+            "output_nemo=$(abspath "${dense_dir}")/model.nemo" ${train_args}
     fi
     stage_time 3 "${t0}"
 fi
@@ -178,17 +163,12 @@ if run_stage 4; then
         done_or_redo "${dir}/gated.nemo" 4 && continue
         need "${dense_dir}/model.nemo" 3
         need "${pitch_stats}" 2
-        [ "${overwrite}" = true ] && rm -rf "${dir}"
-        mkdir -p "${dir}"
-        attempt_start "${dir}"
         # shellcheck disable=SC2086
-        ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${compress_config}" \
-            "${data_overrides[@]}" "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" \
+        nemo_train "${dir}" "compression ${m} ${t}" "${compress_config}" "${data_overrides[@]}" \
+            "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" \
             "pruning_config=$(abspath "${pruning_conf_dir}")/${m}.yaml" "model.pruning.target_sparsity=${t}" \
             "model.pruning.preset=${preset}" "model.pruning.granularity=${granularity}" \
-            "exp_manager.exp_dir=$(abspath "${dir}")" "output_nemo=$(abspath "${dir}")/gated.nemo" \
-            ${finetune_args} >> "${dir}/train.log" 2>&1 || failed "compression ${m} ${t}" "${dir}/train.log"
-        attempt_end "${dir}"
+            "output_nemo=$(abspath "${dir}")/gated.nemo" ${finetune_args}
         log "Stage 4: ${dir} done in $(( SECONDS - t0 ))s"
     done < <(compressed_runs)
 fi
@@ -196,13 +176,7 @@ fi
 if run_stage 5; then
     t0=${SECONDS}
     log "Stage 5: Bake: masks into weights, plain FastPitchModel .nemo files"
-    while read -r _ _ dir; do
-        done_or_redo "${dir}/model.nemo" 5 && continue
-        need "${dir}/gated.nemo" 4
-        ${python} -m pinch.nemo.bin.bake --in "${dir}/gated.nemo" --out "${dir}/model.nemo" \
-            > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
-        tail -n 1 "${dir}/bake.log" >&2
-    done < <(compressed_runs)
+    nemo_bake 5
     stage_time 5 "${t0}"
 fi
 

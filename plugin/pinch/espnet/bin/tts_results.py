@@ -1,6 +1,7 @@
 """``python -m pinch.espnet.bin.tts_results``: the TTS recipe's results (stage 10), with the
 parameters counted on the models as espnet2 builds them."""
 import argparse
+import json
 import sys
 
 import yaml
@@ -11,12 +12,14 @@ from pinch.offline import forbid_downloads
 from pinch.scoring import tts_results
 
 
-def named_parameters(model_dir, weights):
+def load(model_dir, weights):
+    """The model's parameters and, for a baked model dir, the pruning its bake report names."""
     # Not espnet2's build_model_from_file, which unpickles the weights file.
     with open(model_dir / "config.yaml", encoding="utf-8") as f:
         model = load_task("tts").build_model(argparse.Namespace(**yaml.safe_load(f)))
     model.load_state_dict(load_state_dict(str(weights)), strict=True)
-    return model.named_parameters()
+    report = model_dir / "sparsity.json"  # pinch.espnet.bin.bake writes it
+    return model.named_parameters(), json.loads(report.read_text()) if report.is_file() else None
 
 
 def main(cmd=None):
@@ -25,7 +28,7 @@ def main(cmd=None):
     tts_results.add_arguments(parser)
     args = parser.parse_args(cmd)
     try:
-        tts_results.run(args, named_parameters, "tts.enc.", "espnet")
+        tts_results.run(args, load, "tts.enc.", "espnet")
     except (ValueError, OSError) as err:
         sys.exit(f"tts_results: {err}")
 
