@@ -229,6 +229,38 @@ espnet_filter() {
     done
 }
 
+# tts_corpus: the TTS recipes' splits: the embedded corpus's TTS view (data/tts/), or LJSpeech.
+tts_corpus() {
+    case "${corpus}" in
+        embedded) splits=tts/ ;;
+        ljspeech)
+            [ -n "${ljspeech_dir}" ] || die "--corpus ljspeech needs --ljspeech_dir DIR"
+            [ -d "${ljspeech_dir}" ] || die "--ljspeech_dir ${ljspeech_dir}: no such directory"
+            splits= ;;
+        *) die "--corpus must be embedded or ljspeech, not '${corpus}'" ;;
+    esac
+    train_set=train; valid_set=dev; test_set=test
+}
+
+# espnet_collect_stats MODULE SHAPE_SOURCE [OPTION ...]: espnet2's --collect_stats run into
+# ${stats_dir}, with the key lists of dump/raw/<set>/SHAPE_SOURCE; as asr.sh and tts.sh, text
+# shapes then carry the vocabulary size for the batch sampler.
+espnet_collect_stats() {
+    local module=$1 shape=$2 tmp="${stats_dir}.tmp" s
+    shift 2
+    rm -rf "${tmp}" && mkdir -p "${expdir}/logs"
+    ${python} -m pinch.offline "${module}" --collect_stats true --ngpu 0 "$@" \
+        --train_shape_file "${dumpdir}/raw/${train_set}/${shape}" \
+        --valid_shape_file "${dumpdir}/raw/${valid_set}/${shape}" \
+        --output_dir "${tmp}" > "${expdir}/logs/collect_stats.log" 2>&1 \
+        || failed "collect stats" "${expdir}/logs/collect_stats.log"
+    for s in train valid; do
+        awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
+            "${tmp}/${s}/text_shape" > "${tmp}/${s}/text_shape.${token_type}"
+    done
+    rm -rf "${stats_dir}" && mv "${tmp}" "${stats_dir}"
+}
+
 # nemo_train DIR WHAT CONFIG [OVERRIDE ...]: one pinch.nemo.bin.train run of Hydra config
 # CONFIG (in ${config_dir}) into DIR, logged to DIR/train.log, timed in DIR/wall_time_s.
 nemo_train() {

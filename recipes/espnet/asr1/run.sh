@@ -229,20 +229,7 @@ if run_stage 10; then
     if ! done_or_redo "${stats_dir}/train/feats_stats.npz" 10; then
         need "${token_list}" 5
         need "${dumpdir}/raw/${valid_set}/wav.scp" 4
-        tmp="${stats_dir}.tmp"
-        rm -rf "${tmp}" && mkdir -p "${expdir}/logs"
-        ${python} -m pinch.offline "${train_module}" --collect_stats true --ngpu 0 \
-            "${train_data_opts[@]}" --config "${asr_config}" \
-            --train_shape_file "${dumpdir}/raw/${train_set}/wav.scp" \
-            --valid_shape_file "${dumpdir}/raw/${valid_set}/wav.scp" \
-            --output_dir "${tmp}" > "${expdir}/logs/collect_stats.log" 2>&1 \
-            || failed "collect stats" "${expdir}/logs/collect_stats.log"
-        # As asr.sh: text shapes carry the vocabulary size for the batch sampler.
-        for s in train valid; do
-            awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
-                "${tmp}/${s}/text_shape" > "${tmp}/${s}/text_shape.${token_type}"
-        done
-        rm -rf "${stats_dir}" && mv "${tmp}" "${stats_dir}"
+        espnet_collect_stats "${train_module}" wav.scp "${train_data_opts[@]}" --config "${asr_config}"
     fi
     stage_time 10 "${t0}"
 fi

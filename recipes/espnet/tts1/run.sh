@@ -77,15 +77,7 @@ done
 [ -z "${vocoder_file}" ] || [ -f "${vocoder_file}" ] || die "--vocoder_file ${vocoder_file}: no such file"
 [ -z "${vocoder_config}" ] || [ -f "${vocoder_config}" ] || die "--vocoder_config ${vocoder_config}: no such file"
 
-case "${corpus}" in
-    embedded) splits=tts/ ;;
-    ljspeech)
-        [ -n "${ljspeech_dir}" ] || die "--corpus ljspeech needs --ljspeech_dir DIR"
-        [ -d "${ljspeech_dir}" ] || die "--ljspeech_dir ${ljspeech_dir}: no such directory"
-        splits= ;;
-    *) die "--corpus must be embedded or ljspeech, not '${corpus}'" ;;
-esac
-train_set=train; valid_set=dev; test_set=test
+tts_corpus
 # The sample rate of the features (and of the synthesized speech) is the config's.
 fs=$(awk '/^feats_extract_conf:/ { f = 1 } f && $1 == "fs:" { print $2; exit }' "${train_config}")
 [ -n "${fs}" ] || die "${train_config}: feats_extract_conf has no fs"
@@ -172,20 +164,7 @@ if run_stage 5; then
     log "Stage 5: TTS collect stats: ${dumpdir}/raw/${train_set} -> ${stats_dir}"
     if ! done_or_redo "${stats_dir}/train/feats_stats.npz" 5; then
         need "${token_list}" 4
-        tmp="${stats_dir}.tmp"
-        rm -rf "${tmp}" && mkdir -p "${expdir}/logs"
-        ${python} -m pinch.offline espnet2.bin.tts_train --collect_stats true --ngpu 0 \
-            "${data_opts[@]}" --config "${train_config}" --normalize none \
-            --train_shape_file "${dumpdir}/raw/${train_set}/text" \
-            --valid_shape_file "${dumpdir}/raw/${valid_set}/text" \
-            --output_dir "${tmp}" > "${expdir}/logs/collect_stats.log" 2>&1 \
-            || failed "collect stats" "${expdir}/logs/collect_stats.log"
-        # As tts.sh: text shapes carry the vocabulary size.
-        for s in train valid; do
-            awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
-                "${tmp}/${s}/text_shape" > "${tmp}/${s}/text_shape.${token_type}"
-        done
-        rm -rf "${stats_dir}" && mv "${tmp}" "${stats_dir}"
+        espnet_collect_stats espnet2.bin.tts_train text "${data_opts[@]}" --config "${train_config}" --normalize none
     fi
     stage_time 5 "${t0}"
 fi

@@ -84,15 +84,7 @@ if run_stage 7; then
     [ -f "${asr_model}" ] || die "--asr_model ${asr_model}: no such file: the ASR model that scores the synthesized speech comes from the NeMo ASR recipe: run it first (cd ../asr && ./run.sh --stop_stage 3), or pass --asr_model MODEL.nemo"
 fi
 
-case "${corpus}" in
-    embedded) splits=tts/ ;;
-    ljspeech)
-        [ -n "${ljspeech_dir}" ] || die "--corpus ljspeech needs --ljspeech_dir DIR"
-        [ -d "${ljspeech_dir}" ] || die "--ljspeech_dir ${ljspeech_dir}: no such directory"
-        splits= ;;
-    *) die "--corpus must be embedded or ljspeech, not '${corpus}'" ;;
-esac
-train_set=train; valid_set=dev; test_set=test
+tts_corpus
 
 dense_dir="${expdir}/${train_config}"
 sup_dir="${dumpdir}/sup_data"
