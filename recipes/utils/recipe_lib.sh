@@ -68,6 +68,15 @@ check_common_options() {
     done
 }
 
+# Checks of the sweep options (--nj, --compress_seeds) of the ASR recipes.
+check_sweep_options() {
+    { is_count "${nj}" && [ "${nj}" -gt 0 ]; } || die "--nj must be a positive integer, not '${nj}'"
+    local s
+    for s in ${compress_seeds}; do
+        is_count "${s}" || die "--compress_seeds: '${s}' is not a non-negative integer"
+    done
+}
+
 # failed WHAT LOG: stop, quoting the exception that ended the step: the log's last line,
 # skipping the hint about HYDRA_FULL_ERROR with which Hydra ends its logs.
 failed() {
@@ -82,6 +91,17 @@ attempt_start() {
         echo $(( $(stat -c %Y "$1/train.log") - $(cat "$1/.attempt_start") )) >> "$1/wall_time_s"
     fi
     date +%s > "$1/.attempt_start"
+}
+# peak_rss DIR COMMAND...: run COMMAND, adding its peak resident memory (kB) to DIR/peak_rss_kb
+# where GNU time is installed (the results table's peak memory; without it, none is reported).
+peak_rss() {
+    local dir=$1
+    shift
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -a -o "${dir}/peak_rss_kb" -f "%M" "$@"
+    else
+        "$@"
+    fi
 }
 attempt_end() {
     echo $(( $(date +%s) - $(cat "$1/.attempt_start") )) >> "$1/wall_time_s"
@@ -135,20 +155,22 @@ espnet_train() {
     mkdir -p "${dir}"
     attempt_start "${dir}"
     ${python} -m pinch.espnet.trainer "${dir}/checkpoint.pth" 2>> "${dir}/train.log"
-    ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true --output_dir "${dir}" "$@" \
+    peak_rss "${dir}" ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true --output_dir "${dir}" "$@" \
         >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
     attempt_end "${dir}"
 }
 
-# espnet_bake STAGE TASK MODEL: bake every compression run's MODEL into RUN/baked, a plain
-# ESPnet model dir. Averaging checkpoints moves sparsity off the target: sspg's thresholds
-# are rescaled onto it; the other methods take the zeros of their final epoch.
+# espnet_bake STAGE TASK MODEL < RUNS: bake the MODEL of every compression run (lines of
+# compressed_runs) into RUN/baked, a plain ESPnet model dir. Averaging checkpoints moves sparsity
+# off the target: sspg's thresholds are rescaled onto it; the other methods take the zeros of
+# their final epoch.
 espnet_bake() {
     local stage=$1 task=$2 model=$3 m t dir exact
     while read -r m t dir; do
+        [ -n "${dir}" ] || continue
         done_or_redo "${dir}/baked/model.pth" "${stage}" && continue
         need "${dir}/${model}" $(( stage - 1 ))
-        if [ "${m}" = sspg ]; then
+        if grep -qE '^method: *sspg' "${pruning_conf_dir}/${m}.yaml"; then
             exact=(--target_sparsity "${t}")
         else
             exact=(--mask_from "${dir}/latest.pth")
@@ -157,14 +179,111 @@ espnet_bake() {
             --model_file "${dir}/${model}" --out_dir "${dir}/baked" \
             "${exact[@]}" --overwrite > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
         tail -n 1 "${dir}/bake.log" >&2
+    done
+}
+
+# compressed_runs: "METHOD TARGET DIR" per compression run: every method, target and (with
+# --compress_seeds) seed. A run is structured when --granularity structured asks for it or its
+# preset says so (e.g. sspg_structured.yaml); its dir ends in _structured, a seeded one in _seedN.
+compressed_runs() {
+    local m t s suffix
+    for m in ${pruning}; do
+        suffix=
+        [ "$(preset_granularity "${m}")" = structured ] && suffix=_structured
+        for t in ${targets}; do
+            for s in ${compress_seeds:-_}; do
+                if [ "${s}" = _ ]; then
+                    echo "${m} ${t} ${dense_dir}_${m}${t}${suffix}"
+                else
+                    echo "${m} ${t} ${dense_dir}_${m}${t}${suffix}_seed${s}"
+                fi
+            done
+        done
+    done
+}
+
+# preset_granularity METHOD: structured if --granularity structured or the preset asks for it.
+preset_granularity() {
+    if [ "${granularity}" = structured ] \
+        || grep -qE '^granularity: *structured' "${pruning_conf_dir}/$1.yaml"; then
+        echo structured
+    else
+        echo unstructured
+    fi
+}
+
+# run_granularity DIR / run_seed DIR: what compressed_runs encoded in a run's dir name.
+run_granularity() {
+    case "$1" in *_structured|*_structured_seed*) echo structured ;; *) echo unstructured ;; esac
+}
+run_seed() { case "$1" in *_seed*) echo "${1##*_seed}" ;; esac; }
+
+# pending_runs: the compressed_runs that the results table does not yet hold for this dense
+# model (SYSTEM_OF DIR names a run's row): a sweep resumed on another machine, from the same
+# dense model, redoes no finished run even where the run dirs are gone. --overwrite true: all.
+pending_runs() {
+    if [ "${overwrite}" = true ] || [ ! -f "${results_table}/results.json" ]; then
+        compressed_runs
+        return
+    fi
+    local m t dir recorded
+    recorded=$(compressed_runs | while read -r _ _ dir; do system_of "${dir}"; done \
+        | xargs -r ${python} -m pinch.scoring recorded --table "${results_table}" \
+            --toolkit "${toolkit}" --dense "${dense_model}") \
+        || die "cannot read the results table ${results_table}"
+    while read -r m t dir; do
+        if grep -qxF "$(system_of "${dir}")" <<< "${recorded}"; then
+            log "${dir}: in ${results_table} for this dense model; skipping (pass --overwrite true to redo)"
+        else
+            echo "${m} ${t} ${dir}"
+        fi
     done < <(compressed_runs)
 }
 
-# compressed_runs: "METHOD TARGET DIR" per compression run.
-compressed_runs() {
-    local suffix=
-    [ "${granularity}" = structured ] && suffix=_structured
-    for m in ${pruning}; do for t in ${targets}; do echo "${m} ${t} ${dense_dir}_${m}${t}${suffix}"; done; done
+# run_all FUNCTION RUNS: FUNCTION METHOD TARGET DIR for each line of RUNS, --nj at a time
+# (each with its share of the cores as torch threads), logging progress; after all have
+# ended, stop naming every run that failed and its log (FUNCTION's own message says why).
+run_all() {
+    local fn=$1 runs=$2 n i=0 done=0 failures=() m t dir pid t0=${SECONDS}
+    local -A dirs=()
+    n=$(grep -c . <<< "${runs}" || true)
+    [ "${n}" -gt 0 ] || return 0
+    local threads=$(( $(nproc) / nj ))
+    [ "${threads}" -ge 1 ] || threads=1
+    while read -r m t dir; do
+        [ -n "${dir}" ] || continue
+        while [ ${#dirs[@]} -ge "${nj}" ]; do _reap; done
+        i=$(( i + 1 ))
+        log "run ${i} of ${n}: ${m} ${t} -> ${dir} ($(_progress))"
+        if [ "${nj}" -gt 1 ]; then
+            OMP_NUM_THREADS=${threads} "${fn}" "${m}" "${t}" "${dir}" &
+        else
+            "${fn}" "${m}" "${t}" "${dir}" &
+        fi
+        dirs[$!]=${dir}
+    done <<< "${runs}"
+    while [ ${#dirs[@]} -gt 0 ]; do _reap; done
+    [ ${#failures[@]} -eq 0 ] || die "${#failures[@]} of ${n} runs failed: ${failures[*]}"
+}
+# _reap / _progress: run_all's bookkeeping (its locals are theirs).
+_reap() {
+    local status=0
+    wait -n -p pid "${!dirs[@]}" || status=$?
+    done=$(( done + 1 ))
+    if [ "${status}" -ne 0 ]; then
+        failures+=("${dirs[${pid}]} (log: ${dirs[${pid}]}/train.log)")
+    else
+        log "finished ${dirs[${pid}]} (${done} of ${n} done, $(_progress))"
+    fi
+    unset "dirs[${pid}]"
+}
+_progress() {
+    local elapsed=$(( SECONDS - t0 ))
+    if [ "${done}" -gt 0 ]; then
+        echo "elapsed ${elapsed}s, about $(( elapsed * (n - done) / done ))s left"
+    else
+        echo "elapsed ${elapsed}s"
+    fi
 }
 
 # Stage 1 of every recipe: pinch.data prepare into ${datadir}. The stamp names the corpus
@@ -269,19 +388,21 @@ nemo_train() {
     [ "${overwrite}" = true ] && rm -rf "${dir}"
     mkdir -p "${dir}"
     attempt_start "${dir}"
-    ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${config}" \
+    peak_rss "${dir}" ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${config}" \
         "exp_manager.exp_dir=$(abspath "${dir}")" "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
     attempt_end "${dir}"
 }
 
-# nemo_bake STAGE: bake every compression run's gated.nemo into a plain NeMo model.nemo.
+# nemo_bake STAGE < RUNS: bake the gated.nemo of every compression run (lines of
+# compressed_runs) into a plain NeMo model.nemo.
 nemo_bake() {
     local stage=$1 dir
     while read -r _ _ dir; do
+        [ -n "${dir}" ] || continue
         done_or_redo "${dir}/model.nemo" "${stage}" && continue
         need "${dir}/gated.nemo" $(( stage - 1 ))
         ${python} -m pinch.nemo.bin.bake --in "${dir}/gated.nemo" --out "${dir}/model.nemo" \
             > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
         tail -n 1 "${dir}/bake.log" >&2
-    done < <(compressed_runs)
+    done
 }

@@ -1,4 +1,4 @@
-"""Entry point of the ``pinch`` command: report, compare, bench."""
+"""Entry point of the ``pinch`` command: report, compare, sweep-report, bench."""
 import argparse
 import sys
 
@@ -15,6 +15,10 @@ def build_parser():
     compare.add_argument("--out", help="also write the table to this Markdown file")
     compare.add_argument("--plot", help="also plot WER (TTS: ASR-CER) against measured sparsity to this PNG")
     compare.add_argument("--task", choices=["asr", "tts"], default="asr", help="which rows: asr or tts")
+    sweep = sub.add_parser("sweep-report", help="REPORT.md of an evidence sweep, with its figures")
+    sweep.add_argument("--table", required=True, help="folder of the sweep's results.json (and runs/)")
+    sweep.add_argument("--corpus", default="embedded", help="the rows of this corpus")
+    sweep.add_argument("--out", help="REPORT.md to write (default: TABLE/REPORT.md)")
     bench = sub.add_parser("bench", help="benchmarks: gate overhead in training, inference speed and size, "
                                          "every deployable form at batch 1 and 8")
     bench.add_argument("which", choices=["overhead", "inference", "deploy", "all"])
@@ -33,6 +37,10 @@ def main(argv=None):
 
             argv = ["--table", args.table] + [f"--{k}={v}" for k in ("corpus", "out", "plot", "task") if (v := getattr(args, k))]
             return side_by_side(argv)
+        elif args.command == "sweep-report":
+            from pinch.sweep.report import main as sweep_report
+
+            return sweep_report(["--table", args.table, "--corpus", args.corpus] + (["--out", args.out] if args.out else []))
         else:
             from pinch.cli.bench import run
         run(args)

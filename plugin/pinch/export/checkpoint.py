@@ -48,3 +48,15 @@ def load_state_dict(path):
             raise ValueError(f"{path}: not a .nemo archive with model_weights.ckpt ({err or 'missing'})") from None
         return _unwrap(_torch_load(io.BytesIO(data), path), path)
     return _unwrap(_torch_load(path, path), path)
+
+
+def fingerprint(path):
+    """A short hash of the weights in ``path`` (names, dtypes, shapes, values), not of the file's
+    bytes: a .nemo archive saved twice from the same weights differs in its tar headers only."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(load_state_dict(path).items()):
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""CLI: python -m pinch.scoring {score,compare,append-result,tts} ..."""
+"""CLI: python -m pinch.scoring {score,compare,append-result,recorded,tts} ..."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import json
 import sys
 
 from .mapsswe import ALPHA, compare, format_compare
-from .results import append_result
+from .results import append_result, recorded
 from .sclite import format_result, score
 
 
@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("append-result", help="append a row to results.md/results.json")
     p.add_argument("--table", required=True, help="directory holding the results table")
     p.add_argument("--row", required=True, help="the row as a JSON object")
+    p = sub.add_parser("recorded", help="print the SYSTEMs the table holds from the dense model DENSE")
+    p.add_argument("--table", required=True, help="directory holding the results table")
+    p.add_argument("--toolkit", required=True)
+    p.add_argument("--dense", required=True, help="the dense model's weights file (none recorded if missing)")
+    p.add_argument("systems", nargs="*")
     p = sub.add_parser("tts", help="MCD (dB, DTW) and log-F0 RMSE of synthesized speech")
     p.add_argument("--ref-scp", required=True, help="wav.scp of the reference recordings")
     p.add_argument("--syn-scp", required=True, help="wav.scp of the synthesized audio")
@@ -40,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
             print(format_compare(compare(args.ref, args.hyp_a, args.hyp_b, args.out,
                                          alpha=args.alpha, name_a=args.name_a,
                                          name_b=args.name_b)))
+        elif args.command == "recorded":
+            from pathlib import Path
+
+            from pinch.export.checkpoint import fingerprint  # loads torch: only here
+
+            if Path(args.dense).is_file():
+                print("\n".join(recorded(args.table, args.toolkit, fingerprint(args.dense), args.systems)))
         elif args.command == "tts":
             from .tts_metrics import score_tts  # heavy imports, TTS only
 

@@ -34,6 +34,16 @@ COLUMNS = {
     "reference": (str, "verdict vs", "the model the MAPSSWE verdict compares with: dense_finetune "
                   "(the dense model trained as long) where the run has one, else dense"),
     "wall_time_s": (numbers.Real, "time s", "compression wall time in seconds"),
+    "granularity": (str, "granularity", "unstructured or structured (whole units, heads, channels)"),
+    "seed": (numbers.Integral, "seed", "seed of the compression run, where it was set"),
+    "model_sparsity": (numbers.Real, "model sparsity", "zeros over every parameter of the model (0..1)"),
+    "steps": (numbers.Integral, "steps", "optimizer updates of the compression run"),
+    "peak_rss_mb": (numbers.Real, "peak MB", "peak resident memory of the training process, MB"),
+    "reach_step": (numbers.Integral, "reach step", "sspg: the update at which sparsity first reached the target"),
+    "reach_s": (numbers.Real, "reach s", "sspg: seconds of training until sparsity first reached the target"),
+    "mapsswe": (dict, "MAPSSWE all", "reference -> test set -> {p_value, lossless}: every test made"),
+    "dense_fingerprint": (str, "dense", "fingerprint of the dense model the row descends from "
+                          "(pinch.export.checkpoint.fingerprint)"),
     "encoder_params": (numbers.Integral, "encoder params", "TTS: parameters of the text encoder"),
     "encoder_sparsity": (numbers.Real, "encoder sparsity", "TTS: share of zeros in the encoder (0..1)"),
     "mcd": (numbers.Real, "MCD dB", "TTS: mel-cepstral distortion to the recordings (DTW)"),
@@ -58,7 +68,7 @@ def check_row(row: dict) -> None:
         raise ValueError("result row: key 'system' is required")
     if row.get("task", "asr") not in ("asr", "tts"):
         raise ValueError(f"result row: key 'task' must be asr or tts, got {row['task']!r}")
-    for key in ("target_sparsity", "sparsity", "encoder_sparsity"):
+    for key in ("target_sparsity", "sparsity", "encoder_sparsity", "model_sparsity"):
         if row.get(key) is not None and not 0.0 <= row[key] <= 1.0:
             raise ValueError(f"result row: key {key!r} must be in [0, 1], got {row[key]}")
     for key in ("wer", "cer"):
@@ -87,6 +97,13 @@ def verdicts(tests: dict[str, dict[str, dict]]) -> tuple[str, dict, list[str]]:
     notes = [f"vs {other} on {d}: p={c['p_value']:.3g} {'lossless' if c['lossless'] else 'worse'}"
              for other in sorted(tests) if other != ref for d, c in tests[other].items()]
     return ref, significance, notes
+
+
+def recorded(table_dir: Path, toolkit: str, dense_fingerprint: str, systems) -> list[str]:
+    """Which of ``systems`` the table holds a row of, from the dense model ``dense_fingerprint``."""
+    have = {r["system"] for r in read_rows(table_dir)
+            if r.get("toolkit") == toolkit and r.get("dense_fingerprint") == dense_fingerprint}
+    return [s for s in systems if s in have]
 
 
 def read_rows(table_dir: Path) -> list[dict]:
@@ -122,6 +139,9 @@ def append_result(table_dir: Path, row: dict) -> dict:
 # Columns of one task's table only; the rest are shared.
 TTS_ONLY = ("task", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer")
 ASR_ONLY = ("sparsity", "size_mb", "wall_time_s", "wer")
+# In results.json only: the sweep report reads them (python -m pinch.sweep).
+JSON_ONLY = ("seed", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s", "mapsswe",
+             "dense_fingerprint")
 
 
 def render_markdown(rows: list[dict]) -> str:
@@ -139,7 +159,7 @@ def _render(rows: list[dict], rate_key: str, rate_name: str, exclude: tuple[str,
     test_sets = sorted({t for r in rows for t in (r.get(rate_key) or {})} |
                        {t for r in rows for t in (r.get("significance") or {})})
     scalar = [k for k in COLUMNS
-              if k not in ("wer", "cer", "significance", "reference", "notes", "date") + exclude]
+              if k not in ("wer", "cer", "significance", "reference", "notes", "date") + JSON_ONLY + exclude]
     headers = [COLUMNS[k][1] for k in scalar]
     headers += [f"{rate_name} {t}" for t in test_sets] + ["verdict vs"] + [f"p {t}" for t in test_sets]
     headers += ["notes", "date"]

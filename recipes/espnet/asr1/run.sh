@@ -8,6 +8,8 @@
 # runs shrunk), decoded by onnxruntime and scored (DEPLOY.md).
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 12 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
+#   ./run.sh --stage 12 --stop_stage 15 --nj 2 --sweep "0.5 0.65 0.8 0.9" \
+#       --pruning "sspg sspg_structured ump global_magnitude gmp imp l1"   # the evidence sweep
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
 #   ./run.sh --pretrained /models/asr_model.zip   # compress a model you hold (no stage 11)
 #   ./run.sh --stage 12 --granularity structured  # whole units, heads, conv channels: real speed
@@ -63,8 +65,11 @@ dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
+compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
+nj=1                    # Compression runs at once (the cores shared out as torch threads).
 # structured (sspg): prune whole FFN units, attention heads and conv channels (runs get a
-# _structured suffix; the baked model keeps the zeros, pinch.shrink removes them).
+# _structured suffix; the baked model keeps the zeros, pinch.shrink removes them). A preset
+# can ask for it itself (sspg_structured).
 granularity=unstructured
 pruning_conf_dir=../../../conf/pruning
 inference_config=conf/decode_ctc.yaml
@@ -85,6 +90,7 @@ check_common_options
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 { is_count "${nbpe}" && [ "${nbpe}" -gt 0 ]; } || die "--nbpe must be a positive integer, not '${nbpe}'"
 is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
+check_sweep_options
 for v in min_wav_duration max_wav_duration; do
     awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
 done
@@ -139,6 +145,17 @@ if grep -qs "^encoder: *hf_ssl" "${asr_config}"; then
     inference_module=pinch.espnet.bin.asr_inference
 fi
 inference_tag="$(basename "${inference_config}" .yaml)_asr_model_${inference_asr_model%.pth}"
+
+# What pending_runs needs: a run's row names its baked dir and descends from dense_model.
+toolkit=espnet
+dense_model="${dense_dir}/${inference_asr_model}"
+system_of() { echo "$1/baked"; }
+# Stages 12-15 work on the runs the results table does not hold yet; 16 deploys them all.
+if [ "${stage}" -le 15 ] && [ "${stop_stage}" -ge 12 ]; then
+    runs=$(pending_runs)
+else
+    runs=$(compressed_runs)
+fi
 
 
 train_data_opts=(
@@ -260,37 +277,42 @@ if run_stage 12 && [ "${dense_control}" = true ]; then
     stage_time 12 "${t0}"
 fi
 
+# compress METHOD TARGET DIR: one compression run (stage 12).
+compress() {
+    local m=$1 t=$2 dir=$3 seed t0=${SECONDS}
+    done_or_redo "${dir}/${inference_asr_model}" 12 && return
+    need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
+    seed=$(run_seed "${dir}")
+    # shellcheck disable=SC2086
+    train_asr "${dir}" pinch.espnet.bin.asr_train "compression ${m} ${t}" \
+        --init_param "${dense_dir}/${inference_asr_model}" \
+        --pruning_config "${pruning_conf_dir}/${m}.yaml" --pruning_conf "target_sparsity=${t}" \
+        --pruning_conf "granularity=$(run_granularity "${dir}")" ${asr_args} ${finetune_args} ${compress_args} \
+        ${seed:+--seed "${seed}"}
+    log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
+}
+
 if run_stage 12; then
-    log "Stage 12: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}'"
-    while read -r m t dir; do
-            t0=${SECONDS}
-            done_or_redo "${dir}/${inference_asr_model}" 12 && continue
-            need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
-            # shellcheck disable=SC2086
-            train_asr "${dir}" pinch.espnet.bin.asr_train "compression ${m} ${t}" \
-                --init_param "${dense_dir}/${inference_asr_model}" \
-                --pruning_config "${pruning_conf_dir}/${m}.yaml" \
-                --pruning_conf "target_sparsity=${t}" --pruning_conf "granularity=${granularity}" ${asr_args} ${finetune_args} ${compress_args}
-            log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
-    done < <(compressed_runs)
+    log "Stage 12: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}', ${nj} at a time"
+    run_all compress "${runs}"
 fi
 
 if run_stage 13; then
     t0=${SECONDS}
     log "Stage 13: Bake: masks into weights, plain ESPnet model dirs"
-    espnet_bake 13 asr "${inference_asr_model}"
+    espnet_bake 13 asr "${inference_asr_model}" <<< "${runs}"
     stage_time 13 "${t0}"
 fi
 
-# model_dirs: "DIR CONFIG MODEL STAGE" per model to decode (STAGE makes it): the dense model,
-# the dense control if asked for, then each baked one.
+# model_dirs RUNS: "DIR CONFIG MODEL STAGE" per model to decode (STAGE makes it): the dense
+# model, the dense control if asked for, then the baked one of each of RUNS.
 model_dirs() {
     echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_asr_model} ${dense_stage}"
     [ "${dense_control}" = true ] \
         && echo "${control_dir} ${control_dir}/config.yaml ${control_dir}/${inference_asr_model} 12"
     while read -r _ _ dir; do
-        echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth 13"
-    done < <(compressed_runs)
+        [ -z "${dir}" ] || echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth 13"
+    done <<< "$1"
 }
 
 if run_stage 14; then
@@ -331,7 +353,7 @@ if run_stage 14; then
             for f in token token_int score text; do mv "${out}/${f}.tmp" "${out}/${f}"; done
             log "Stage 14: ${out}/text"
         done
-    done < <(model_dirs)
+    done < <(model_dirs "${runs}")
     stage_time 14 "${t0}"
 fi
 
@@ -356,14 +378,16 @@ if run_stage 15; then
         done
         # RESULTS.md is refreshed when the scores add something (a later --dense_control
         # adds its reference); the results table row is appended only once per model dir.
-        method=dense notes="corpus=${corpus}"
+        method=dense notes="corpus=${corpus}" seed=
+        [ "${made_by}" = 13 ] && seed=$(run_seed "${dir%/baked}")
         [ "${made_by}" = 5 ] && notes+=", pretrained ${pretrained}"
         [ "${made_by}" = 12 ] && method=dense_finetune notes+=", ${finetune_args}"
         ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
             --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
             --results_table "${results_table}" --overwrite "${overwrite}" \
-            --method "${method}" --notes "${notes}"
-    done < <(model_dirs)
+            --method "${method}" --notes "${notes}" --dense_model "${dense_model}" --data_dir "${dumpdir}/raw" \
+            ${seed:+--seed "${seed}"}
+    done < <(model_dirs "${runs}")
     stage_time 15 "${t0}"
 fi
 
@@ -377,7 +401,7 @@ if run_stage 16; then
         onnx="${dir}/onnx"
         if ! done_or_redo "${onnx}/model.int8_static.onnx" 16; then
             # A structured run deploys shrunk (from its gated checkpoint), every other as decoded.
-            if [ "${made_by}" = 13 ] && [ "${granularity}" = structured ]; then
+            if [ "${made_by}" = 13 ] && [ "$(run_granularity "${dir%/baked}")" = structured ]; then
                 run_dir=${dir%/baked}
                 src=(--asr_train_config "${run_dir}/config.yaml" --asr_model_file "${run_dir}/${inference_asr_model}" --shrink)
             else
@@ -413,7 +437,7 @@ if run_stage 16; then
             done
         done
         deployed+=("${dir}")
-    done < <(model_dirs)
+    done < <(model_dirs "$(compressed_runs)")
     ${python} -m pinch.deploy.report --model_dirs "${deployed[@]}" --runtimes onnxruntime \
         --test_sets ${test_sets} --out "${expdir}/DEPLOY.md" > "${expdir}/logs/deploy_results.log" 2>&1 \
         || failed "deployment table" "${expdir}/logs/deploy_results.log"

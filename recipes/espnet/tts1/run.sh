@@ -199,7 +199,7 @@ fi
 if run_stage 8; then
     t0=${SECONDS}
     log "Stage 8: Bake: masks into weights, plain ESPnet TTS model dirs"
-    espnet_bake 8 tts "${inference_model}"
+    espnet_bake 8 tts "${inference_model}" < <(compressed_runs)
     stage_time 8 "${t0}"
 fi
 

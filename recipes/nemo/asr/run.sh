@@ -11,6 +11,8 @@
 #    model, DEPLOY.md with size and latency
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 4 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
+#   ./run.sh --stage 4 --stop_stage 7 --nj 2 --sweep "0.5 0.65 0.8 0.9" \
+#       --pruning "sspg sspg_structured ump global_magnitude gmp imp l1"   # the evidence sweep
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
 #   ./run.sh --pretrained /models/parakeet-ctc.nemo   # compress a model you hold (no stages 2-3)
 #   ./run.sh --stage 4 --granularity structured     # whole units, heads, conv channels: real speed
@@ -52,8 +54,11 @@ dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
+compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
+nj=1                    # Compression runs at once (the cores shared out as torch threads).
 # structured (sspg): prune whole FFN units, attention heads and conv channels; the runs get a
-# _structured suffix, and stage 9 deploys them shrunk (the groups removed).
+# _structured suffix, and stage 9 deploys them shrunk (the groups removed). A preset can ask
+# for it itself (sspg_structured).
 granularity=unstructured
 pruning_conf_dir=../../../conf/pruning
 batch_size=32           # Transcription batch size.
@@ -73,6 +78,7 @@ check_common_options
 { is_count "${vocab_size}" && [ "${vocab_size}" -gt 0 ]; } || die "--vocab_size must be a positive integer, not '${vocab_size}'"
 { is_count "${batch_size}" && [ "${batch_size}" -gt 0 ]; } || die "--batch_size must be a positive integer, not '${batch_size}'"
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
+check_sweep_options
 for c in "${train_config}" "${compress_config}"; do
     [ -f "${config_dir}/${c}.yaml" ] || die "config ${config_dir}/${c}.yaml not found"
 done
@@ -97,12 +103,22 @@ fi
 control_dir="${dense_dir}_finetune"
 
 
-# Hydra overrides shared by dense training and compression.
+# Hydra overrides shared by dense training and compression (each adds its seed).
 data_overrides=(
     "model.train_ds.manifest_filepath=$(abspath "${datadir}")/${train_set}/manifest.json"
     "model.validation_ds.manifest_filepath=$(abspath "${datadir}")/${valid_set}/manifest.json"
-    "seed=${seed}"
 )
+
+# What pending_runs needs: a run's row names its dir and descends from dense_model.
+toolkit=nemo
+dense_model="${dense_dir}/model.nemo"
+system_of() { basename "$1"; }
+# Stages 4-7 work on the runs the results table does not hold yet; 9 deploys them all.
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 4 ]; then
+    runs=$(pending_runs)
+else
+    runs=$(compressed_runs)
+fi
 
 
 if run_stage 1; then
@@ -143,7 +159,7 @@ elif run_stage 3; then
         need "${tokenizer_dir}/tokenizer.model" 2
         # Plain NeMo: the dense model is an ordinary EncDecCTCModelBPE.
         # shellcheck disable=SC2086
-        nemo_train "${dense_dir}" "dense training" "${train_config}" "${data_overrides[@]}" \
+        nemo_train "${dense_dir}" "dense training" "${train_config}" "${data_overrides[@]}" "seed=${seed}" \
             "model.tokenizer.dir=$(abspath "${tokenizer_dir}")" "output_nemo=$(abspath "${dense_dir}")/model.nemo" \
             ${train_args}
     fi
@@ -151,14 +167,26 @@ elif run_stage 3; then
 fi
 
 # finetune DIR WHAT [OVERRIDE ...]: one pass of the compression config from the dense .nemo
-# into DIR (the gated model's or the control's .nemo), logged to DIR/train.log.
+# into DIR (the gated model's or the control's .nemo), logged to DIR/train.log; a run with a
+# _seedN suffix trains with seed N.
 finetune() {
-    local dir=$1 what=$2
+    local dir=$1 what=$2 run_seed
     shift 2
     need "${dense_dir}/model.nemo" 3
+    run_seed=$(run_seed "${dir}")
     # shellcheck disable=SC2086
-    nemo_train "${dir}" "${what}" "${compress_config}" "${data_overrides[@]}" \
+    nemo_train "${dir}" "${what}" "${compress_config}" "${data_overrides[@]}" "seed=${run_seed:-${seed}}" \
         "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" ${finetune_args} "$@"
+}
+
+# compress METHOD TARGET DIR: one compression run (stage 4).
+compress() {
+    local m=$1 t=$2 dir=$3 t0=${SECONDS}
+    done_or_redo "${dir}/gated.nemo" 4 && return
+    finetune "${dir}" "compression ${m} ${t}" \
+        "pruning_config=$(abspath "${pruning_conf_dir}")/${m}.yaml" "model.pruning.target_sparsity=${t}" \
+        "output_nemo=$(abspath "${dir}")/gated.nemo" "model.pruning.granularity=$(run_granularity "${dir}")" ${compress_args}
+    log "Stage 4: ${dir} done in $(( SECONDS - t0 ))s"
 }
 
 if run_stage 4 && [ "${dense_control}" = true ]; then
@@ -170,30 +198,23 @@ if run_stage 4 && [ "${dense_control}" = true ]; then
 fi
 
 if run_stage 4; then
-    log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}'"
-    while read -r m t dir; do
-        t0=${SECONDS}
-        done_or_redo "${dir}/gated.nemo" 4 && continue
-        finetune "${dir}" "compression ${m} ${t}" \
-            "pruning_config=$(abspath "${pruning_conf_dir}")/${m}.yaml" "model.pruning.target_sparsity=${t}" \
-            "output_nemo=$(abspath "${dir}")/gated.nemo" "model.pruning.granularity=${granularity}" ${compress_args}
-        log "Stage 4: ${dir} done in $(( SECONDS - t0 ))s"
-    done < <(compressed_runs)
+    log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}', ${nj} at a time"
+    run_all compress "${runs}"
 fi
 
 if run_stage 5; then
     t0=${SECONDS}
     log "Stage 5: Bake: masks into weights, plain NeMo .nemo files"
-    nemo_bake 5
+    nemo_bake 5 <<< "${runs}"
     stage_time 5 "${t0}"
 fi
 
-# model_dirs: "DIR STAGE" per model to transcribe (STAGE writes its model.nemo): the dense
-# model, the dense control if asked for, then each baked one.
+# model_dirs RUNS: "DIR STAGE" per model to transcribe (STAGE writes its model.nemo): the dense
+# model, the dense control if asked for, then the baked one of each of RUNS.
 model_dirs() {
     echo "${dense_dir} 3"
     [ "${dense_control}" = true ] && echo "${control_dir} 4"
-    while read -r _ _ dir; do echo "${dir} 5"; done < <(compressed_runs)
+    while read -r _ _ dir; do [ -z "${dir}" ] || echo "${dir} 5"; done <<< "$1"
 }
 
 if run_stage 6; then
@@ -214,7 +235,7 @@ if run_stage 6; then
             --batch_size "${batch_size}" > "${dir}/transcribe.log" 2>&1 \
             || failed "transcription" "${dir}/transcribe.log"
         grep '^pinch.nemo:' "${dir}/transcribe.log" >&2
-    done < <(model_dirs)
+    done < <(model_dirs "${runs}")
     stage_time 6 "${t0}"
 fi
 
@@ -237,13 +258,15 @@ if run_stage 7; then
             fi
             score_set 7 "${datadir}/${dset}/text" "${out}/hyp.txt" "${out}" "${tests[@]}"
         done
-        method=dense notes=
+        method=dense notes= seed=
+        [ "${made_by}" = 5 ] && seed=$(run_seed "${dir}")
         [ "${made_by}" = 3 ] && [ -n "${pretrained}" ] && notes="pretrained ${pretrained}"
         [ "${made_by}" = 4 ] && method=dense_finetune notes="the compression pass without pruning"
         ${python} local/show_results.py --model_dir "${dir}" --test_sets ${test_sets} \
             --corpus "${corpus}" --results_table "${results_table}" --overwrite "${overwrite}" \
-            --method "${method}" --notes "${notes}"
-    done < <(model_dirs)
+            --method "${method}" --notes "${notes}" --dense_model "${dense_model}" \
+            --data_dir "${datadir}" ${seed:+--seed "${seed}"}
+    done < <(model_dirs "${runs}")
     stage_time 7 "${t0}"
 fi
 
@@ -266,7 +289,7 @@ if run_stage 9; then
         onnx="${dir}/onnx"
         if ! done_or_redo "${onnx}/model.int8_static.onnx" 9; then
             # A structured run deploys shrunk (from its gated model), every other as saved.
-            if [ "${made_by}" = 5 ] && [ "${granularity}" = structured ]; then
+            if [ "${made_by}" = 5 ] && [ "$(run_granularity "${dir}")" = structured ]; then
                 need "${dir}/gated.nemo" 4
                 src=(--model "${dir}/gated.nemo" --shrink)
             else
@@ -306,7 +329,7 @@ if run_stage 9; then
             done
         done
         deployed+=("${dir}")
-    done < <(model_dirs)
+    done < <(model_dirs "$(compressed_runs)")
     ${python} -m pinch.deploy.report --model_dirs "${deployed[@]}" --runtimes ${deploy_runtimes} \
         --test_sets ${test_sets} --out "${expdir}/DEPLOY.md" > "${expdir}/logs/deploy_results.log" 2>&1 \
         || failed "deployment table" "${expdir}/logs/deploy_results.log"

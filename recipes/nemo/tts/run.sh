@@ -168,7 +168,7 @@ fi
 if run_stage 5; then
     t0=${SECONDS}
     log "Stage 5: Bake: masks into weights, plain FastPitchModel .nemo files"
-    nemo_bake 5
+    nemo_bake 5 < <(compressed_runs)
     stage_time 5 "${t0}"
 fi
 

@@ -23,15 +23,17 @@ def bake_file(src, out):
 
     from pinch.nemo import bake_nemo_model, save_nemo
     from pinch.nemo.archive import restore_gated
+    from pinch.pruner import STEP_BUFFER
 
     model = restore_gated(src)
     if model is None:
         raise ValueError(f"{src}: its config has no 'pruning' block; nothing to bake (is it already plain NeMo?)")
     pruning = OmegaConf.to_container(model.cfg.pruning, resolve=True)  # before bake drops the block
     report = model.pruner.sparsity()
+    steps = int(getattr(model, STEP_BUFFER))  # before bake removes it
     bake_nemo_model(model)
     out = save_nemo(model, out)
-    summary = {"source": str(src), "nemo_file": str(out), "pruning": pruning}
+    summary = {"source": str(src), "nemo_file": str(out), "pruning": pruning, "steps": steps}
     summary.update(dataclasses.asdict(report))
     write_json_atomic(out.with_suffix(".json"), summary)
     return out, report

@@ -13,12 +13,15 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 import pinch
-from pinch.export.checkpoint import load_state_dict
+from pinch.export.checkpoint import fingerprint, load_state_dict
 from pinch.offline import forbid_downloads
+from pinch.pruner import STEP_BUFFER
 from pinch.scoring.by_source import by_source_markdown
-from pinch.scoring.results import append_result, verdicts
+from pinch.scoring.results import append_result, recorded, verdicts
+from pinch.scoring.training_record import training_facts, write_details
 
 APPENDED = ".results_appended"
 
@@ -80,8 +83,6 @@ def _undated(results):
 def count_params(config, model_file):
     """Parameters and non-zero parameters of the model as espnet2 builds it (through
     pinch's task, which also knows pinch's encoders)."""
-    import yaml
-
     from pinch.espnet.tasks.asr import ASRTask
 
     # Not espnet2's build_model_from_file, which unpickles the weights file.
@@ -113,6 +114,10 @@ def main():
     parser.add_argument("--method", default="dense",
                         help="method column of an unpruned model (dense, dense_finetune)")
     parser.add_argument("--notes", default="", help="notes column (corpus=NAME, ...)")
+    parser.add_argument("--dense_model", required=True,
+                        help="the dense model's weights: every row names the dense model it descends from")
+    parser.add_argument("--data_dir", type=Path, required=True, help="holds <test set>/text, the references")
+    parser.add_argument("--seed", type=int, help="the compression run's seed, where the recipe set one")
     args = parser.parse_args()
 
     decode_dir = args.model_dir / args.inference_tag
@@ -150,24 +155,40 @@ def main():
         print(f"show_asr_result: wrote {out}")
 
     marker = args.model_dir / APPENDED
-    if marker.exists() and args.overwrite == "false":
-        print(f"show_asr_result: row already in {marker.read_text().strip()}; not appended again")
+    dense = fingerprint(args.dense_model)
+    if args.overwrite == "false" and (marker.exists() or recorded(
+            args.results_table, "espnet", dense, [str(args.model_dir)])):
+        print(f"show_asr_result: {args.model_dir} is already in {args.results_table}; not appended again")
         return
     row = {
         "system": str(args.model_dir),
         "toolkit": "espnet",
         "wer": {d: s["wer"] for d, s in scores.items()},
         "size_mb": round(size_mb(args.model_file), 3),
+        "dense_fingerprint": dense,
+        "seed": args.seed,
     }
     notes = [args.notes] if args.notes else []
+    history = None
     if pruning:
-        wall = args.model_dir.parent / "wall_time_s"
+        run_dir = args.model_dir.parent  # the compression run; model_dir is its baked/
+        wall = run_dir / "wall_time_s"
+        with open(run_dir / "config.yaml", encoding="utf-8") as f:
+            run_config = yaml.safe_load(f)
+        facts, history = training_facts(run_dir, pruning["target_sparsity"])
         row.update(
             method=pruning["method"],
+            granularity=run_config["pruning_conf"].get("granularity", "unstructured"),
             target_sparsity=pruning["target_sparsity"],
             sparsity=pruning["sparsity_gated"],
+            model_sparsity=pruning["sparsity_model"],
             params=pruning["params"],
             nonzero_params=pruning["nonzero"],
+            # latest.pth: the last epoch's weights (espnet2 sums integer buffers when it averages)
+            steps=int(load_state_dict(str(run_dir / "latest.pth"))[STEP_BUFFER]),
+            mapsswe={ref: {d: {"p_value": c["p_value"], "lossless": c["lossless"]} for d, c in per_set.items()}
+                     for ref, per_set in pruning["significance"].items()},
+            **facts,
         )
         row["reference"], row["significance"], other = verdicts(pruning["significance"])
         notes += other
@@ -178,7 +199,9 @@ def main():
         row.update(method=args.method, params=params, nonzero_params=nonzero)
     if notes:
         row["notes"] = "; ".join(notes)
-    append_result(args.results_table, row)
+    row = append_result(args.results_table, {k: v for k, v in row.items() if v is not None})
+    write_details(args.results_table, row, {d: decode_dir / d / "text" for d in scores},
+                  {d: args.data_dir / d / "text" for d in scores}, pruning and pruning["layers"], history)
     marker.write_text(f"{args.results_table}\n")
     print(f"show_asr_result: appended {args.model_dir} to {args.results_table}")
 

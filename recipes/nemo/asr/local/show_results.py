@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 from pinch.data.atomic import write_text_atomic
+from pinch.export.checkpoint import fingerprint
 from pinch.scoring import append_result, render_markdown
 from pinch.scoring.by_source import by_source_markdown
-from pinch.scoring.results import verdicts
+from pinch.scoring.results import recorded, verdicts
+from pinch.scoring.training_record import training_facts, write_details
 
 MARKER = ".results_appended"
 
@@ -30,8 +32,9 @@ def _json(path):
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
-def result_row(model_dir, test_sets, corpus, method="dense", notes=""):
-    """The results-table row of one model directory (dense, dense control or baked)."""
+def result_row(model_dir, test_sets, corpus, method="dense", notes="", dense=None, seed=None):
+    """The results-table row of one model directory (dense, dense control or baked), and the
+    per-layer sparsity and training history of a compressed one (else None)."""
     model_dir = Path(model_dir)
     nemo_file = model_dir / "model.nemo"
     if not nemo_file.is_file():
@@ -39,12 +42,17 @@ def result_row(model_dir, test_sets, corpus, method="dense", notes=""):
     report = _json(model_dir / "model.json")
     row = {"system": model_dir.name, "toolkit": "nemo", "params": report["params"],
            "nonzero_params": report["nonzero"], "size_mb": nemo_file.stat().st_size / 1e6,
-           "notes": "; ".join(filter(None, [f"corpus={corpus}", notes]))}
+           "notes": "; ".join(filter(None, [f"corpus={corpus}", notes])), "dense_fingerprint": dense, "seed": seed}
+    details = None
     if "pruning" in report:
-        row.update(method=report["pruning"]["method"], target_sparsity=float(report["pruning"]["target_sparsity"]),
-                   sparsity=report["gated"])
+        target = float(report["pruning"]["target_sparsity"])
+        facts, history = training_facts(model_dir, target)
+        row.update(method=report["pruning"]["method"], target_sparsity=target, sparsity=report["gated"],
+                   granularity=report["pruning"].get("granularity", "unstructured"),
+                   model_sparsity=report["model"], steps=report["steps"], **facts)
         # one line per attempt, a killed one included (the recipe's attempt_start)
         row["wall_time_s"] = float(sum(int(x) for x in (model_dir / "wall_time_s").read_text().split()))
+        details = (report["layers"], history)
     else:
         row["method"] = method
     row["wer"], tests = {}, {}
@@ -55,7 +63,9 @@ def result_row(model_dir, test_sets, corpus, method="dense", notes=""):
     if tests:
         row["reference"], row["significance"], other = verdicts(tests)
         row["notes"] = "; ".join([row["notes"], *other])
-    return row
+        row["mapsswe"] = {ref: {d: {"p_value": c["p_value"], "lossless": c["lossless"]} for d, c in per_set.items()}
+                          for ref, per_set in tests.items()}
+    return {k: v for k, v in row.items() if v is not None}, details
 
 
 def score_of(model_dir, dset):
@@ -73,17 +83,27 @@ def main(argv=None):
     parser.add_argument("--notes", default="", help="more notes (the fine-tuning of a dense control, ...)")
     parser.add_argument("--overwrite", default="false", choices=["true", "false"],
                         help="append again although this model's row was appended before")
+    parser.add_argument("--dense_model", required=True,
+                        help="the dense model's .nemo: every row names the dense model it descends from")
+    parser.add_argument("--data_dir", required=True, help="holds <test set>/text, the references")
+    parser.add_argument("--seed", type=int, help="the compression run's seed, where the recipe set one")
     args = parser.parse_args(argv)
     try:
-        row = result_row(args.model_dir, args.test_sets, args.corpus, args.method, args.notes)
+        dense = fingerprint(args.dense_model)
+        row, details = result_row(args.model_dir, args.test_sets, args.corpus, args.method, args.notes, dense,
+                                  args.seed)
         local = Path(args.model_dir) / "RESULTS.md"
         by_source = by_source_markdown({d: score_of(args.model_dir, d) for d in args.test_sets})
         write_text_atomic(local, "\n".join([render_markdown([row]), *by_source]))
         marker = Path(args.model_dir) / MARKER
-        if marker.exists() and args.overwrite == "false":
+        if args.overwrite == "false" and (marker.exists() or recorded(args.results_table, "nemo", dense,
+                                                                        [row["system"]])):
             print(f"pinch.nemo: {args.model_dir} is already in {args.results_table}; not appending again")
         else:
             stored = append_result(args.results_table, row)
+            write_details(args.results_table, stored,
+                          {d: Path(args.model_dir) / f"decode_{d}" / "hyp.txt" for d in args.test_sets},
+                          {d: Path(args.data_dir) / d / "text" for d in args.test_sets}, *(details or ()))
             marker.write_text(stored["date"] + "\n")
     except (ValueError, FileNotFoundError) as err:
         print(f"show_results.py: error: {err}", file=sys.stderr)

@@ -1,0 +1,5 @@
+import sys
+
+from pinch.sweep.report import main
+
+sys.exit(main())

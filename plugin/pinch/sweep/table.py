@@ -1,0 +1,102 @@
+"""The sweep's rows, read from a results table: references and runs of one corpus."""
+from dataclasses import dataclass, field
+
+from pinch.scoring.results import read_rows
+
+REFERENCES = ("dense", "dense_finetune")
+
+
+@dataclass
+class Run:
+    """One compression run's row, with the label it is plotted and tabulated under."""
+
+    row: dict
+
+    @property
+    def label(self):
+        structured = self.row.get("granularity") == "structured"
+        return self.row["method"] + (" structured" if structured else "")
+
+    @property
+    def target(self):
+        return float(self.row["target_sparsity"])
+
+    @property
+    def seed(self):
+        return self.row.get("seed")
+
+    def lossless(self, test_set, reference):
+        sig = (self.row.get("mapsswe") or {}).get(reference, {}).get(test_set)
+        return None if sig is None else bool(sig["lossless"])
+
+    def p_value(self, test_set, reference):
+        sig = (self.row.get("mapsswe") or {}).get(reference, {}).get(test_set)
+        return None if sig is None else sig["p_value"]
+
+
+@dataclass
+class Sweep:
+    """Rows of one corpus: per toolkit its references (dense, dense control) and its runs."""
+
+    corpus: str
+    references: dict = field(default_factory=dict)  # toolkit -> {"dense": row, "dense_finetune": row}
+    runs: dict = field(default_factory=dict)        # toolkit -> [Run]
+    test_sets: list = field(default_factory=list)
+
+    def labels(self, toolkit=None):
+        """Method labels in a stable order: sspg first, then the baselines as they first appear."""
+        seen = []
+        for tk in ([toolkit] if toolkit else sorted(self.runs)):
+            for run in self.runs.get(tk, []):
+                if run.label not in seen:
+                    seen.append(run.label)
+        return sorted(seen, key=lambda m: (not m.startswith("sspg"), m.startswith("sspg") and m != "sspg"))
+
+    def targets(self):
+        return sorted({r.target for runs in self.runs.values() for r in runs})
+
+    def base(self, toolkit, label, target):
+        """The run without a seed of its own (or the first seeded one), if any."""
+        found = [r for r in self.runs.get(toolkit, []) if r.label == label and r.target == target]
+        return next((r for r in found if r.seed is None), found[0] if found else None)
+
+    def repeats(self, toolkit, label, target):
+        return [r for r in self.runs.get(toolkit, []) if r.label == label and r.target == target]
+
+
+def corpus_of(row):
+    for part in (row.get("notes") or "").split(","):
+        part = part.split(";")[0].strip()
+        if part.startswith("corpus="):
+            return part.removeprefix("corpus=")
+    return None
+
+
+def load(table_dir, corpus):
+    """The ASR rows of ``corpus``; where a system appears twice for one dense model (a run
+    redone with --overwrite true), the newer row counts. Every row of a toolkit must descend
+    from one dense model: a sweep compares methods from the same starting point."""
+    latest = {}
+    for row in read_rows(table_dir):
+        if row.get("task", "asr") != "asr" or corpus_of(row) != corpus:
+            continue
+        latest[(row.get("toolkit"), row["system"], row.get("dense_fingerprint"))] = row
+    if not latest:
+        raise ValueError(f"{table_dir}: no ASR rows of corpus {corpus!r}")
+    sweep = Sweep(corpus)
+    for (toolkit, _, dense), row in latest.items():
+        if row.get("method") in REFERENCES:
+            sweep.references.setdefault(toolkit, {})[row["method"]] = row
+        elif row.get("target_sparsity") is not None:
+            sweep.runs.setdefault(toolkit, []).append(Run(row))
+    for toolkit, rows in sweep.runs.items():
+        dense_rows = {r.row.get("dense_fingerprint") for r in rows} | {
+            r.get("dense_fingerprint") for r in sweep.references.get(toolkit, {}).values()}
+        if len(dense_rows) > 1:
+            raise ValueError(f"{table_dir}: {toolkit} rows of corpus {corpus!r} descend from {len(dense_rows)} "
+                             f"dense models ({sorted(map(str, dense_rows))}): a sweep compares runs from one; "
+                             f"keep one dense model's rows in this table")
+        if "dense" not in sweep.references.get(toolkit, {}):
+            raise ValueError(f"{table_dir}: {toolkit} has runs of corpus {corpus!r} but no dense row")
+    sweep.test_sets = sorted({t for rows in sweep.runs.values() for r in rows for t in r.row.get("wer", {})})
+    return sweep

@@ -1,0 +1,119 @@
+"""The sweep report from a fixed synthetic results table: the largest lossless sparsity has a
+known answer, and the report, its tables and its figures are written."""
+import json
+
+import pytest
+
+from pinch.scoring.results import append_result, read_rows
+from pinch.scoring.training_record import write_details
+from pinch.sweep.lossless import Lossless, largest_lossless, lossless_table
+from pinch.sweep.report import build
+from pinch.sweep.table import load
+
+DENSE = "0123456789abcdef"
+SETS = ("test_clean", "test_other")
+# method -> target -> lossless vs dense on test_clean (test_other: always lossless)
+VERDICTS = {
+    "sspg": {0.5: True, 0.65: True, 0.8: True, 0.9: False},
+    "ump": {0.5: True, 0.65: False, 0.8: True, 0.9: False},  # a lucky 0.8 does not count
+    "gmp": {0.5: True, 0.65: True, 0.9: False},              # 0.8 not run yet: a lower bound
+}
+REF = "u1 a b c d\nu2 e f g h\nu3 i j k l\n"
+
+
+def _row(system, method, target=None, lossless=True, seed=None, wer=10.0):
+    row = {"system": system, "toolkit": "espnet", "method": method, "wer": {s: wer for s in SETS},
+           "notes": "corpus=embedded", "dense_fingerprint": DENSE, "params": 100, "nonzero_params": 50}
+    if target is not None:
+        sig = {"test_clean": {"p_value": 0.5 if lossless else 0.001, "lossless": lossless},
+               "test_other": {"p_value": 0.7, "lossless": True}}
+        row.update(target_sparsity=target, sparsity=target, model_sparsity=target * 0.8, steps=40,
+                   wall_time_s=100.0 + 10 * target, peak_rss_mb=500.0, granularity="unstructured",
+                   mapsswe={"dense": sig, "dense_finetune": sig}, significance=sig, reference="dense_finetune")
+        if seed is not None:
+            row["seed"] = seed
+        if method == "sspg":
+            row.update(reach_step=20, reach_s=2.0)
+    return row
+
+
+@pytest.fixture
+def table(tmp_path):
+    refs = {}
+    for s in SETS:
+        refs[s] = tmp_path / f"ref_{s}"
+        refs[s].write_text(REF)
+    hyp_good, hyp_bad = tmp_path / "good", tmp_path / "bad"
+    hyp_good.write_text(REF)
+    hyp_bad.write_text("u1 a x c d\nu2 x f x h\nu3 i j x x\n")
+    for method in ("dense", "dense_finetune"):
+        stored = append_result(tmp_path, _row(f"exp/{method}", method))
+        write_details(tmp_path, stored, {s: hyp_good for s in SETS}, refs)
+    for method, verdicts in VERDICTS.items():
+        for target, ok in verdicts.items():
+            row = _row(f"exp/{method}{target}/baked", method, target, ok, wer=10.0 if ok else 14.0)
+            stored = append_result(tmp_path, row)
+            history = {"sparsity": [[10, 1.0, target / 2], [20, 2.0, target]], "eta": [[10, 1.0, 2.0], [20, 2.0, 0.0]],
+                       "tau": [[10, 1.0, 0.4], [20, 2.0, 0.1]]} if method == "sspg" else {}
+            layers = {f"encoder.encoders.{b}.{k}.weight": target for b in range(2) for k in ("feed_forward.w_1", "self_attn.linear_q")}
+            write_details(tmp_path, stored, {s: hyp_good if ok or method != "sspg" else hyp_bad for s in SETS},
+                          refs, layers, history)
+    for seed in (1, 2):
+        append_result(tmp_path, _row(f"exp/sspg0.8_seed{seed}/baked", "sspg", 0.8, True, seed=seed, wer=10.0 + seed))
+    return tmp_path
+
+
+def test_largest_lossless_has_the_known_answer(table):
+    sweep = load(table, "embedded")
+    assert largest_lossless(sweep, "espnet", "sspg", "test_clean") == Lossless(0.8, complete=True)
+    assert largest_lossless(sweep, "espnet", "ump", "test_clean") == Lossless(0.5, complete=True)
+    assert largest_lossless(sweep, "espnet", "gmp", "test_clean") == Lossless(0.65, complete=False)
+    assert str(largest_lossless(sweep, "espnet", "gmp", "test_clean")) == ">= 65%"
+    assert largest_lossless(sweep, "espnet", "sspg", "test_other") == Lossless(0.9, complete=True)
+    assert lossless_table(sweep, "dense_finetune")["espnet"]["sspg"]["test_clean"].sparsity == 0.8
+    # The seeded repeats are not the base run of their cell.
+    assert sweep.base("espnet", "sspg", 0.8).seed is None
+    assert len(sweep.repeats("espnet", "sspg", 0.8)) == 3
+
+
+def test_report_states_the_numbers_and_draws_the_figures(table, tmp_path):
+    out = tmp_path / "report" / "REPORT.md"
+    text = build(table, "embedded", out)
+    assert out.read_text() == text
+    for name in ("wer_vs_sparsity", "allocation", "schedule", "cost"):
+        png = out.parent / "figures" / f"{name}.png"
+        assert png.stat().st_size > 5000, name
+        assert f"figures/{name}.png" in text
+    assert "| espnet | sspg | 80% | 90% |" in text  # vs dense: clean, other
+    assert "| espnet | gmp | >= 65% |" in text
+    assert "**Incomplete**: 1 runs" in text and "espnet gmp 0.80" in text
+    # Run against run: sspg's 0.9 hypotheses are worse than ump's at 0.9: 5 errors in 12 words.
+    assert "| espnet | ump | 0.90 | test_clean | 0.00 | 41.67 |" in text
+    assert "sspg worse" in text
+    assert "- espnet sspg at 0.80, 3 runs: mean WER [range] test_clean 11.00 [10.00, 12.00]" in text
+    assert "0.90: 20 (2.0)" in text  # the update (seconds) at which sparsity first reached the target
+
+
+def test_rows_of_two_dense_models_are_refused(table):
+    append_result(table, dict(_row("exp/other/baked", "sspg", 0.5), dense_fingerprint="fedcba9876543210"))
+    with pytest.raises(ValueError, match="descend from 2 dense models"):
+        load(table, "embedded")
+
+
+def test_a_corpus_without_rows_is_named(table):
+    with pytest.raises(ValueError, match="no ASR rows of corpus 'librispeech'"):
+        load(table, "librispeech")
+    assert json.loads((table / "results.json").read_text()) == read_rows(table)
+
+
+def test_reach_and_peak_memory_are_read_from_the_run(tmp_path):
+    from pinch.scoring.training_record import peak_rss_mb, reach
+
+    # Logged every 10 updates from update 10; the target 0.8 is met at update 30, 4 s after the
+    # first point: 6 s from the start of training, the first 10 updates counted at that pace.
+    history = {"sparsity": [[10, 0.0, 0.2], [20, 2.0, 0.5], [30, 4.0, 0.7995], [40, 6.0, 0.8]]}
+    assert reach(history, 0.8) == (30, 6.0)
+    assert reach(history, 0.9) == (None, None)
+    (tmp_path / "peak_rss_kb").write_text("2048\nCommand exited with non-zero status 1\n4096\n")
+    assert peak_rss_mb(tmp_path) == 4.0
+    assert peak_rss_mb(tmp_path / "missing") is None
