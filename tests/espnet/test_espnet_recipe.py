@@ -6,6 +6,7 @@ resume of a killed compression stage, and the recipe's refusals of bad input.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -234,6 +235,59 @@ def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path)
     assert abs(sparsity - ref_sparsity) < 1e-3
 
 
+def test_a_killed_sweep_resumes_and_a_sweep_elsewhere_redoes_no_finished_run(recipe, tmp_path):
+    """Two methods x two targets from the fixture's dense model, into a table of their own; a
+    kill after the first run; the rerun (two runs at a time) does the other three only; with a
+    finished run's dir gone (another machine, the same dense model) nothing is redone; the
+    report and its figures come from the table."""
+    root, table = recipe["root"], tmp_path / "table"
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    for d in root.joinpath("exp").iterdir():
+        if d.name.startswith("asr_stats") or d == recipe["dense"]:
+            (exp / d.name).symlink_to(d)
+    sweep = ("--expdir", str(exp), "--stage", "12", "--stop_stage", "15", "--dense_control", "false",
+             "--pruning", "sspg ump", "--sweep", "0.5 0.8", "--results_table", str(table),
+             "--inference_nj", "1", "--finetune_args", FINETUNE.replace("--max_epoch 4", "--max_epoch 1"))
+    runs = [exp / f"{recipe['dense'].name}_{m}{t}" for m in ("sspg", "ump") for t in ("0.5", "0.8")]
+    proc = subprocess.Popen(recipe_cmd(root, *sweep), env=dict(os.environ, OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        # Killed once the first run has finished (its time written), as the second starts.
+        while not (runs[0] / "wall_time_s").exists() or (runs[0] / ".attempt_start").exists():
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = run_recipe(root, *sweep, "--nj", "2")
+    assert f"{runs[0]}/valid.loss.ave.pth exists; skipping" in done.stderr
+    assert "run 3 of 4: ump 0.5" in done.stderr and "left)" in done.stderr  # progress, with an estimate
+    assert len((runs[0] / "wall_time_s").read_text().split()) == 1  # trained once
+    rows = json.loads((table / "results.json").read_text())
+    assert sorted((r["method"], r.get("target_sparsity")) for r in rows) == [
+        ("dense", None), ("sspg", 0.5), ("sspg", 0.8), ("ump", 0.5), ("ump", 0.8)]
+    assert len({r["dense_fingerprint"] for r in rows}) == 1
+    for r in rows[1:]:
+        assert r["steps"] > 0 and r["peak_rss_mb"] > 100 and r["wall_time_s"] > 0
+        assert set(r["mapsswe"]) == {"dense"} and r["granularity"] == "unstructured"
+        assert 0 < r["model_sparsity"] < r["sparsity"]
+    # Another machine: the run dirs gone, the dense model and the table the same.
+    shutil.rmtree(runs[3])
+    again = run_recipe(root, *sweep)
+    assert f"{runs[3]}: in {table} for this dense model; skipping" in again.stderr
+    assert not runs[3].exists()
+    assert json.loads((table / "results.json").read_text()) == rows
+    report = subprocess.run([sys.executable, "-m", "pinch.sweep", "--table", str(table)],
+                            capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    text = (table / "REPORT.md").read_text()
+    assert "| espnet | sspg |" in text and "| espnet | ump |" in text
+    assert (table / "figures" / "wer_vs_sparsity.png").stat().st_size > 5000
+
+
 def test_checkpoints_are_read_as_data_by_every_espnet_entry_point(recipe, tmp_path):
     """A pickle that would create a file, given where pinch takes a checkpoint: refused by name."""
     from tests.evil import write_evil_checkpoint
@@ -245,11 +299,13 @@ def test_checkpoints_are_read_as_data_by_every_espnet_entry_point(recipe, tmp_pa
     show = [sys.executable, str(RECIPE / "local" / "show_asr_result.py"), "--model_dir", str(dense),
             "--inference_tag", "decode_ctc_asr_model_valid.loss.ave", "--test_sets", "test_clean",
             "--config", str(dense / "config.yaml"), "--results_table", str(tmp_path / "results"),
-            "--overwrite", "true"]
+            "--overwrite", "true", "--data_dir", str(recipe["root"] / "dump" / "raw")]
+    dense_model = str(dense / "valid.loss.ave.pth")
     for cmd in (bake + ["--model_file", str(evil), "--out_dir", str(tmp_path / "a")],
                 bake + ["--model_file", str(comp / "valid.loss.ave.pth"), "--mask_from", str(evil),
                         "--out_dir", str(tmp_path / "b")],
-                show + ["--model_file", str(evil)]):
+                show + ["--model_file", str(evil), "--dense_model", dense_model],
+                show + ["--model_file", dense_model, "--dense_model", str(evil)]):
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=RECIPE)
         assert proc.returncode != 0 and "evil.pth: cannot read as a weights-only" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
@@ -265,7 +321,8 @@ def test_corrupt_results_table_stops_stage_15_with_the_writers_message(recipe, t
     proc = subprocess.run([sys.executable, str(RECIPE / "local" / "show_asr_result.py"), "--model_dir", str(dense),
                            "--inference_tag", "decode_ctc_asr_model_valid.loss.ave", "--test_sets", "test_clean",
                            "--config", str(dense / "config.yaml"), "--model_file", str(dense / "valid.loss.ave.pth"),
-                           "--results_table", str(table), "--overwrite", "true"],
+                           "--results_table", str(table), "--overwrite", "true",
+                           "--dense_model", str(dense / "valid.loss.ave.pth"), "--data_dir", str(recipe["root"] / "dump" / "raw")],
                           capture_output=True, text=True, cwd=RECIPE)
     assert proc.returncode != 0 and "results.json: not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -295,6 +352,8 @@ def test_preset_matching_no_layer_stops_compression_with_its_name(recipe):
         (["--PATH", "/nowhere"], "unknown option --PATH"),
         (["--help_message", "x"], "unknown option --help_message"),
         (["--seed", "-1"], "--seed must be a non-negative integer"),
+        (["--nj", "0"], "--nj must be a positive integer, not '0'"),
+        (["--compress_seeds", "1 x"], "--compress_seeds: 'x' is not a non-negative integer"),
     ],
 )
 def test_bad_input_stops_with_its_name(tmp_path, options, message):

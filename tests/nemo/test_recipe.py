@@ -132,6 +132,36 @@ def test_rerun_skips_and_keeps_the_table(recipe):
     assert (root / "results" / "results.json").read_text() == before
 
 
+def test_a_seeded_sweep_run_records_its_seed_cost_history_and_hypotheses(recipe, tmp_path):
+    """--compress_seeds: the run trains with its seed in a dir of its own; its row carries the
+    seed, the optimizer steps, peak memory, sparsity over the whole model and the dense model's
+    fingerprint; the details beside the table hold its hypotheses, layers and history."""
+    root, _ = recipe
+    table = tmp_path / "table"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    logged = TINY.replace("create_tensorboard_logger=false", "create_tensorboard_logger=true")
+    proc = subprocess.run(
+        [str(RUN), "--python", sys.executable, "--size", "tiny", "--vocab_size", "32", "--datadir", str(root / "data"),
+         "--expdir", str(root / "exp"), "--results_table", str(table), "--stage", "4", "--stop_stage", "7",
+         "--dense_control", "false", "--pruning", "sspg", "--sweep", "0.5", "--compress_seeds", "3",
+         "--finetune_args", f"{logged} trainer.max_epochs=2 model.optim.lr=0.05", "--compress_args", "model.pruning.eta=20"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = root / "exp" / "conformer_ctc_bpe_unigram32_sspg0.5_seed3"
+    assert "Seed set to 3" in (run_dir / "train.log").read_text()
+    dense, run = json.loads((table / "results.json").read_text())
+    assert run["system"] == run_dir.name and run["seed"] == 3 and run["granularity"] == "unstructured"
+    assert run["steps"] > 0 and run["peak_rss_mb"] > 100 and 0 < run["model_sparsity"] < run["sparsity"]
+    fixture_dense = json.loads((root / "results" / "results.json").read_text())[0]
+    assert run["dense_fingerprint"] == dense["dense_fingerprint"] == fixture_dense["dense_fingerprint"]
+    details = json.loads((table / "runs" / "nemo" / run["dense_fingerprint"] / f"{run_dir.name}.json").read_text())
+    hyps = (run_dir / "decode_test_clean" / "hyp.txt").read_text()
+    assert details["hyps"]["test_clean"] == hyps and set(details["hyps"]) == {"test_clean", "test_other"}
+    assert details["layers"] and set(details["history"]) == {"sparsity", "eta", "tau"}
+    assert (table / "runs" / "nemo" / run["dense_fingerprint"] / "ref_test_other.txt").read_text() == (
+        root / "data" / "test_other" / "text").read_text()
+
+
 # Runs in a fresh interpreter in which importing pinch fails: NeMo alone must do it all.
 NO_PINCH = r"""
 import importlib.abc, re, sys

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Stage 15: RESULTS.md in ESPnet's format for one model dir, and its row in the shared table.
 
-The row is appended once per model dir (a marker remembers it); the shared table itself
-is append-only, so ``--overwrite true`` adds a new dated row rather than replacing one.
+The row is appended once per model dir and dense model (the table is asked: a sweep resumed
+elsewhere from the same dense model adds no second row); the shared table itself is
+append-only, so ``--overwrite true`` adds a new dated row rather than replacing one.
 """
 import argparse
 import json
@@ -22,8 +23,6 @@ from pinch.pruner import STEP_BUFFER
 from pinch.scoring.by_source import by_source_markdown
 from pinch.scoring.results import append_result, recorded, verdicts
 from pinch.scoring.training_record import training_facts, write_details
-
-APPENDED = ".results_appended"
 
 
 def sclite_row(name, counts):
@@ -154,10 +153,8 @@ def main():
         tmp.replace(out)
         print(f"show_asr_result: wrote {out}")
 
-    marker = args.model_dir / APPENDED
     dense = fingerprint(args.dense_model)
-    if args.overwrite == "false" and (marker.exists() or recorded(
-            args.results_table, "espnet", dense, [str(args.model_dir)])):
+    if args.overwrite == "false" and recorded(args.results_table, "espnet", dense, [str(args.model_dir)]):
         print(f"show_asr_result: {args.model_dir} is already in {args.results_table}; not appended again")
         return
     row = {
@@ -202,7 +199,6 @@ def main():
     row = append_result(args.results_table, {k: v for k, v in row.items() if v is not None})
     write_details(args.results_table, row, {d: decode_dir / d / "text" for d in scores},
                   {d: args.data_dir / d / "text" for d in scores}, pruning and pruning["layers"], history)
-    marker.write_text(f"{args.results_table}\n")
     print(f"show_asr_result: appended {args.model_dir} to {args.results_table}")
 
 

@@ -6,7 +6,8 @@ such as the mel filterbank; for a compressed model bake's measured sparsity), wa
 (compression time), decode_<set>/score_wer/result.json (sclite) and
 decode_<set>/mapsswe_vs_<reference>/compare.json (significance against the dense model and,
 where the recipe trained it, the dense control; the verdict uses the control). The shared table is
-append-only: a marker in MODEL_DIR keeps a rerun from adding the same row twice.
+append-only: a model dir's row is appended once per dense model it descends from (the table
+is asked), so a rerun adds no second row.
 """
 import argparse
 import json
@@ -19,8 +20,6 @@ from pinch.scoring import append_result, render_markdown
 from pinch.scoring.by_source import by_source_markdown
 from pinch.scoring.results import recorded, verdicts
 from pinch.scoring.training_record import training_facts, write_details
-
-MARKER = ".results_appended"
 
 
 def _json(path):
@@ -95,16 +94,13 @@ def main(argv=None):
         local = Path(args.model_dir) / "RESULTS.md"
         by_source = by_source_markdown({d: score_of(args.model_dir, d) for d in args.test_sets})
         write_text_atomic(local, "\n".join([render_markdown([row]), *by_source]))
-        marker = Path(args.model_dir) / MARKER
-        if args.overwrite == "false" and (marker.exists() or recorded(args.results_table, "nemo", dense,
-                                                                        [row["system"]])):
+        if args.overwrite == "false" and recorded(args.results_table, "nemo", dense, [row["system"]]):
             print(f"pinch.nemo: {args.model_dir} is already in {args.results_table}; not appending again")
         else:
             stored = append_result(args.results_table, row)
             write_details(args.results_table, stored,
                           {d: Path(args.model_dir) / f"decode_{d}" / "hyp.txt" for d in args.test_sets},
                           {d: Path(args.data_dir) / d / "text" for d in args.test_sets}, *(details or ()))
-            marker.write_text(stored["date"] + "\n")
     except (ValueError, FileNotFoundError) as err:
         print(f"show_results.py: error: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The evidence sweep (README: "Evidence sweep"): every method at every target sparsity in both
+# recipes, from the dense models committed beside this script, into one results table, then
+# the report. Resumable: a run the table holds for the same dense model is not redone (the
+# recipes check), so rerunning this after a kill, or in a fresh checkout, continues the sweep.
+#   bench/sweep/run.sh                         # both toolkits, every method and target, then seeds
+#   bench/sweep/run.sh --toolkits espnet --targets "0.8"
+# Runs go target by target (0.8 first: the headline), all methods at each, --nj at a time.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+corpus=embedded
+toolkits="espnet nemo"
+targets="0.8 0.65 0.5 0.9"
+methods="sspg sspg_structured ump global_magnitude gmp imp l1"
+seeds="1 2"          # the headline repeats: sspg and the best baseline at 0.8
+nj=2
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --toolkits|--targets|--methods|--seeds|--nj) v=${1#--}; [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 1; }
+            printf -v "$v" '%s' "$2"; shift 2 ;;
+        *) echo "usage: $0 [--toolkits \"espnet nemo\"] [--targets \"0.8 ...\"] [--methods \"...\"] [--seeds \"1 2\"] [--nj N]" >&2; exit 1 ;;
+    esac
+done
+table=${root}/bench/sweep/${corpus}
+export PATH="${PINCH_VENV:-${root}/.venv}/bin:${PATH}"
+
+recipe() {  # recipe TOOLKIT OPTION...: the toolkit's ASR recipe, stages up to scoring
+    case "$1" in
+        espnet) (cd "${root}/recipes/espnet/asr1" && ./run.sh --pretrained "${table}/espnet_conformer_ctc.zip" \
+                    --stop_stage 15 --results_table "${table}" --nj "${nj}" "${@:2}") ;;
+        nemo) (cd "${root}/recipes/nemo/asr" && ./run.sh --pretrained "${table}/nemo_conformer_ctc.nemo" \
+                    --stop_stage 7 --results_table "${table}" --nj "${nj}" "${@:2}") ;;
+        *) echo "unknown toolkit $1" >&2; exit 1 ;;
+    esac
+}
+
+for tk in ${toolkits}; do
+    for t in ${targets}; do
+        recipe "${tk}" --pruning "${methods}" --sweep "${t}"
+        python -m pinch.sweep --table "${table}" --corpus "${corpus}"
+    done
+done
+# The headline repeated: sspg and the baseline with the lowest mean WER at 0.8, per toolkit.
+for tk in ${toolkits}; do
+    best=$(python - "${table}" "${corpus}" "${tk}" <<'PY'
+import statistics, sys
+from pinch.sweep.table import load
+sweep = load(sys.argv[1], sys.argv[2])
+runs = [r for r in sweep.runs.get(sys.argv[3], []) if r.target == 0.8 and r.seed is None and not r.label.startswith("sspg")]
+print(min(runs, key=lambda r: statistics.mean(r.row["wer"].values())).row["method"] if runs else "")
+PY
+)
+    [ -n "${best}" ] || continue
+    recipe "${tk}" --pruning "sspg ${best}" --sweep 0.8 --compress_seeds "${seeds}"
+done
+python -m pinch.sweep --table "${table}" --corpus "${corpus}"
