@@ -240,6 +240,16 @@ pending_runs() {
     done < <(compressed_runs)
 }
 
+# runs_of_stages FIRST LAST: the runs that stages FIRST..LAST (compression to scoring) work on:
+# the pending ones where any of those stages runs, else all.
+runs_of_stages() {
+    if [ "${stage}" -le "$2" ] && [ "${stop_stage}" -ge "$1" ]; then
+        pending_runs
+    else
+        compressed_runs
+    fi
+}
+
 # run_all FUNCTION RUNS: FUNCTION METHOD TARGET DIR for each line of RUNS, --nj at a time
 # (each with its share of the cores as torch threads), logging progress; after all have
 # ended, stop naming every run that failed and its log (FUNCTION's own message says why).

@@ -192,30 +192,38 @@ def written_whole(checkpoint):
     return checkpoint.exists() and zipfile.is_zipfile(checkpoint)
 
 
-def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path):
-    # A second experiment dir sharing the data, statistics and dense model.
-    root = recipe["root"]
+def experiment_beside(recipe, tmp_path):
+    """A second experiment dir sharing the fixture's data, statistics and dense model."""
     exp = tmp_path / "exp"
     exp.mkdir()
-    for d in root.joinpath("exp").iterdir():
+    for d in recipe["root"].joinpath("exp").iterdir():
         if d.name.startswith("asr_stats") or d == recipe["dense"]:
             (exp / d.name).symlink_to(d)
-    cmd = recipe_cmd(root, "--expdir", str(exp), "--stage", "12", "--stop_stage", "12")
-    comp = exp / recipe["compressed"].name
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return exp
+
+
+def kill_recipe_when(root, options, condition, what):
+    """Start the recipe and kill it, with every process it started, once ``condition()`` holds."""
+    proc = subprocess.Popen(recipe_cmd(root, *options), env=dict(os.environ, OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 300
-        # Written at the end of epoch 1; killed once written whole (a truncated one is set
-        # aside and the training starts over: tests/espnet/test_espnet_training.py).
-        while not written_whole(comp / "checkpoint.pth"):
-            assert proc.poll() is None, "compression ended before it could be killed"
+        while not condition():
+            assert proc.poll() is None, f"{what} ended before it could be killed"
             assert time.time() < deadline
             time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path):
+    root, exp = recipe["root"], experiment_beside(recipe, tmp_path)
+    comp = exp / recipe["compressed"].name
+    # Written at the end of epoch 1; killed once written whole (a truncated one is set
+    # aside and the training starts over: tests/espnet/test_espnet_training.py).
+    kill_recipe_when(root, ("--expdir", str(exp), "--stage", "12", "--stop_stage", "12"),
+                     lambda: written_whole(comp / "checkpoint.pth"), "compression")
     assert not (comp / "valid.loss.ave.pth").exists()
     run_recipe(root, "--expdir", str(exp), "--stage", "12", "--stop_stage", "12")
     assert "The training was resumed" in (comp / "train.log").read_text()
@@ -240,28 +248,14 @@ def test_a_killed_sweep_resumes_and_a_sweep_elsewhere_redoes_no_finished_run(rec
     kill after the first run; the rerun (two runs at a time) does the other three only; with a
     finished run's dir gone (another machine, the same dense model) nothing is redone; the
     report and its figures come from the table."""
-    root, table = recipe["root"], tmp_path / "table"
-    exp = tmp_path / "exp"
-    exp.mkdir()
-    for d in root.joinpath("exp").iterdir():
-        if d.name.startswith("asr_stats") or d == recipe["dense"]:
-            (exp / d.name).symlink_to(d)
+    root, table, exp = recipe["root"], tmp_path / "table", experiment_beside(recipe, tmp_path)
     sweep = ("--expdir", str(exp), "--stage", "12", "--stop_stage", "15", "--dense_control", "false",
              "--pruning", "sspg ump", "--sweep", "0.5 0.8", "--results_table", str(table),
              "--inference_nj", "1", "--finetune_args", FINETUNE.replace("--max_epoch 4", "--max_epoch 1"))
     runs = [exp / f"{recipe['dense'].name}_{m}{t}" for m in ("sspg", "ump") for t in ("0.5", "0.8")]
-    proc = subprocess.Popen(recipe_cmd(root, *sweep), env=dict(os.environ, OMP_NUM_THREADS="1"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        # Killed once the first run has finished (its time written), as the second starts.
-        while not (runs[0] / "wall_time_s").exists() or (runs[0] / ".attempt_start").exists():
-            assert proc.poll() is None, "the sweep ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    # Killed once the first run has finished (its time written), as the second starts.
+    kill_recipe_when(root, sweep, lambda: (runs[0] / "wall_time_s").exists()
+                     and not (runs[0] / ".attempt_start").exists(), "the sweep")
     done = run_recipe(root, *sweep, "--nj", "2")
     assert f"{runs[0]}/valid.loss.ave.pth exists; skipping" in done.stderr
     assert "run 3 of 4: ump 0.5" in done.stderr and "left)" in done.stderr  # progress, with an estimate

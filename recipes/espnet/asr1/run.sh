@@ -150,12 +150,7 @@ inference_tag="$(basename "${inference_config}" .yaml)_asr_model_${inference_asr
 toolkit=espnet
 dense_model="${dense_dir}/${inference_asr_model}"
 system_of() { echo "$1/baked"; }
-# Stages 12-15 work on the runs the results table does not hold yet; 16 deploys them all.
-if [ "${stage}" -le 15 ] && [ "${stop_stage}" -ge 12 ]; then
-    runs=$(pending_runs)
-else
-    runs=$(compressed_runs)
-fi
+runs=$(runs_of_stages 12 15)  # stage 16 deploys every run
 
 
 train_data_opts=(

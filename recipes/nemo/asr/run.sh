@@ -113,12 +113,7 @@ data_overrides=(
 toolkit=nemo
 dense_model="${dense_dir}/model.nemo"
 system_of() { basename "$1"; }
-# Stages 4-7 work on the runs the results table does not hold yet; 9 deploys them all.
-if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 4 ]; then
-    runs=$(pending_runs)
-else
-    runs=$(compressed_runs)
-fi
+runs=$(runs_of_stages 4 7)  # stage 9 deploys every run
 
 
 if run_stage 1; then
