@@ -5,7 +5,8 @@
 # recipes check), so rerunning this after a kill, or in a fresh checkout, continues the sweep.
 #   bench/sweep/run.sh                         # both toolkits, every method and target, then seeds
 #   bench/sweep/run.sh --toolkits espnet --targets "0.8"
-# Runs go target by target (0.8 first: the headline), all methods at each, --nj at a time.
+# Runs go target by target (0.8 first: the headline), --nj methods per recipe call, so that
+# every --nj runs are scored and in the table before the next start.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 corpus=embedded
@@ -36,12 +37,21 @@ recipe() {  # recipe TOOLKIT OPTION...: the toolkit's ASR recipe, stages up to s
 
 for tk in ${toolkits}; do
     for t in ${targets}; do
-        recipe "${tk}" --pruning "${methods}" --sweep "${t}"
+        chunk=()
+        for m in ${methods} ""; do
+            [ -n "${m}" ] && chunk+=("${m}")
+            if [ ${#chunk[@]} -eq "${nj}" ] || { [ -z "${m}" ] && [ ${#chunk[@]} -gt 0 ]; }; then
+                recipe "${tk}" --pruning "${chunk[*]}" --sweep "${t}"
+                chunk=()
+            fi
+        done
         python -m pinch.sweep --table "${table}" --corpus "${corpus}"
     done
 done
-# The headline repeated: sspg and the baseline with the lowest mean WER at 0.8, per toolkit.
+# The headline repeated: sspg and the baseline with the lowest mean WER at 0.8, per toolkit
+# (--seeds "" skips it).
 for tk in ${toolkits}; do
+    [ -n "${seeds}" ] || break
     best=$(python - "${table}" "${corpus}" "${tk}" <<'PY'
 import statistics, sys
 from pinch.sweep.table import load

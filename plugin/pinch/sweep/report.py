@@ -248,9 +248,12 @@ def main(argv=None):
     out = args.out or str(Path(args.table) / "REPORT.md")
     command = "python -m pinch.sweep " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
-        build(args.table, args.corpus, out, command)
+        text = build(args.table, args.corpus, out, command)
     except ValueError as err:
         print(f"pinch.sweep: error: {err}", file=sys.stderr)
         return 2
+    # The headline on the terminal too: the largest lossless sparsity table.
+    section = text.split("## Largest lossless sparsity", 1)[1].split("\n## ", 1)[0]
+    print("Largest lossless sparsity" + section.rstrip())
     print(f"pinch.sweep: wrote {out}")
     return 0
