@@ -48,10 +48,14 @@ def _verdict(p, wer_base, wer_sspg):
     return "sspg better" if wer_sspg < wer_base else "sspg worse"
 
 
-def build(table_dir, corpus, out, command=None):
-    """Write ``out`` (REPORT.md) and its figures beside it; returns the report's text."""
+PLANNED = (0.5, 0.65, 0.8, 0.9)
+
+
+def build(table_dir, corpus, out, command=None, planned=PLANNED):
+    """Write ``out`` (REPORT.md) and its figures beside it; returns the report's text.
+    ``planned``: the targets the sweep is to cover; a method's run missing at one is named."""
     table_dir, out = Path(table_dir), Path(out)
-    sweep = load(table_dir, corpus)
+    sweep = load(table_dir, corpus, planned)
     figures = out.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     toolkits = sorted(sweep.runs)
@@ -244,11 +248,17 @@ def main(argv=None):
     parser.add_argument("--table", required=True, help="folder of the sweep's results.json (and runs/)")
     parser.add_argument("--corpus", default="embedded", help="the rows of this corpus")
     parser.add_argument("--out", help="REPORT.md to write (default: TABLE/REPORT.md); figures go beside it")
+    parser.add_argument("--targets", default=" ".join(map(str, PLANNED)),
+                        help="the targets the sweep is to cover (runs missing there are named)")
     args = parser.parse_args(argv)
     out = args.out or str(Path(args.table) / "REPORT.md")
     command = "python -m pinch.sweep " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
-        text = build(args.table, args.corpus, out, command)
+        try:
+            planned = [float(t) for t in args.targets.split()]
+        except ValueError:
+            raise ValueError(f"--targets must be numbers, not {args.targets!r}") from None
+        text = build(args.table, args.corpus, out, command, planned)
     except ValueError as err:
         print(f"pinch.sweep: error: {err}", file=sys.stderr)
         return 2

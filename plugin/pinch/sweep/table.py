@@ -39,6 +39,7 @@ class Sweep:
     """Rows of one corpus: per toolkit its references (dense, dense control) and its runs."""
 
     corpus: str
+    planned: tuple = ()  # the targets the sweep is to cover (runs missing there are reported as such)
     references: dict = field(default_factory=dict)  # toolkit -> {"dense": row, "dense_finetune": row}
     runs: dict = field(default_factory=dict)        # toolkit -> [Run]
     test_sets: list = field(default_factory=list)
@@ -53,7 +54,7 @@ class Sweep:
         return sorted(seen, key=lambda m: (not m.startswith("sspg"), m.startswith("sspg") and m != "sspg"))
 
     def targets(self):
-        return sorted({r.target for runs in self.runs.values() for r in runs})
+        return sorted(set(self.planned) | {r.target for runs in self.runs.values() for r in runs})
 
     def base(self, toolkit, label, target):
         """The run without a seed of its own (or the first seeded one), if any."""
@@ -72,7 +73,7 @@ def corpus_of(row):
     return None
 
 
-def load(table_dir, corpus):
+def load(table_dir, corpus, planned=()):
     """The ASR rows of ``corpus``; where a system appears twice for one dense model (a run
     redone with --overwrite true), the newer row counts. Every row of a toolkit must descend
     from one dense model: a sweep compares methods from the same starting point."""
@@ -83,7 +84,7 @@ def load(table_dir, corpus):
         latest[(row.get("toolkit"), row["system"], row.get("dense_fingerprint"))] = row
     if not latest:
         raise ValueError(f"{table_dir}: no ASR rows of corpus {corpus!r}")
-    sweep = Sweep(corpus)
+    sweep = Sweep(corpus, tuple(float(t) for t in planned))
     for (toolkit, _, dense), row in latest.items():
         if row.get("method") in REFERENCES:
             sweep.references.setdefault(toolkit, {})[row["method"]] = row
