@@ -117,3 +117,13 @@ def test_reach_and_peak_memory_are_read_from_the_run(tmp_path):
     (tmp_path / "peak_rss_kb").write_text("2048\nCommand exited with non-zero status 1\n4096\n")
     assert peak_rss_mb(tmp_path) == 4.0
     assert peak_rss_mb(tmp_path / "missing") is None
+
+
+def test_an_epoch_summary_under_the_same_tag_is_not_a_history_point():
+    from pinch.scoring.training_record import per_interval
+
+    # espnet2: interval means every 50 updates, the epoch's mean at its end (625, 1250).
+    interval = [[step, step / 100, 0.8] for step in range(50, 650, 50)] + [[675, 7.0, 0.8], [1225, 12.0, 0.8]]
+    summaries = [[625, 6.6, 0.63], [1250, 12.6, 0.79]]
+    kept = per_interval(sorted(interval + summaries))
+    assert kept == sorted(interval)

@@ -39,12 +39,27 @@ def read_history(run_dir):
             for name, series in points.items()}
 
 
+def per_interval(series):
+    """The points logged every log interval, without the summaries some loggers add under the
+    same tag (espnet2 logs each epoch's mean at its last update, between two interval points):
+    a point closer to the previous one than the usual spacing is dropped."""
+    if len(series) < 3:
+        return list(series)
+    gaps = sorted(b[0] - a[0] for a, b in zip(series, series[1:]))
+    usual = gaps[len(gaps) // 2]
+    kept = [series[0]]
+    for point in series[1:]:
+        if point[0] - kept[-1][0] >= usual:
+            kept.append(point)
+    return kept
+
+
 def reach(history, target):
     """(update, seconds) at which the logged sparsity first reached ``target``, or (None, None).
 
     Seconds count from the first logged point, scaled up by the updates before it (the first
     point is logged after one log interval)."""
-    series = history.get("sparsity") or []
+    series = per_interval(history.get("sparsity") or [])
     hit = next((p for p in series if p[2] >= target - REACHED), None)
     if hit is None:
         return None, None

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pinch.scoring.training_record import read_details  # noqa: E402
+from pinch.scoring.training_record import per_interval, read_details  # noqa: E402
 
 BLOCK = re.compile(r"^(.*?)\.(\d+)\.(.+?)(?:\.weight)?$")
 
@@ -119,7 +119,7 @@ def schedule(sweep, table_dir, out, label="sspg"):
             history = (details or {}).get("history") or {}
             for i, tag in enumerate(("sparsity", "eta", "tau")):
                 if tag in history:
-                    steps, _, values = zip(*history[tag])
+                    steps, _, values = zip(*per_interval(history[tag]))
                     axes[i][j].plot(steps, values, label=f"{target:.0%}", linewidth=1)
                     drawn = True
         for i, tag in enumerate(("sparsity", "eta", "tau")):
