@@ -8,7 +8,7 @@ venv=${1:-${PINCH_VENV:-$root/.venv}}
 log() { echo "[pinch setup] $*" >&2; }
 
 # --- system packages: espeak-ng, flite and festival (with three voices) synthesize the
-# default corpus, sctk scores it (sclite)
+# default corpus, sctk scores it (sclite), GNU time measures peak memory
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v flite >/dev/null 2>&1 || missing+=(flite)
@@ -18,6 +18,8 @@ festvox=/usr/share/festival/voices
 [ -d $festvox/english/ked_diphone ] || missing+=(festvox-kdlpc16k)
 [ -d $festvox/us/cmu_us_slt_arctic_hts ] || missing+=(festvox-us-slt-hts)
 [ -x /usr/lib/sctk/bin/sclite ] || command -v sclite >/dev/null 2>&1 || missing+=(sctk)
+# GNU time: the recipes' peak memory of each training run (the sweep's cost columns)
+[ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     log "error: ${missing[*]} missing and no apt-get to install them; install them by hand"; exit 1
