@@ -29,21 +29,18 @@ recipe() {  # recipe TOOLKIT OPTION...: the toolkit's ASR recipe, stages up to s
     case "$1" in
         espnet) (cd "${root}/recipes/espnet/asr1" && ./run.sh --pretrained "${table}/espnet_conformer_ctc.zip" \
                     --stop_stage 15 --results_table "${table}" --nj "${nj}" "${@:2}") ;;
-        nemo) (cd "${root}/recipes/nemo/asr" && ./run.sh --pretrained "${table}/nemo_conformer_ctc.nemo" \
+        nemo) [ -f "${table}/nemo_conformer_ctc.nemo" ] || { echo "${table}/nemo_conformer_ctc.nemo is missing: train it with recipes/nemo/asr/run.sh --stop_stage 3 and copy its exp/conformer_ctc_bpe_unigram64/model.nemo there" >&2; exit 1; }
+              (cd "${root}/recipes/nemo/asr" && ./run.sh --pretrained "${table}/nemo_conformer_ctc.nemo" \
                     --stop_stage 7 --results_table "${table}" --nj "${nj}" "${@:2}") ;;
         *) echo "unknown toolkit $1" >&2; exit 1 ;;
     esac
 }
 
+read -ra all <<< "${methods}"
 for tk in ${toolkits}; do
     for t in ${targets}; do
-        chunk=()
-        for m in ${methods} ""; do
-            [ -n "${m}" ] && chunk+=("${m}")
-            if [ ${#chunk[@]} -eq "${nj}" ] || { [ -z "${m}" ] && [ ${#chunk[@]} -gt 0 ]; }; then
-                recipe "${tk}" --pruning "${chunk[*]}" --sweep "${t}"
-                chunk=()
-            fi
+        for ((i = 0; i < ${#all[@]}; i += nj)); do
+            recipe "${tk}" --pruning "${all[*]:i:nj}" --sweep "${t}"
         done
         python -m pinch.sweep --table "${table}" --corpus "${corpus}"
     done

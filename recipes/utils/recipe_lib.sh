@@ -92,16 +92,21 @@ attempt_start() {
     fi
     date +%s > "$1/.attempt_start"
 }
-# peak_rss DIR COMMAND...: run COMMAND, adding its peak resident memory (kB) to DIR/peak_rss_kb
-# where GNU time is installed (the results table's peak memory; without it, none is reported).
-peak_rss() {
-    local dir=$1
-    shift
-    if [ -x /usr/bin/time ]; then
-        /usr/bin/time -a -o "${dir}/peak_rss_kb" -f "%M" "$@"
-    else
-        "$@"
-    fi
+# start_training DIR / train_to_end DIR WHAT COMMAND...: one training attempt into DIR (emptied
+# first with --overwrite true): COMMAND logged to DIR/train.log, its wall time added to
+# DIR/wall_time_s and, where GNU time is installed, its peak resident memory (kB) to
+# DIR/peak_rss_kb; a failure stops the recipe quoting the log.
+start_training() {
+    [ "${overwrite}" = true ] && rm -rf "$1"
+    mkdir -p "$1"
+    attempt_start "$1"
+}
+train_to_end() {
+    local dir=$1 what=$2
+    shift 2
+    [ -x /usr/bin/time ] && set -- /usr/bin/time -a -o "${dir}/peak_rss_kb" -f "%M" "$@"
+    "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
+    attempt_end "${dir}"
 }
 attempt_end() {
     echo $(( $(date +%s) - $(cat "$1/.attempt_start") )) >> "$1/wall_time_s"
@@ -151,13 +156,10 @@ stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
 espnet_train() {
     local dir=$1 module=$2 what=$3
     shift 3
-    [ "${overwrite}" = true ] && rm -rf "${dir}"
-    mkdir -p "${dir}"
-    attempt_start "${dir}"
+    start_training "${dir}"
     ${python} -m pinch.espnet.trainer "${dir}/checkpoint.pth" 2>> "${dir}/train.log"
-    peak_rss "${dir}" ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true --output_dir "${dir}" "$@" \
-        >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
-    attempt_end "${dir}"
+    train_to_end "${dir}" "${what}" ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true \
+        --output_dir "${dir}" "$@"
 }
 
 # espnet_bake STAGE TASK MODEL < RUNS: bake the MODEL of every compression run (lines of
@@ -395,12 +397,9 @@ espnet_collect_stats() {
 nemo_train() {
     local dir=$1 what=$2 config=$3
     shift 3
-    [ "${overwrite}" = true ] && rm -rf "${dir}"
-    mkdir -p "${dir}"
-    attempt_start "${dir}"
-    peak_rss "${dir}" ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" --config-name "${config}" \
-        "exp_manager.exp_dir=$(abspath "${dir}")" "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
-    attempt_end "${dir}"
+    start_training "${dir}"
+    train_to_end "${dir}" "${what}" ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" \
+        --config-name "${config}" "exp_manager.exp_dir=$(abspath "${dir}")" "$@"
 }
 
 # nemo_bake STAGE < RUNS: bake the gated.nemo of every compression run (lines of

@@ -101,9 +101,10 @@ def test_rows_of_two_dense_models_are_refused(table):
 
 
 def test_a_corpus_without_rows_is_named(table):
+    before = read_rows(table)
     with pytest.raises(ValueError, match="no ASR rows of corpus 'librispeech'"):
         load(table, "librispeech")
-    assert json.loads((table / "results.json").read_text()) == read_rows(table)
+    assert json.loads((table / "results.json").read_text()) == before  # the table is read, never written
 
 
 def test_reach_and_peak_memory_are_read_from_the_run(tmp_path):

@@ -5,7 +5,7 @@ import tarfile
 
 import torch
 
-from pinch.export.sparse_format import load_sparse, looks_sparse, read_metadata
+from pinch.export.sparse_format import digest, load_sparse, looks_sparse, read_metadata
 
 
 def _torch_load(source, path):
@@ -50,13 +50,9 @@ def load_state_dict(path):
     return _unwrap(_torch_load(path, path), path)
 
 
-def fingerprint(path):
-    """A short hash of the weights in ``path`` (names, dtypes, shapes, values), not of the file's
-    bytes: a .nemo archive saved twice from the same weights differs in its tar headers only."""
-    import hashlib
 
-    digest = hashlib.sha256()
-    for name, tensor in sorted(load_state_dict(path).items()):
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
+def fingerprint(path):
+    """A short hash of the weights in ``path`` (names, dtypes, shapes, values: the compact
+    format's digest), not of the file's bytes: a .nemo archive saved twice from the same
+    weights differs in its tar headers only."""
+    return digest({}, load_state_dict(path))[:16]

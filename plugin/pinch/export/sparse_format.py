@@ -22,7 +22,7 @@ VERSION = "2"  # 1 hashed the tensor bytes only, not the layout, names, dtypes a
 DIGEST_KEY = "sha256"
 
 
-def _digest(meta, tensors):
+def digest(meta, tensors):
     """SHA-256 of the metadata (but the digest) and each tensor's name, dtype, shape, bytes,
     each part length-prefixed so that no two different files hash the same parts."""
     h = hashlib.sha256()
@@ -68,7 +68,7 @@ def save_sparse(model_or_state_dict, path):
             tensors[name] = value
             layout[name] = {"kind": "dense"}
     meta = {"format": FORMAT, "version": VERSION, "layout": json.dumps(layout)}
-    meta[DIGEST_KEY] = _digest(meta, tensors)
+    meta[DIGEST_KEY] = digest(meta, tensors)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     os.close(fd)
@@ -109,7 +109,7 @@ def load_sparse(path):
     if meta.get("version") != VERSION:
         raise ValueError(f"{path}: pinch sparse format version {meta.get('version')!r} is not supported "
                          f"(this pinch reads version {VERSION}; save the model again)")
-    if _digest(meta, tensors) != meta.get(DIGEST_KEY):
+    if digest(meta, tensors) != meta.get(DIGEST_KEY):
         raise ValueError(f"{path}: checksum mismatch, the file was altered or damaged")
     try:
         return _densify(meta, tensors)

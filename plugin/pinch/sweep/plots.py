@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pinch.scoring.training_record import per_interval, read_details  # noqa: E402
+from pinch.scoring.training_record import per_interval  # noqa: E402
 
 BLOCK = re.compile(r"^(.*?)\.(\d+)\.(.+?)(?:\.weight)?$")
 
@@ -76,7 +76,7 @@ def _allocation(layers):
     return grid, kinds, blocks
 
 
-def allocation(sweep, table_dir, target, out, labels=("sspg", "global_magnitude")):
+def allocation(sweep, target, out, labels=("sspg", "global_magnitude")):
     """Per-layer sparsity (block x matrix kind) of each label's run at ``target``: what sspg
     learnt beside what one global magnitude threshold gives; uniform pruning (ump) puts
     ``target`` in every cell."""
@@ -84,7 +84,7 @@ def allocation(sweep, table_dir, target, out, labels=("sspg", "global_magnitude"
     for tk in sorted(sweep.runs):
         for label in labels:
             run = sweep.base(tk, label, target)
-            details = read_details(table_dir, run.row) if run else None
+            details = run.details if run else None
             if details and details.get("layers"):
                 panels.append((f"{tk}: {label} at {target:.0%}", *_allocation(details["layers"])))
     if not panels:
@@ -107,7 +107,7 @@ def allocation(sweep, table_dir, target, out, labels=("sspg", "global_magnitude"
     return True
 
 
-def schedule(sweep, table_dir, out, label="sspg"):
+def schedule(sweep, out, label="sspg"):
     """Sparsity, eta and tau over the updates of each ``label`` run (unseeded), per toolkit."""
     toolkits = sorted(sweep.runs)
     fig, axes = _grid(3, len(toolkits), width=4.6, height=2.6)
@@ -115,8 +115,7 @@ def schedule(sweep, table_dir, out, label="sspg"):
     for j, tk in enumerate(toolkits):
         for target in sweep.targets():
             run = sweep.base(tk, label, target)
-            details = read_details(table_dir, run.row) if run else None
-            history = (details or {}).get("history") or {}
+            history = ((run.details if run else None) or {}).get("history") or {}
             for i, tag in enumerate(("sparsity", "eta", "tau")):
                 if tag in history:
                     steps, _, values = zip(*per_interval(history[tag]))
@@ -145,7 +144,7 @@ def cost(sweep, out):
     for k, tk in enumerate(toolkits):
         means, lo, hi = [], [], []
         for label in labels:
-            times = [r.row["wall_time_s"] for r in sweep.runs[tk] if r.label == label and "wall_time_s" in r.row]
+            times = [r["wall_time_s"] for r in sweep.rows(tk, label) if "wall_time_s" in r]
             m = float(np.mean(times)) if times else np.nan
             means.append(m)
             lo.append(m - min(times) if times else 0)

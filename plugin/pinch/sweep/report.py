@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pinch.data.atomic import write_text_atomic
 from pinch.scoring.mapsswe import ALPHA, compare
-from pinch.scoring.training_record import details_path, read_details
+from pinch.scoring.training_record import details_path
 from pinch.sweep import plots
 from pinch.sweep.lossless import lossless_table
 from pinch.sweep.table import load
@@ -25,11 +25,11 @@ def _p(p):
     return "" if p is None else f"{p:.2g}"
 
 
-def head_to_head(sweep, table_dir, toolkit, a, b, test_set):
+def head_to_head(a, b, test_set):
     """MAPSSWE between run ``a`` (a baseline) and run ``b`` (sspg) on their stored
     hypotheses: ``(p_value, wer_a, wer_b)``, or None without stored hypotheses."""
-    da, db = read_details(table_dir, a.row), read_details(table_dir, b.row)
-    ref = details_path(table_dir, a.row).parent / f"ref_{test_set}.txt"
+    da, db = a.details, b.details
+    ref = details_path(a.table_dir, a.row).parent / f"ref_{test_set}.txt"
     if not (da and db and ref.is_file() and test_set in da["hyps"] and test_set in db["hyps"]):
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,7 +147,7 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
                 if not (a and b):
                     continue
                 for t in sets:
-                    result = head_to_head(sweep, table_dir, tk, a, b, t)
+                    result = head_to_head(a, b, t)
                     if result is None:
                         continue
                     p, wa, wb = result
@@ -188,7 +188,7 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
     mean_time = {}
     for tk in toolkits:
         for label in sweep.labels(tk):
-            rs = [r.row for r in sweep.runs[tk] if r.label == label]
+            rs = sweep.rows(tk, label)
             times = [r["wall_time_s"] for r in rs if "wall_time_s" in r]
             mean_time[(tk, label)] = statistics.mean(times) if times else None
             peaks = [r["peak_rss_mb"] for r in rs if "peak_rss_mb" in r]
@@ -215,9 +215,9 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
     lines += ["![WER vs sparsity](figures/wer_vs_sparsity.png)", ""]
     top = max(sweep.targets())
     target = HEADLINE_TARGET if HEADLINE_TARGET in sweep.targets() else top
-    if plots.allocation(sweep, table_dir, target, figures / "allocation.png"):
+    if plots.allocation(sweep, target, figures / "allocation.png"):
         lines += ["![per-layer sparsity](figures/allocation.png)", ""]
-    if plots.schedule(sweep, table_dir, figures / "schedule.png"):
+    if plots.schedule(sweep, figures / "schedule.png"):
         lines += ["![sparsity, eta and tau over training](figures/schedule.png)", ""]
     plots.cost(sweep, figures / "cost.png")
     lines += ["![compression cost](figures/cost.png)", ""]

@@ -1,7 +1,9 @@
 """The sweep's rows, read from a results table: references and runs of one corpus."""
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pinch.scoring.results import read_rows
+from pinch.scoring.training_record import read_details
 
 REFERENCES = ("dense", "dense_finetune")
 
@@ -11,6 +13,12 @@ class Run:
     """One compression run's row, with the label it is plotted and tabulated under."""
 
     row: dict
+    table_dir: str
+
+    @cached_property
+    def details(self):
+        """Its hypotheses, layers and history (read once: several tables and figures use them)."""
+        return read_details(self.table_dir, self.row)
 
     @property
     def label(self):
@@ -64,6 +72,10 @@ class Sweep:
     def repeats(self, toolkit, label, target):
         return [r for r in self.runs.get(toolkit, []) if r.label == label and r.target == target]
 
+    def rows(self, toolkit, label):
+        """The rows of every run of ``label`` (all targets and seeds)."""
+        return [r.row for r in self.runs.get(toolkit, []) if r.label == label]
+
 
 def corpus_of(row):
     for part in (row.get("notes") or "").split(","):
@@ -89,7 +101,7 @@ def load(table_dir, corpus, planned=()):
         if row.get("method") in REFERENCES:
             sweep.references.setdefault(toolkit, {})[row["method"]] = row
         elif row.get("target_sparsity") is not None:
-            sweep.runs.setdefault(toolkit, []).append(Run(row))
+            sweep.runs.setdefault(toolkit, []).append(Run(row, table_dir))
     for toolkit, rows in sweep.runs.items():
         dense_rows = {r.row.get("dense_fingerprint") for r in rows} | {
             r.get("dense_fingerprint") for r in sweep.references.get(toolkit, {}).values()}
