@@ -26,6 +26,24 @@ def pytest_collection_modifyitems(items):
     items.sort(key=rank)  # stable: every module keeps its own order
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node Slurm (munged, slurmctld, slurmd) on localhost, per pytest worker."""
+    from slurm_cluster import LocalSlurm
+
+    cluster = LocalSlurm().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def slurm(slurm_cluster, monkeypatch):
+    """The session's Slurm, its client commands pointed at it (SLURM_CONF) for the test."""
+    for name, value in slurm_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    return slurm_cluster
+
+
 # Tiny models gain nothing from compiling the gate (seconds per process); tests that compare
 # the compiled gate with the eager one turn it back on.
 os.environ.setdefault("PINCH_COMPILE", "0")

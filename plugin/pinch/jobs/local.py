@@ -1,0 +1,70 @@
+"""The local backend (run.pl's role): the jobs run on this machine, --max_jobs_run at a time."""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .array import JobError, exit_code_in_log
+from .progress import Progress, say
+
+IGNORED = {"gpu", "mem", "time", "num_nodes", "config"}  # a cluster's limits; this machine has its own
+
+
+def run(jobs, poll_s=0.2):
+    """Runs every job; the cores are shared out as torch threads (OMP_NUM_THREADS) when several
+    run at once, unless --num_threads says how many each takes. Returns the exit status."""
+    unknown = set(jobs.options) - IGNORED - {"max_jobs_run", "num_threads"}
+    if unknown:
+        raise JobError(f"the local backend has no option --{sorted(unknown)[0]}")
+    at_once = _positive(jobs.options.get("max_jobs_run", len(jobs.ids)), "max_jobs_run")
+    threads = jobs.options.get("num_threads")
+    if threads is not None:
+        threads = _positive(threads, "num_threads")
+    elif at_once > 1 and len(jobs.ids) > 1:
+        threads = max(1, (os.cpu_count() or 1) // at_once)
+    script = _write_script(jobs, threads)
+    progress, pending, running = Progress(jobs), list(jobs.ids), {}
+
+    def stop(signum, _frame):
+        for proc in running.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+        say(f"{jobs.name}: stopped by signal {signum}; {len(running)} running jobs killed")
+        raise SystemExit(128 + signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while pending or running:
+            while pending and len(running) < at_once:
+                job = pending.pop(0)
+                Path(jobs.log_of(job)).unlink(missing_ok=True)
+                running[job] = subprocess.Popen(["bash", str(script), str(job)], start_new_session=True)
+                if len(jobs.ids) > 1:
+                    progress.started(job)
+            time.sleep(poll_s)
+            for job, proc in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[job]
+                code = exit_code_in_log(jobs.log_of(job))
+                code = proc.returncode if code is None else code
+                progress.ended(job, None if code == 0 else f"exit code {code}")
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return progress.outcome()
+
+
+def _positive(value, name):
+    if not str(value).isdigit() or int(value) < 1:
+        raise JobError(f"--{name} must be a positive integer, not '{value}'")
+    return int(value)
+
+
+def _write_script(jobs, threads):
+    """The jobs' script under the log's folder, in q/ as Kaldi's launchers keep theirs."""
+    qdir = Path(jobs.log).parent / "q"
+    qdir.mkdir(parents=True, exist_ok=True)
+    path = qdir / f"{jobs.name}.sh"
+    path.write_text(jobs.script(Path.cwd(), threads))
+    return path
