@@ -64,7 +64,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 MpiDefault=none
-NodeName=localhost CPUs={self.cpus} RealMemory=8000 State=UNKNOWN
+NodeName=localhost CPUs={self.cpus} RealMemory=16000 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """)
         env = {**os.environ, **self.env}

@@ -8,7 +8,7 @@ venv=${1:-${PINCH_VENV:-$root/.venv}}
 log() { echo "[pinch setup] $*" >&2; }
 
 # --- system packages: espeak-ng, flite and festival (with three voices) synthesize the
-# default corpus, sctk scores it (sclite), GNU time measures peak memory
+# default corpus, sctk scores it (sclite), GNU time measures peak memory, Slurm runs jobs
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v flite >/dev/null 2>&1 || missing+=(flite)
@@ -20,6 +20,12 @@ festvox=/usr/share/festival/voices
 [ -x /usr/lib/sctk/bin/sclite ] || command -v sclite >/dev/null 2>&1 || missing+=(sctk)
 # GNU time: the recipes' peak memory of each training run (the sweep's cost columns)
 [ -x /usr/bin/time ] || missing+=(time)
+# Slurm (client, controller, node daemon) and munge: the recipes' slurm job backend, and the
+# single-node cluster the tests start on localhost
+command -v sbatch >/dev/null 2>&1 || missing+=(slurm-client)
+[ -x /usr/sbin/slurmctld ] || missing+=(slurmctld)
+[ -x /usr/sbin/slurmd ] || missing+=(slurmd)
+command -v munged >/dev/null 2>&1 || [ -x /usr/sbin/munged ] || missing+=(munge)
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     log "error: ${missing[*]} missing and no apt-get to install them; install them by hand"; exit 1

@@ -19,8 +19,10 @@ recipe_options() {
 
 parse_options() {
     # --name value for every documented option; anything else (an environment variable
-    # such as --PATH included) is an error.
+    # such as --PATH included) is an error. The options are kept (recipe_args) for the
+    # recipe's own jobs (in_jobs).
     local options
+    recipe_args=("$@")
     options=" $(recipe_options | tr '\n' ' ') "
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -252,50 +254,41 @@ runs_of_stages() {
     fi
 }
 
-# run_all FUNCTION RUNS: FUNCTION METHOD TARGET DIR for each line of RUNS, --nj at a time
-# (each with its share of the cores as torch threads), logging progress; after all have
-# ended, stop naming every run that failed and its log (FUNCTION's own message says why).
-run_all() {
-    local fn=$1 runs=$2 n i=0 done=0 failures=() m t dir pid t0=${SECONDS}
-    local -A dirs=()
-    n=$(grep -c . <<< "${runs}" || true)
+# in_jobs CMD STAGE WHAT LINES: stage STAGE's work as jobs of CMD (cmd.sh's train_cmd or
+# decode_cmd: on this machine or on Slurm), one per line of LINES, --nj at a time. Each job reruns
+# this recipe with the same options for its line alone (--job LIST:N, answered by the recipe's
+# run_job), logging to ${expdir}/logs/stageSTAGE_WHAT.N.log. The launcher prints each job's end
+# with an estimate of the time left, and after the last one names every failed job and its log.
+in_jobs() {
+    local cmd=$1 stage=$2 what=$3 lines=$4 n list
+    n=$(grep -c . <<< "${lines}" || true)
     [ "${n}" -gt 0 ] || return 0
-    local threads=$(( $(nproc) / nj ))
-    [ "${threads}" -ge 1 ] || threads=1
-    while read -r m t dir; do
-        [ -n "${dir}" ] || continue
-        while [ ${#dirs[@]} -ge "${nj}" ]; do _reap; done
-        i=$(( i + 1 ))
-        log "run ${i} of ${n}: ${m} ${t} -> ${dir} ($(_progress))"
-        if [ "${nj}" -gt 1 ]; then
-            OMP_NUM_THREADS=${threads} "${fn}" "${m}" "${t}" "${dir}" &
-        else
-            "${fn}" "${m}" "${t}" "${dir}" &
-        fi
-        dirs[$!]=${dir}
-    done <<< "${runs}"
-    while [ ${#dirs[@]} -gt 0 ]; do _reap; done
-    [ ${#failures[@]} -eq 0 ] || die "${#failures[@]} of ${n} runs failed: ${failures[*]}"
+    mkdir -p "${expdir}/logs"
+    list="${expdir}/logs/stage${stage}_${what}.list"
+    grep . <<< "${lines}" > "${list}"
+    log "Stage ${stage}: ${n} ${what} jobs (${cmd%% --*}; ${nj} at a time; logs: ${expdir}/logs/stage${stage}_${what}.N.log)"
+    # shellcheck disable=SC2086
+    ${cmd} --max_jobs_run "${nj}" "JOB=1:${n}" "${expdir}/logs/stage${stage}_${what}.JOB.log" \
+        bash "${PWD}/$(basename "$0")" "${recipe_args[@]}" --stage "${stage}" --stop_stage "${stage}" \
+        --job "${list}:JOB" || die "Stage ${stage}: ${what} jobs failed (named above)"
 }
-# _reap / _progress: run_all's bookkeeping (its locals are theirs).
-_reap() {
-    local status=0
-    wait -n -p pid "${!dirs[@]}" || status=$?
-    done=$(( done + 1 ))
-    if [ "${status}" -ne 0 ]; then
-        failures+=("${dirs[${pid}]} (log: ${dirs[${pid}]}/train.log)")
-    else
-        log "finished ${dirs[${pid}]} (${done} of ${n} done, $(_progress))"
-    fi
-    unset "dirs[${pid}]"
+
+# job_line: the line of its list that this job (--job LIST:N) does.
+job_line() {
+    local list=${job%:*} n=${job##*:} line
+    [ -f "${list}" ] && is_count "${n}" || die "--job ${job}: expected LIST:N with an existing LIST"
+    line=$(sed -n "${n}p" "${list}")
+    [ -n "${line}" ] || die "--job ${job}: ${list} has no line ${n}"
+    echo "${line}"
 }
-_progress() {
-    local elapsed=$(( SECONDS - t0 ))
-    if [ "${done}" -gt 0 ]; then
-        echo "elapsed ${elapsed}s, about $(( elapsed * (n - done) / done ))s left"
-    else
-        echo "elapsed ${elapsed}s"
-    fi
+
+# check_job_options: the values cmd.sh reads.
+check_job_options() {
+    case "${cmd_backend}" in
+        local) ;;
+        slurm) [ -f "${slurm_conf}" ] || die "--slurm_conf ${slurm_conf}: no such file" ;;
+        *) die "--cmd_backend must be local or slurm, not '${cmd_backend}'" ;;
+    esac
 }
 
 # Stage 1 of every recipe: pinch.data prepare into ${datadir}. The stamp names the corpus

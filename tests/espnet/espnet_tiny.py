@@ -76,8 +76,30 @@ def save_and_bake(task, args, model, tmp_path):
 
 
 def distributed_worker(rank, world, port, out_dir):
-    """One DDP rank: tiny gated model, 6 updates on rank-specific data, state saved."""
+    """One DDP rank (torch.multiprocessing): the process group from the given rank and port."""
     import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    train_rank(rank, world, out_dir)
+
+
+def slurm_worker(out_dir):
+    """One DDP rank started by srun: espnet2's own Slurm launcher option reads the rank, the
+    world size and the master node from Slurm's variables (MASTER_PORT from the caller)."""
+    from espnet2.train.distributed_utils import DistributedOption
+
+    option = DistributedOption(distributed=True, dist_backend="gloo", dist_init_method="env://",
+                               dist_launcher="slurm")
+    option.init_options()
+    option.init_torch_distributed()
+    train_rank(option.dist_rank, option.dist_world_size, out_dir)
+
+
+def train_rank(rank, world, out_dir):
+    """Tiny gated model, 6 updates on rank-specific data, state saved (process group set up)."""
     import tempfile
     from pathlib import Path
 
@@ -88,9 +110,7 @@ def distributed_worker(rank, world, port, out_dir):
 
     from pinch.espnet.tasks.asr import ASRTask
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         args = parse_tiny(Path(tempfile.mkdtemp()), "--pruning", "sspg", "--pruning_conf", "target_sparsity=0.5",
                           "--pruning_conf", "preset=conformer", "--pruning_conf", "eta=200.0",
@@ -119,3 +139,9 @@ def distributed_worker(rank, world, port, out_dir):
         dist.barrier()  # both ranks done with collectives before teardown (pytorch#75097)
     finally:
         dist.destroy_process_group()
+
+
+if __name__ == "__main__":  # under srun: python espnet_tiny.py OUT_DIR
+    import sys
+
+    slurm_worker(sys.argv[1])

@@ -6,6 +6,7 @@ resume of a killed compression stage, and the recipe's refusals of bad input.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -243,24 +244,32 @@ def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path)
     assert abs(sparsity - ref_sparsity) < 1e-3
 
 
-def test_a_killed_sweep_resumes_and_a_sweep_elsewhere_redoes_no_finished_run(recipe, tmp_path):
-    """Two methods x two targets from the fixture's dense model, into a table of their own; a
-    kill after the first run; the rerun (two runs at a time) does the other three only; with a
-    finished run's dir gone (another machine, the same dense model) nothing is redone; the
-    report and its figures come from the table."""
-    root, table, exp = recipe["root"], tmp_path / "table", experiment_beside(recipe, tmp_path)
-    sweep = ("--expdir", str(exp), "--stage", "12", "--stop_stage", "15", "--dense_control", "false",
-             "--pruning", "sspg ump", "--sweep", "0.5 0.8", "--results_table", str(table),
-             "--inference_nj", "1", "--finetune_args", FINETUNE.replace("--max_epoch 4", "--max_epoch 1"))
+@pytest.fixture(scope="module")
+def local_sweep(recipe, tmp_path_factory):
+    """Two methods x two targets from the fixture's dense model, into a table of their own,
+    killed after the first run and rerun (two runs at a time) on this machine."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    root, table, exp = recipe["root"], tmp / "table", experiment_beside(recipe, tmp)
+    options = ("--stage", "12", "--stop_stage", "15", "--dense_control", "false", "--pruning", "sspg ump",
+               "--sweep", "0.5 0.8", "--inference_nj", "1",
+               "--finetune_args", FINETUNE.replace("--max_epoch 4", "--max_epoch 1"))
+    sweep = ("--expdir", str(exp), "--results_table", str(table), *options)
     runs = [exp / f"{recipe['dense'].name}_{m}{t}" for m in ("sspg", "ump") for t in ("0.5", "0.8")]
     # Killed once the first run has finished (its time written), as the second starts.
     kill_recipe_when(root, sweep, lambda: (runs[0] / "wall_time_s").exists()
                      and not (runs[0] / ".attempt_start").exists(), "the sweep")
     done = run_recipe(root, *sweep, "--nj", "2")
-    assert f"{runs[0]}/valid.loss.ave.pth exists; skipping" in done.stderr
-    assert "run 3 of 4: ump 0.5" in done.stderr and "left)" in done.stderr  # progress, with an estimate
+    return {"options": options, "sweep": sweep, "runs": runs, "table": table, "stderr": done.stderr,
+            "rows": json.loads((table / "results.json").read_text())}
+
+
+def test_a_killed_sweep_resumes_without_redoing_a_finished_run(local_sweep):
+    runs, rows = local_sweep["runs"], local_sweep["rows"]
+    assert f"{runs[0]}/valid.loss.ave.pth exists; skipping" in local_sweep["stderr"]
+    assert "Stage 12: 3 training jobs" in local_sweep["stderr"]
+    # Progress, with an estimate of the time left.
+    assert re.search(r"training \d finished \(1 of 3 done, elapsed \d+s, about \d+s left\)", local_sweep["stderr"])
     assert len((runs[0] / "wall_time_s").read_text().split()) == 1  # trained once
-    rows = json.loads((table / "results.json").read_text())
     assert sorted((r["method"], r.get("target_sparsity")) for r in rows) == [
         ("dense", None), ("sspg", 0.5), ("sspg", 0.8), ("ump", 0.5), ("ump", 0.8)]
     assert len({r["dense_fingerprint"] for r in rows}) == 1
@@ -268,12 +277,50 @@ def test_a_killed_sweep_resumes_and_a_sweep_elsewhere_redoes_no_finished_run(rec
         assert r["steps"] > 0 and r["peak_rss_mb"] > 100 and r["wall_time_s"] > 0
         assert set(r["mapsswe"]) == {"dense"} and r["granularity"] == "unstructured"
         assert 0 < r["model_sparsity"] < r["sparsity"]
-    # Another machine: the run dirs gone, the dense model and the table the same.
-    shutil.rmtree(runs[3])
+
+
+TIMING = ("system", "date", "notes", "wall_time_s", "peak_rss_mb", "reach_s")
+
+
+def without_timing(rows):
+    return sorted(({k: v for k, v in r.items() if k not in TIMING} for r in rows), key=json.dumps)
+
+
+def test_the_sweep_on_slurm_gives_the_local_table_and_a_rerun_resubmits_only_the_failed_job(
+        recipe, local_sweep, tmp_path, slurm):
+    """The same sweep through the Slurm backend (the test's own cluster, the shipped
+    conf/slurm.conf with one CPU per job as the local runs had): training jobs and split decoding
+    are Slurm job arrays; a job that fails is named with its log; the rerun resubmits it alone."""
+    root, table, exp = recipe["root"], tmp_path / "table", experiment_beside(recipe, tmp_path)
+    conf = tmp_path / "slurm.conf"
+    conf.write_text((RECIPE.parents[2] / "conf" / "slurm.conf").read_text().replace(
+        "default num_threads=2", "default num_threads=1"))
+    blocked = exp / local_sweep["runs"][3].name
+    blocked.write_text("")  # a file where the last run's dir goes: its job fails
+    sweep = ("--expdir", str(exp), "--results_table", str(table), *local_sweep["options"], "--nj", "2",
+             "--inference_nj", "2", "--cmd_backend", "slurm", "--slurm_conf", str(conf))
+    failed = run_recipe(root, *sweep, check=False)
+    assert failed.returncode != 0
+    assert "4 jobs submitted as Slurm job" in failed.stderr
+    assert "1 of 4 training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
+    assert f"{exp}/logs/stage12_training.4.log: mkdir: cannot create directory" in failed.stderr
+    blocked.unlink()
     again = run_recipe(root, *sweep)
+    assert "Stage 12: 1 training jobs" in again.stderr and "1 jobs submitted as Slurm job" in again.stderr
+    split = exp / recipe["dense"].name / "decode_ctc_asr_model_valid.loss.ave" / "test_clean" / "logdir"
+    for job in (1, 2):
+        assert "# Ended (code 0)" in (split / f"asr_inference.{job}.log").read_text()
+    assert without_timing(json.loads((table / "results.json").read_text())) == without_timing(local_sweep["rows"])
+
+
+def test_a_sweep_elsewhere_redoes_no_finished_run_and_reports(recipe, local_sweep):
+    """Another machine: the run dirs gone, the dense model and the table the same."""
+    runs, table = local_sweep["runs"], local_sweep["table"]
+    shutil.rmtree(runs[3])
+    again = run_recipe(recipe["root"], *local_sweep["sweep"])
     assert f"{runs[3]}: in {table} for this dense model; skipping" in again.stderr
     assert not runs[3].exists()
-    assert json.loads((table / "results.json").read_text()) == rows
+    assert json.loads((table / "results.json").read_text()) == local_sweep["rows"]
     report = subprocess.run([sys.executable, "-m", "pinch.sweep", "--table", str(table)],
                             capture_output=True, text=True)
     assert report.returncode == 0, report.stderr

@@ -128,3 +128,36 @@ option gpu=* -p gpu --gres=gpu:$0 -c $0
         SlurmConf("partition gpu\n")
     with pytest.raises(JobError, match="has no 'command sbatch"):
         SlurmConf("option time=* --time $0\n")
+
+
+def test_a_stopped_local_launcher_kills_its_jobs_and_what_they_run(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "pinch.jobs", "local", "logs/k.log", "bash", "-c",
+                             "echo $$ > pid; sleep 600"], cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.1)
+    job_pid = int((tmp_path / "pid").read_text())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(job_pid, 0)
+
+
+def test_a_rerun_while_the_killed_launchers_jobs_still_run_is_refused(tmp_path, slurm):
+    first = subprocess.Popen([sys.executable, "-m", "pinch.jobs", "slurm", "logs/r.log", "sleep", "600"],
+                             cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while "submitted as Slurm job" not in (line := first.stderr.readline()):
+        assert time.monotonic() < deadline and line, "the job was not submitted"
+    job_id = line.split("Slurm job ")[1].split()[0]
+    first.kill()  # SIGKILL: no chance to cancel; the job stays in Slurm
+    first.wait()
+    try:
+        again = launch("slurm", "logs/r.log", "sleep", "600", cwd=tmp_path)
+        assert again.returncode == 2
+        assert f"jobs of an earlier submission are still in Slurm (job {job_id}" in again.stderr
+        assert f"scancel {job_id}" in again.stderr
+    finally:
+        subprocess.run(["scancel", job_id])

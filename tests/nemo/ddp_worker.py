@@ -1,6 +1,7 @@
 """One rank of the DDP test: compress a tiny model on CPU, dump its thresholds and masks.
 
-Lightning's DDP launcher starts the second rank by running this script again.
+Lightning's DDP launcher starts the second rank by running this script again; under srun
+(2 tasks) Lightning's SLURMEnvironment takes the ranks from Slurm instead.
     python ddp_worker.py MODEL_CFG.yaml OUT_DIR
 """
 import sys
@@ -25,6 +26,7 @@ def main(cfg_path, out_dir):
         "steps": int(model.pinch_steps),
         "total_steps": model.pruner.clock.total_steps,
         "sparsity": model.pruner.sparsity().gated,
+        "cluster": type(trainer.strategy.cluster_environment).__name__,
     }
     torch.save(state, f"{out_dir}/rank{trainer.global_rank}.pt")
 

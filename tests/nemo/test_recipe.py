@@ -162,6 +162,43 @@ def test_a_seeded_sweep_run_records_its_seed_cost_history_and_hypotheses(recipe,
         root / "data" / "test_other" / "text").read_text()
 
 
+def test_a_sweep_on_slurm_matches_the_local_run_and_a_rerun_resubmits_only_the_failed_job(recipe, tmp_path, slurm):
+    """Two methods x two targets through the Slurm backend (the test's own cluster, the shipped
+    conf/slurm.conf with one CPU per job): trainings and transcriptions are Slurm job arrays; a job
+    that fails is named with its log, the rerun resubmits it alone; the run the fixture made on
+    this machine (sspg at 0.65, the same options) comes out the same."""
+    root, _ = recipe
+    exp, table = tmp_path / "exp", tmp_path / "table"
+    exp.mkdir()
+    (exp / "conformer_ctc_bpe_unigram32").symlink_to(root / "exp" / "conformer_ctc_bpe_unigram32")
+    conf = tmp_path / "slurm.conf"
+    conf.write_text((REPO / "conf" / "slurm.conf").read_text().replace("default num_threads=2", "default num_threads=1"))
+    (exp / "conformer_ctc_bpe_unigram32_ump0.8").write_text("")  # a file where a run's dir goes: its job fails
+    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    cmd = [str(RUN), "--python", sys.executable, "--size", "tiny", "--vocab_size", "32", "--datadir", str(root / "data"),
+           "--expdir", str(exp), "--results_table", str(table), "--stage", "4", "--stop_stage", "7",
+           "--dense_control", "false", "--pruning", "sspg ump", "--sweep", f"{TARGET} 0.8", "--nj", "2",
+           "--finetune_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05", "--compress_args", "model.pruning.eta=20",
+           "--cmd_backend", "slurm", "--slurm_conf", str(conf)]
+    failed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert failed.returncode != 0
+    assert "4 jobs submitted as Slurm job" in failed.stderr
+    assert "1 of 4 training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
+    assert f"{exp}/logs/stage4_training.4.log: mkdir: cannot create directory" in failed.stderr
+    (exp / "conformer_ctc_bpe_unigram32_ump0.8").unlink()
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Stage 4: 1 training jobs" in again.stderr and "1 jobs submitted as Slurm job" in again.stderr
+    assert "Stage 6: 4 transcription jobs" in again.stderr
+    rows = json.loads((table / "results.json").read_text())
+    assert sorted((r["method"], r.get("target_sparsity")) for r in rows) == [
+        ("dense", None), ("sspg", TARGET), ("sspg", 0.8), ("ump", TARGET), ("ump", 0.8)]
+    local = next(r for r in json.loads((root / "results" / "results.json").read_text()) if r["method"] == "sspg")
+    slurm_run = next(r for r in rows if r["method"] == "sspg" and r["target_sparsity"] == TARGET)
+    for key in ("wer", "sparsity", "model_sparsity", "nonzero_params", "steps"):
+        assert slurm_run[key] == local[key], key
+
+
 # Runs in a fresh interpreter in which importing pinch fails: NeMo alone must do it all.
 NO_PINCH = r"""
 import importlib.abc, re, sys

@@ -28,7 +28,7 @@ def run(jobs, poll_s=0.2):
 
     def stop(signum, _frame):
         for proc in running.values():
-            os.killpg(proc.pid, signal.SIGTERM)
+            _kill_tree(proc.pid, signal.SIGTERM)
         say(f"{jobs.name}: stopped by signal {signum}; {len(running)} running jobs killed")
         raise SystemExit(128 + signum)
 
@@ -38,7 +38,8 @@ def run(jobs, poll_s=0.2):
             while pending and len(running) < at_once:
                 job = pending.pop(0)
                 Path(jobs.log_of(job)).unlink(missing_ok=True)
-                running[job] = subprocess.Popen(["bash", str(script), str(job)], start_new_session=True)
+                # In the caller's process group: whatever kills the recipe's group kills its jobs.
+                running[job] = subprocess.Popen(["bash", str(script), str(job)])
                 if len(jobs.ids) > 1:
                     progress.started(job)
             time.sleep(poll_s)
@@ -53,6 +54,20 @@ def run(jobs, poll_s=0.2):
         for s, handler in old.items():
             signal.signal(s, handler)
     return progress.outcome()
+
+
+def _kill_tree(pid, sig):
+    """Signals PID and every process under it (a job's bash and what it runs)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        _kill_tree(int(child), sig)
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _positive(value, name):

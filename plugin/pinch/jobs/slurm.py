@@ -43,6 +43,7 @@ def run(jobs, poll_s=2.0):
     if "%" in jobs.log:
         raise JobError(f"log {jobs.log}: '%' is a Slurm file name pattern; name the log without it")
     script = _write_script(jobs, None)
+    _refuse_if_still_queued(jobs, script.with_suffix(".slurm_job"))
     for job in jobs.ids:
         Path(jobs.log_of(job)).unlink(missing_ok=True)
     submit = args + ["--parsable", f"--array={jobs.first}-{jobs.last}%{at_once}", f"--job-name={jobs.name}",
@@ -51,8 +52,21 @@ def run(jobs, poll_s=2.0):
     if done.returncode != 0:
         raise JobError(f"sbatch refused the jobs {jobs.name}: {_last(done.stderr)} (command: {' '.join(submit)})")
     job_id = done.stdout.strip().split(";")[0]
+    script.with_suffix(".slurm_job").write_text(job_id + "\n")
     say(f"{jobs.name}: {len(jobs.ids)} jobs submitted as Slurm job {job_id} ({at_once} at a time)")
     return _wait(jobs, job_id, poll_s)
+
+
+def _refuse_if_still_queued(jobs, record):
+    """A recipe killed while it waited leaves its jobs in Slurm: submitting them again would run
+    two of each into the same folders."""
+    if not record.exists():
+        return
+    job_id = record.read_text().strip()
+    queued = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i %T"], capture_output=True, text=True).stdout
+    if queued.strip():
+        raise JobError(f"the {jobs.name} jobs of an earlier submission are still in Slurm (job {job_id}: "
+                       f"{queued.split()[1].lower()}): wait for them to end, or scancel {job_id}, then rerun")
 
 
 def _wait(jobs, job_id, poll_s):

@@ -66,7 +66,7 @@ pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml 
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
 compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
-nj=1                    # Compression runs at once (the cores shared out as torch threads).
+nj=1                    # Trainings at once (locally the cores are shared out as torch threads).
 # structured (sspg): prune whole FFN units, attention heads and conv channels (runs get a
 # _structured suffix; the baked model keeps the zeros, pinch.shrink removes them). A preset
 # can ask for it itself (sspg_structured).
@@ -76,6 +76,11 @@ inference_config=conf/decode_ctc.yaml
 inference_asr_model=valid.loss.ave.pth
 inference_nj=2          # Parallel decoding jobs per test set (one CPU thread each).
 results_table=../../../exp/results  # Shared results table (append-only).
+
+# Jobs (cmd.sh): the trainings of stages 11-12 and the decoding of stage 14.
+cmd_backend=local       # local: this machine | slurm: sbatch job arrays
+slurm_conf=../../../conf/slurm.conf  # Partition, time, memory, CPUs, GPUs per job (slurm).
+job=                    # (Set by the recipe for its own jobs: LIST:N, the work of line N of LIST.)
 
 help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
 
@@ -91,6 +96,8 @@ is_bool "${dense_control}" || die "--dense_control must be true or false, not '$
 { is_count "${nbpe}" && [ "${nbpe}" -gt 0 ]; } || die "--nbpe must be a positive integer, not '${nbpe}'"
 is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
 check_sweep_options
+check_job_options
+. ./cmd.sh
 for v in min_wav_duration max_wav_duration; do
     awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
 done
@@ -180,6 +187,44 @@ train_asr() {
 }
 
 
+# compress METHOD TARGET DIR: one compression run (stage 12).
+compress() {
+    local m=$1 t=$2 dir=$3 seed t0=${SECONDS}
+    need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
+    seed=$(run_seed "${dir}")
+    # shellcheck disable=SC2086
+    train_asr "${dir}" pinch.espnet.bin.asr_train "compression ${m} ${t}" \
+        --init_param "${dense_dir}/${inference_asr_model}" \
+        --pruning_config "${pruning_conf_dir}/${m}.yaml" --pruning_conf "target_sparsity=${t}" \
+        --pruning_conf "granularity=$(run_granularity "${dir}")" ${asr_args} ${finetune_args} ${compress_args} \
+        ${seed:+--seed "${seed}"}
+    log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
+}
+
+# run_job: one job of stages 11-12 (in_jobs): the training of its line, METHOD TARGET DIR.
+run_job() {
+    local m t dir
+    read -r m t dir <<< "$(job_line)"
+    case "${m}" in
+        # Plain espnet2: the dense model is an ordinary ESPnet model.
+        # shellcheck disable=SC2086
+        dense) train_asr "${dense_dir}" "${train_module}" "dense training" ${asr_args} ;;
+        # shellcheck disable=SC2086
+        dense_finetune) train_asr "${control_dir}" "${train_module}" "dense control" \
+            --init_param "${dense_dir}/${inference_asr_model}" ${asr_args} ${finetune_args} ;;
+        *) compress "${m}" "${t}" "${dir}" ;;
+    esac
+}
+# train_jobs: the command of the training jobs (cmd.sh): on GPUs with --ngpu N.
+train_jobs() {
+    if [ "${ngpu}" -gt 0 ]; then echo "${cuda_cmd} --gpu ${ngpu}"; else echo "${train_cmd}"; fi
+}
+
+if [ -n "${job}" ]; then
+    run_job
+    exit 0
+fi
+
 if run_stage 1; then
     t0=${SECONDS}
     log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
@@ -253,43 +298,26 @@ elif run_stage 11; then
     log "Stage 11: ASR Training (dense): ${dense_dir}"
     if ! done_or_redo "${dense_dir}/${inference_asr_model}" 11; then
         need "${stats_dir}/train/feats_stats.npz" 10
-        # Plain espnet2: the dense model is an ordinary ESPnet model.
-        # shellcheck disable=SC2086
-        train_asr "${dense_dir}" "${train_module}" "dense training" ${asr_args}
+        in_jobs "$(train_jobs)" 11 dense_training "dense - ${dense_dir}"
     fi
     stage_time 11 "${t0}"
 fi
 
-if run_stage 12 && [ "${dense_control}" = true ]; then
-    t0=${SECONDS}
-    log "Stage 12: Dense control: fine-tune ${dense_dir}/${inference_asr_model} without pruning"
-    if ! done_or_redo "${control_dir}/${inference_asr_model}" 12; then
-        need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
-        # shellcheck disable=SC2086
-        train_asr "${control_dir}" "${train_module}" "dense control" \
-            --init_param "${dense_dir}/${inference_asr_model}" ${asr_args} ${finetune_args}
-    fi
-    stage_time 12 "${t0}"
-fi
-
-# compress METHOD TARGET DIR: one compression run (stage 12).
-compress() {
-    local m=$1 t=$2 dir=$3 seed t0=${SECONDS}
-    done_or_redo "${dir}/${inference_asr_model}" 12 && return
-    need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
-    seed=$(run_seed "${dir}")
-    # shellcheck disable=SC2086
-    train_asr "${dir}" pinch.espnet.bin.asr_train "compression ${m} ${t}" \
-        --init_param "${dense_dir}/${inference_asr_model}" \
-        --pruning_config "${pruning_conf_dir}/${m}.yaml" --pruning_conf "target_sparsity=${t}" \
-        --pruning_conf "granularity=$(run_granularity "${dir}")" ${asr_args} ${finetune_args} ${compress_args} \
-        ${seed:+--seed "${seed}"}
-    log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
-}
-
 if run_stage 12; then
-    log "Stage 12: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}', ${nj} at a time"
-    run_all compress "${runs}"
+    t0=${SECONDS}
+    log "Stage 12: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (fine-tuned without pruning)')"
+    need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
+    # The dense control and the compression runs are independent jobs; finished ones are kept.
+    trainings=()
+    if [ "${dense_control}" = true ] && ! done_or_redo "${control_dir}/${inference_asr_model}" 12; then
+        trainings+=("dense_finetune - ${control_dir}")
+    fi
+    while read -r m t dir; do
+        [ -n "${dir}" ] || continue
+        done_or_redo "${dir}/${inference_asr_model}" 12 || trainings+=("${m} ${t} ${dir}")
+    done <<< "${runs}"
+    in_jobs "$(train_jobs)" 12 training "$(printf '%s\n' "${trainings[@]}")"
+    stage_time 12 "${t0}"
 fi
 
 if run_stage 13; then
@@ -320,28 +348,22 @@ if run_stage 14; then
             done_or_redo "${out}/text" 14 && continue
             need "${dumpdir}/raw/${dset}/wav.scp" 3
             rm -rf "${out}" && mkdir -p "${out}/logdir"
-            # As asr.sh: the key file split into nj parts, one decoding job each, outputs
-            # merged; single-threaded jobs use the cores better than one threaded job.
+            # As asr.sh: the key file split into nj parts, one decoding job each (decode_cmd),
+            # outputs merged; single-threaded jobs use the cores better than one threaded job.
             n_utts=$(wc -l < "${dumpdir}/raw/${dset}/wav.scp")
-            nj=$(( inference_nj < n_utts ? inference_nj : n_utts ))
-            split -n "l/${nj}" -d -a 3 "${dumpdir}/raw/${dset}/wav.scp" "${out}/logdir/keys."
-            pids=()
-            for job in $(seq 1 "${nj}"); do
-                keys="${out}/logdir/keys.$(printf %03d $(( job - 1 )))"
-                OMP_NUM_THREADS=1 ${python} -m pinch.offline "${inference_module}" --ngpu 0 \
-                    --config "${inference_config}" \
-                    --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
-                    --key_file "${keys}" --asr_train_config "${config}" --asr_model_file "${model}" \
-                    --output_dir "${out}/logdir/output.${job}" \
-                    > "${out}/logdir/asr_inference.${job}.log" 2>&1 &
-                pids+=($!)
+            nj_dec=$(( inference_nj < n_utts ? inference_nj : n_utts ))
+            split -n "l/${nj_dec}" --numeric-suffixes=1 -a 3 "${dumpdir}/raw/${dset}/wav.scp" "${out}/logdir/keys."
+            for job in $(seq 1 "${nj_dec}"); do
+                mv "${out}/logdir/keys.$(printf %03d "${job}")" "${out}/logdir/keys.${job}.scp"
             done
-            for job in $(seq 1 "${nj}"); do
-                wait "${pids[job - 1]}" \
-                    || failed "decoding" "${out}/logdir/asr_inference.${job}.log"
-            done
+            # shellcheck disable=SC2086
+            ${decode_cmd} --num_threads 1 "JOB=1:${nj_dec}" "${out}/logdir/asr_inference.JOB.log" \
+                ${python} -m pinch.offline "${inference_module}" --ngpu 0 --config "${inference_config}" \
+                --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
+                --key_file "${out}/logdir/keys.JOB.scp" --asr_train_config "${config}" --asr_model_file "${model}" \
+                --output_dir "${out}/logdir/output.JOB" || die "Stage 14: decoding ${out} failed (named above)"
             for f in token token_int score text; do
-                for job in $(seq 1 "${nj}"); do
+                for job in $(seq 1 "${nj_dec}"); do
                     cat "${out}/logdir/output.${job}/1best_recog/${f}"
                 done | LC_ALL=C sort -k1,1 > "${out}/${f}.tmp"
             done

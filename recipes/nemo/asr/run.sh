@@ -55,7 +55,7 @@ pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml 
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
 compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
-nj=1                    # Compression runs at once (the cores shared out as torch threads).
+nj=1                    # Trainings (and transcriptions) at once (locally the cores are shared out as torch threads).
 # structured (sspg): prune whole FFN units, attention heads and conv channels; the runs get a
 # _structured suffix, and stage 9 deploys them shrunk (the groups removed). A preset can ask
 # for it itself (sspg_structured).
@@ -65,6 +65,11 @@ batch_size=32           # Transcription batch size.
 # Stage 9: runtimes that decode the exported ONNX forms (fp32, int8, static int8) of every model.
 deploy_runtimes="onnxruntime sherpa-onnx"
 results_table=../../../exp/results  # Shared results table (append-only).
+
+# Jobs (cmd.sh): the trainings of stages 3-4 and the transcriptions of stage 6.
+cmd_backend=local       # local: this machine | slurm: sbatch job arrays
+slurm_conf=../../../conf/slurm.conf  # Partition, time, memory, CPUs, GPUs per job (slurm).
+job=                    # (Set by the recipe for its own jobs: LIST:N, the work of line N of LIST.)
 
 help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
 
@@ -79,6 +84,8 @@ check_common_options
 { is_count "${batch_size}" && [ "${batch_size}" -gt 0 ]; } || die "--batch_size must be a positive integer, not '${batch_size}'"
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 check_sweep_options
+check_job_options
+. ./cmd.sh
 for c in "${train_config}" "${compress_config}"; do
     [ -f "${config_dir}/${c}.yaml" ] || die "config ${config_dir}/${c}.yaml not found"
 done
@@ -116,6 +123,67 @@ system_of() { basename "$1"; }
 runs=$(runs_of_stages 4 7)  # stage 9 deploys every run
 
 
+# finetune DIR WHAT [OVERRIDE ...]: one pass of the compression config from the dense .nemo
+# into DIR (the gated model's or the control's .nemo), logged to DIR/train.log; a run with a
+# _seedN suffix trains with seed N.
+finetune() {
+    local dir=$1 what=$2 run_seed
+    shift 2
+    need "${dense_dir}/model.nemo" 3
+    run_seed=$(run_seed "${dir}")
+    # shellcheck disable=SC2086
+    nemo_train "${dir}" "${what}" "${compress_config}" "${data_overrides[@]}" "seed=${run_seed:-${seed}}" \
+        "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" ${finetune_args} "$@"
+}
+
+# compress METHOD TARGET DIR: one compression run (stage 4).
+compress() {
+    local m=$1 t=$2 dir=$3 t0=${SECONDS}
+    finetune "${dir}" "compression ${m} ${t}" \
+        "pruning_config=$(abspath "${pruning_conf_dir}")/${m}.yaml" "model.pruning.target_sparsity=${t}" \
+        "output_nemo=$(abspath "${dir}")/gated.nemo" "model.pruning.granularity=$(run_granularity "${dir}")" ${compress_args}
+    log "Stage 4: ${dir} done in $(( SECONDS - t0 ))s"
+}
+
+# transcribe DIR: DIR/model.nemo's transcripts of every test set still missing (stage 6), in one
+# process: NeMo's import and the model load are paid once.
+transcribe() {
+    local dir=$1 dset sets=()
+    for dset in ${test_sets}; do
+        done_or_redo "${dir}/decode_${dset}/hyp.txt" 6 && continue
+        need "${datadir}/${dset}/manifest.json" 1
+        mkdir -p "${dir}/decode_${dset}"
+        sets+=(--set "${datadir}/${dset}" "${dir}/decode_${dset}/hyp.txt")
+    done
+    [ ${#sets[@]} -gt 0 ] || return 0
+    ${python} -m pinch.nemo.bin.transcribe --model "${dir}/model.nemo" "${sets[@]}" \
+        --batch_size "${batch_size}" > "${dir}/transcribe.log" 2>&1 \
+        || failed "transcription" "${dir}/transcribe.log"
+    grep '^pinch.nemo:' "${dir}/transcribe.log" >&2
+}
+
+# run_job: one job of stages 3, 4 or 6 (in_jobs): the work of its line, METHOD TARGET DIR.
+run_job() {
+    local m t dir
+    read -r m t dir <<< "$(job_line)"
+    case "${m}" in
+        # Plain NeMo: the dense model is an ordinary EncDecCTCModelBPE.
+        # shellcheck disable=SC2086
+        dense) nemo_train "${dense_dir}" "dense training" "${train_config}" "${data_overrides[@]}" "seed=${seed}" \
+            "model.tokenizer.dir=$(abspath "${tokenizer_dir}")" "output_nemo=$(abspath "${dense_dir}")/model.nemo" \
+            ${train_args} ;;
+        dense_finetune) finetune "${control_dir}" "dense control" pruning_config=null \
+            "output_nemo=$(abspath "${control_dir}")/model.nemo" ;;
+        transcribe) transcribe "${dir}" ;;
+        *) compress "${m}" "${t}" "${dir}" ;;
+    esac
+}
+
+if [ -n "${job}" ]; then
+    run_job
+    exit 0
+fi
+
 if run_stage 1; then
     t0=${SECONDS}
     log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
@@ -152,49 +220,26 @@ elif run_stage 3; then
     log "Stage 3: Dense training (${train_config}) -> ${dense_dir}/model.nemo"
     if ! done_or_redo "${dense_dir}/model.nemo" 3; then
         need "${tokenizer_dir}/tokenizer.model" 2
-        # Plain NeMo: the dense model is an ordinary EncDecCTCModelBPE.
-        # shellcheck disable=SC2086
-        nemo_train "${dense_dir}" "dense training" "${train_config}" "${data_overrides[@]}" "seed=${seed}" \
-            "model.tokenizer.dir=$(abspath "${tokenizer_dir}")" "output_nemo=$(abspath "${dense_dir}")/model.nemo" \
-            ${train_args}
+        in_jobs "${train_cmd}" 3 dense_training "dense - ${dense_dir}"
     fi
     stage_time 3 "${t0}"
 fi
 
-# finetune DIR WHAT [OVERRIDE ...]: one pass of the compression config from the dense .nemo
-# into DIR (the gated model's or the control's .nemo), logged to DIR/train.log; a run with a
-# _seedN suffix trains with seed N.
-finetune() {
-    local dir=$1 what=$2 run_seed
-    shift 2
-    need "${dense_dir}/model.nemo" 3
-    run_seed=$(run_seed "${dir}")
-    # shellcheck disable=SC2086
-    nemo_train "${dir}" "${what}" "${compress_config}" "${data_overrides[@]}" "seed=${run_seed:-${seed}}" \
-        "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" ${finetune_args} "$@"
-}
-
-# compress METHOD TARGET DIR: one compression run (stage 4).
-compress() {
-    local m=$1 t=$2 dir=$3 t0=${SECONDS}
-    done_or_redo "${dir}/gated.nemo" 4 && return
-    finetune "${dir}" "compression ${m} ${t}" \
-        "pruning_config=$(abspath "${pruning_conf_dir}")/${m}.yaml" "model.pruning.target_sparsity=${t}" \
-        "output_nemo=$(abspath "${dir}")/gated.nemo" "model.pruning.granularity=$(run_granularity "${dir}")" ${compress_args}
-    log "Stage 4: ${dir} done in $(( SECONDS - t0 ))s"
-}
-
-if run_stage 4 && [ "${dense_control}" = true ]; then
-    t0=${SECONDS}
-    log "Stage 4: Dense control: the compression pass from ${dense_dir}/model.nemo without pruning"
-    done_or_redo "${control_dir}/model.nemo" 4 \
-        || finetune "${control_dir}" "dense control" pruning_config=null "output_nemo=$(abspath "${control_dir}")/model.nemo"
-    stage_time 4 "${t0}"
-fi
-
 if run_stage 4; then
-    log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}', ${nj} at a time"
-    run_all compress "${runs}"
+    t0=${SECONDS}
+    log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (the pass without pruning)')"
+    need "${dense_dir}/model.nemo" 3
+    # The dense control and the compression runs are independent jobs; finished ones are kept.
+    trainings=()
+    if [ "${dense_control}" = true ] && ! done_or_redo "${control_dir}/model.nemo" 4; then
+        trainings+=("dense_finetune - ${control_dir}")
+    fi
+    while read -r m t dir; do
+        [ -n "${dir}" ] || continue
+        done_or_redo "${dir}/gated.nemo" 4 || trainings+=("${m} ${t} ${dir}")
+    done <<< "${runs}"
+    in_jobs "${train_cmd}" 4 training "$(printf '%s\n' "${trainings[@]}")"
+    stage_time 4 "${t0}"
 fi
 
 if run_stage 5; then
@@ -215,22 +260,17 @@ model_dirs() {
 if run_stage 6; then
     t0=${SECONDS}
     log "Stage 6: Transcription with NeMo's ASRModel.restore_from + transcribe()"
+    transcriptions=()
     while read -r dir made_by; do
         need "${dir}/model.nemo" "${made_by}"
-        sets=()
         for dset in ${test_sets}; do
-            done_or_redo "${dir}/decode_${dset}/hyp.txt" 6 && continue
-            need "${datadir}/${dset}/manifest.json" 1
-            mkdir -p "${dir}/decode_${dset}"
-            sets+=(--set "${datadir}/${dset}" "${dir}/decode_${dset}/hyp.txt")
+            if ! done_or_redo "${dir}/decode_${dset}/hyp.txt" 6; then
+                transcriptions+=("transcribe - ${dir}")
+                break
+            fi
         done
-        [ ${#sets[@]} -gt 0 ] || continue
-        # One process per model: NeMo's import and the model load are paid once.
-        ${python} -m pinch.nemo.bin.transcribe --model "${dir}/model.nemo" "${sets[@]}" \
-            --batch_size "${batch_size}" > "${dir}/transcribe.log" 2>&1 \
-            || failed "transcription" "${dir}/transcribe.log"
-        grep '^pinch.nemo:' "${dir}/transcribe.log" >&2
     done < <(model_dirs "${runs}")
+    in_jobs "${decode_cmd}" 6 transcription "$(printf '%s\n' "${transcriptions[@]}")"
     stage_time 6 "${t0}"
 fi
 
