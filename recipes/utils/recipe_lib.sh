@@ -273,6 +273,21 @@ in_jobs() {
         --job "${list}:JOB" || die "Stage ${stage}: ${what} jobs failed (named above)"
 }
 
+# pending_trainings STAGE CONTROL_MODEL RUN_MODEL: the lines of a compression stage's training
+# jobs: the dense control (--dense_control true) unless CONTROL_MODEL exists, then each of
+# ${runs} (METHOD TARGET DIR) whose DIR/RUN_MODEL does not. The control and the runs are
+# independent; a finished one is kept (--overwrite true: redone).
+pending_trainings() {
+    local m t dir
+    if [ "${dense_control}" = true ] && ! done_or_redo "$2" "$1"; then
+        echo "dense_finetune - ${control_dir}"
+    fi
+    while read -r m t dir; do
+        [ -n "${dir}" ] || continue
+        done_or_redo "${dir}/$3" "$1" || echo "${m} ${t} ${dir}"
+    done <<< "${runs}"
+}
+
 # job_line: the line of its list that this job (--job LIST:N) does.
 job_line() {
     local list=${job%:*} n=${job##*:} line

@@ -302,7 +302,7 @@ def test_the_sweep_on_slurm_gives_the_local_table_and_a_rerun_resubmits_only_the
     failed = run_recipe(root, *sweep, check=False)
     assert failed.returncode != 0
     assert "4 jobs submitted as Slurm job" in failed.stderr
-    assert "1 of 4 training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
+    assert "1 of 4 stage12_training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
     assert f"{exp}/logs/stage12_training.4.log: mkdir: cannot create directory" in failed.stderr
     blocked.unlink()
     again = run_recipe(root, *sweep)

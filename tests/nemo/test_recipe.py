@@ -183,7 +183,7 @@ def test_a_sweep_on_slurm_matches_the_local_run_and_a_rerun_resubmits_only_the_f
     failed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert failed.returncode != 0
     assert "4 jobs submitted as Slurm job" in failed.stderr
-    assert "1 of 4 training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
+    assert "1 of 4 stage4_training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
     assert f"{exp}/logs/stage4_training.4.log: mkdir: cannot create directory" in failed.stderr
     (exp / "conformer_ctc_bpe_unigram32_ump0.8").unlink()
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)

@@ -74,8 +74,13 @@ class PinchMixin:
             self._optimizer_param_groups = thresholds_without_weight_decay(self._optimizer_param_groups, self)
 
     def training_step(self, batch, batch_nb):
-        out = super().training_step(batch, batch_nb)
         pruner = self.pruner
+        if pruner is not None:
+            # NeMo's training_step calls self.forward, not self(): the pruner's pre-forward hook
+            # never fires, and a one-shot method started later (at the penalty) would zero
+            # weights that the step's graph already holds.
+            pruner.start()
+        out = super().training_step(batch, batch_nb)
         if pruner is None:
             return out
         penalty = pruner.penalty()

@@ -307,16 +307,8 @@ if run_stage 12; then
     t0=${SECONDS}
     log "Stage 12: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (fine-tuned without pruning)')"
     need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
-    # The dense control and the compression runs are independent jobs; finished ones are kept.
-    trainings=()
-    if [ "${dense_control}" = true ] && ! done_or_redo "${control_dir}/${inference_asr_model}" 12; then
-        trainings+=("dense_finetune - ${control_dir}")
-    fi
-    while read -r m t dir; do
-        [ -n "${dir}" ] || continue
-        done_or_redo "${dir}/${inference_asr_model}" 12 || trainings+=("${m} ${t} ${dir}")
-    done <<< "${runs}"
-    in_jobs "$(train_jobs)" 12 training "$(printf '%s\n' "${trainings[@]}")"
+    in_jobs "$(train_jobs)" 12 training \
+        "$(pending_trainings 12 "${control_dir}/${inference_asr_model}" "${inference_asr_model}")"
     stage_time 12 "${t0}"
 fi
 

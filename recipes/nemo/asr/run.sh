@@ -229,16 +229,7 @@ if run_stage 4; then
     t0=${SECONDS}
     log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (the pass without pruning)')"
     need "${dense_dir}/model.nemo" 3
-    # The dense control and the compression runs are independent jobs; finished ones are kept.
-    trainings=()
-    if [ "${dense_control}" = true ] && ! done_or_redo "${control_dir}/model.nemo" 4; then
-        trainings+=("dense_finetune - ${control_dir}")
-    fi
-    while read -r m t dir; do
-        [ -n "${dir}" ] || continue
-        done_or_redo "${dir}/gated.nemo" 4 || trainings+=("${m} ${t} ${dir}")
-    done <<< "${runs}"
-    in_jobs "${train_cmd}" 4 training "$(printf '%s\n' "${trainings[@]}")"
+    in_jobs "${train_cmd}" 4 training "$(pending_trainings 4 "${control_dir}/model.nemo" gated.nemo)"
     stage_time 4 "${t0}"
 fi
 
