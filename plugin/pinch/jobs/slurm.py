@@ -25,7 +25,7 @@ ENDED_BY_SLURM = {
 TERMINAL = {"COMPLETED", "FAILED", *ENDED_BY_SLURM}
 
 
-def run(jobs, poll_s=2.0):
+def run(jobs, poll_s=1.0):
     """Submits, waits and returns the exit status (0: every job succeeded)."""
     options = dict(jobs.options)
     conf = SlurmConf.read(options.pop("config", None))
@@ -53,8 +53,7 @@ def run(jobs, poll_s=2.0):
         raise JobError(f"sbatch refused the jobs {jobs.name}: {_last(done.stderr)} (command: {' '.join(submit)})")
     job_id = done.stdout.strip().split(";")[0]
     script.with_suffix(".slurm_job").write_text(job_id + "\n")
-    say(f"{jobs.name}: {len(jobs.ids)} jobs submitted as Slurm job {job_id} ({at_once} at a time)")
-    return _wait(jobs, job_id, poll_s)
+    return _wait(jobs, job_id, at_once, poll_s)
 
 
 def _refuse_if_still_queued(jobs, record):
@@ -69,7 +68,7 @@ def _refuse_if_still_queued(jobs, record):
                        f"{queued.split()[1].lower()}): wait for them to end, or scancel {job_id}, then rerun")
 
 
-def _wait(jobs, job_id, poll_s):
+def _wait(jobs, job_id, at_once, poll_s):
     progress, seen = Progress(jobs), set()
 
     def cancel(signum, _frame):
@@ -78,6 +77,8 @@ def _wait(jobs, job_id, poll_s):
         raise SystemExit(128 + signum)
 
     old = {s: signal.signal(s, cancel) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Said once a stop would cancel the jobs (a caller may stop the launcher on reading it).
+    say(f"{jobs.name}: {len(jobs.ids)} jobs submitted as Slurm job {job_id} ({at_once} at a time)")
     try:
         while True:
             tasks = _tasks(job_id)
