@@ -62,8 +62,23 @@ class JobArray:
         ]
         return "\n".join(lines) + "\n"
 
+    def write_script(self, threads=None):
+        """The script under the log's folder, in q/ as Kaldi's launchers keep theirs."""
+        qdir = Path(self.log).parent / "q"
+        qdir.mkdir(parents=True, exist_ok=True)
+        path = qdir / f"{self.name}.sh"
+        path.write_text(self.script(Path.cwd(), threads))
+        return path
+
     def _quote(self, arg, job):
         return job.join(shlex.quote(part) if part else "" for part in arg.split(self.var)) or "''"
+
+
+def positive_option(value, name):
+    """A launcher option that counts something (--max_jobs_run, --num_threads)."""
+    if not str(value).isdigit() or int(value) < 1:
+        raise JobError(f"--{name} must be a positive integer, not '{value}'")
+    return int(value)
 
 
 ENDED = re.compile(r"^# Ended \(code (\d+)\)", re.M)

@@ -5,7 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .array import JobError, exit_code_in_log
+from .array import JobError, exit_code_in_log, positive_option
 from .progress import Progress, say
 
 IGNORED = {"gpu", "mem", "time", "num_nodes", "config"}  # a cluster's limits; this machine has its own
@@ -17,13 +17,13 @@ def run(jobs, poll_s=0.2):
     unknown = set(jobs.options) - IGNORED - {"max_jobs_run", "num_threads"}
     if unknown:
         raise JobError(f"the local backend has no option --{sorted(unknown)[0]}")
-    at_once = _positive(jobs.options.get("max_jobs_run", len(jobs.ids)), "max_jobs_run")
+    at_once = positive_option(jobs.options.get("max_jobs_run", len(jobs.ids)), "max_jobs_run")
     threads = jobs.options.get("num_threads")
     if threads is not None:
-        threads = _positive(threads, "num_threads")
+        threads = positive_option(threads, "num_threads")
     elif at_once > 1 and len(jobs.ids) > 1:
         threads = max(1, (os.cpu_count() or 1) // at_once)
-    script = _write_script(jobs, threads)
+    script = jobs.write_script(threads)
     progress, pending, running = Progress(jobs), list(jobs.ids), {}
 
     def stop(signum, _frame):
@@ -68,18 +68,3 @@ def _kill_tree(pid, sig):
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _positive(value, name):
-    if not str(value).isdigit() or int(value) < 1:
-        raise JobError(f"--{name} must be a positive integer, not '{value}'")
-    return int(value)
-
-
-def _write_script(jobs, threads):
-    """The jobs' script under the log's folder, in q/ as Kaldi's launchers keep theirs."""
-    qdir = Path(jobs.log).parent / "q"
-    qdir.mkdir(parents=True, exist_ok=True)
-    path = qdir / f"{jobs.name}.sh"
-    path.write_text(jobs.script(Path.cwd(), threads))
-    return path

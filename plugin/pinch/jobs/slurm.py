@@ -8,8 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .array import JobError, exit_code_in_log
-from .local import _positive, _write_script
+from .array import JobError, exit_code_in_log, positive_option
 from .progress import Progress, say
 from .slurm_conf import SlurmConf, partition_of
 
@@ -29,7 +28,7 @@ def run(jobs, poll_s=1.0):
     """Submits, waits and returns the exit status (0: every job succeeded)."""
     options = dict(jobs.options)
     conf = SlurmConf.read(options.pop("config", None))
-    at_once = _positive(options.pop("max_jobs_run", len(jobs.ids)), "max_jobs_run")
+    at_once = positive_option(options.pop("max_jobs_run", len(jobs.ids)), "max_jobs_run")
     args = conf.sbatch_args(options)
     for tool in (args[0], "sinfo", "scontrol", "scancel"):
         if shutil.which(tool) is None:
@@ -42,7 +41,7 @@ def run(jobs, poll_s=1.0):
                        f"set it in {conf.source})")
     if "%" in jobs.log:
         raise JobError(f"log {jobs.log}: '%' is a Slurm file name pattern; name the log without it")
-    script = _write_script(jobs, None)
+    script = jobs.write_script()
     _refuse_if_still_queued(jobs, script.with_suffix(".slurm_job"))
     for job in jobs.ids:
         Path(jobs.log_of(job)).unlink(missing_ok=True)
