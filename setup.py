@@ -17,7 +17,7 @@ setup(
         "nemo": ["nemo_toolkit[asr]==3.0.0"],
         "data": ["soundfile", "soxr", "scipy", "pyroomacoustics", "jiwer", "rapidfuzz", "tqdm", "matplotlib", "librosa", "pyworld", "pysptk"],
         "deploy": ["onnx", "onnxruntime", "sherpa-onnx"],
-        "test": ["pytest", "pytest-xdist", "jiwer", "rapidfuzz", "soundfile", "soxr", "matplotlib", "tqdm"],
+        "test": ["pytest", "pytest-xdist", "filelock", "jiwer", "rapidfuzz", "soundfile", "soxr", "matplotlib", "tqdm"],
     },
     entry_points={"console_scripts": ["pinch=pinch.cli.main:main"]},
 )

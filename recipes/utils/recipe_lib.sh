@@ -97,7 +97,7 @@ attempt_start() {
 # start_training DIR / train_to_end DIR WHAT COMMAND...: one training attempt into DIR (emptied
 # first with --overwrite true): COMMAND logged to DIR/train.log, its wall time added to
 # DIR/wall_time_s and, where GNU time is installed, its peak resident memory (kB) to
-# DIR/peak_rss_kb; a failure stops the recipe quoting the log.
+# DIR/peak_rss_kb (a line per process); a failure stops the recipe quoting the log.
 start_training() {
     [ "${overwrite}" = true ] && rm -rf "$1"
     mkdir -p "$1"
@@ -107,6 +107,11 @@ train_to_end() {
     local dir=$1 what=$2
     shift 2
     [ -x /usr/bin/time ] && set -- /usr/bin/time -a -o "${dir}/peak_rss_kb" -f "%M" "$@"
+    if [ "$(world_size)" -gt 1 ]; then
+        [ -n "${SLURM_JOB_ID:-}" ] || die "${what}: $(world_size) training processes need a Slurm job (--cmd_backend slurm)"
+        set -- srun --export=ALL --kill-on-bad-exit=1 --nodes "${num_nodes}" --ntasks "$(world_size)" \
+            --ntasks-per-node "${nproc_per_node}" --cpus-per-task "${SLURM_CPUS_PER_TASK:-1}" "$@"
+    fi
     "$@" >> "${dir}/train.log" 2>&1 || failed "${what}" "${dir}/train.log"
     attempt_end "${dir}"
 }
@@ -155,13 +160,26 @@ stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
 # DIR/train.log, timed in DIR/wall_time_s; --resume true: a killed run continues from its
 # last epoch checkpoint, or starts over if the kill cut that checkpoint short (a checkpoint
 # cut short is kept aside, not resumed from: espnet2's own entry points do not check).
+# Data-parallel (world_size > 1, each process under srun): espnet2's mode for an external
+# launcher (--multiprocessing_distributed false), its rank, local rank and world size from
+# Slurm's task variables (espnet2's own --dist_launcher slurm allows one task per node only), one
+# GPU per process (nccl) or gloo on CPUs, and the rendezvous in a file of the run dir, as asr.sh's
+# multi-node training.
 espnet_train() {
-    local dir=$1 module=$2 what=$3
+    local dir=$1 module=$2 what=$3 launch=() gpus=${ngpu}
     shift 3
     start_training "${dir}"
     ${python} -m pinch.espnet.trainer "${dir}/checkpoint.pth" 2>> "${dir}/train.log"
-    train_to_end "${dir}" "${what}" ${python} -m pinch.offline "${module}" --ngpu "${ngpu}" --resume true \
-        --output_dir "${dir}" "$@"
+    if [ "$(world_size)" -gt 1 ]; then
+        rm -f "${dir}"/.dist_init_*
+        # shellcheck disable=SC2016
+        launch=(bash -c 'RANK=${SLURM_PROCID} LOCAL_RANK=${SLURM_LOCALID} WORLD_SIZE=${SLURM_NTASKS} exec "$@"' rank)
+        set -- "$@" --multiprocessing_distributed false \
+            --dist_init_method "file://$(abspath "${dir}")/.dist_init_${SLURM_JOB_ID:-0}_$(date +%s)"
+        if [ "${ngpu}" -gt 0 ]; then gpus=1; else set -- "$@" --dist_backend gloo; fi  # gloo: CPU, as espnet2's launcher
+    fi
+    train_to_end "${dir}" "${what}" "${launch[@]}" ${python} -m pinch.offline "${module}" --ngpu "${gpus}" \
+        --resume true --output_dir "${dir}" "$@"
 }
 
 # espnet_bake STAGE TASK MODEL < RUNS: bake the MODEL of every compression run (lines of
@@ -297,13 +315,31 @@ job_line() {
     echo "${line}"
 }
 
-# check_job_options: the values cmd.sh reads.
+# check_job_options: the values cmd.sh reads, and the processes of a training.
 check_job_options() {
     case "${cmd_backend}" in
         local) ;;
         slurm) [ -f "${slurm_conf}" ] || die "--slurm_conf ${slurm_conf}: no such file" ;;
         *) die "--cmd_backend must be local or slurm, not '${cmd_backend}'" ;;
     esac
+    local v
+    for v in num_nodes nproc_per_node; do
+        { is_count "${!v}" && [ "${!v}" -gt 0 ]; } || die "--${v} must be a positive integer, not '${!v}'"
+    done
+    if [ "$(world_size)" -gt 1 ] && [ "${cmd_backend}" != slurm ]; then
+        die "--num_nodes ${num_nodes} --nproc_per_node ${nproc_per_node}: data-parallel training runs in Slurm jobs (--cmd_backend slurm); with the local backend a training is one process"
+    fi
+}
+
+# Data-parallel training (--num_nodes x --nproc_per_node processes, Slurm jobs only): the
+# training job asks for that many tasks (sbatch --nodes, --ntasks-per-node) and starts its
+# training with srun, one process per task; each toolkit takes its rank from Slurm (Lightning's
+# SLURMEnvironment; espnet2's distributed options, see espnet_train).
+world_size() { echo $(( ${num_nodes:-1} * ${nproc_per_node:-1} )); }
+# training_job_options: the job options (cmd.sh) that give a training job its tasks.
+training_job_options() {
+    [ "$(world_size)" -gt 1 ] && echo " --num_nodes ${num_nodes} --nproc_per_node ${nproc_per_node}"
+    return 0
 }
 
 # Stage 1 of every recipe: pinch.data prepare into ${datadir}. The stamp names the corpus
@@ -406,6 +442,8 @@ nemo_train() {
     local dir=$1 what=$2 config=$3
     shift 3
     start_training "${dir}"
+    [ "$(world_size)" -gt 1 ] && set -- "$@" "trainer.num_nodes=${num_nodes}" "trainer.devices=${nproc_per_node}" \
+        trainer.strategy=ddp
     train_to_end "${dir}" "${what}" ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" \
         --config-name "${config}" "exp_manager.exp_dir=$(abspath "${dir}")" "$@"
 }

@@ -1,67 +1,40 @@
 """The ESPnet recipe end to end on the tiny embedded corpus with a tiny model (CPU).
 
-One run through every stage (module fixture) serves several tests: results written in
-ESPnet's format, a baked model that unmodified espnet2 decodes exactly as the gated one,
-resume of a killed compression stage, and the recipe's refusals of bad input.
+One run through every stage (stages 1-11 shared with the other recipe modules, 12-16 this
+module's fixture) serves several tests: results written in ESPnet's format, a baked model that
+unmodified espnet2 decodes exactly as the gated one, resume of a killed compression stage, and
+the recipe's refusals of bad input. The sweep and pretrained-model tests: test_espnet_sweep.py.
 """
 import json
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
-import time
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "espnet" / "asr1"
-TARGET = "0.5"
-TINY_MODEL = ("--encoder_conf output_size=32 --encoder_conf linear_units=64 "
-              "--encoder_conf num_blocks=1 --encoder_conf attention_heads=2 --batch_size 8")
-# Few updates on a tiny corpus: a large learning rate and eta get the gates to the target.
-FINETUNE = "--max_epoch 4 --optim adam --optim_conf lr=0.02 --scheduler none --keep_nbest_models 1"
-COMPRESS = ""  # the preset's own default (eta: auto)
-
-
-def recipe_cmd(root, *options):
-    return [
-        "bash", str(RECIPE / "run.sh"), "--python", sys.executable, "--size", "tiny",
-        "--datadir", str(root / "data"), "--dumpdir", str(root / "dump"),
-        "--expdir", str(root / "exp"), "--results_table", str(root / "results"),
-        "--nbpe", "30", "--test_sets", "test_clean", "--target_sparsity", TARGET,
-        "--asr_args", f"--max_epoch 1 {TINY_MODEL}", "--finetune_args", FINETUNE,
-        "--compress_args", COMPRESS, *options,
-    ]
-
-
-def run_recipe(root, *options, check=True):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(recipe_cmd(root, *options), capture_output=True, text=True, env=env,
-                          timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"run.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return proc
+from recipe_runs import DENSE, RECIPE, TARGET, experiment_beside, kill_recipe_when, root_beside, run_recipe, written_whole
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recipe")
-    proc = run_recipe(root, "--dense_control", "true")
-    exp = root / "exp"
-    dense = exp / "asr_train_asr_conformer_ctc_raw_bpe30"
-    return {"root": root, "dense": dense, "compressed": Path(f"{dense}_sspg{TARGET}"), "stderr": proc.stderr}
+def recipe(espnet_dense, tmp_path_factory):
+    """Stages 12-16 (the dense control, sspg at TARGET, bake, decode, score, deploy) from the shared
+    dense model (stages 1-11, ``espnet_dense``), in a root of this module's own."""
+    root = root_beside(espnet_dense, tmp_path_factory.mktemp("recipe"))
+    experiment_beside(espnet_dense, root)
+    proc = run_recipe(root, "--stage", "12", "--dense_control", "true")
+    dense = root / "exp" / DENSE
+    return {"root": root, "shared": espnet_dense, "dense": dense, "compressed": Path(f"{dense}_sspg{TARGET}"),
+            "stderr": (espnet_dense / "stages_1-11.stderr").read_text() + proc.stderr}
 
 
 def test_no_stage_tries_the_network(recipe):
     """Every espnet2 task imports g2p_en, which fetches NLTK data at import when it is missing;
     the recipe's steps refuse that instead of trying (pinch.offline)."""
     logs = {"stderr": recipe["stderr"]}
-    logs.update({str(p): p.read_text(errors="replace") for p in recipe["root"].rglob("*.log")})
+    for root in (recipe["shared"], recipe["root"]):
+        logs.update({str(p): p.read_text(errors="replace") for p in root.rglob("*.log")})
     for name, text in logs.items():
         assert "urlopen" not in text and "Error loading" not in text, name
 
@@ -188,38 +161,8 @@ def test_baked_model_decodes_with_plain_espnet2_as_the_gated_one(recipe, tmp_pat
     assert gated == plain
 
 
-def written_whole(checkpoint):
-    """torch writes a checkpoint's zip directory last."""
-    return checkpoint.exists() and zipfile.is_zipfile(checkpoint)
-
-
-def experiment_beside(recipe, tmp_path):
-    """A second experiment dir sharing the fixture's data, statistics and dense model."""
-    exp = tmp_path / "exp"
-    exp.mkdir()
-    for d in recipe["root"].joinpath("exp").iterdir():
-        if d.name.startswith("asr_stats") or d == recipe["dense"]:
-            (exp / d.name).symlink_to(d)
-    return exp
-
-
-def kill_recipe_when(root, options, condition, what):
-    """Start the recipe and kill it, with every process it started, once ``condition()`` holds."""
-    proc = subprocess.Popen(recipe_cmd(root, *options), env=dict(os.environ, OMP_NUM_THREADS="1"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while not condition():
-            assert proc.poll() is None, f"{what} ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path):
-    root, exp = recipe["root"], experiment_beside(recipe, tmp_path)
+    root, exp = recipe["root"], experiment_beside(recipe["root"], tmp_path)
     comp = exp / recipe["compressed"].name
     # Written at the end of epoch 1; killed once written whole (a truncated one is set
     # aside and the training starts over: tests/espnet/test_espnet_training.py).
@@ -242,91 +185,6 @@ def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path)
     ref_steps, ref_sparsity = final(recipe["compressed"])
     assert steps == ref_steps
     assert abs(sparsity - ref_sparsity) < 1e-3
-
-
-@pytest.fixture(scope="module")
-def local_sweep(recipe, tmp_path_factory):
-    """Two methods x two targets from the fixture's dense model, into a table of their own,
-    killed after the first run and rerun (two runs at a time) on this machine."""
-    tmp = tmp_path_factory.mktemp("sweep")
-    root, table, exp = recipe["root"], tmp / "table", experiment_beside(recipe, tmp)
-    options = ("--stage", "12", "--stop_stage", "15", "--dense_control", "false", "--pruning", "sspg ump",
-               "--sweep", "0.5 0.8", "--inference_nj", "1",
-               "--finetune_args", FINETUNE.replace("--max_epoch 4", "--max_epoch 1"))
-    sweep = ("--expdir", str(exp), "--results_table", str(table), *options)
-    runs = [exp / f"{recipe['dense'].name}_{m}{t}" for m in ("sspg", "ump") for t in ("0.5", "0.8")]
-    # Killed once the first run has finished (its time written), as the second starts.
-    kill_recipe_when(root, sweep, lambda: (runs[0] / "wall_time_s").exists()
-                     and not (runs[0] / ".attempt_start").exists(), "the sweep")
-    done = run_recipe(root, *sweep, "--nj", "2")
-    return {"options": options, "sweep": sweep, "runs": runs, "table": table, "stderr": done.stderr,
-            "rows": json.loads((table / "results.json").read_text())}
-
-
-def test_a_killed_sweep_resumes_without_redoing_a_finished_run(local_sweep):
-    runs, rows = local_sweep["runs"], local_sweep["rows"]
-    assert f"{runs[0]}/valid.loss.ave.pth exists; skipping" in local_sweep["stderr"]
-    assert "Stage 12: 3 training jobs" in local_sweep["stderr"]
-    # Progress, with an estimate of the time left.
-    assert re.search(r"training \d finished \(1 of 3 done, elapsed \d+s, about \d+s left\)", local_sweep["stderr"])
-    assert len((runs[0] / "wall_time_s").read_text().split()) == 1  # trained once
-    assert sorted((r["method"], r.get("target_sparsity")) for r in rows) == [
-        ("dense", None), ("sspg", 0.5), ("sspg", 0.8), ("ump", 0.5), ("ump", 0.8)]
-    assert len({r["dense_fingerprint"] for r in rows}) == 1
-    for r in rows[1:]:
-        assert r["steps"] > 0 and r["peak_rss_mb"] > 100 and r["wall_time_s"] > 0
-        assert set(r["mapsswe"]) == {"dense"} and r["granularity"] == "unstructured"
-        assert 0 < r["model_sparsity"] < r["sparsity"]
-
-
-TIMING = ("system", "date", "notes", "wall_time_s", "peak_rss_mb", "reach_s")
-
-
-def without_timing(rows):
-    return sorted(({k: v for k, v in r.items() if k not in TIMING} for r in rows), key=json.dumps)
-
-
-def test_the_sweep_on_slurm_gives_the_local_table_and_a_rerun_resubmits_only_the_failed_job(
-        recipe, local_sweep, tmp_path, slurm):
-    """The same sweep through the Slurm backend (the test's own cluster, the shipped
-    conf/slurm.conf with one CPU per job as the local runs had): training jobs and split decoding
-    are Slurm job arrays; a job that fails is named with its log; the rerun resubmits it alone."""
-    root, table, exp = recipe["root"], tmp_path / "table", experiment_beside(recipe, tmp_path)
-    conf = tmp_path / "slurm.conf"
-    conf.write_text((RECIPE.parents[2] / "conf" / "slurm.conf").read_text().replace(
-        "default num_threads=2", "default num_threads=1"))
-    blocked = exp / local_sweep["runs"][3].name
-    blocked.write_text("")  # a file where the last run's dir goes: its job fails
-    sweep = ("--expdir", str(exp), "--results_table", str(table), *local_sweep["options"], "--nj", "2",
-             "--inference_nj", "2", "--cmd_backend", "slurm", "--slurm_conf", str(conf))
-    failed = run_recipe(root, *sweep, check=False)
-    assert failed.returncode != 0
-    assert "4 jobs submitted as Slurm job" in failed.stderr
-    assert "1 of 4 stage12_training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
-    assert f"{exp}/logs/stage12_training.4.log: mkdir: cannot create directory" in failed.stderr
-    blocked.unlink()
-    again = run_recipe(root, *sweep)
-    assert "Stage 12: 1 training jobs" in again.stderr and "1 jobs submitted as Slurm job" in again.stderr
-    split = exp / recipe["dense"].name / "decode_ctc_asr_model_valid.loss.ave" / "test_clean" / "logdir"
-    for job in (1, 2):
-        assert "# Ended (code 0)" in (split / f"asr_inference.{job}.log").read_text()
-    assert without_timing(json.loads((table / "results.json").read_text())) == without_timing(local_sweep["rows"])
-
-
-def test_a_sweep_elsewhere_redoes_no_finished_run_and_reports(recipe, local_sweep):
-    """Another machine: the run dirs gone, the dense model and the table the same."""
-    runs, table = local_sweep["runs"], local_sweep["table"]
-    shutil.rmtree(runs[3])
-    again = run_recipe(recipe["root"], *local_sweep["sweep"])
-    assert f"{runs[3]}: in {table} for this dense model; skipping" in again.stderr
-    assert not runs[3].exists()
-    assert json.loads((table / "results.json").read_text()) == local_sweep["rows"]
-    report = subprocess.run([sys.executable, "-m", "pinch.sweep", "--table", str(table)],
-                            capture_output=True, text=True)
-    assert report.returncode == 0, report.stderr
-    text = (table / "REPORT.md").read_text()
-    assert "| espnet | sspg |" in text and "| espnet | ump |" in text
-    assert (table / "figures" / "wer_vs_sparsity.png").stat().st_size > 5000
 
 
 def test_checkpoints_are_read_as_data_by_every_espnet_entry_point(recipe, tmp_path):
@@ -395,68 +253,14 @@ def test_preset_matching_no_layer_stops_compression_with_its_name(recipe):
         (["--seed", "-1"], "--seed must be a non-negative integer"),
         (["--nj", "0"], "--nj must be a positive integer, not '0'"),
         (["--compress_seeds", "1 x"], "--compress_seeds: 'x' is not a non-negative integer"),
+        (["--cmd_backend", "pbs"], "--cmd_backend must be local or slurm, not 'pbs'"),
+        (["--nproc_per_node", "2"], "data-parallel training runs in Slurm jobs (--cmd_backend slurm)"),
+        (["--num_nodes", "0"], "--num_nodes must be a positive integer, not '0'"),
+        (["--cmd_backend", "slurm", "--ngpu", "2", "--nproc_per_node", "4"],
+         "data-parallel training runs one process per GPU (--nproc_per_node 2)"),
     ],
 )
 def test_bad_input_stops_with_its_name(tmp_path, options, message):
     proc = run_recipe(tmp_path, *options, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
-
-
-def pack_model_zoo_zip(dense, zip_path, tokens=None):
-    """The tiny dense model as espnet_model_zoo packs one: meta.yaml, exp/, data/ with
-    paths relative to the pack; the token list in its file. ``tokens`` replaces it."""
-    import zipfile
-
-    config = yaml.safe_load((dense / "config.yaml").read_text())
-    token_list, bpemodel = config["token_list"], Path(config["bpemodel"])
-    config["token_list"] = "data/token_list/bpe_unigram30/tokens.txt"
-    config["bpemodel"] = "data/token_list/bpe_unigram30/bpe.model"
-    with zipfile.ZipFile(zip_path, "w") as z:
-        z.writestr("meta.yaml", yaml.safe_dump({
-            "espnet": "202511", "yaml_files": {"asr_train_config": "exp/asr_tiny/config.yaml"},
-            "files": {"asr_model_file": "exp/asr_tiny/valid.loss.ave.pth"}}))
-        z.writestr("exp/asr_tiny/config.yaml", yaml.safe_dump(config))
-        z.write(dense / "valid.loss.ave.pth", "exp/asr_tiny/valid.loss.ave.pth")
-        z.writestr(config["token_list"], "".join(f"{t}\n" for t in (tokens or token_list)))
-        z.write(bpemodel, config["bpemodel"])
-    return zip_path
-
-
-def pretrained_root(recipe, tmp_path):
-    """An experiment root sharing the module run's data and dumps."""
-    root = tmp_path / "pre"
-    root.mkdir()
-    for name in ("data", "dump"):
-        (root / name).symlink_to(recipe["root"] / name)
-    return root
-
-
-def test_a_pretrained_model_zoo_zip_is_compressed_on_the_recipe_data(recipe, tmp_path):
-    pack = pack_model_zoo_zip(recipe["dense"], tmp_path / "asr_tiny.zip")
-    root = pretrained_root(recipe, tmp_path)
-    proc = run_recipe(root, "--pretrained", str(pack), "--stage", "5", "--stop_stage", "15", "--dense_control", "false")
-    assert "Stage 11: skipped: the dense model is --pretrained" in proc.stderr
-    dense = root / "exp" / "pretrained_asr_tiny"
-    config = yaml.safe_load((dense / "config.yaml").read_text())
-    assert config["token_list"] == str(dense / "tokens.txt") and config["bpemodel"] == str(dense / "bpe.model")
-    assert torch.equal(torch.load(dense / "valid.loss.ave.pth")["ctc.ctc_lo.weight"],
-                       torch.load(recipe["dense"] / "valid.loss.ave.pth")["ctc.ctc_lo.weight"])
-    rows = json.loads((root / "results" / "results.json").read_text())
-    assert [r["method"] for r in rows] == ["dense", "sspg"]
-    assert f"pretrained {pack}" in rows[0]["notes"]
-    assert abs(rows[1]["sparsity"] - float(TARGET)) < 0.02
-
-
-@pytest.mark.parametrize("make, message", [
-    (lambda dense, p: pack_model_zoo_zip(dense, p, tokens=["<blank>", "<unk>", "a", "<sos/eos>"]),
-     "does not fit the network its config builds with its token list (4 tokens)"),
-    (lambda dense, p: p.write_bytes(b"\x00not a zip"), "neither a model directory nor a zip of one"),
-])
-def test_a_pretrained_model_that_does_not_fit_stops_with_its_name(recipe, tmp_path, make, message):
-    pack = tmp_path / "asr_bad.zip"
-    make(recipe["dense"], pack)
-    root = pretrained_root(recipe, tmp_path)
-    proc = run_recipe(root, "--pretrained", str(pack), "--stage", "5", "--stop_stage", "5", check=False)
-    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-3000:]
-    assert not (root / "exp" / "pretrained_asr_bad").exists()

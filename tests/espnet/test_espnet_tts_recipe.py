@@ -1,8 +1,8 @@
 """The ESPnet TTS recipe end to end on the tiny embedded corpus with a tiny Tacotron2 (CPU).
 
-The ASR recipe's stages 1-11 make the corpus (shared with the TTS recipe through --datadir)
-and the dense ASR model that scores the synthesized speech; the TTS recipe then runs every
-stage once (module fixture).
+The ASR recipe's stages 1-11 (``espnet_dense``, shared with the ASR recipe modules) made the
+corpus (the TTS recipe's --datadir) and the dense ASR model that scores the synthesized speech;
+the TTS recipe then runs every stage once (module fixture).
 """
 import json
 import os
@@ -39,13 +39,10 @@ def tts_cmd(root, *options):
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
+def recipe(espnet_dense, tmp_path_factory):
     root = tmp_path_factory.mktemp("tts_recipe")
-    run(["bash", str(RECIPES / "asr1" / "run.sh"), "--python", sys.executable, "--size", "tiny",
-         "--datadir", str(root / "data"), "--dumpdir", str(root / "dump"), "--expdir", str(root / "exp"),
-         "--nbpe", "30", "--stop_stage", "11", "--asr_args",
-         "--max_epoch 1 --encoder_conf output_size=32 --encoder_conf linear_units=64 --encoder_conf num_blocks=1 "
-         "--encoder_conf attention_heads=2 --batch_size 8"])
+    for d in ("data", "exp"):  # the shared corpus, and the ASR recipe's experiments (read only)
+        (root / d).symlink_to(espnet_dense / d)
     proc = run(tts_cmd(root))
     exp = root / "tts_exp"
     dense = exp / "tts_train_tacotron2_raw_char"

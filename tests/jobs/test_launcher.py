@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -98,6 +99,13 @@ def test_command_line_errors(argv, message):
         parse_command_line(argv)
 
 
+def test_the_local_backend_refuses_a_data_parallel_job(tmp_path):
+    done = launch("local", "--nproc_per_node", "2", "logs/x.log", "touch", "ran", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--nproc_per_node 2: the local backend runs each job as one process" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
 def test_a_job_range_substitutes_its_variable_in_the_log_and_the_command(tmp_path):
     jobs = parse_command_line(["--num-threads", "2", "SPLIT=2:3", "exp/dec.SPLIT.log", "decode", "--keys",
                                "keys.SPLIT.scp", "a b"])
@@ -124,6 +132,10 @@ option gpu=* -p gpu --gres=gpu:$0 -c $0
     args = conf.sbatch_args({"gpu": "2", "mem": "0", "time": "1:00:00"})
     assert args == ["sbatch", "--export=PATH", "-p", "gpu", "--gres=gpu:2", "-c", "2", "--time", "1:00:00"]
     assert partition_of(args) == "gpu" and partition_of(["sbatch", "--partition=long"]) == "long"
+    # The shipped file: a data-parallel training job's nodes and tasks (its processes) per node.
+    shipped = SlurmConf.read(Path(__file__).resolve().parents[2] / "conf" / "slurm.conf")
+    args = shipped.sbatch_args({"gpu": "4", "num_nodes": "2", "nproc_per_node": "4"})
+    assert " --gres=gpu:4 --nodes 2 --ntasks-per-node 4" in " ".join(args)
     with pytest.raises(JobError, match="line 1: expected 'command"):
         SlurmConf("partition gpu\n")
     with pytest.raises(JobError, match="has no 'command sbatch"):

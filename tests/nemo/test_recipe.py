@@ -165,8 +165,9 @@ def test_a_seeded_sweep_run_records_its_seed_cost_history_and_hypotheses(recipe,
 def test_a_sweep_on_slurm_matches_the_local_run_and_a_rerun_resubmits_only_the_failed_job(recipe, tmp_path, slurm):
     """Two methods x two targets through the Slurm backend (the test's own cluster, the shipped
     conf/slurm.conf with one CPU per job): trainings and transcriptions are Slurm job arrays; a job
-    that fails is named with its log, the rerun resubmits it alone; the run the fixture made on
-    this machine (sspg at 0.65, the same options) comes out the same."""
+    that fails is named with its log, the rerun resubmits it alone (as a data-parallel training of
+    two srun tasks); the run the fixture made on this machine (sspg at 0.65, the same options)
+    comes out the same."""
     root, _ = recipe
     exp, table = tmp_path / "exp", tmp_path / "table"
     exp.mkdir()
@@ -186,9 +187,12 @@ def test_a_sweep_on_slurm_matches_the_local_run_and_a_rerun_resubmits_only_the_f
     assert "1 of 4 stage4_training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
     assert f"{exp}/logs/stage4_training.4.log: mkdir: cannot create directory" in failed.stderr
     (exp / "conformer_ctc_bpe_unigram32_ump0.8").unlink()
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    again = subprocess.run(cmd + ["--nproc_per_node", "2"], env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Stage 4: 1 training jobs" in again.stderr and "1 jobs submitted as Slurm job" in again.stderr
+    ddp = exp / "conformer_ctc_bpe_unigram32_ump0.8"
+    assert "Starting with 2 processes" in (ddp / "train.log").read_text()  # Lightning's, under SLURMEnvironment
+    assert len((ddp / "peak_rss_kb").read_text().split()) == 2
     assert "Stage 6: 4 transcription jobs" in again.stderr
     rows = json.loads((table / "results.json").read_text())
     assert sorted((r["method"], r.get("target_sparsity")) for r in rows) == [

@@ -8,15 +8,20 @@ from pathlib import Path
 from .array import JobError, exit_code_in_log, positive_option
 from .progress import Progress, say
 
-IGNORED = {"gpu", "mem", "time", "num_nodes", "config"}  # a cluster's limits; this machine has its own
+IGNORED = {"gpu", "mem", "time", "config"}  # a cluster's limits; this machine has its own
+ONE_PROCESS = {"num_nodes", "nproc_per_node"}  # data-parallel jobs: srun's tasks, on Slurm only
 
 
 def run(jobs, poll_s=0.2):
     """Runs every job; the cores are shared out as torch threads (OMP_NUM_THREADS) when several
     run at once, unless --num_threads says how many each takes. Returns the exit status."""
-    unknown = set(jobs.options) - IGNORED - {"max_jobs_run", "num_threads"}
+    unknown = set(jobs.options) - IGNORED - ONE_PROCESS - {"max_jobs_run", "num_threads"}
     if unknown:
         raise JobError(f"the local backend has no option --{sorted(unknown)[0]}")
+    for name in sorted(ONE_PROCESS & set(jobs.options)):
+        if positive_option(jobs.options[name], name) > 1:
+            raise JobError(f"--{name} {jobs.options[name]}: the local backend runs each job as one process on "
+                           "this machine; data-parallel jobs need the slurm backend")
     at_once = positive_option(jobs.options.get("max_jobs_run", len(jobs.ids)), "max_jobs_run")
     threads = jobs.options.get("num_threads")
     if threads is not None:

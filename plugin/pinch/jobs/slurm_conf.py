@@ -19,6 +19,7 @@ option time=* --time $0
 option mem=* --mem $0
 option num_threads=* --cpus-per-task $0
 option num_nodes=* --nodes $0
+option nproc_per_node=* --ntasks-per-node $0
 default gpu=0
 option gpu=0
 option gpu=* --gres=gpu:$0

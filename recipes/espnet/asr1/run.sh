@@ -80,6 +80,10 @@ results_table=../../../exp/results  # Shared results table (append-only).
 # Jobs (cmd.sh): the trainings of stages 11-12 and the decoding of stage 14.
 cmd_backend=local       # local: this machine | slurm: sbatch job arrays
 slurm_conf=../../../conf/slurm.conf  # Partition, time, memory, CPUs, GPUs per job (slurm).
+# Data-parallel training (slurm): each training job gets num_nodes x nproc_per_node processes
+# (srun tasks, one GPU each when --ngpu N: then nproc_per_node N), as asr.sh's --num_nodes.
+num_nodes=1
+nproc_per_node=1
 job=                    # (Set by the recipe for its own jobs: LIST:N, the work of line N of LIST.)
 
 help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
@@ -97,6 +101,8 @@ is_bool "${dense_control}" || die "--dense_control must be true or false, not '$
 is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
 check_sweep_options
 check_job_options
+[ "${ngpu}" -eq 0 ] || [ "$(world_size)" -eq 1 ] || [ "${ngpu}" -eq "${nproc_per_node}" ] \
+    || die "--ngpu ${ngpu} with --nproc_per_node ${nproc_per_node}: data-parallel training runs one process per GPU (--nproc_per_node ${ngpu})"
 . ./cmd.sh
 for v in min_wav_duration max_wav_duration; do
     awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
@@ -215,9 +221,10 @@ run_job() {
         *) compress "${m}" "${t}" "${dir}" ;;
     esac
 }
-# train_jobs: the command of the training jobs (cmd.sh): on GPUs with --ngpu N.
+# train_jobs: the command of the training jobs (cmd.sh): on GPUs with --ngpu N (per node), with
+# their processes (training_job_options).
 train_jobs() {
-    if [ "${ngpu}" -gt 0 ]; then echo "${cuda_cmd} --gpu ${ngpu}"; else echo "${train_cmd}"; fi
+    if [ "${ngpu}" -gt 0 ]; then echo "${cuda_cmd} --gpu ${ngpu}$(training_job_options)"; else echo "${train_cmd}$(training_job_options)"; fi
 }
 
 if [ -n "${job}" ]; then

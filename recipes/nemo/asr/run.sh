@@ -69,6 +69,10 @@ results_table=../../../exp/results  # Shared results table (append-only).
 # Jobs (cmd.sh): the trainings of stages 3-4 and the transcriptions of stage 6.
 cmd_backend=local       # local: this machine | slurm: sbatch job arrays
 slurm_conf=../../../conf/slurm.conf  # Partition, time, memory, CPUs, GPUs per job (slurm).
+# Data-parallel training (slurm): each training job gets num_nodes x nproc_per_node processes
+# (srun tasks; Lightning's SLURMEnvironment, trainer.num_nodes and trainer.devices set to match).
+num_nodes=1
+nproc_per_node=1
 job=                    # (Set by the recipe for its own jobs: LIST:N, the work of line N of LIST.)
 
 help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
@@ -220,7 +224,7 @@ elif run_stage 3; then
     log "Stage 3: Dense training (${train_config}) -> ${dense_dir}/model.nemo"
     if ! done_or_redo "${dense_dir}/model.nemo" 3; then
         need "${tokenizer_dir}/tokenizer.model" 2
-        in_jobs "${train_cmd}" 3 dense_training "dense - ${dense_dir}"
+        in_jobs "${train_cmd}$(training_job_options)" 3 dense_training "dense - ${dense_dir}"
     fi
     stage_time 3 "${t0}"
 fi
@@ -229,7 +233,7 @@ if run_stage 4; then
     t0=${SECONDS}
     log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (the pass without pruning)')"
     need "${dense_dir}/model.nemo" 3
-    in_jobs "${train_cmd}" 4 training "$(pending_trainings 4 "${control_dir}/model.nemo" gated.nemo)"
+    in_jobs "${train_cmd}$(training_job_options)" 4 training "$(pending_trainings 4 "${control_dir}/model.nemo" gated.nemo)"
     stage_time 4 "${t0}"
 fi
 
