@@ -326,9 +326,12 @@ check_job_options() {
     for v in num_nodes nproc_per_node; do
         { is_count "${!v}" && [ "${!v}" -gt 0 ]; } || die "--${v} must be a positive integer, not '${!v}'"
     done
+    is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
     if [ "$(world_size)" -gt 1 ] && [ "${cmd_backend}" != slurm ]; then
         die "--num_nodes ${num_nodes} --nproc_per_node ${nproc_per_node}: data-parallel training runs in Slurm jobs (--cmd_backend slurm); with the local backend a training is one process"
     fi
+    [ "${ngpu}" -eq 0 ] || [ "$(world_size)" -eq 1 ] || [ "${ngpu}" -eq "${nproc_per_node}" ] \
+        || die "--ngpu ${ngpu} with --nproc_per_node ${nproc_per_node}: data-parallel training runs one process per GPU (--nproc_per_node ${ngpu})"
 }
 
 # Data-parallel training (--num_nodes x --nproc_per_node processes, Slurm jobs only): the
@@ -336,10 +339,13 @@ check_job_options() {
 # training with srun, one process per task; each toolkit takes its rank from Slurm (Lightning's
 # SLURMEnvironment; espnet2's distributed options, see espnet_train).
 world_size() { echo $(( ${num_nodes:-1} * ${nproc_per_node:-1} )); }
-# training_job_options: the job options (cmd.sh) that give a training job its tasks.
-training_job_options() {
-    [ "$(world_size)" -gt 1 ] && echo " --num_nodes ${num_nodes} --nproc_per_node ${nproc_per_node}"
-    return 0
+# train_jobs: cmd.sh's command for the training jobs: cuda_cmd --gpu N with --ngpu N (GPUs per
+# node), with the nodes and tasks of a data-parallel training.
+train_jobs() {
+    local cmd=${train_cmd}
+    [ "${ngpu}" -eq 0 ] || cmd="${cuda_cmd} --gpu ${ngpu}"
+    [ "$(world_size)" -eq 1 ] || cmd+=" --num_nodes ${num_nodes} --nproc_per_node ${nproc_per_node}"
+    echo "${cmd}"
 }
 
 # Stage 1 of every recipe: pinch.data prepare into ${datadir}. The stamp names the corpus
@@ -442,7 +448,8 @@ nemo_train() {
     local dir=$1 what=$2 config=$3
     shift 3
     start_training "${dir}"
-    [ "$(world_size)" -gt 1 ] && set -- "$@" "trainer.num_nodes=${num_nodes}" "trainer.devices=${nproc_per_node}" \
+    [ "${ngpu:-0}" -eq 0 ] || set -- "$@" trainer.accelerator=gpu "trainer.devices=${ngpu}"
+    [ "$(world_size)" -eq 1 ] || set -- "$@" "trainer.num_nodes=${num_nodes}" "trainer.devices=${nproc_per_node}" \
         trainer.strategy=ddp
     train_to_end "${dir}" "${what}" ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" \
         --config-name "${config}" "exp_manager.exp_dir=$(abspath "${dir}")" "$@"

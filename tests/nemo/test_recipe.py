@@ -288,3 +288,18 @@ def test_a_gated_nemo_is_refused_as_pretrained(recipe, tmp_path):
     gated = root / "exp" / f"conformer_ctc_bpe_unigram32_sspg{TARGET}" / "gated.nemo"
     proc = _pretrained_run(root, gated, tmp_path / "exp", "--stop_stage", "3", timeout=300)
     assert proc.returncode != 0 and "still has its gates; bake it first" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--nproc_per_node", "2"], "data-parallel training runs in Slurm jobs (--cmd_backend slurm)"),
+    (["--num_nodes", "two"], "--num_nodes must be a positive integer, not 'two'"),
+    (["--ngpu", "x"], "--ngpu must be a non-negative integer, not 'x'"),
+    (["--cmd_backend", "slurm", "--ngpu", "2", "--nproc_per_node", "4"],
+     "data-parallel training runs one process per GPU (--nproc_per_node 2)"),
+    (["--cmd_backend", "slurm", "--slurm_conf", "/nonexistent.conf"], "--slurm_conf /nonexistent.conf: no such file"),
+])
+def test_bad_job_options_stop_before_any_stage(tmp_path, options, message):
+    proc = subprocess.run([str(RUN), "--python", sys.executable, "--datadir", str(tmp_path / "data"),
+                           "--expdir", str(tmp_path / "exp"), *options], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "data").exists()

@@ -98,11 +98,8 @@ check_common_options
     || die "--inference_nj must be a positive integer, not '${inference_nj}'"
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 { is_count "${nbpe}" && [ "${nbpe}" -gt 0 ]; } || die "--nbpe must be a positive integer, not '${nbpe}'"
-is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
 check_sweep_options
 check_job_options
-[ "${ngpu}" -eq 0 ] || [ "$(world_size)" -eq 1 ] || [ "${ngpu}" -eq "${nproc_per_node}" ] \
-    || die "--ngpu ${ngpu} with --nproc_per_node ${nproc_per_node}: data-parallel training runs one process per GPU (--nproc_per_node ${ngpu})"
 . ./cmd.sh
 for v in min_wav_duration max_wav_duration; do
     awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
@@ -220,11 +217,6 @@ run_job() {
             --init_param "${dense_dir}/${inference_asr_model}" ${asr_args} ${finetune_args} ;;
         *) compress "${m}" "${t}" "${dir}" ;;
     esac
-}
-# train_jobs: the command of the training jobs (cmd.sh): on GPUs with --ngpu N (per node), with
-# their processes (training_job_options).
-train_jobs() {
-    if [ "${ngpu}" -gt 0 ]; then echo "${cuda_cmd} --gpu ${ngpu}$(training_job_options)"; else echo "${train_cmd}$(training_job_options)"; fi
 }
 
 if [ -n "${job}" ]; then

@@ -56,6 +56,7 @@ target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
 compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
 nj=1                    # Trainings (and transcriptions) at once (locally the cores are shared out as torch threads).
+ngpu=0                  # GPUs per training (0: CPU): trainer.accelerator=gpu, trainer.devices; Slurm jobs get --gpu N.
 # structured (sspg): prune whole FFN units, attention heads and conv channels; the runs get a
 # _structured suffix, and stage 9 deploys them shrunk (the groups removed). A preset can ask
 # for it itself (sspg_structured).
@@ -224,7 +225,7 @@ elif run_stage 3; then
     log "Stage 3: Dense training (${train_config}) -> ${dense_dir}/model.nemo"
     if ! done_or_redo "${dense_dir}/model.nemo" 3; then
         need "${tokenizer_dir}/tokenizer.model" 2
-        in_jobs "${train_cmd}$(training_job_options)" 3 dense_training "dense - ${dense_dir}"
+        in_jobs "$(train_jobs)" 3 dense_training "dense - ${dense_dir}"
     fi
     stage_time 3 "${t0}"
 fi
@@ -233,7 +234,7 @@ if run_stage 4; then
     t0=${SECONDS}
     log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (the pass without pruning)')"
     need "${dense_dir}/model.nemo" 3
-    in_jobs "${train_cmd}$(training_job_options)" 4 training "$(pending_trainings 4 "${control_dir}/model.nemo" gated.nemo)"
+    in_jobs "$(train_jobs)" 4 training "$(pending_trainings 4 "${control_dir}/model.nemo" gated.nemo)"
     stage_time 4 "${t0}"
 fi
 
