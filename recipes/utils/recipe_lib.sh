@@ -171,11 +171,11 @@ espnet_train() {
     start_training "${dir}"
     ${python} -m pinch.espnet.trainer "${dir}/checkpoint.pth" 2>> "${dir}/train.log"
     if [ "$(world_size)" -gt 1 ]; then
-        rm -f "${dir}"/.dist_init_*
+        rm -f "${dir}/.dist_init"  # a killed attempt's rendezvous file
         # shellcheck disable=SC2016
         launch=(bash -c 'RANK=${SLURM_PROCID} LOCAL_RANK=${SLURM_LOCALID} WORLD_SIZE=${SLURM_NTASKS} exec "$@"' rank)
         set -- "$@" --multiprocessing_distributed false \
-            --dist_init_method "file://$(abspath "${dir}")/.dist_init_${SLURM_JOB_ID:-0}_$(date +%s)"
+            --dist_init_method "file://$(abspath "${dir}")/.dist_init"
         if [ "${ngpu}" -gt 0 ]; then gpus=1; else set -- "$@" --dist_backend gloo; fi  # gloo: CPU, as espnet2's launcher
     fi
     train_to_end "${dir}" "${what}" "${launch[@]}" ${python} -m pinch.offline "${module}" --ngpu "${gpus}" \
