@@ -17,6 +17,7 @@ VERDICTS = {
     "sspg": {0.5: True, 0.65: True, 0.8: True, 0.9: False},
     "ump": {0.5: True, 0.65: False, 0.8: True, 0.9: False},  # a lucky 0.8 does not count
     "gmp": {0.5: True, 0.65: True, 0.9: False},              # 0.8 not run yet: a lower bound
+    "imp": {0.5: False, 0.65: False, 0.8: False, 0.9: False},  # lossless at no target
 }
 REF = "u1 a b c d\nu2 e f g h\nu3 i j k l\n"
 
@@ -69,6 +70,8 @@ def test_largest_lossless_has_the_known_answer(table):
     assert largest_lossless(sweep, "espnet", "ump", "test_clean") == Lossless(0.5, complete=True)
     assert largest_lossless(sweep, "espnet", "gmp", "test_clean") == Lossless(0.65, complete=False)
     assert str(largest_lossless(sweep, "espnet", "gmp", "test_clean")) == ">= 65%"
+    assert str(largest_lossless(sweep, "espnet", "imp", "test_clean")) == "< 50%"
+    assert str(Lossless(0.0, complete=False, smallest=0.5)) == "? (50% not run)"  # nothing known yet
     assert largest_lossless(sweep, "espnet", "sspg", "test_other") == Lossless(0.9, complete=True)
     assert lossless_table(sweep, "dense_finetune")["espnet"]["sspg"]["test_clean"].sparsity == 0.8
     # The seeded repeats are not the base run of their cell.
@@ -86,6 +89,7 @@ def test_report_states_the_numbers_and_draws_the_figures(table, tmp_path):
         assert f"figures/{name}.png" in text
     assert "| espnet | sspg | 80% | 90% |" in text  # vs dense: clean, other
     assert "| espnet | gmp | >= 65% |" in text
+    assert "| espnet | imp | < 50% | 90% |" in text
     assert "**Incomplete**: 1 runs" in text and "espnet gmp 0.80" in text
     # Run against run: sspg's 0.9 hypotheses are worse than ump's at 0.9: 5 errors in 12 words.
     assert "| espnet | ump | 0.90 | test_clean | 0.00 | 41.67 |" in text

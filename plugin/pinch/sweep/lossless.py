@@ -1,13 +1,16 @@
 """The largest lossless sparsity, as the paper reports it per method and test set."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class Lossless:
     sparsity: float  # the largest lossless target (0.0: not even the smallest)
     complete: bool   # False: a run of the sweep is missing above it, so it is a lower bound
+    smallest: float = field(default=0.0, compare=False)  # the sweep's smallest target
 
     def __str__(self):
+        if self.sparsity == 0.0:  # no target lossless: below the smallest, or its run is missing
+            return f"< {self.smallest:.0%}" if self.complete else f"? ({self.smallest:.0%} not run)"
         return f"{'>= ' if not self.complete else ''}{self.sparsity:.0%}"
 
 
@@ -17,16 +20,17 @@ def largest_lossless(sweep, toolkit, label, test_set, reference="dense"):
 
     Requiring the smaller targets too keeps one lucky run above a loss from counting: a method
     is lossless up to a sparsity, as the paper's "largest lossless sparsity" reads."""
-    best = 0.0
-    for target in sweep.targets():
+    best, targets = 0.0, sweep.targets()
+    smallest = targets[0] if targets else 0.0
+    for target in targets:
         run = sweep.base(toolkit, label, target)
         verdict = run.lossless(test_set, reference) if run else None
         if verdict is None:
-            return Lossless(best, complete=False)
+            return Lossless(best, complete=False, smallest=smallest)
         if not verdict:
-            return Lossless(best, complete=True)
+            return Lossless(best, complete=True, smallest=smallest)
         best = target
-    return Lossless(best, complete=True)
+    return Lossless(best, complete=True, smallest=smallest)
 
 
 def lossless_table(sweep, reference="dense"):
