@@ -20,13 +20,15 @@ COMPRESS = ""  # the preset's own default (eta: auto)
 
 
 def recipe_cmd(root, *options):
+    """One decoding job per test set unless a test asks for more: beside the other test worker, a
+    second job's espnet2 import costs more than the 8 utterances it would take over."""
     return [
         "bash", str(RECIPE / "run.sh"), "--python", sys.executable, "--size", "tiny",
         "--datadir", str(root / "data"), "--dumpdir", str(root / "dump"),
         "--expdir", str(root / "exp"), "--results_table", str(root / "results"),
         "--nbpe", "30", "--test_sets", "test_clean", "--target_sparsity", TARGET,
         "--asr_args", f"--max_epoch 1 {TINY_MODEL}", "--finetune_args", FINETUNE,
-        "--compress_args", COMPRESS, *options,
+        "--compress_args", COMPRESS, "--inference_nj", "1", *options,
     ]
 
 
@@ -48,9 +50,10 @@ def root_beside(dense_root, tmp_path, name="root"):
     return root
 
 
-def experiment_beside(dense_root, tmp_path):
+def experiment_beside(dense_root, tmp_path, decodes_of=None):
     """An experiment dir of its own with the statistics of ``dense_root`` and a copy of its dense
-    model: what a run decodes into the dense model's dir stays its own."""
+    model: what a run decodes into the dense model's dir stays its own. ``decodes_of``: an
+    experiment dir whose decodes of that dense model are copied too (the recipe skips them)."""
     exp = tmp_path / "exp"
     exp.mkdir()
     for d in (dense_root / "exp").iterdir():
@@ -58,6 +61,8 @@ def experiment_beside(dense_root, tmp_path):
             (exp / d.name).symlink_to(d.resolve())
     shutil.copytree(dense_root / "exp" / DENSE, exp / DENSE, symlinks=True,
                     ignore=shutil.ignore_patterns("decode_*", "RESULTS.md"))
+    for decode in (decodes_of / DENSE).glob("decode_*") if decodes_of else ():
+        shutil.copytree(decode, exp / DENSE / decode.name)
     return exp
 
 

@@ -60,41 +60,49 @@ def without_timing(rows):
 
 def test_the_sweep_on_slurm_gives_the_local_table_and_a_rerun_resubmits_only_the_failed_job(
         espnet_dense, local_sweep, tmp_path, slurm):
-    """The same sweep through the Slurm backend (the test's own cluster, the shipped
+    """The local sweep's runs at 0.8 through the Slurm backend (the test's own cluster, the shipped
     conf/slurm.conf with one CPU per job as the local runs had): training jobs and split decoding
     are Slurm job arrays; a job that fails is named with its log; the rerun resubmits it alone,
-    as a data-parallel training of two processes (srun tasks)."""
-    root, table, exp = local_sweep["root"], tmp_path / "table", experiment_beside(espnet_dense, tmp_path)
+    as a data-parallel training of two processes (srun tasks). The dense model's decodes are the
+    local sweep's (copied): its rows must come out the same."""
+    local_exp = local_sweep["runs"][0].parent
+    root, table = local_sweep["root"], tmp_path / "table"
+    exp = experiment_beside(espnet_dense, tmp_path, decodes_of=local_exp)
     conf = tmp_path / "slurm.conf"
     conf.write_text((RECIPE.parents[2] / "conf" / "slurm.conf").read_text().replace(
         "default num_threads=2", "default num_threads=1"))
-    blocked = exp / local_sweep["runs"][3].name
+    blocked = exp / local_sweep["runs"][3].name  # ump at 0.8
     blocked.write_text("")  # a file where the last run's dir goes: its job fails
-    sweep = ("--expdir", str(exp), "--results_table", str(table), *local_sweep["options"], "--nj", "2",
-             "--inference_nj", "2", "--cmd_backend", "slurm", "--slurm_conf", str(conf))
+    options = list(local_sweep["options"])
+    options[options.index("--sweep") + 1] = "0.8"
+    options[options.index("--inference_nj") + 1] = "2"
+    sweep = ("--expdir", str(exp), "--results_table", str(table), *options, "--nj", "2",
+             "--cmd_backend", "slurm", "--slurm_conf", str(conf))
     failed = run_recipe(root, *sweep, check=False)
     assert failed.returncode != 0
-    assert "4 jobs submitted as Slurm job" in failed.stderr
-    assert "1 of 4 stage12_training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
-    assert f"{exp}/logs/stage12_training.4.log: mkdir: cannot create directory" in failed.stderr
+    assert "2 jobs submitted as Slurm job" in failed.stderr
+    assert "1 of 2 stage12_training jobs failed:\n  JOB=2 (exit code 1; log: " in failed.stderr
+    assert f"{exp}/logs/stage12_training.2.log: mkdir: cannot create directory" in failed.stderr
     blocked.unlink()
     again = run_recipe(root, *sweep, "--nproc_per_node", "2")
     assert "Stage 12: 1 training jobs" in again.stderr and "1 jobs submitted as Slurm job" in again.stderr
-    split = exp / DENSE / "decode_ctc_asr_model_valid.loss.ave" / "test_clean" / "logdir"
+    assert f"{exp / DENSE}/decode_ctc_asr_model_valid.loss.ave/test_clean/text exists; skipping" in again.stderr
+    split = local_sweep["runs"][1].name, "baked", "decode_ctc_asr_model_valid.loss.ave", "test_clean", "logdir"
     for job in (1, 2):
-        assert "# Ended (code 0)" in (split / f"asr_inference.{job}.log").read_text()
+        assert "# Ended (code 0)" in exp.joinpath(*split, f"asr_inference.{job}.log").read_text()
     # espnet2 trained it as rank 0 of 2 (its log's prefix), the other rank beside it.
     assert re.search(r"^\[\S+:0/2\] ", (blocked / "train.log").read_text(), re.M)
     assert len((blocked / "peak_rss_kb").read_text().split()) == 2
     # Its batches were split over the two ranks: the same updates and sparsity, not the same
     # floating-point sums; every other row is the local one.
-    def split(rows):
-        rows = without_timing(rows)
+    def split_rows(rows):
+        rows = [r for r in without_timing(rows) if r.get("target_sparsity") in (None, 0.8)]
         ddp = [r for r in rows if (r["method"], r.get("target_sparsity")) == ("ump", 0.8)]
         return [r for r in rows if r not in ddp], ddp
 
-    (others, ddp), (local, reference) = split(json.loads((table / "results.json").read_text())), split(local_sweep["rows"])
-    assert others == local and len(ddp) == len(reference) == 1
+    (others, ddp) = split_rows(json.loads((table / "results.json").read_text()))
+    local, reference = split_rows(local_sweep["rows"])
+    assert [r["method"] for r in others] and others == local and len(ddp) == len(reference) == 1
     for key in ("steps", "sparsity", "model_sparsity", "nonzero_params"):
         assert ddp[0][key] == reference[0][key], key
 

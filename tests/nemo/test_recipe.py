@@ -1,38 +1,36 @@
 """The NeMo recipe end to end on the tiny corpus, and its output loading without pinch."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-RUN = REPO / "recipes" / "nemo" / "asr" / "run.sh"
-TINY = ("model.encoder.n_layers=1 model.encoder.d_model=32 model.encoder.n_heads=2 "
-        "model.encoder.subsampling_conv_channels=8 model.encoder.conv_kernel_size=7 "
-        "model.train_ds.batch_size=8 model.validation_ds.batch_size=8 "
-        "trainer.log_every_n_steps=1 exp_manager.create_tensorboard_logger=false")
+from asr_recipe_runs import DENSE, REPO, RUN, TINY, recipe_cmd, recipe_env
+
 TARGET = 0.65
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
+def recipe(nemo_dense, tmp_path_factory):
+    """Stages 4-9 from the shared dense model (stages 1-3, ``nemo_dense``) in a root of this
+    module's own: its data the shared one, its exp a copy (the recipe transcribes into the dense
+    model's dir)."""
     root = tmp_path_factory.mktemp("nemo_recipe")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    (root / "data").symlink_to(nemo_dense / "data")
+    shutil.copytree(nemo_dense / "exp", root / "exp", symlinks=True)
     # A high learning rate and a fixed eta let the thresholds reach the target within the 9
     # updates of a tiny run (Adam moves each threshold by about lr per step); eta: auto,
     # which doubles eta over 2% of the run, reached only 0.57 in 9 updates. The eta goes to
     # the pruned run only (compress_args), which the dense control must not see.
-    cmd = [str(RUN), "--python", sys.executable, "--size", "tiny", "--vocab_size", "32",
-           "--datadir", str(root / "data"), "--expdir", str(root / "exp"),
-           "--results_table", str(root / "results"), "--target_sparsity", str(TARGET),
-           "--train_args", f"{TINY} trainer.max_epochs=2",
-           "--finetune_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05",
-           "--compress_args", "model.pruning.eta=20"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    cmd = recipe_cmd(root, "--stage", "4", "--results_table", str(root / "results"), "--target_sparsity", str(TARGET),
+                     "--finetune_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05",
+                     "--compress_args", "model.pruning.eta=20")
+    proc = subprocess.run(cmd, env=recipe_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return root, proc.stderr
+    return root, (nemo_dense / "stages_1-3.stderr").read_text() + proc.stderr
 
 
 def test_recipe_stages_and_results(recipe):
@@ -163,7 +161,7 @@ def test_a_seeded_sweep_run_records_its_seed_cost_history_and_hypotheses(recipe,
 
 
 def test_a_sweep_on_slurm_matches_the_local_run_and_a_rerun_resubmits_only_the_failed_job(recipe, tmp_path, slurm):
-    """Two methods x two targets through the Slurm backend (the test's own cluster, the shipped
+    """Two methods at one target through the Slurm backend (the test's own cluster, the shipped
     conf/slurm.conf with one CPU per job): trainings and transcriptions are Slurm job arrays; a job
     that fails is named with its log, the rerun resubmits it alone (as a data-parallel training of
     two srun tasks); the run the fixture made on this machine (sspg at 0.65, the same options)
@@ -171,32 +169,33 @@ def test_a_sweep_on_slurm_matches_the_local_run_and_a_rerun_resubmits_only_the_f
     root, _ = recipe
     exp, table = tmp_path / "exp", tmp_path / "table"
     exp.mkdir()
-    (exp / "conformer_ctc_bpe_unigram32").symlink_to(root / "exp" / "conformer_ctc_bpe_unigram32")
+    (exp / DENSE).symlink_to(root / "exp" / DENSE)
     conf = tmp_path / "slurm.conf"
     conf.write_text((REPO / "conf" / "slurm.conf").read_text().replace("default num_threads=2", "default num_threads=1"))
-    (exp / "conformer_ctc_bpe_unigram32_ump0.8").write_text("")  # a file where a run's dir goes: its job fails
+    blocked = exp / f"conformer_ctc_bpe_unigram32_ump{TARGET}"
+    blocked.write_text("")  # a file where a run's dir goes: its job fails
     env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     cmd = [str(RUN), "--python", sys.executable, "--size", "tiny", "--vocab_size", "32", "--datadir", str(root / "data"),
            "--expdir", str(exp), "--results_table", str(table), "--stage", "4", "--stop_stage", "7",
-           "--dense_control", "false", "--pruning", "sspg ump", "--sweep", f"{TARGET} 0.8", "--nj", "2",
+           "--dense_control", "false", "--pruning", "sspg ump", "--sweep", f"{TARGET}", "--nj", "2",
            "--finetune_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05", "--compress_args", "model.pruning.eta=20",
            "--cmd_backend", "slurm", "--slurm_conf", str(conf)]
     failed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert failed.returncode != 0
-    assert "4 jobs submitted as Slurm job" in failed.stderr
-    assert "1 of 4 stage4_training jobs failed:\n  JOB=4 (exit code 1; log: " in failed.stderr
-    assert f"{exp}/logs/stage4_training.4.log: mkdir: cannot create directory" in failed.stderr
-    (exp / "conformer_ctc_bpe_unigram32_ump0.8").unlink()
+    assert "2 jobs submitted as Slurm job" in failed.stderr
+    assert "1 of 2 stage4_training jobs failed:\n  JOB=2 (exit code 1; log: " in failed.stderr
+    assert f"{exp}/logs/stage4_training.2.log: mkdir: cannot create directory" in failed.stderr
+    blocked.unlink()
     again = subprocess.run(cmd + ["--nproc_per_node", "2"], env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Stage 4: 1 training jobs" in again.stderr and "1 jobs submitted as Slurm job" in again.stderr
-    ddp = exp / "conformer_ctc_bpe_unigram32_ump0.8"
+    ddp = blocked
     assert "Starting with 2 processes" in (ddp / "train.log").read_text()  # Lightning's, under SLURMEnvironment
     assert len((ddp / "peak_rss_kb").read_text().split()) == 2
-    assert "Stage 6: 4 transcription jobs" in again.stderr
+    assert "Stage 6: 2 transcription jobs" in again.stderr
     rows = json.loads((table / "results.json").read_text())
     assert sorted((r["method"], r.get("target_sparsity")) for r in rows) == [
-        ("dense", None), ("sspg", TARGET), ("sspg", 0.8), ("ump", TARGET), ("ump", 0.8)]
+        ("dense", None), ("sspg", TARGET), ("ump", TARGET)]
     local = next(r for r in json.loads((root / "results" / "results.json").read_text()) if r["method"] == "sspg")
     slurm_run = next(r for r in rows if r["method"] == "sspg" and r["target_sparsity"] == TARGET)
     for key in ("wer", "sparsity", "model_sparsity", "nonzero_params", "steps"):
@@ -258,7 +257,7 @@ def test_a_pretrained_nemo_is_compressed_on_the_recipe_data(recipe, tmp_path):
     root, _ = recipe
     held = tmp_path / "models" / "my_ctc.nemo"
     held.parent.mkdir()
-    held.write_bytes((root / "exp" / "conformer_ctc_bpe_unigram32" / "model.nemo").read_bytes())
+    held.write_bytes((root / "exp" / DENSE / "model.nemo").read_bytes())
     proc = _pretrained_run(root, held, tmp_path / "exp")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Stage 2: skipped: --pretrained" in proc.stderr and "Stage 3: Pretrained model" in proc.stderr

@@ -1,11 +1,12 @@
 """The NeMo TTS recipe end to end on the tiny embedded corpus with a tiny FastPitch (CPU).
 
-The NeMo ASR recipe's stages 1-3 make the corpus (shared with the TTS recipe through
---datadir) and the dense ASR model that scores the synthesized speech; the TTS recipe then
-runs every stage once (module fixture).
+The NeMo ASR recipe's stages 1-3 (``nemo_dense``, shared with the ASR recipe module) made the
+corpus (the TTS recipe's --datadir) and the dense ASR model that scores the synthesized speech;
+the TTS recipe then runs every stage once (module fixture).
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "recipes" / "nemo"
-TINY_ASR = ("model.encoder.n_layers=1 model.encoder.d_model=32 model.encoder.n_heads=2 "
-            "model.encoder.subsampling_conv_channels=8 model.encoder.conv_kernel_size=7 "
-            "model.train_ds.batch_size=8 model.validation_ds.batch_size=8 trainer.max_epochs=2 "
-            "trainer.log_every_n_steps=1 exp_manager.create_tensorboard_logger=false")
-ASR_MODEL = "asr_exp/conformer_ctc_bpe_unigram32/model.nemo"
+ASR_MODEL = "asr_exp/conformer_ctc_bpe_unigram32/model.nemo"  # the shared dense model (nemo_dense)
 # FastPitch of a few thousand weights; at least a frame per token, so that the untrained model
 # still speaks every sentence.
 TINY_FASTPITCH = " ".join([
@@ -56,11 +53,12 @@ def tts_cmd(root, *options):
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
+def recipe(nemo_dense, tmp_path_factory):
+    """The TTS recipe on the ASR recipe's corpus and dense model (``nemo_dense``): the corpus a copy
+    of its own (stage 6 below edits a text file in it), the ASR model read in place."""
     root = tmp_path_factory.mktemp("nemo_tts_recipe")
-    run(["bash", str(RECIPES / "asr" / "run.sh"), "--python", sys.executable, "--size", "tiny",
-         "--vocab_size", "32", "--datadir", str(root / "data"), "--expdir", str(root / "asr_exp"),
-         "--stop_stage", "3", "--train_args", TINY_ASR])
+    shutil.copytree(nemo_dense / "data", root / "data", symlinks=True)
+    (root / "asr_exp").symlink_to(nemo_dense / "exp")
     log = run(tts_cmd(root, "--stop_stage", "5")).stderr
     # Stage 6 speaks the test sentences plus two it cannot: digits are no token of the
     # character tokenizer (there is no text normalizer), and an empty line.
