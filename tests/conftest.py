@@ -15,7 +15,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # The recipe modules take most of the suite's time (each runs its recipe once as a fixture):
 # they go first, one to each worker, and the rest of the suite fills in behind them. The ESPnet
 # ones start from stages 1-11 made once for all (espnet_dense), the NeMo ones from stages 1-3
-# (nemo_dense): the first ESPnet module makes its while the other worker makes NeMo's.
+# (nemo_dense): one worker makes espnet_dense while the other makes nemo_dense.
 SLOWEST_FIRST = ("espnet/test_espnet_recipe.py", "nemo/test_recipe.py", "espnet/test_espnet_sweep.py",
                  "espnet/test_espnet_tts_recipe.py", "nemo/test_tts_recipe.py")
 

@@ -136,14 +136,13 @@ def test_a_seeded_sweep_run_records_its_seed_cost_history_and_hypotheses(recipe,
     fingerprint; the details beside the table hold its hypotheses, layers and history."""
     root, _ = recipe
     table = tmp_path / "table"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     logged = TINY.replace("create_tensorboard_logger=false", "create_tensorboard_logger=true")
     proc = subprocess.run(
-        [str(RUN), "--python", sys.executable, "--size", "tiny", "--vocab_size", "32", "--datadir", str(root / "data"),
-         "--expdir", str(root / "exp"), "--results_table", str(table), "--stage", "4", "--stop_stage", "7",
-         "--dense_control", "false", "--pruning", "sspg", "--sweep", "0.5", "--compress_seeds", "3",
-         "--finetune_args", f"{logged} trainer.max_epochs=2 model.optim.lr=0.05", "--compress_args", "model.pruning.eta=20"],
-        env=env, capture_output=True, text=True, timeout=600)
+        recipe_cmd(root, "--results_table", str(table), "--stage", "4", "--stop_stage", "7",
+                   "--dense_control", "false", "--pruning", "sspg", "--sweep", "0.5", "--compress_seeds", "3",
+                   "--finetune_args", f"{logged} trainer.max_epochs=2 model.optim.lr=0.05",
+                   "--compress_args", "model.pruning.eta=20"),
+        env=recipe_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = root / "exp" / "conformer_ctc_bpe_unigram32_sspg0.5_seed3"
     assert "Seed set to 3" in (run_dir / "train.log").read_text()
@@ -174,12 +173,11 @@ def test_a_sweep_on_slurm_matches_the_local_run_and_a_rerun_resubmits_only_the_f
     conf.write_text((REPO / "conf" / "slurm.conf").read_text().replace("default num_threads=2", "default num_threads=1"))
     blocked = exp / f"conformer_ctc_bpe_unigram32_ump{TARGET}"
     blocked.write_text("")  # a file where a run's dir goes: its job fails
-    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    cmd = [str(RUN), "--python", sys.executable, "--size", "tiny", "--vocab_size", "32", "--datadir", str(root / "data"),
-           "--expdir", str(exp), "--results_table", str(table), "--stage", "4", "--stop_stage", "7",
-           "--dense_control", "false", "--pruning", "sspg ump", "--sweep", f"{TARGET}", "--nj", "2",
-           "--finetune_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05", "--compress_args", "model.pruning.eta=20",
-           "--cmd_backend", "slurm", "--slurm_conf", str(conf)]
+    env = recipe_env()
+    cmd = recipe_cmd(root, "--expdir", str(exp), "--results_table", str(table), "--stage", "4", "--stop_stage", "7",
+                     "--dense_control", "false", "--pruning", "sspg ump", "--sweep", f"{TARGET}", "--nj", "2",
+                     "--finetune_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05",
+                     "--compress_args", "model.pruning.eta=20", "--cmd_backend", "slurm", "--slurm_conf", str(conf))
     failed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert failed.returncode != 0
     assert "2 jobs submitted as Slurm job" in failed.stderr

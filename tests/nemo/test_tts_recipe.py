@@ -5,18 +5,17 @@ corpus (the TTS recipe's --datadir) and the dense ASR model that scores the synt
 the TTS recipe then runs every stage once (module fixture).
 """
 import json
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from asr_recipe_runs import DENSE, REPO, recipe_env
+
 RECIPES = REPO / "recipes" / "nemo"
-ASR_MODEL = "asr_exp/conformer_ctc_bpe_unigram32/model.nemo"  # the shared dense model (nemo_dense)
+ASR_MODEL = f"asr_exp/{DENSE}/model.nemo"  # the shared dense model (nemo_dense)
 # FastPitch of a few thousand weights; at least a frame per token, so that the untrained model
 # still speaks every sentence.
 TINY_FASTPITCH = " ".join([
@@ -34,12 +33,8 @@ SYNTH = "synth_griffin_lim/test"
 ASR_TAG = "asr_conformer_ctc_bpe_unigram32"
 
 
-def env():
-    return dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-
-
 def run(cmd, check=True):
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=900)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=recipe_env(), timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd[1]} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc
@@ -136,7 +131,7 @@ print("RESULT " + json.dumps({"class": type(model).__name__, "pruning": "pruning
 
 def test_baked_model_restores_with_plain_nemo_and_only_the_encoder_is_sparse(recipe):
     proc = subprocess.run([sys.executable, "-c", NO_PINCH, str(recipe["compressed"] / "model.nemo")],
-                          capture_output=True, text=True, timeout=600, env=env())
+                          capture_output=True, text=True, timeout=600, env=recipe_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads([x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1][len("RESULT "):])
     assert result["class"] == "FastPitchModel" and result["pruning"] is False and result["pinch"] is False
