@@ -3,7 +3,7 @@
 # recipes, from the dense models committed beside this script, into one results table, then
 # the report. Resumable: a run the table holds for the same dense model is not redone (the
 # recipes check), so rerunning this after a kill, or in a fresh checkout, continues the sweep.
-#   bench/sweep/run.sh                         # both toolkits, every method and target, then seeds
+#   bench/sweep/run.sh                         # both toolkits, every method and target, seeds, cost
 #   bench/sweep/run.sh --toolkits espnet --targets "0.8"
 # Runs go target by target (0.8 first: the headline), --nj methods per recipe call, so that
 # every --nj runs are scored and in the table before the next start.
@@ -14,12 +14,13 @@ toolkits="espnet nemo"
 targets="0.8 0.65 0.5 0.9"
 methods="sspg sspg_structured ump global_magnitude gmp imp l1"
 seeds="1 2"          # the headline repeats: sspg and the best baseline at 0.8
+cost_epochs="4"      # the cost at equal WER: gmp and imp at 0.8 in passes of these epochs ("4 8": more)
 nj=2
 while [ $# -gt 0 ]; do
     case "$1" in
-        --toolkits|--targets|--methods|--seeds|--nj) v=${1#--}; [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 1; }
+        --toolkits|--targets|--methods|--seeds|--cost_epochs|--nj) v=${1#--}; [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 1; }
             printf -v "$v" '%s' "$2"; shift 2 ;;
-        *) echo "usage: $0 [--toolkits \"espnet nemo\"] [--targets \"0.8 ...\"] [--methods \"...\"] [--seeds \"1 2\"] [--nj N]" >&2; exit 1 ;;
+        *) echo "usage: $0 [--toolkits \"espnet nemo\"] [--targets \"0.8 ...\"] [--methods \"...\"] [--seeds \"1 2\"] [--cost_epochs \"4 8\"] [--nj N]" >&2; exit 1 ;;
     esac
 done
 table=${root}/bench/sweep/${corpus}
@@ -59,5 +60,11 @@ PY
 )
     [ -n "${best}" ] || continue
     recipe "${tk}" --pruning "sspg ${best}" --sweep 0.8 --compress_seeds "${seeds}"
+done
+# The cost at equal WER (README: "Evidence sweep"): the iterative methods in longer passes, to
+# find what they need to reach sspg's WER at 0.8 (--cost_epochs "" skips it).
+for tk in ${toolkits}; do
+    [ -n "${cost_epochs}" ] || break
+    recipe "${tk}" --pruning "gmp imp" --sweep 0.8 --compress_epochs "${cost_epochs}"
 done
 python -m pinch.sweep --table "${table}" --corpus "${corpus}"

@@ -70,12 +70,15 @@ check_common_options() {
     done
 }
 
-# Checks of the sweep options (--nj, --compress_seeds) of the ASR recipes.
+# Checks of the sweep options (--nj, --compress_seeds, --compress_epochs) of the ASR recipes.
 check_sweep_options() {
     { is_count "${nj}" && [ "${nj}" -gt 0 ]; } || die "--nj must be a positive integer, not '${nj}'"
     local s
     for s in ${compress_seeds}; do
         is_count "${s}" || die "--compress_seeds: '${s}' is not a non-negative integer"
+    done
+    for s in ${compress_epochs}; do
+        { is_count "${s}" && [ "${s}" -gt 0 ]; } || die "--compress_epochs: '${s}' is not a positive integer"
     done
 }
 
@@ -204,21 +207,20 @@ espnet_bake() {
     done
 }
 
-# compressed_runs: "METHOD TARGET DIR" per compression run: every method, target and (with
-# --compress_seeds) seed. A run is structured when --granularity structured asks for it or its
-# preset says so (e.g. sspg_structured.yaml); its dir ends in _structured, a seeded one in _seedN.
+# compressed_runs: "METHOD TARGET DIR" per compression run: every method, target, (with
+# --compress_seeds) seed and (with --compress_epochs) length of the pass. A run is structured when
+# --granularity structured asks for it or its preset says so (e.g. sspg_structured.yaml); its dir
+# ends in _structured, a seeded one in _seedN, one of a pass of N epochs in _epN.
 compressed_runs() {
-    local m t s suffix
+    local m t s e suffix
     for m in ${pruning}; do
         suffix=
         [ "$(preset_granularity "${m}")" = structured ] && suffix=_structured
         for t in ${targets}; do
             for s in ${compress_seeds:-_}; do
-                if [ "${s}" = _ ]; then
-                    echo "${m} ${t} ${dense_dir}_${m}${t}${suffix}"
-                else
-                    echo "${m} ${t} ${dense_dir}_${m}${t}${suffix}_seed${s}"
-                fi
+                for e in ${compress_epochs:-_}; do
+                    echo "${m} ${t} ${dense_dir}_${m}${t}${suffix}$([ "${s}" = _ ] || echo "_seed${s}")$([ "${e}" = _ ] || echo "_ep${e}")"
+                done
             done
         done
     done
@@ -234,11 +236,13 @@ preset_granularity() {
     fi
 }
 
-# run_granularity DIR / run_seed DIR: what compressed_runs encoded in a run's dir name.
+# run_granularity DIR / run_seed DIR / run_epochs DIR: what compressed_runs encoded in a run's
+# dir name (suffixes in its order: _structured, _seedN, _epN).
 run_granularity() {
-    case "$1" in *_structured|*_structured_seed*) echo structured ;; *) echo unstructured ;; esac
+    case "$1" in *_structured|*_structured_seed*|*_structured_ep*) echo structured ;; *) echo unstructured ;; esac
 }
-run_seed() { case "$1" in *_seed*) echo "${1##*_seed}" ;; esac; }
+run_seed() { sed -En 's/.*_seed([0-9]+)(_ep[0-9]+)?$/\1/p' <<< "$1"; }
+run_epochs() { sed -En 's/.*_ep([0-9]+)$/\1/p' <<< "$1"; }
 
 # pending_runs: the compressed_runs that the results table does not yet hold for this dense
 # model (SYSTEM_OF DIR names a run's row): a sweep resumed on another machine, from the same

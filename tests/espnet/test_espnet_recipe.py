@@ -253,6 +253,7 @@ def test_preset_matching_no_layer_stops_compression_with_its_name(recipe):
         (["--seed", "-1"], "--seed must be a non-negative integer"),
         (["--nj", "0"], "--nj must be a positive integer, not '0'"),
         (["--compress_seeds", "1 x"], "--compress_seeds: 'x' is not a non-negative integer"),
+        (["--compress_epochs", "4 0"], "--compress_epochs: '0' is not a positive integer"),
         (["--cmd_backend", "pbs"], "--cmd_backend must be local or slurm, not 'pbs'"),
         (["--nproc_per_node", "2"], "data-parallel training runs in Slurm jobs (--cmd_backend slurm)"),
         (["--num_nodes", "0"], "--num_nodes must be a positive integer, not '0'"),

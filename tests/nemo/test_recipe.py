@@ -130,24 +130,27 @@ def test_rerun_skips_and_keeps_the_table(recipe):
     assert (root / "results" / "results.json").read_text() == before
 
 
-def test_a_seeded_sweep_run_records_its_seed_cost_history_and_hypotheses(recipe, tmp_path):
-    """--compress_seeds: the run trains with its seed in a dir of its own; its row carries the
-    seed, the optimizer steps, peak memory, sparsity over the whole model and the dense model's
-    fingerprint; the details beside the table hold its hypotheses, layers and history."""
+def test_a_seeded_longer_sweep_run_records_its_seed_epochs_cost_history_and_hypotheses(recipe, tmp_path):
+    """--compress_seeds and --compress_epochs: the run trains with its seed for its epochs in a
+    dir of its own; its row carries the seed, the epochs, the optimizer steps, peak memory,
+    sparsity over the whole model and the dense model's fingerprint; the details beside the
+    table hold its hypotheses, layers and history."""
     root, _ = recipe
     table = tmp_path / "table"
     logged = TINY.replace("create_tensorboard_logger=false", "create_tensorboard_logger=true")
     proc = subprocess.run(
         recipe_cmd(root, "--results_table", str(table), "--stage", "4", "--stop_stage", "7",
-                   "--dense_control", "false", "--pruning", "sspg", "--sweep", "0.5", "--compress_seeds", "3",
+                   "--dense_control", "false", "--pruning", "sspg", "--sweep", "0.5", "--compress_seeds", "3", "--compress_epochs", "3",
                    "--finetune_args", f"{logged} trainer.max_epochs=2 model.optim.lr=0.05",
                    "--compress_args", "model.pruning.eta=20"),
         env=recipe_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run_dir = root / "exp" / "conformer_ctc_bpe_unigram32_sspg0.5_seed3"
-    assert "Seed set to 3" in (run_dir / "train.log").read_text()
+    run_dir = root / "exp" / "conformer_ctc_bpe_unigram32_sspg0.5_seed3_ep3"
+    log = (run_dir / "train.log").read_text()
+    assert "Seed set to 3" in log and "`max_epochs=3` reached" in log  # not finetune_args' 2
     dense, run = json.loads((table / "results.json").read_text())
-    assert run["system"] == run_dir.name and run["seed"] == 3 and run["granularity"] == "unstructured"
+    assert run["system"] == run_dir.name and run["seed"] == 3 and run["epochs"] == 3
+    assert run["granularity"] == "unstructured"
     assert run["steps"] > 0 and run["peak_rss_mb"] > 100 and 0 < run["model_sparsity"] < run["sparsity"]
     fixture_dense = json.loads((root / "results" / "results.json").read_text())[0]
     assert run["dense_fingerprint"] == dense["dense_fingerprint"] == fixture_dense["dense_fingerprint"]

@@ -132,3 +132,49 @@ def test_an_epoch_summary_under_the_same_tag_is_not_a_history_point():
     summaries = [[625, 6.6, 0.63], [1250, 12.6, 0.79]]
     kept = per_interval(sorted(interval + summaries))
     assert kept == sorted(interval)
+
+
+def _longer(table, system, method, target, time_s, steps, hyps, epochs=None):
+    """A run of ``method`` at ``target`` with the given wall time, updates and stored hypotheses
+    (a newer row of a system replaces the older in the sweep)."""
+    row = dict(_row(system, method, target, wer=10.0), wall_time_s=time_s, steps=steps)
+    if epochs is not None:
+        row["epochs"] = epochs
+    stored = append_result(table, row)
+    write_details(table, stored, {s: hyps for s in SETS}, {s: table / f"ref_{s}" for s in SETS})
+
+
+def test_the_cost_at_equal_wer_brackets_the_baselines_time_to_reach_sspg(table, tmp_path):
+    """Longer passes of a baseline (rows with epochs) stay out of the grid; the time a baseline
+    needs to reach sspg's WER lies between its longest run that stays significantly worse and its
+    cheapest run that does not, and the one-pass claim (sspg at most 0.75x that) follows."""
+    from pinch.sweep.cost import equal_wer
+
+    good, bad = table / "good", table / "bad"
+    # sspg at 0.8 took 108 s with the good hypotheses. imp: the sweep's run and 4 epochs stay
+    # worse (bad hypotheses), 8 epochs reaches it: it needs more than 200 s, sspg is 0.54x.
+    _longer(table, "exp/imp0.8/baked", "imp", 0.8, 100.0, 40, bad)
+    _longer(table, "exp/imp0.8_ep4/baked", "imp", 0.8, 200.0, 80, bad, epochs=4)
+    _longer(table, "exp/imp0.8_ep8/baked", "imp", 0.8, 400.0, 160, good, epochs=8)
+    # gmp reaches sspg at once in 120 s: sspg saves less than 25%.
+    _longer(table, "exp/gmp0.8_ep4/baked", "gmp", 0.8, 120.0, 80, good, epochs=4)
+    # ump: its 130 s run stays worse: more than 130 s, and sspg's 108 s is not 0.75x of that.
+    _longer(table, "exp/ump0.8/baked", "ump", 0.8, 100.0, 40, bad)
+    _longer(table, "exp/ump0.8_ep4/baked", "ump", 0.8, 130.0, 80, bad, epochs=4)
+    sweep = load(table, "embedded")
+    assert all(r.epochs is None for r in sweep.runs["espnet"]) and len(sweep.longer["espnet"]) == 4
+    found = {c.label: c for c in equal_wer(sweep, SETS)}
+    assert [p.run.row.get("steps") for p in found["imp"].points] == [40, 80, 160]
+    assert [p.reaches for p in found["imp"].points] == [False, False, True]
+    assert found["imp"].bracket() == (200.0, 400.0) and found["imp"].verdict() == "shown"
+    assert found["gmp"].bracket() == (0, 120.0) and found["gmp"].verdict() == "refuted"
+    assert found["ump"].bracket() == (130.0, None) and found["ump"].verdict() == "open"
+
+    text = build(table, "embedded", tmp_path / "report" / "REPORT.md")
+    assert "**Incomplete**: 1 runs" in text  # gmp at 0.8 is still missing from the grid
+    assert "| espnet | gmp | >= 65% |" in text
+    assert "| imp, 8 epochs | 160 | 400 | 0.00 (1) | 0.00 (1) | yes |" in text
+    assert ("- espnet at 0.80, sspg against imp: **shown** (imp needs more than 200 s and at most 400 s "
+            "to reach sspg's WER; sspg's 108 s is 0.27x-0.54x that") in text
+    assert "sspg against ump: **open** (no ump run reaches sspg's WER: it needs more than 130 s" in text
+    assert (tmp_path / "report" / "figures" / "cost_to_wer.png").stat().st_size > 5000

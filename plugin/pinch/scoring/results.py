@@ -36,6 +36,8 @@ COLUMNS = {
     "wall_time_s": (numbers.Real, "time s", "compression wall time in seconds"),
     "granularity": (str, "granularity", "unstructured or structured (whole units, heads, channels)"),
     "seed": (numbers.Integral, "seed", "seed of the compression run, where it was set"),
+    "epochs": (numbers.Integral, "epochs", "epochs of the compression pass, where the recipe set a longer one "
+               "(--compress_epochs)"),
     "model_sparsity": (numbers.Real, "model sparsity", "zeros over every parameter of the model (0..1)"),
     "steps": (numbers.Integral, "steps", "optimizer updates of the compression run"),
     "peak_rss_mb": (numbers.Real, "peak MB", "peak resident memory of the training process, MB"),
@@ -140,7 +142,7 @@ def append_result(table_dir: Path, row: dict) -> dict:
 TTS_ONLY = ("task", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer")
 ASR_ONLY = ("sparsity", "size_mb", "wall_time_s", "wer")
 # In results.json only: the sweep report reads them (python -m pinch.sweep).
-JSON_ONLY = ("seed", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s", "mapsswe",
+JSON_ONLY = ("seed", "epochs", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s", "mapsswe",
              "dense_fingerprint")
 
 

@@ -157,3 +157,33 @@ def cost(sweep, out):
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def cost_to_wer(comparisons, test_sets, out):
+    """WER against compression wall time: a line per baseline through its pass lengths (filled
+    where a run reaches sspg's WER), sspg's run as a star; a row per toolkit and target."""
+    groups = sorted({(c.toolkit, c.target) for c in comparisons})
+    fig, axes = _grid(len(groups), len(test_sets))
+    for i, (tk, target) in enumerate(groups):
+        cs = [c for c in comparisons if (c.toolkit, c.target) == (tk, target)]
+        for j, test_set in enumerate(test_sets):
+            ax = axes[i][j]
+            sspg = cs[0].sspg.row
+            ax.plot(sspg.get("wall_time_s", np.nan), sspg["wer"].get(test_set, np.nan), "*", markersize=14,
+                    color="black", label="sspg", zorder=3)
+            for c in cs:
+                xs = [p.time_s or np.nan for p in c.points]
+                ys = [p.run.row["wer"].get(test_set, np.nan) for p in c.points]
+                (line,) = ax.plot(xs, ys, "-", label=c.label)
+                for p, x, y in zip(c.points, xs, ys):
+                    ax.plot(x, y, "o", color=line.get_color(), markerfacecolor=line.get_color() if p.reaches else "white")
+                    ax.annotate(str(p.run.row.get("steps", "")), (x, y), textcoords="offset points", xytext=(4, 4),
+                                fontsize=7)
+            ax.set_title(f"{tk}, {target:.2f}, {test_set}", fontsize=9)
+            ax.set_xlabel("compression wall time, s (labels: updates)")
+            ax.set_ylabel("WER %")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -1,9 +1,12 @@
 """The sweep's rows, read from a results table: references and runs of one corpus."""
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
+from pinch.scoring.mapsswe import compare
 from pinch.scoring.results import read_rows
-from pinch.scoring.training_record import read_details
+from pinch.scoring.training_record import details_path, read_details
 
 REFERENCES = ("dense", "dense_finetune")
 
@@ -33,6 +36,11 @@ class Run:
     def seed(self):
         return self.row.get("seed")
 
+    @property
+    def epochs(self):
+        """Epochs of a longer pass (the recipes' --compress_epochs); None: the sweep's own length."""
+        return self.row.get("epochs")
+
     def lossless(self, test_set, reference):
         sig = (self.row.get("mapsswe") or {}).get(reference, {}).get(test_set)
         return None if sig is None else bool(sig["lossless"])
@@ -40,6 +48,20 @@ class Run:
     def p_value(self, test_set, reference):
         sig = (self.row.get("mapsswe") or {}).get(reference, {}).get(test_set)
         return None if sig is None else sig["p_value"]
+
+    def against(self, other, test_set):
+        """MAPSSWE between this run and ``other`` on their stored hypotheses: ``(p_value,
+        wer_self, wer_other)``, or None without stored hypotheses."""
+        da, db = self.details, other.details
+        ref = details_path(self.table_dir, self.row).parent / f"ref_{test_set}.txt"
+        if not (da and db and ref.is_file() and test_set in da["hyps"] and test_set in db["hyps"]):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            (tmp / "a.txt").write_text(da["hyps"][test_set], encoding="utf-8")
+            (tmp / "b.txt").write_text(db["hyps"][test_set], encoding="utf-8")
+            r = compare(ref, tmp / "a.txt", tmp / "b.txt", tmp / "out", name_a="run", name_b="other")
+        return r["p_value"], r["wer_a"], r["wer_b"]
 
 
 @dataclass
@@ -50,6 +72,7 @@ class Sweep:
     planned: tuple = ()  # the targets the sweep is to cover (runs missing there are reported as such)
     references: dict = field(default_factory=dict)  # toolkit -> {"dense": row, "dense_finetune": row}
     runs: dict = field(default_factory=dict)        # toolkit -> [Run]
+    longer: dict = field(default_factory=dict)      # toolkit -> [Run]: longer passes, for the cost at equal WER
     test_sets: list = field(default_factory=list)
 
     def labels(self, toolkit=None):
@@ -101,8 +124,10 @@ def load(table_dir, corpus, planned=()):
         if row.get("method") in REFERENCES:
             sweep.references.setdefault(toolkit, {})[row["method"]] = row
         elif row.get("target_sparsity") is not None:
-            sweep.runs.setdefault(toolkit, []).append(Run(row, table_dir))
-    for toolkit, rows in sweep.runs.items():
+            runs = sweep.runs if row.get("epochs") is None else sweep.longer
+            runs.setdefault(toolkit, []).append(Run(row, table_dir))
+    for toolkit in sorted(set(sweep.runs) | set(sweep.longer)):
+        rows = sweep.runs.get(toolkit, []) + sweep.longer.get(toolkit, [])
         dense_rows = {r.row.get("dense_fingerprint") for r in rows} | {
             r.get("dense_fingerprint") for r in sweep.references.get(toolkit, {}).values()}
         if len(dense_rows) > 1:

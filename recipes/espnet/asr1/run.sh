@@ -66,6 +66,8 @@ pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml 
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
 compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
+compress_epochs=        # Longer compression passes, e.g. "4 8" epochs (runs get an _epN suffix; the
+                        # pruning schedules stretch with them): the cost of reaching a WER.
 nj=1                    # Trainings at once (locally the cores are shared out as torch threads).
 # structured (sspg): prune whole FFN units, attention heads and conv channels (runs get a
 # _structured suffix; the baked model keeps the zeros, pinch.shrink removes them). A preset
@@ -192,15 +194,16 @@ train_asr() {
 
 # compress METHOD TARGET DIR: one compression run (stage 12).
 compress() {
-    local m=$1 t=$2 dir=$3 seed t0=${SECONDS}
+    local m=$1 t=$2 dir=$3 seed epochs t0=${SECONDS}
     need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
     seed=$(run_seed "${dir}")
+    epochs=$(run_epochs "${dir}")
     # shellcheck disable=SC2086
     train_asr "${dir}" pinch.espnet.bin.asr_train "compression ${m} ${t}" \
         --init_param "${dense_dir}/${inference_asr_model}" \
         --pruning_config "${pruning_conf_dir}/${m}.yaml" --pruning_conf "target_sparsity=${t}" \
         --pruning_conf "granularity=$(run_granularity "${dir}")" ${asr_args} ${finetune_args} ${compress_args} \
-        ${seed:+--seed "${seed}"}
+        ${seed:+--seed "${seed}"} ${epochs:+--max_epoch "${epochs}"}
     log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
 }
 
@@ -386,15 +389,15 @@ if run_stage 15; then
         done
         # RESULTS.md is refreshed when the scores add something (a later --dense_control
         # adds its reference); the results table row is appended only once per model dir.
-        method=dense notes="corpus=${corpus}" seed=
-        [ "${made_by}" = 13 ] && seed=$(run_seed "${dir%/baked}")
+        method=dense notes="corpus=${corpus}" seed= epochs=
+        [ "${made_by}" = 13 ] && seed=$(run_seed "${dir%/baked}") epochs=$(run_epochs "${dir%/baked}")
         [ "${made_by}" = 5 ] && notes+=", pretrained ${pretrained}"
         [ "${made_by}" = 12 ] && method=dense_finetune notes+=", ${finetune_args}"
         ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
             --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
             --results_table "${results_table}" --overwrite "${overwrite}" \
             --method "${method}" --notes "${notes}" --dense_model "${dense_model}" --data_dir "${dumpdir}/raw" \
-            ${seed:+--seed "${seed}"}
+            ${seed:+--seed "${seed}"} ${epochs:+--epochs "${epochs}"}
     done < <(model_dirs "${runs}")
     stage_time 15 "${t0}"
 fi

@@ -55,6 +55,8 @@ pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml 
 target_sparsity=0.65
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
 compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
+compress_epochs=        # Longer compression passes, e.g. "4 8" epochs (runs get an _epN suffix; the
+                        # pruning schedules stretch with them): the cost of reaching a WER.
 nj=1                    # Trainings (and transcriptions) at once (locally the cores are shared out as torch threads).
 ngpu=0                  # GPUs per training (0: CPU): trainer.accelerator=gpu, trainer.devices; Slurm jobs get --gpu N.
 # structured (sspg): prune whole FFN units, attention heads and conv channels; the runs get a
@@ -130,15 +132,17 @@ runs=$(runs_of_stages 4 7)  # stage 9 deploys every run
 
 # finetune DIR WHAT [OVERRIDE ...]: one pass of the compression config from the dense .nemo
 # into DIR (the gated model's or the control's .nemo), logged to DIR/train.log; a run with a
-# _seedN suffix trains with seed N.
+# _seedN suffix trains with seed N, one with an _epN suffix for N epochs.
 finetune() {
-    local dir=$1 what=$2 run_seed
+    local dir=$1 what=$2 run_seed epochs
     shift 2
     need "${dense_dir}/model.nemo" 3
     run_seed=$(run_seed "${dir}")
+    epochs=$(run_epochs "${dir}")
     # shellcheck disable=SC2086
     nemo_train "${dir}" "${what}" "${compress_config}" "${data_overrides[@]}" "seed=${run_seed:-${seed}}" \
-        "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" ${finetune_args} "$@"
+        "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" ${finetune_args} \
+        ${epochs:+"trainer.max_epochs=${epochs}"} "$@"
 }
 
 # compress METHOD TARGET DIR: one compression run (stage 4).
@@ -289,14 +293,14 @@ if run_stage 7; then
             fi
             score_set 7 "${datadir}/${dset}/text" "${out}/hyp.txt" "${out}" "${tests[@]}"
         done
-        method=dense notes= seed=
-        [ "${made_by}" = 5 ] && seed=$(run_seed "${dir}")
+        method=dense notes= seed= epochs=
+        [ "${made_by}" = 5 ] && seed=$(run_seed "${dir}") epochs=$(run_epochs "${dir}")
         [ "${made_by}" = 3 ] && [ -n "${pretrained}" ] && notes="pretrained ${pretrained}"
         [ "${made_by}" = 4 ] && method=dense_finetune notes="the compression pass without pruning"
         ${python} local/show_results.py --model_dir "${dir}" --test_sets ${test_sets} \
             --corpus "${corpus}" --results_table "${results_table}" --overwrite "${overwrite}" \
             --method "${method}" --notes "${notes}" --dense_model "${dense_model}" \
-            --data_dir "${datadir}" ${seed:+--seed "${seed}"}
+            --data_dir "${datadir}" ${seed:+--seed "${seed}"} ${epochs:+--epochs "${epochs}"}
     done < <(model_dirs "${runs}")
     stage_time 7 "${t0}"
 fi

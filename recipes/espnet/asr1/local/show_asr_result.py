@@ -117,6 +117,7 @@ def main():
                         help="the dense model's weights: every row names the dense model it descends from")
     parser.add_argument("--data_dir", type=Path, required=True, help="holds <test set>/text, the references")
     parser.add_argument("--seed", type=int, help="the compression run's seed, where the recipe set one")
+    parser.add_argument("--epochs", type=int, help="the compression pass's epochs, where the recipe set them")
     args = parser.parse_args()
 
     decode_dir = args.model_dir / args.inference_tag
@@ -164,6 +165,7 @@ def main():
         "size_mb": round(size_mb(args.model_file), 3),
         "dense_fingerprint": dense,
         "seed": args.seed,
+        "epochs": args.epochs,
     }
     notes = [args.notes] if args.notes else []
     history = None

@@ -31,7 +31,7 @@ def _json(path):
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
-def result_row(model_dir, test_sets, corpus, method="dense", notes="", dense=None, seed=None):
+def result_row(model_dir, test_sets, corpus, method="dense", notes="", dense=None, seed=None, epochs=None):
     """The results-table row of one model directory (dense, dense control or baked), and the
     per-layer sparsity and training history of a compressed one (else None)."""
     model_dir = Path(model_dir)
@@ -41,7 +41,8 @@ def result_row(model_dir, test_sets, corpus, method="dense", notes="", dense=Non
     report = _json(model_dir / "model.json")
     row = {"system": model_dir.name, "toolkit": "nemo", "params": report["params"],
            "nonzero_params": report["nonzero"], "size_mb": nemo_file.stat().st_size / 1e6,
-           "notes": "; ".join(filter(None, [f"corpus={corpus}", notes])), "dense_fingerprint": dense, "seed": seed}
+           "notes": "; ".join(filter(None, [f"corpus={corpus}", notes])), "dense_fingerprint": dense, "seed": seed,
+           "epochs": epochs}
     details = None
     if "pruning" in report:
         target = float(report["pruning"]["target_sparsity"])
@@ -86,11 +87,12 @@ def main(argv=None):
                         help="the dense model's .nemo: every row names the dense model it descends from")
     parser.add_argument("--data_dir", required=True, help="holds <test set>/text, the references")
     parser.add_argument("--seed", type=int, help="the compression run's seed, where the recipe set one")
+    parser.add_argument("--epochs", type=int, help="the compression pass's epochs, where the recipe set them")
     args = parser.parse_args(argv)
     try:
         dense = fingerprint(args.dense_model)
         row, details = result_row(args.model_dir, args.test_sets, args.corpus, args.method, args.notes, dense,
-                                  args.seed)
+                                  args.seed, args.epochs)
         local = Path(args.model_dir) / "RESULTS.md"
         by_source = by_source_markdown({d: score_of(args.model_dir, d) for d in args.test_sets})
         write_text_atomic(local, "\n".join([render_markdown([row]), *by_source]))

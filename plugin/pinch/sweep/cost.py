@@ -1,0 +1,87 @@
+"""Compression cost at equal WER: how long a baseline's pass must be to reach sspg's WER.
+
+The paper claims one-pass sspg costs at least 25% less compression time than the iterative
+methods at equal WER. At the sweep's equal budget the iterative methods end with a higher
+WER, so their cost at sspg's WER is measured with longer passes of the same method (the
+recipes' --compress_epochs): the time a baseline needs lies between its longest run that
+stays significantly worse than sspg and its cheapest run that does not.
+"""
+from dataclasses import dataclass, field
+
+from pinch.scoring.mapsswe import ALPHA
+
+CLAIM = 0.25  # the paper: at least this share of the iterative methods' compression time saved
+ITERATIVE = ("gmp", "imp")
+
+
+@dataclass
+class Point:
+    """One run of a baseline at one pass length, tested against sspg's run."""
+
+    run: object
+    tests: dict  # test set -> (p_value, wer_baseline, wer_sspg), None where hypotheses are missing
+
+    @property
+    def time_s(self):
+        return self.run.row.get("wall_time_s")
+
+    @property
+    def reaches(self):
+        """Not significantly worse than sspg on any test set (None: a test could not be made)."""
+        if any(t is None for t in self.tests.values()):
+            return None
+        return all(p >= ALPHA or wer_base <= wer_sspg for p, wer_base, wer_sspg in self.tests.values())
+
+
+@dataclass
+class Comparison:
+    """sspg's run at one target against one baseline's runs of every pass length there."""
+
+    toolkit: str
+    target: float
+    label: str
+    sspg: object
+    points: list = field(default_factory=list)  # [Point], shortest pass first
+
+    def bracket(self):
+        """``(lo, hi)``: the baseline's time to reach sspg's WER lies in (lo, hi] seconds: hi is
+        its cheapest run that reaches sspg (None: none does), lo its longest cheaper run that
+        does not (0: none). Assumes a longer pass does not end worse."""
+        timed = sorted((p for p in self.points if p.time_s), key=lambda p: p.time_s)
+        reached = [p for p in timed if p.reaches]
+        hi = reached[0].time_s if reached else None
+        lo = max((p.time_s for p in timed if p.reaches is False and (hi is None or p.time_s < hi)), default=0)
+        return lo, hi
+
+    def verdict(self):
+        """"shown" when sspg took at most 1 - CLAIM of the least time the baseline can need to
+        reach its WER, "refuted" when the baseline reached it in less than sspg / (1 - CLAIM),
+        "open" in between (longer or intermediate passes would decide)."""
+        s_time = self.sspg.row.get("wall_time_s")
+        lo, hi = self.bracket()
+        if not s_time:
+            return "open"
+        if lo and s_time <= (1 - CLAIM) * lo:
+            return "shown"
+        if hi is not None and s_time > (1 - CLAIM) * hi:
+            return "refuted"
+        return "open"
+
+
+def equal_wer(sweep, test_sets):
+    """A Comparison per toolkit, target and baseline with longer passes, where sspg ran."""
+    out = []
+    for tk in sorted(sweep.longer):
+        for target in sorted({r.target for r in sweep.longer[tk]}):
+            sspg = sweep.base(tk, "sspg", target)
+            if sspg is None:
+                continue
+            labels = sorted({r.label for r in sweep.longer[tk] if r.target == target and r.label != "sspg"})
+            for label in labels:
+                runs = [r for r in sweep.longer[tk] if r.target == target and r.label == label and r.seed is None]
+                base = sweep.base(tk, label, target)
+                runs = ([base] if base is not None else []) + runs
+                runs.sort(key=lambda r: r.row.get("steps") or 0)
+                points = [Point(r, {t: r.against(sspg, t) for t in test_sets}) for r in runs]
+                out.append(Comparison(tk, target, label, sspg, points))
+    return out
