@@ -134,10 +134,10 @@ def test_an_epoch_summary_under_the_same_tag_is_not_a_history_point():
     assert kept == sorted(interval)
 
 
-def _longer(table, system, method, target, time_s, steps, hyps, epochs=None):
+def _longer(table, system, method, target, time_s, steps, hyps, epochs=None, wer=10.0):
     """A run of ``method`` at ``target`` with the given wall time, updates and stored hypotheses
     (a newer row of a system replaces the older in the sweep)."""
-    row = dict(_row(system, method, target, wer=10.0), wall_time_s=time_s, steps=steps)
+    row = dict(_row(system, method, target, wer=wer), wall_time_s=time_s, steps=steps)
     if epochs is not None:
         row["epochs"] = epochs
     stored = append_result(table, row)
@@ -161,20 +161,28 @@ def test_the_cost_at_equal_wer_brackets_the_baselines_time_to_reach_sspg(table, 
     # ump: its 130 s run stays worse: more than 130 s, and sspg's 108 s is not 0.75x of that.
     _longer(table, "exp/ump0.8/baked", "ump", 0.8, 100.0, 40, bad)
     _longer(table, "exp/ump0.8_ep4/baked", "ump", 0.8, 130.0, 80, bad, epochs=4)
+    # l1: its 400 s pass stays worse than sspg, but ends worse than its 100 s one: the bracket
+    # assumes a longer pass does not, so nothing is decided.
+    _longer(table, "exp/l10.8/baked", "l1", 0.8, 100.0, 40, bad, wer=12.0)
+    _longer(table, "exp/l10.8_ep4/baked", "l1", 0.8, 400.0, 80, bad, epochs=4, wer=14.0)
     sweep = load(table, "embedded")
-    assert all(r.epochs is None for r in sweep.runs["espnet"]) and len(sweep.longer["espnet"]) == 4
+    assert all(r.epochs is None for r in sweep.runs["espnet"]) and len(sweep.longer["espnet"]) == 5
     found = {c.label: c for c in equal_wer(sweep, SETS)}
     assert [p.run.row.get("steps") for p in found["imp"].points] == [40, 80, 160]
     assert [p.reaches for p in found["imp"].points] == [False, False, True]
     assert found["imp"].bracket() == (200.0, 400.0) and found["imp"].verdict() == "shown"
     assert found["gmp"].bracket() == (0, 120.0) and found["gmp"].verdict() == "refuted"
     assert found["ump"].bracket() == (130.0, None) and found["ump"].verdict() == "open"
+    assert found["l1"].bracket() == (400.0, None) and found["l1"].verdict() == "open"
+    assert [p.run.row["steps"] for p in found["l1"].worse_when_longer()] == [40, 80]
+    assert found["imp"].worse_when_longer() is None
 
     text = build(table, "embedded", tmp_path / "report" / "REPORT.md")
-    assert "**Incomplete**: 1 runs" in text  # gmp at 0.8 is still missing from the grid
+    assert "**Incomplete**: 4 runs" in text  # gmp at 0.8 and l1 but at 0.8 are missing from the grid
     assert "| espnet | gmp | >= 65% |" in text
     assert "| imp, 8 epochs | 160 | 400 | 0.00 (1) | 0.00 (1) | yes |" in text
     assert ("- espnet at 0.80, sspg against imp: **shown** (imp needs more than 200 s and at most 400 s "
             "to reach sspg's WER; sspg's 108 s is 0.27x-0.54x that") in text
     assert "sspg against ump: **open** (no ump run reaches sspg's WER: it needs more than 130 s" in text
+    assert "but the 80-update pass ended worse than the 40-update one, so the bracket does not hold" in text
     assert (tmp_path / "report" / "figures" / "cost_to_wer.png").stat().st_size > 5000

@@ -53,13 +53,25 @@ class Comparison:
         lo = max((p.time_s for p in timed if p.reaches is False and (hi is None or p.time_s < hi)), default=0)
         return lo, hi
 
+    def worse_when_longer(self):
+        """The first (shorter, longer) pair of runs where the longer pass ended with the higher
+        mean WER: the bracket's assumption fails there, and nothing is decided."""
+        def mean_wer(point):
+            wer = point.run.row["wer"]
+            return sum(wer.values()) / len(wer)
+        for a, b in zip(self.points, self.points[1:]):
+            if mean_wer(b) > mean_wer(a):
+                return a, b
+        return None
+
     def verdict(self):
         """"shown" when sspg took at most 1 - CLAIM of the least time the baseline can need to
         reach its WER, "refuted" when the baseline reached it in less than sspg / (1 - CLAIM),
-        "open" in between (longer or intermediate passes would decide)."""
+        "open" in between (longer or intermediate passes would decide) or where a longer pass
+        ended worse."""
         s_time = self.sspg.row.get("wall_time_s")
         lo, hi = self.bracket()
-        if not s_time:
+        if not s_time or self.worse_when_longer():
             return "open"
         if lo and s_time <= (1 - CLAIM) * lo:
             return "shown"

@@ -219,8 +219,12 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
         share = (f"sspg's {s_time:.0f} s is {s_time / hi:.2f}x-{s_time / lo:.2f}x that" if hi and lo else
                  f"sspg's {s_time:.0f} s is at most {s_time / lo:.2f}x that" if lo else
                  f"sspg's {s_time:.0f} s is at least {s_time / hi:.2f}x that" if hi else "")
+        worse = c.worse_when_longer()
+        caveat = ("a longer pass assumed not to end worse" if worse is None else
+                  f"but the {worse[1].run.row.get('steps')}-update pass ended worse than the "
+                  f"{worse[0].run.row.get('steps')}-update one, so the bracket does not hold")
         lines += ["", f"- {c.toolkit} at {c.target:.2f}, sspg against {c.label}: **{c.verdict()}** ({reach}; "
-                  f"{share}; a longer pass assumed not to end worse).", ""]
+                  f"{share}; {caveat}).", ""]
     if comparisons:
         plots.cost_to_wer(comparisons, sets, figures / "cost_to_wer.png")
         lines += ["![WER against compression time](figures/cost_to_wer.png)", ""]
