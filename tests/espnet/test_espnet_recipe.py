@@ -71,6 +71,12 @@ def test_every_stage_leaves_espnet_results(recipe):
     # The schedule's scalars reached espnet2's training log.
     log = (comp / "train.log").read_text()
     assert all(f"{k}=" in log for k in ("loss_sparsity", "sparsity", "eta", "tau"))
+    # The baked model is the pass's last epoch, not espnet2's average of its best epochs (which
+    # mixes in an earlier, less pruned one).
+    assert "/latest.pth -> " in (comp / "bake.log").read_text()
+    assert (comp / "latest.pth").resolve().name == "4epoch.pth"  # FINETUNE's --max_epoch 4
+    key = "encoder.after_norm.weight"  # not gated: baking leaves it as trained
+    assert torch.equal(torch.load(comp / "baked" / "model.pth")[key], torch.load(comp / "latest.pth")[key])
 
 
 def test_deploy_stage_exports_every_model_and_shrinks_a_structured_run(recipe):

@@ -76,6 +76,11 @@ granularity=unstructured
 pruning_conf_dir=../../../conf/pruning
 inference_config=conf/decode_ctc.yaml
 inference_asr_model=valid.loss.ave.pth
+# The checkpoint of a stage-12 pass (compression runs and the dense control) that is baked,
+# decoded and deployed: the pass's last epoch, as NeMo's recipe takes its final weights.
+# espnet2's average of the best epochs by valid loss mixes in an earlier, less pruned epoch of
+# the methods that prune gradually (README, "Evidence sweep").
+finetune_model=latest.pth
 inference_nj=2          # Parallel decoding jobs per test set (one CPU thread each).
 results_table=../../../exp/results  # Shared results table (append-only).
 
@@ -317,7 +322,7 @@ fi
 if run_stage 13; then
     t0=${SECONDS}
     log "Stage 13: Bake: masks into weights, plain ESPnet model dirs"
-    espnet_bake 13 asr "${inference_asr_model}" <<< "${runs}"
+    espnet_bake 13 asr "${finetune_model}" <<< "${runs}"
     stage_time 13 "${t0}"
 fi
 
@@ -326,7 +331,7 @@ fi
 model_dirs() {
     echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_asr_model} ${dense_stage}"
     [ "${dense_control}" = true ] \
-        && echo "${control_dir} ${control_dir}/config.yaml ${control_dir}/${inference_asr_model} 12"
+        && echo "${control_dir} ${control_dir}/config.yaml ${control_dir}/${finetune_model} 12"
     while read -r _ _ dir; do
         [ -z "${dir}" ] || echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth 13"
     done <<< "$1"
@@ -414,7 +419,7 @@ if run_stage 16; then
             # A structured run deploys shrunk (from its gated checkpoint), every other as decoded.
             if [ "${made_by}" = 13 ] && [ "$(run_granularity "${dir%/baked}")" = structured ]; then
                 run_dir=${dir%/baked}
-                src=(--asr_train_config "${run_dir}/config.yaml" --asr_model_file "${run_dir}/${inference_asr_model}" --shrink)
+                src=(--asr_train_config "${run_dir}/config.yaml" --asr_model_file "${run_dir}/${finetune_model}" --shrink)
             else
                 src=(--asr_train_config "${config}" --asr_model_file "${model}")
             fi
