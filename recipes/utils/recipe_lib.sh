@@ -239,7 +239,7 @@ preset_granularity() {
 # run_granularity DIR / run_seed DIR / run_epochs DIR: what compressed_runs encoded in a run's
 # dir name (suffixes in its order: _structured, _seedN, _epN).
 run_granularity() {
-    case "$1" in *_structured|*_structured_seed*|*_structured_ep*) echo structured ;; *) echo unstructured ;; esac
+    case "$1" in *_structured|*_structured_*) echo structured ;; *) echo unstructured ;; esac
 }
 run_seed() { sed -En 's/.*_seed([0-9]+)(_ep[0-9]+)?$/\1/p' <<< "$1"; }
 run_epochs() { sed -En 's/.*_ep([0-9]+)$/\1/p' <<< "$1"; }

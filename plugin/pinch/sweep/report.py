@@ -198,7 +198,8 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
     if not comparisons:
         lines.append("Not measured yet: `bench/sweep/run.sh` ends with gmp and imp at "
                      f"{HEADLINE_TARGET} in longer passes (`--cost_epochs`).")
-    for c in comparisons:
+    verdicts = [c.verdict() for c in comparisons]
+    for c, verdict in zip(comparisons, verdicts):
         s_row = c.sspg.row
         lines += [f"### {c.toolkit}, {c.label} at {c.target:.2f}", "",
                   "| run | steps | time s | " + " | ".join(f"WER {t} (p vs sspg)" for t in sets) + " | reaches sspg |",
@@ -223,7 +224,7 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
         caveat = ("a longer pass assumed not to end worse" if worse is None else
                   f"but the {worse[1].run.row.get('steps')}-update pass ended worse than the "
                   f"{worse[0].run.row.get('steps')}-update one, so the bracket does not hold")
-        lines += ["", f"- {c.toolkit} at {c.target:.2f}, sspg against {c.label}: **{c.verdict()}** ({reach}; "
+        lines += ["", f"- {c.toolkit} at {c.target:.2f}, sspg against {c.label}: **{verdict}** ({reach}; "
                   f"{share}; {caveat}).", ""]
     if comparisons:
         plots.cost_to_wer(comparisons, sets, figures / "cost_to_wer.png")
@@ -255,9 +256,9 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
         lines.append(f"- sspg against a baseline at the same target, run against run ({total} tests): "
                      f"sspg better in {findings['sspg better']}, worse in {findings['sspg worse']}, "
                      f"no significant difference in {findings['no significant difference']}.")
-    for c in comparisons:
+    for c, verdict in zip(comparisons, verdicts):
         lines.append(f"- Cost at equal WER, {c.toolkit} at {c.target:.2f}: sspg's at least {CLAIM:.0%} saving "
-                     f"against {c.label} is **{c.verdict()}**.")
+                     f"against {c.label} is **{verdict}**.")
     text = "\n".join(lines) + "\n"
     write_text_atomic(out, text)
     return text

@@ -17,6 +17,7 @@ class Run:
 
     row: dict
     table_dir: str
+    _tests: dict = field(default_factory=dict, repr=False, compare=False)  # (other's system, test set) -> against()
 
     @cached_property
     def details(self):
@@ -51,7 +52,14 @@ class Run:
 
     def against(self, other, test_set):
         """MAPSSWE between this run and ``other`` on their stored hypotheses: ``(p_value,
-        wer_self, wer_other)``, or None without stored hypotheses."""
+        wer_self, wer_other)``, or None without stored hypotheses. Kept: the report asks for
+        the same pair in several sections, and each test runs sclite."""
+        key = (other.row["system"], test_set)
+        if key not in self._tests:
+            self._tests[key] = self._against(other, test_set)
+        return self._tests[key]
+
+    def _against(self, other, test_set):
         da, db = self.details, other.details
         ref = details_path(self.table_dir, self.row).parent / f"ref_{test_set}.txt"
         if not (da and db and ref.is_file() and test_set in da["hyps"] and test_set in db["hyps"]):
