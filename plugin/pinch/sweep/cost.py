@@ -9,6 +9,7 @@ stays significantly worse than sspg and its cheapest run that does not.
 from dataclasses import dataclass, field
 
 from pinch.scoring.mapsswe import ALPHA
+from pinch.sweep.seeds import seed_number, unanimous
 
 CLAIM = 0.25  # the paper: at least this share of the iterative methods' compression time saved
 ITERATIVE = ("gmp", "imp")
@@ -35,7 +36,8 @@ class Point:
 
 @dataclass
 class Comparison:
-    """sspg's run at one target against one baseline's runs of every pass length there."""
+    """One of sspg's runs (a seed) at one target against one baseline's runs of every pass
+    length there: the time and the WER of the same sspg run."""
 
     toolkit: str
     target: float
@@ -81,19 +83,26 @@ class Comparison:
 
 
 def equal_wer(sweep, test_sets):
-    """A Comparison per toolkit, target and baseline with longer passes, where sspg ran."""
+    """A Comparison per toolkit, target, baseline with longer passes and seed of sspg there."""
     out = []
     for tk in sorted(sweep.longer):
         for target in sorted({r.target for r in sweep.longer[tk]}):
-            sspg = sweep.base(tk, "sspg", target)
-            if sspg is None:
-                continue
+            seeds = sorted(sweep.repeats(tk, "sspg", target), key=seed_number)
             labels = sorted({r.label for r in sweep.longer[tk] if r.target == target and r.label != "sspg"})
             for label in labels:
                 runs = [r for r in sweep.longer[tk] if r.target == target and r.label == label and r.seed is None]
                 base = sweep.base(tk, label, target)
                 runs = ([base] if base is not None else []) + runs
                 runs.sort(key=lambda r: r.row.get("steps") or 0)
-                points = [Point(r, {t: r.against(sspg, t) for t in test_sets}) for r in runs]
-                out.append(Comparison(tk, target, label, sspg, points))
+                for sspg in seeds:
+                    points = [Point(r, {t: r.against(sspg, t) for t in test_sets}) for r in runs]
+                    out.append(Comparison(tk, target, label, sspg, points))
     return out
+
+
+def cell_verdicts(comparisons):
+    """``{(toolkit, target, label): verdict}`` over every sspg seed (pinch.sweep.seeds' rule)."""
+    cells = {}
+    for c in comparisons:
+        cells.setdefault((c.toolkit, c.target, c.label), []).append(c.verdict())
+    return {cell: unanimous(verdicts) for cell, verdicts in cells.items()}

@@ -161,22 +161,29 @@ def cost(sweep, out):
 
 def cost_to_wer(comparisons, test_sets, out):
     """WER against compression wall time: a line per baseline through its pass lengths (filled
-    where a run reaches sspg's WER), sspg's run as a star; a row per toolkit and target."""
+    where a run reaches the WER of every sspg seed), each sspg seed's run as a star; a row per
+    toolkit and target."""
     groups = sorted({(c.toolkit, c.target) for c in comparisons})
     fig, axes = _grid(len(groups), len(test_sets))
     for i, (tk, target) in enumerate(groups):
-        cs = [c for c in comparisons if (c.toolkit, c.target) == (tk, target)]
+        by_label = {}
+        for c in comparisons:
+            if (c.toolkit, c.target) == (tk, target):
+                by_label.setdefault(c.label, []).append(c)
+        seeds = {c.sspg.row["system"]: c.sspg.row for cs in by_label.values() for c in cs}
         for j, test_set in enumerate(test_sets):
             ax = axes[i][j]
-            sspg = cs[0].sspg.row
-            ax.plot(sspg.get("wall_time_s", np.nan), sspg["wer"].get(test_set, np.nan), "*", markersize=14,
-                    color="black", label="sspg", zorder=3)
-            for c in cs:
-                xs = [p.time_s or np.nan for p in c.points]
-                ys = [p.run.row["wer"].get(test_set, np.nan) for p in c.points]
-                (line,) = ax.plot(xs, ys, "-", label=c.label)
-                for p, x, y in zip(c.points, xs, ys):
-                    ax.plot(x, y, "o", color=line.get_color(), markerfacecolor=line.get_color() if p.reaches else "white")
+            for k, sspg in enumerate(seeds.values()):
+                ax.plot(sspg.get("wall_time_s", np.nan), sspg["wer"].get(test_set, np.nan), "*", markersize=14,
+                        color="black", label="sspg (each seed)" if k == 0 else None, zorder=3)
+            for label, cs in by_label.items():
+                points = cs[0].points  # the same baseline runs against every seed
+                reaches = [all(c.points[n].reaches for c in cs) for n in range(len(points))]
+                xs = [p.time_s or np.nan for p in points]
+                ys = [p.run.row["wer"].get(test_set, np.nan) for p in points]
+                (line,) = ax.plot(xs, ys, "-", label=label)
+                for p, x, y, filled in zip(points, xs, ys, reaches):
+                    ax.plot(x, y, "o", color=line.get_color(), markerfacecolor=line.get_color() if filled else "white")
                     ax.annotate(str(p.run.row.get("steps", "")), (x, y), textcoords="offset points", xytext=(4, 4),
                                 fontsize=7)
             ax.set_title(f"{tk}, {target:.2f}, {test_set}", fontsize=9)

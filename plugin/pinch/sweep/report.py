@@ -7,8 +7,9 @@ from pathlib import Path
 from pinch.data.atomic import write_text_atomic
 from pinch.scoring.mapsswe import ALPHA
 from pinch.sweep import plots
-from pinch.sweep.cost import CLAIM, ITERATIVE, equal_wer
+from pinch.sweep.cost import CLAIM, ITERATIVE, cell_verdicts, equal_wer
 from pinch.sweep.lossless import lossless_table
+from pinch.sweep.seeds import RULE, pairs, seed_number, unanimous
 from pinch.sweep.table import load
 
 HEADLINE_TARGET = 0.8
@@ -52,6 +53,8 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
         "Do not edit by hand: rerun the command. The runs themselves are the recipes' own "
         "(`--pruning ... --sweep ... --results_table`), listed per toolkit below.",
         "",
+        f"**Seeds**: {RULE}",
+        "",
         "## What was run",
         "",
     ]
@@ -76,8 +79,9 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
 
     # Largest lossless sparsity
     lines += ["", "## Largest lossless sparsity", "",
-              f"The largest target at which a method's run is not significantly worse (MAPSSWE, alpha "
-              f"{ALPHA}) than the reference, every smaller target lossless too (`pinch.sweep.lossless`).", ""]
+              f"The largest target at which a method's runs (every seed) are not significantly worse "
+              f"(MAPSSWE, alpha {ALPHA}) than the reference, every smaller target lossless too "
+              "(`pinch.sweep.lossless`).", ""]
     tables = {ref: lossless_table(sweep, ref) for ref in ("dense", "dense_finetune")}
     header = "| toolkit | method | " + " | ".join(f"vs dense: {t}" for t in sets) + " | " + \
         " | ".join(f"vs dense control: {t}" for t in sets) + " |"
@@ -117,30 +121,37 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
                 f"| {r.get('peak_rss_mb', '')} |")
         lines.append("")
 
-    # sspg against each baseline, run against run
+    # sspg against each baseline, run against run, over the seeds of both cells
     lines += ["## sspg against each baseline", "",
-              "MAPSSWE between the two runs' own hypotheses at the same target (stored with each row).", ""]
-    findings = {"sspg better": 0, "sspg worse": 0, "no significant difference": 0}
+              "MAPSSWE between the two runs' own hypotheses at the same target (stored with each row); "
+              "a cell with seeds: every seed pair tested, the verdict by the seed rule above. WER: the "
+              "mean over the pairs.", ""]
+    findings = {}
     for tk in toolkits:
         rows = []
         for label in sweep.labels(tk):
             if label.startswith("sspg"):
                 continue
             for target in sweep.targets():
-                a, b = sweep.base(tk, label, target), sweep.base(tk, "sspg", target)
-                if not (a and b):
+                base_runs = sorted(sweep.repeats(tk, label, target), key=seed_number)
+                sspg_runs = sorted(sweep.repeats(tk, "sspg", target), key=seed_number)
+                seed_pairs = pairs(base_runs, sspg_runs)
+                if not seed_pairs:
                     continue
                 for t in sets:
-                    result = a.against(b, t)
-                    if result is None:
+                    results = [a.against(b, t) for a, b in seed_pairs]
+                    if any(r is None for r in results):
                         continue
-                    p, wa, wb = result
-                    verdict = _verdict(p, wa, wb)
-                    findings[verdict] += 1
-                    rows.append(f"| {tk} | {label} | {target:.2f} | {t} | {wa:.2f} | {wb:.2f} | {_p(p)} | {verdict} |")
+                    verdict = unanimous(_verdict(p, wa, wb) for p, wa, wb in results)
+                    findings[verdict] = findings.get(verdict, 0) + 1
+                    wa, wb = (statistics.mean(r[i] for r in results) for i in (1, 2))
+                    seeds = f"{len(base_runs)} / {len(sspg_runs)}"
+                    rows.append(f"| {tk} | {label} | {target:.2f} | {seeds} | {t} | {wa:.2f} | {wb:.2f} | "
+                                f"{', '.join(_p(r[0]) for r in results)} | {verdict} |")
         if rows:
-            lines += ["| toolkit | baseline | target | test set | WER baseline | WER sspg | p | verdict |",
-                      "|---|---|---|---|---|---|---|---|", *rows, ""]
+            lines += ["| toolkit | baseline | target | seeds baseline / sspg | test set | WER baseline | WER sspg "
+                      "| p (each pair) | verdict |",
+                      "|---|---|---|---|---|---|---|---|---|", *rows, ""]
 
     # Seeds
     lines += ["## Repeats (seeds of the compression run)", ""]
@@ -199,9 +210,10 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
         lines.append("Not measured yet: `bench/sweep/run.sh` ends with gmp and imp at "
                      f"{HEADLINE_TARGET} in longer passes (`--cost_epochs`).")
     verdicts = [c.verdict() for c in comparisons]
+    cost_cells = cell_verdicts(comparisons)
     for c, verdict in zip(comparisons, verdicts):
         s_row = c.sspg.row
-        lines += [f"### {c.toolkit}, {c.label} at {c.target:.2f}", "",
+        lines += [f"### {c.toolkit}, {c.label} at {c.target:.2f}, sspg seed {seed_number(c.sspg)}", "",
                   "| run | steps | time s | " + " | ".join(f"WER {t} (p vs sspg)" for t in sets) + " | reaches sspg |",
                   "|" + "---|" * (4 + len(sets)),
                   f"| sspg | {s_row.get('steps', '')} | {s_row.get('wall_time_s', 0):.0f} | "
@@ -224,8 +236,12 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
         caveat = ("a longer pass assumed not to end worse" if worse is None else
                   f"but the {worse[1].run.row.get('steps')}-update pass ended worse than the "
                   f"{worse[0].run.row.get('steps')}-update one, so the bracket does not hold")
-        lines += ["", f"- {c.toolkit} at {c.target:.2f}, sspg against {c.label}: **{verdict}** ({reach}; "
-                  f"{share}; {caveat}).", ""]
+        lines += ["", f"- {c.toolkit} at {c.target:.2f}, sspg seed {seed_number(c.sspg)} against {c.label}: "
+                  f"**{verdict}** ({reach}; {share}; {caveat}).", ""]
+    if cost_cells:
+        lines += ["Over sspg's seeds (the seed rule): " + "; ".join(
+            f"{tk} at {target:.2f} against {label}: **{verdict}**" for (tk, target, label), verdict in cost_cells.items())
+            + ".", ""]
     if comparisons:
         plots.cost_to_wer(comparisons, sets, figures / "cost_to_wer.png")
         lines += ["![WER against compression time](figures/cost_to_wer.png)", ""]
@@ -253,12 +269,12 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
                          + ", ".join(f"{label} {value}" for value, label in ranked) + ".")
     total = sum(findings.values())
     if total:
-        lines.append(f"- sspg against a baseline at the same target, run against run ({total} tests): "
-                     f"sspg better in {findings['sspg better']}, worse in {findings['sspg worse']}, "
-                     f"no significant difference in {findings['no significant difference']}.")
-    for c, verdict in zip(comparisons, verdicts):
-        lines.append(f"- Cost at equal WER, {c.toolkit} at {c.target:.2f}: sspg's at least {CLAIM:.0%} saving "
-                     f"against {c.label} is **{verdict}**.")
+        lines.append(f"- sspg against a baseline at the same target, run against run over the seeds ({total} "
+                     "cells and test sets): " + ", ".join(f"{v} in {n}" for v, n in sorted(findings.items())) + ".")
+    for (tk, target, label), verdict in cost_cells.items():
+        lines.append(f"- Cost at equal WER, {tk} at {target:.2f}: sspg's at least {CLAIM:.0%} saving "
+                     f"against {label} is **{verdict}** over sspg's "
+                     f"{sum(1 for c in comparisons if (c.toolkit, c.target, c.label) == (tk, target, label))} seeds.")
     text = "\n".join(lines) + "\n"
     write_text_atomic(out, text)
     return text
