@@ -1,0 +1,107 @@
+"""Tables in the README and docs/ generated from committed result files, never copied by hand.
+
+A generated block sits between two markers that name what makes it and from which file:
+
+    <!-- pinch-table: lossless bench/sweep/embedded -->
+    ...
+    <!-- /pinch-table -->
+
+``python -m pinch.sweep.doc_tables`` rewrites every block of README.md and docs/*.md from its
+source; ``--check`` only says which block differs from its data (a test runs it), so an edited
+results table or a hand-edited figure cannot go unnoticed.
+"""
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from pinch.data.atomic import write_text_atomic
+from pinch.scoring.mapsswe import ALPHA
+from pinch.sweep.lossless import lossless_table
+from pinch.sweep.seeds import pairs, unanimous
+from pinch.sweep.table import load
+
+BLOCK = re.compile(r"(<!-- pinch-table: (\S+) (\S+) -->\n)(.*?)(<!-- /pinch-table -->)", re.S)
+REFERENCES = (("dense", "vs dense"), ("dense_finetune", "vs control"))
+
+
+def lossless(table_dir, corpus="embedded"):
+    """Largest lossless sparsity, a row per method and a column per toolkit and reference,
+    each cell "clean / other" (the seed rule of pinch.sweep.seeds applied)."""
+    sweep = load(table_dir, corpus)
+    tables = {ref: lossless_table(sweep, ref) for ref, _ in REFERENCES}
+    toolkits = sorted(sweep.runs)
+    header = [f"{tk} {name}: {' / '.join(sweep.test_sets)}" for tk in toolkits for _, name in REFERENCES]
+    lines = ["| method | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    for label in sweep.labels():
+        cells = [" / ".join(str(tables[ref][tk][label][t]) if label in tables[ref][tk] else "" for t in sweep.test_sets)
+                 for tk in toolkits for ref, _ in REFERENCES]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def against_baselines(table_dir, corpus="embedded"):
+    """sspg against every baseline at the same target over the grid, counted by verdict."""
+    from pinch.sweep.report import _verdict
+
+    sweep = load(table_dir, corpus)
+    counts = {}
+    for tk in sorted(sweep.runs):
+        for label in sweep.labels(tk):
+            if label.startswith("sspg"):
+                continue
+            for target in sweep.targets():
+                seed_pairs = pairs(sweep.repeats(tk, label, target), sweep.repeats(tk, "sspg", target))
+                for t in sweep.test_sets if seed_pairs else ():
+                    results = [a.against(b, t) for a, b in seed_pairs]
+                    if all(results):
+                        verdict = unanimous(_verdict(*r) for r in results)
+                        counts[verdict] = counts.get(verdict, 0) + 1
+    total = sum(counts.values())
+    return (f"sspg against a baseline at the same target, run against run (MAPSSWE, alpha {ALPHA}; cells with "
+            f"seeds by the seed rule), {total} tests over both toolkits: "
+            + ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items())) + ".\n")
+
+
+GENERATORS = {"lossless": lossless, "against-baselines": against_baselines}
+
+
+def render(text, root):
+    """``text`` with every block made anew from its source (paths relative to ``root``)."""
+    def make(match):
+        kind, source = match.group(2), match.group(3)
+        if kind not in GENERATORS:
+            raise ValueError(f"unknown generated table {kind!r} (known: {', '.join(GENERATORS)})")
+        return match.group(1) + GENERATORS[kind](Path(root) / source) + match.group(5)
+    return BLOCK.sub(make, text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m pinch.sweep.doc_tables", description=__doc__.split("\n")[0])
+    parser.add_argument("files", nargs="*", help="Markdown files (default: README.md docs/*.md)")
+    parser.add_argument("--root", default=".", help="the repository root the sources are relative to")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 where a table differs")
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    files = [Path(f) for f in args.files] or [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    stale = []
+    try:
+        for path in files:
+            text = path.read_text(encoding="utf-8")
+            made = render(text, root)
+            if made == text:
+                continue
+            stale.append(path)
+            if not args.check:
+                write_text_atomic(path, made)
+    except (OSError, ValueError) as err:
+        print(f"pinch.sweep.doc_tables: error: {err}", file=sys.stderr)
+        return 2
+    for path in stale:
+        print(f"{path}: {'differs from its data' if args.check else 'regenerated'}",
+              file=sys.stderr if args.check else sys.stdout)
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
