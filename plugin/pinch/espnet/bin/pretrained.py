@@ -3,11 +3,14 @@
 The model comes as espnet_model_zoo packs it: a zip, or the directory it unpacks to, with
 ``meta.yaml`` naming ``asr_train_config`` and ``asr_model_file``; or a plain model dir
 holding ``config.yaml`` and one ``*.pth``. Its ``config.yaml`` names the token list, the BPE
-model and the normalisation statistics by paths relative to the pack's root. They are
-copied next to the model with the paths rewritten, so the recipe tokenizes its data and
-builds the network exactly as the model was trained. The checkpoint is read as data and
-loaded strictly into the network espnet2's ASR task builds from that config: a token list
-that does not fit the model, or a config of another task, stops here, naming it.
+model and the normalisation statistics by paths relative to the pack's root. They are taken
+from inside the pack only (never the working directory, nor through ``../``, an absolute path
+or a symlink out of it), checked to be what the config takes them for, and copied next to the
+model with the paths rewritten, so the recipe tokenizes its data and builds the network
+exactly as the model was trained; a pack that fails is refused before any network is built.
+The checkpoint is read as data and loaded strictly into the network espnet2's ASR task builds
+from that config: a token list that does not fit the model, or a config of another task,
+stops here, naming it.
 
     python -m pinch.espnet.bin.pretrained --pretrained /models/asr_librispeech.zip \
         --out_dir exp/pretrained_asr_librispeech --model_name valid.loss.ave.pth
@@ -17,16 +20,17 @@ import copy
 import shutil
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
+import numpy as np
 import yaml
 from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
 from pinch.data.atomic import atomic_output_dir
 from pinch.export.checkpoint import load_state_dict
 
-# Files a config names that the model needs at training and decoding, copied under these names.
-COPIED = {("token_list",): "tokens.txt", ("bpemodel",): "bpe.model", ("normalize_conf", "stats_file"): "feats_stats.npz"}
+MVN_KEYS = ("count", "sum", "sum_square")  # what espnet2's GlobalMVN reads from its stats_file
 
 
 def unpack(path, into):
@@ -45,29 +49,116 @@ def unpack(path, into):
     return into
 
 
-def locate(root):
+class Pack:
+    """An unpacked model pack, whose files are taken from inside it only.
+
+    Why: a pack is someone else's file. espnet2's packer writes the paths in meta.yaml and in
+    the config relative to the dir it packed from, the pack's root; taken as written, ``../``,
+    an absolute path or a symlink would read any file of this machine into the model, and a
+    path tried against the working directory would quietly take the recipe's own token list
+    or BPE model in place of the pack's.
+    """
+
+    def __init__(self, given, root):
+        self.given, self.root = Path(given), Path(root).resolve()
+
+    def name(self, path):
+        """A file of the pack as the user knows it: under the zip or dir they gave, not under
+        the temporary dir a zip is unpacked to."""
+        return self.given / path.relative_to(self.root)
+
+    def file(self, value, named, bases=()):
+        """The regular file that ``value`` (after ``named``, its naming file and key) names,
+        relative to the pack's root or one of ``bases``. An absolute path counts only inside
+        the pack, as espnet_model_zoo's unpacked dirs write their configs."""
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{named} {value!r}: not a path")
+        outside = False
+        for base in (self.root, *bases):
+            try:
+                target = (base / value).resolve()
+            except (OSError, RuntimeError, ValueError) as err:  # a symlink loop, a NUL byte
+                raise ValueError(f"{named} {value}: {err}") from None
+            if not target.is_relative_to(self.root):
+                outside = True
+            elif target.exists():
+                if not target.is_file():
+                    raise ValueError(f"{self.name(target)} ({named}): not a regular file")
+                return target
+        if outside:
+            raise ValueError(f"{named} {value} leads outside the model pack; its files are read from inside it only")
+        raise ValueError(f"{named} {value}: not in the model pack")
+
+    def mapping(self, path):
+        """The YAML mapping in ``path``."""
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ValueError(f"{self.name(path)}: not YAML: {' '.join(str(err).split())}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{self.name(path)}: not a YAML mapping")
+        return data
+
+
+def check_token_list(path, name):
+    """A non-empty UTF-8 text file: one token a line, the network's output size."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: the token list is not UTF-8 text") from None
+    if not text.strip():
+        raise ValueError(f"{name}: the token list is empty")
+
+
+def check_bpe_model(path, name):
+    """A model sentencepiece loads: the recipe tokenizes its data with it."""
+    import sentencepiece
+
+    try:
+        sentencepiece.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError):  # its message names the temporary copy: left out
+        raise ValueError(f"{name}: not a sentencepiece model (sentencepiece cannot load it)") from None
+
+
+def check_mvn_stats(path, name):
+    """An .npz of numeric ``MVN_KEYS`` that loads without unpickling, as GlobalMVN reads it."""
+    try:
+        if not zipfile.is_zipfile(path):  # else np.load takes it for an .npy or a pickle
+            raise ValueError("not an .npz archive")
+        with np.load(path, allow_pickle=False) as stats:
+            missing = [k for k in MVN_KEYS if k not in stats.files]
+            if missing:
+                raise ValueError(f"no {', '.join(missing)}")
+            for key in MVN_KEYS:
+                if stats[key].dtype.kind not in "iuf":
+                    raise ValueError(f"{key} is not numeric")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{name}: not GlobalMVN statistics (an .npz of {', '.join(MVN_KEYS)}): {err}") from None
+
+
+# Files a config names that the model needs at training and decoding: copied under these
+# names, once the check shows each is what the config takes it for.
+COPIED = {("token_list",): ("tokens.txt", check_token_list), ("bpemodel",): ("bpe.model", check_bpe_model),
+          ("normalize_conf", "stats_file"): ("feats_stats.npz", check_mvn_stats)}
+
+
+def locate(pack):
     """(config.yaml, model .pth) of an unpacked model: meta.yaml's, or the dir's only ones."""
-    meta = root / "meta.yaml"
-    if meta.is_file():
-        info = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
-        config = (info.get("yaml_files") or {}).get("asr_train_config")
-        model = (info.get("files") or {}).get("asr_model_file")
-        if not config or not model:
-            raise ValueError(f"{meta}: no yaml_files.asr_train_config / files.asr_model_file: not an ASR model pack")
-        return root / config, root / model
-    configs, models = sorted(root.rglob("config.yaml")), sorted(root.rglob("*.pth"))
+    if (pack.root / "meta.yaml").is_file():
+        meta = pack.file("meta.yaml", f"{pack.given}:")
+        info = pack.mapping(meta)
+        named = {k: v for part in ("yaml_files", "files") if isinstance(info.get(part), dict)
+                 for k, v in info[part].items()}
+        if not named.get("asr_train_config") or not named.get("asr_model_file"):
+            raise ValueError(f"{pack.name(meta)}: no yaml_files.asr_train_config / files.asr_model_file: "
+                             "not an ASR model pack")
+        return (pack.file(named["asr_train_config"], f"{pack.name(meta)}: yaml_files.asr_train_config"),
+                pack.file(named["asr_model_file"], f"{pack.name(meta)}: files.asr_model_file"))
+    configs, models = sorted(pack.root.rglob("config.yaml")), sorted(pack.root.rglob("*.pth"))
     if len(configs) != 1 or len(models) != 1:
-        raise ValueError(f"{root}: expected meta.yaml, or one config.yaml and one .pth; found "
+        raise ValueError(f"{pack.given}: expected meta.yaml, or one config.yaml and one .pth; found "
                          f"{len(configs)} config.yaml and {len(models)} .pth")
-    return configs[0], models[0]
-
-
-def resolve(value, root, config_dir):
-    """A path from a packed config: as written, else relative to the pack's root or the config."""
-    for candidate in (Path(value), root / value, config_dir / value):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"the model's config names {value}, which is not in {root}")
+    return tuple(pack.file(str(f.relative_to(pack.root)), f"{pack.given}:") for f in (configs[0], models[0]))
 
 
 def place(pretrained, out_dir, model_name):
@@ -76,38 +167,38 @@ def place(pretrained, out_dir, model_name):
 
     out_dir = Path(out_dir)
     with atomic_output_dir(out_dir) as tmp:
-        root = unpack(pretrained, tmp / "pack")
-        config_file, model_file = locate(root)
-        for f in (config_file, model_file):
-            if not f.is_file():
-                raise FileNotFoundError(f"{f}: named by the model pack but missing")
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-        if not isinstance(config, dict) or "encoder" not in config or "token_list" not in config:
-            raise ValueError(f"{config_file}: not an espnet2 ASR training config (no encoder / token_list)")
+        pack = Pack(pretrained, unpack(pretrained, tmp / "pack"))
+        config_file, model_file = locate(pack)
+        config = pack.mapping(config_file)
+        if "encoder" not in config or "token_list" not in config:
+            raise ValueError(f"{pack.name(config_file)}: not an espnet2 ASR training config (no encoder / token_list)")
         if config.get("token_type") != "bpe" or not config.get("bpemodel"):
-            raise ValueError(f"{config_file}: token_type {config.get('token_type')!r}; pinch's recipe tokenizes "
-                             "with the model's BPE model (token_type bpe and a bpemodel)")
+            raise ValueError(f"{pack.name(config_file)}: token_type {config.get('token_type')!r}; pinch's recipe "
+                             "tokenizes with the model's BPE model (token_type bpe and a bpemodel)")
         build = copy.deepcopy(config)  # paths into tmp, to build the network now
-        for keys, name in COPIED.items():
+        for keys, (name, check) in COPIED.items():
             holders = [config, build]
             for key in keys[:-1]:
                 holders = [h.get(key) if isinstance(h.get(key), dict) else {} for h in holders]
             value = holders[0].get(keys[-1])
-            if isinstance(value, str):
-                shutil.copy(resolve(value, root, config_file.parent), tmp / name)
-                holders[0][keys[-1]], holders[1][keys[-1]] = str(out_dir.resolve() / name), str(tmp / name)
+            if value is None or (keys == ("token_list",) and isinstance(value, list)):
+                continue
+            source = pack.file(value, f"{pack.name(config_file)}: {'.'.join(keys)}", bases=(config_file.parent,))
+            check(source, pack.name(source))
+            shutil.copy(source, tmp / name)
+            holders[0][keys[-1]], holders[1][keys[-1]] = str(out_dir.resolve() / name), str(tmp / name)
         if isinstance(config["token_list"], list):  # espnet2 writes the list itself into config.yaml
             (tmp / "tokens.txt").write_text("".join(f"{t}\n" for t in config["token_list"]), encoding="utf-8")
             config["token_list"], build["token_list"] = str(out_dir.resolve() / "tokens.txt"), str(tmp / "tokens.txt")
         if not (tmp / "tokens.txt").is_file():
-            raise ValueError(f"{config_file}: its token_list is neither a list nor a file")
+            raise ValueError(f"{pack.name(config_file)}: its token_list is neither a list nor a file")
         model = ASRTask.build_model(argparse.Namespace(**build))
         try:
             model.load_state_dict(load_state_dict(str(model_file)), strict=True)
         except RuntimeError as err:
             size = sum(1 for t in (tmp / "tokens.txt").read_text(encoding="utf-8").splitlines() if t)
-            raise ValueError(f"{model_file} does not fit the network its config builds with its token list "
-                             f"({size} tokens): {' '.join(str(err).splitlines()[:3])}") from None
+            raise ValueError(f"{pack.name(model_file)} does not fit the network its config builds with its token "
+                             f"list ({size} tokens): {' '.join(str(err).splitlines()[:3])}") from None
         # A trained model's config.yaml also records run-time values (``distributed``, ...)
         # that espnet2's parser refuses as --config, and its data options, which the
         # recipe's command line would append to: the model's options are what is kept.
@@ -116,10 +207,10 @@ def place(pretrained, out_dir, model_name):
         config = {k: v for k, v in config.items() if k in keep}
         with (tmp / "config.yaml").open("w", encoding="utf-8") as f:
             yaml_no_alias_safe_dump(config, f, indent=4, sort_keys=False)
-        (tmp / "source").write_text(f"{Path(pretrained).resolve()}\n{model_file.relative_to(root)}\n")
+        (tmp / "source").write_text(f"{Path(pretrained).resolve()}\n{model_file.relative_to(pack.root)}\n")
         shutil.copy(model_file, tmp / model_name)
-        if (tmp / "pack").resolve() == root.resolve():
-            shutil.rmtree(root)
+        if pack.root == (tmp / "pack").resolve():
+            shutil.rmtree(pack.root)
     return out_dir, config
 
 
