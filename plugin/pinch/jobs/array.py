@@ -1,4 +1,5 @@
 """A job array as run.pl and slurm.pl take it, and the script each of its jobs runs."""
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -35,6 +36,16 @@ class JobArray:
     def log_of(self, job):
         return self.log.replace(self.var, str(job))
 
+    def job_of(self, path):
+        """The job whose log PATH is, or None."""
+        log, path = os.path.normpath(self.log), os.path.normpath(path)
+        first, *rest = log.split(self.var)
+        found = re.fullmatch(re.escape(first) + "".join(rf"(\d+){re.escape(part)}" for part in rest), path)
+        if found is None:
+            return None
+        job = int(found[1]) if rest else self.first
+        return job if job in self.ids and os.path.normpath(self.log_of(job)) == path else None
+
     def script(self, cwd, threads=None):
         """Bash that runs one job (its number: Slurm's array task id, else $1) and appends its
         command, start, end and exit code to its log, as run.pl's logs hold them."""
@@ -50,6 +61,14 @@ class JobArray:
         if threads:
             lines.append(f"export OMP_NUM_THREADS={int(threads)}")
         lines += [
+            # Run by the local launcher ($2 = local), stdin is a pipe that only it holds open for
+            # writing: the pipe ends when the launcher does, even SIGKILLed, and the job dies with
+            # it. The bash's own words (a command killed by a signal) go to the log, as on Slurm.
+            'if [ "${2:-}" = local ]; then',
+            '    exec 3<&0 </dev/null >> "$log" 2>&1',
+            "    { read -r -u 3 _; kill -KILL 0; } &",
+            "    exec 3<&-",
+            "fi",
             '[ -n "${SLURM_CPUS_PER_TASK:-}" ] && export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK}',
             f"echo {shlex.quote('# ' + command)} >> \"$log\"",
             'echo "# Started at $(date) on $(hostname)" >> "$log"',
@@ -62,11 +81,29 @@ class JobArray:
         ]
         return "\n".join(lines) + "\n"
 
+    @property
+    def qdir(self):
+        """q/ under the log's folder, where Kaldi's launchers keep the jobs' script."""
+        return Path(self.log).parent / "q"
+
     def write_script(self, threads=None):
-        """The script under the log's folder, in q/ as Kaldi's launchers keep theirs."""
-        qdir = Path(self.log).parent / "q"
-        qdir.mkdir(parents=True, exist_ok=True)
-        path = qdir / f"{self.name}.sh"
+        """The script (in q/), once the logs' folders are made and no log is a folder: a log that
+        cannot be written stops the launcher before any job runs."""
+        if self.var in os.path.dirname(self.log):  # a folder per job
+            folders = {os.path.dirname(self.log_of(job)) for job in self.ids}
+        else:  # one folder: its entries, not a million logs, are looked at
+            folders = {os.path.dirname(self.log)}
+        for folder in [*folders, self.qdir]:
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise JobError(f"cannot make the log folder {folder} ({err.strerror})") from None
+        for folder in folders:
+            for entry in os.scandir(folder or "."):
+                job = self.job_of(os.path.join(folder, entry.name))
+                if job is not None and entry.is_dir():
+                    raise JobError(f"log {self.log_of(job)} is a folder, not a file")
+        path = self.qdir / f"{self.name}.sh"
         path.write_text(self.script(Path.cwd(), threads))
         return path
 
