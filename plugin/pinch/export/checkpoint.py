@@ -1,18 +1,68 @@
 """Read a weights file of any toolkit as a plain state dict, without unpickling code."""
 import io
 import os
+import pickle
+import re
 import tarfile
+from pathlib import PurePosixPath
 
 import torch
 
 from pinch.export.sparse_format import digest, load_sparse, looks_sparse, read_metadata
 
+NEMO_WEIGHTS = "model_weights.ckpt"  # NeMo's SaveRestoreConnector.model_weights_ckpt (the core needs no NeMo)
 
-def _torch_load(source, path):
+
+def read_torch(source, name):
+    """``torch.load`` of data only (tensors, containers, numbers), whatever torch's default;
+    anything else is one line naming ``name``."""
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for damaged or unsafe files
-        raise ValueError(f"{path}: cannot read as a weights-only torch checkpoint: {err}") from None
+    except pickle.UnpicklingError as err:  # torch's message is a page that suggests weights_only=False
+        code = re.search(r"GLOBAL (\S+)", str(err))
+        why = f"it would call {code.group(1)}, code rather than data" if code else "damaged or not a torch file"
+        raise ValueError(f"{name}: cannot read as a weights-only torch checkpoint: {why}") from None
+    except Exception as err:  # torch raises several types for damaged files
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{name}: cannot read as a weights-only torch checkpoint: {first}") from None
+
+
+def nemo_members(tar, path):
+    """The members of an open .nemo by the path NeMo extracts each to (``./x`` and ``x`` are one).
+    What NeMo's extraction skips or cannot tell apart is refused (links, special files, paths
+    outside the archive, two files at one path): there pinch and NeMo could read different weights."""
+    members = {}
+    for info in tar.getmembers():
+        name = str(PurePosixPath(info.name))
+        if name.startswith("/") or ".." in PurePosixPath(name).parts:
+            raise ValueError(f"{path}: {name} is outside the archive")
+        if info.issym() or info.islnk():
+            raise ValueError(f"{path}: {name} is a link")
+        if not (info.isfile() or info.isdir()):
+            raise ValueError(f"{path}: {name} is not a regular file")
+        if name in members and not (info.isdir() and members[name].isdir()):
+            raise ValueError(f"{path}: two members named {name}")
+        members[name] = info
+    return members
+
+
+def nemo_file(members, name, path):
+    """The member NeMo opens as ``<extracted archive>/name``: a file at the archive's top."""
+    if name not in members:
+        raise ValueError(f"{path}: not a NeMo archive (no {name} inside)")
+    if not members[name].isfile():
+        raise ValueError(f"{path}: {name} is a directory")
+    return members[name]
+
+
+def _nemo_state(path):
+    """What NeMo's ``restore_from`` unpickles from a .nemo, read as data."""
+    try:
+        with tarfile.open(path) as tar:
+            data = tar.extractfile(nemo_file(nemo_members(tar, path), NEMO_WEIGHTS, path)).read()
+    except (tarfile.TarError, OSError) as err:
+        raise ValueError(f"{path}: not a .nemo archive ({err})") from None
+    return read_torch(io.BytesIO(data), f"{path}: {NEMO_WEIGHTS}")
 
 
 def _unwrap(obj, path):
@@ -40,15 +90,8 @@ def load_state_dict(path):
 
         return load_file(path)
     if path.endswith(".nemo"):
-        try:
-            with tarfile.open(path) as tar:
-                member = next(m for m in tar.getmembers() if m.name.endswith("model_weights.ckpt"))
-                data = tar.extractfile(member).read()
-        except (tarfile.TarError, StopIteration) as err:
-            raise ValueError(f"{path}: not a .nemo archive with model_weights.ckpt ({err or 'missing'})") from None
-        return _unwrap(_torch_load(io.BytesIO(data), path), path)
-    return _unwrap(_torch_load(path, path), path)
-
+        return _unwrap(_nemo_state(path), path)
+    return _unwrap(read_torch(path, path), path)
 
 
 def fingerprint(path):

@@ -4,13 +4,17 @@ Stored as safetensors (data, not code: nothing is unpickled on load). A tensor w
 zeros is kept as a packed bitmask (1 bit per weight) plus its non-zero values, which at
 65% sparsity is 1/32 + 0.35 = 0.38 of its dense size. A SHA-256 in the header covers
 everything that decides the loaded tensors (the metadata, every tensor's name, dtype, shape
-and bytes), so a truncated or altered file is refused rather than loaded wrong; every way a
-file can be malformed ends in the same refusal, a ValueError naming the file.
+and bytes), so a truncated or altered file is refused rather than loaded wrong. The digest is
+no signature (anyone can recompute it), so the layout is also checked against the stored
+bytes before anything is allocated: a few hundred bytes cannot declare billions of weights.
+Every way a file can be malformed ends in the same refusal, a ValueError naming the file.
 """
 import hashlib
 import json
+import math
 import os
 import tempfile
+from collections import Counter
 
 import numpy as np
 import torch
@@ -113,20 +117,67 @@ def load_sparse(path):
         raise ValueError(f"{path}: checksum mismatch, the file was altered or damaged")
     try:
         return _densify(meta, tensors)
-    except Exception as err:  # a consistent checksum over an inconsistent layout: written wrong
-        raise ValueError(f"{path}: not a readable pinch sparse file (inconsistent layout: {err!r})") from None
+    except ValueError as err:  # a consistent checksum over a layout that does not fit the stored tensors
+        raise ValueError(f"{path}: not a readable pinch sparse file: {err}") from None
+
+
+def _parts(name, entry):
+    """The stored tensors a layout entry is made of."""
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    if kind == "dense":
+        return [name]
+    if kind == "bitmask":
+        return [name + ".mask", name + ".values"]
+    raise ValueError(f"{name}: unknown layout kind {kind!r}")
+
+
+def _check_claims(layout, tensors):
+    """Every stored tensor belongs to exactly one layout entry and every entry's tensors are stored."""
+    claims = Counter(part for name, entry in layout.items() for part in _parts(name, entry))
+    for part, count in sorted(claims.items()):
+        if count > 1:
+            raise ValueError(f"{part}: claimed twice by the layout")
+        if part not in tensors:
+            raise ValueError(f"{part}: in the layout but no stored tensor")
+    unclaimed = sorted(set(tensors) - set(claims))
+    if unclaimed:
+        raise ValueError(f"{unclaimed[0]}: stored but not in the layout")
+
+
+def _checked_mask(name, entry, mask, values):
+    """A bitmask entry's mask, one bool per weight, once its shape, mask and values agree with
+    each other: the mask is exactly ceil(numel / 8) bytes, so numel is bounded by the file's size."""
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise ValueError(f"{name}: shape {shape!r} is not a list of non-negative integers")
+    numel = math.prod(shape)
+    if mask.dtype != torch.uint8 or list(mask.shape) != [-(-numel // 8)]:
+        raise ValueError(f"{name}: mask of {mask.dtype} {list(mask.shape)} is not the {-(-numel // 8)} "
+                         f"bytes of shape {shape}")
+    if values.dim() != 1:
+        raise ValueError(f"{name}: values of shape {list(values.shape)}, not 1-D")
+    bits = np.unpackbits(mask.numpy(), count=numel).astype(bool)
+    if int(bits.sum()) != values.numel():
+        raise ValueError(f"{name}: its mask marks {int(bits.sum())} weights but {values.numel()} values are stored")
+    return torch.from_numpy(bits)
 
 
 def _densify(meta, tensors):
+    try:
+        layout = json.loads(meta.get("layout", "null"))
+    except json.JSONDecodeError:
+        layout = None
+    if not isinstance(layout, dict):
+        raise ValueError("layout is not a JSON object of tensor entries")
+    _check_claims(layout, tensors)
     state = {}
-    for name, entry in json.loads(meta["layout"]).items():
+    for name, entry in layout.items():
         if entry["kind"] == "dense":
             state[name] = tensors[name]
             continue
-        values, shape = tensors[name + ".values"], entry["shape"]
-        numel = int(np.prod(shape)) if shape else 1
-        mask = torch.from_numpy(np.unpackbits(tensors[name + ".mask"].numpy(), count=numel).astype(bool))
-        dense = torch.zeros(numel, dtype=values.dtype)
+        values = tensors[name + ".values"]
+        mask = _checked_mask(name, entry, tensors[name + ".mask"], values)
+        dense = torch.zeros(mask.numel(), dtype=values.dtype)
         dense[mask] = values
-        state[name] = dense.reshape(shape)
+        state[name] = dense.reshape(entry["shape"])
     return state

@@ -15,22 +15,25 @@ from nemo.core.connectors.save_restore_connector import SaveRestoreConnector
 from omegaconf import open_dict
 
 import pinch
+from pinch.export.checkpoint import load_state_dict, nemo_file, nemo_members
 from pinch.nemo.mixin import PRUNING_KEY
 
 CONFIG_NAME = SaveRestoreConnector().model_config_yaml
 
 
 def check_nemo_file(path):
-    """Fail clearly on a missing file or one that is not a NeMo archive."""
+    """Fail clearly on a missing file, one that is not a NeMo archive, one whose members NeMo
+    would skip or could confuse, and one whose weights hold more than data: NeMo's own
+    ``torch.load`` unpickles them fully where torch's default allows (torch < 2.6)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .nemo file")
     if not tarfile.is_tarfile(path):
         raise ValueError(f"{path}: not a NeMo archive (not a tar file)")
     with tarfile.open(path) as tar:
-        names = {os.path.normpath(n) for n in tar.getnames()}
-    if CONFIG_NAME not in names:
-        raise ValueError(f"{path}: not a NeMo archive (no {CONFIG_NAME} inside)")
+        members = nemo_members(tar, path)
+    nemo_file(members, CONFIG_NAME, path)
+    load_state_dict(str(path))
     return path
 
 
@@ -63,7 +66,6 @@ def save_nemo(model, path):
 def restore_gated(path):
     """A compressed (gated) .nemo as its pinch class, gates and thresholds loaded, or None for a
     plain one."""
-    from pinch.export.checkpoint import load_state_dict
     from pinch.nemo.models import pinch_class_for
 
     cfg = nemo_config(path)

@@ -85,6 +85,19 @@ def _read_audio(path, sample_rate):
     return audio
 
 
+def _cached_pitch(path):
+    """A pitch file already in the cache, read as data: the folder may be shared, and torch < 2.6
+    unpickles anything by default."""
+    import torch
+
+    from pinch.export.checkpoint import read_torch
+
+    f0 = read_torch(path, path)
+    if not isinstance(f0, torch.Tensor) or f0.dim() != 1:
+        raise ValueError(f"{path}: holds no tensor of pitch frames")
+    return f0.float().numpy()
+
+
 def fill_pitch_cache(manifest, sup_data_path, sample_rate, hop_length, fmin, fmax, overwrite=False):
     """Write the missing pitch files of ``manifest``; returns the voiced f0 values (Hz) of all of it."""
     import torch
@@ -100,7 +113,7 @@ def fill_pitch_cache(manifest, sup_data_path, sample_rate, hop_length, fmin, fma
         out = folder / f"{name}.pt"
         audio = None
         if out.is_file() and not overwrite:
-            f0 = torch.load(out).numpy()
+            f0 = _cached_pitch(out)
         else:
             audio = _read_audio(path, sample_rate)
             f0 = world_pitch(audio, sample_rate, hop_length, fmin, fmax)
