@@ -44,7 +44,7 @@ def main(argv=None):
         else:
             from pinch.cli.bench import run
         run(args)
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         print(f"pinch {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -10,6 +10,7 @@ import json
 import sys
 from dataclasses import asdict, replace
 
+from .atomic import check_outputs
 from .embedded import SIZES, prepare_embedded
 from .librispeech import LIBRISPEECH_SPLITS, prepare_librispeech
 from .ljspeech import prepare_ljspeech
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "check-text":
+            check_outputs({"--out-text": args.out_text, "--bad": args.bad},
+                          {"--text": args.text, "--token-list": args.token_list})
             kept, problems = check_tts_text(args.text, args.token_list, args.out_text, args.bad, args.space)
             for problem in problems:
                 print(f"pinch.data: warning: skipped {problem}", file=sys.stderr)
@@ -65,12 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not args.src:
                 parser.error(f"--corpus {args.corpus} needs --src DIR")
+            check_outputs({"--out": args.out}, {"--src": args.src})  # --out is replaced whole
             if args.corpus == "librispeech":
                 stats = prepare_librispeech(args.src, args.out, splits=args.splits)
             else:
                 stats = prepare_ljspeech(args.src, args.out, n_dev=args.lj_dev,
                                          n_test=args.lj_test)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:
         print(f"pinch.data: error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(stats, indent=2))

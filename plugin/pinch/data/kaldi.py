@@ -5,6 +5,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .audio import check_audio
+from .reading import read_text
 from .utterance import Utterance
 
 KALDI_FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
@@ -30,12 +31,13 @@ def write_kaldi_dir(directory: Path, utts: list[Utterance]) -> None:
 
 
 def read_table(path: Path, allow_empty_value: bool = False) -> dict[str, str]:
-    """`key value...` lines -> dict; errors name the file and line."""
+    """`key value...` lines -> dict; errors name the file and line. An empty file is an
+    error: no caller has anything to do with zero utterances but report a wrong result."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing")
     table: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             raise ValueError(f"{path}:{lineno}: empty line")
         key, _, value = line.strip().partition(" ")
@@ -45,6 +47,8 @@ def read_table(path: Path, allow_empty_value: bool = False) -> dict[str, str]:
         if key in table:
             raise ValueError(f"{path}:{lineno}: duplicate id {key!r}")
         table[key] = value
+    if not table:
+        raise ValueError(f"{path}: empty: no entries")
     return table
 
 

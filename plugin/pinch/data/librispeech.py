@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .atomic import atomic_output_dir
 from .datadir import write_split
+from .reading import read_text
 from .text import normalize_text
 from .utterance import Utterance
 from .audio import check_audio
@@ -41,7 +42,7 @@ def read_librispeech_split(split_dir: Path) -> list[Utterance]:
     utts = []
     for trans in trans_files:
         speaker = trans.parent.parent.name
-        for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_text(trans).splitlines(), 1):
             where = f"{trans}:{lineno}"
             utt_id, _, words = line.strip().partition(" ")
             if not utt_id.startswith(f"{speaker}-{trans.parent.name}-"):

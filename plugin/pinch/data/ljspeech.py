@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .atomic import atomic_output_dir
 from .datadir import write_split
+from .reading import read_text
 from .text import normalize_text
 from .utterance import Utterance
 from .audio import check_audio
@@ -34,7 +35,7 @@ def find_ljspeech_root(src: Path) -> Path:
 def read_ljspeech(root: Path) -> list[Utterance]:
     meta = root / "metadata.csv"
     utts = []
-    for lineno, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(meta).splitlines(), 1):
         where = f"{meta}:{lineno}"
         fields = line.split("|")
         if len(fields) != 3:

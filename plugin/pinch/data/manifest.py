@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .reading import read_text
 from .utterance import Utterance
 
 MANIFEST = "manifest.json"
@@ -23,11 +24,13 @@ def read_manifest(path: Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing")
     entries = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{lineno}: not JSON ({e})") from None
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}:{lineno}: not a JSON object")
         for key in ("audio_filepath", "duration", "text"):
             if key not in entry:
                 raise ValueError(f"{path}:{lineno}: missing key {key!r}")

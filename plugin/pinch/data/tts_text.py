@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .atomic import write_text_atomic
+from .atomic import atomic_file
+from .reading import read_text
 
 
 def sentence_problem(text: str, symbols: set[str], space: str = "<space>") -> str | None:
@@ -27,11 +28,14 @@ def check_tts_text(text_path: Path, token_list: Path, out_text: Path, bad: Path,
 
     Returns (lines kept, problems as "uttid: reason"). Raises ValueError if none is kept.
     """
-    symbols = set(Path(token_list).read_text(encoding="utf-8").split())
+    symbols = set(read_text(token_list).split())
     if not symbols:
         raise ValueError(f"{token_list}: empty token list")
+    lines = read_text(text_path).splitlines()
+    if not lines:
+        raise ValueError(f"{text_path}: empty: no sentences")
     kept, problems = [], []
-    for lineno, line in enumerate(Path(text_path).read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(lines, 1):
         utt, _, sentence = line.strip().partition(" ")
         if not utt:
             problems.append(f"{text_path}:{lineno}: empty line")
@@ -44,6 +48,7 @@ def check_tts_text(text_path: Path, token_list: Path, out_text: Path, bad: Path,
     if not kept:
         raise ValueError(f"{text_path}: no sentence can be synthesized with {token_list}: "
                          + "; ".join(problems[:3]))
-    write_text_atomic(out_text, "".join(kept))
-    write_text_atomic(bad, "".join(p + "\n" for p in problems))
+    with atomic_file(out_text) as kept_tmp, atomic_file(bad) as bad_tmp:  # both files or neither
+        kept_tmp.write_text("".join(kept), encoding="utf-8")
+        bad_tmp.write_text("".join(p + "\n" for p in problems), encoding="utf-8")
     return len(kept), problems

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             except json.JSONDecodeError as e:
                 raise ValueError(f"--row is not valid JSON: {e}") from None
             print(json.dumps(append_result(args.table, row)))
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:
         print(f"pinch.scoring: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
+from pinch.data.atomic import check_outputs
 from pinch.data.kaldi import read_table
 
 from .sclite import score
@@ -22,6 +23,8 @@ def asr_cer(syn_scp: Path, ref_text: Path, transcribe: Transcribe, out: Path) ->
     Returns the sclite result (its "cer" is the ASR-CER, "wer" the ASR-WER).
     """
     out = Path(out)
+    hyp_path = out / "hyp"
+    check_outputs({"the hypotheses": hyp_path}, {"the wav.scp": syn_scp, "the reference text": ref_text})
     out.mkdir(parents=True, exist_ok=True)
     wavs = read_table(syn_scp)
     ids = sorted(wavs)
@@ -29,7 +32,6 @@ def asr_cer(syn_scp: Path, ref_text: Path, transcribe: Transcribe, out: Path) ->
     if len(hyps) != len(ids):
         raise ValueError(f"transcribe returned {len(hyps)} transcripts for {len(ids)} "
                          f"files of {syn_scp}")
-    hyp_path = out / "hyp"
     hyp_path.write_text("".join(f"{u} {' '.join(str(h).split())}".rstrip() + "\n"
                                 for u, h in zip(ids, hyps)), encoding="utf-8")
     return score(ref_text, hyp_path, out)

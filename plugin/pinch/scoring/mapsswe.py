@@ -11,7 +11,7 @@ import math
 import re
 from pathlib import Path
 
-from pinch.data.atomic import write_json_atomic
+from pinch.data.atomic import check_outputs, write_json_atomic
 from pinch.data.kaldi import check_same_ids
 
 from .sclite import run_sclite
@@ -36,7 +36,12 @@ def compare(ref: Path, hyp_a: Path, hyp_b: Path, out: Path, alpha: float = ALPHA
             raise ValueError(f"system name {name!r}: use letters, digits, '_', '.', '-'")
     if name_a == name_b:
         raise ValueError(f"both systems are named {name_a!r}")
+    if not 0.0 < alpha < 1.0:  # a NaN too: every test would pass as lossless
+        raise ValueError(f"--alpha must be in (0, 1), got {alpha}")
     out = Path(out)
+    written = ["ref.word.trn", f"a_{name_a}.trn", f"b_{name_b}.trn", "mapsswe.stats.mapsswe", COMPARE]
+    check_outputs({f"--out's {name}": out / name for name in written},
+                  {"--ref": ref, "--hyp-a": hyp_a, "--hyp-b": hyp_b})
     out.mkdir(parents=True, exist_ok=True)
     refs = read_transcripts(ref, allow_empty=False)
     hyps = {"a": read_transcripts(hyp_a, allow_empty=True),

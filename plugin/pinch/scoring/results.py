@@ -8,15 +8,14 @@ serialised with a lock file so two recipes finishing together lose no row.
 from __future__ import annotations
 
 import fcntl
-import json
 import numbers
 import time
 from pathlib import Path
 
-from pinch.data.atomic import write_json_atomic, write_text_atomic
+from pinch.data.atomic import RESULTS_TABLE, non_finite, write_json_atomic, write_text_atomic
+from pinch.data.reading import read_json
 
-JSON_TABLE = "results.json"
-MD_TABLE = "results.md"
+JSON_TABLE, MD_TABLE = RESULTS_TABLE
 
 # key -> (type, Markdown header, description)
 COLUMNS = {
@@ -56,31 +55,49 @@ COLUMNS = {
 }
 
 
-def check_row(row: dict) -> None:
-    """Raise ValueError naming the first unknown, missing or mistyped key."""
+def check_row(row: dict, where: str = "result row") -> None:
+    """Raise ValueError naming (after `where`) the first unknown, missing, mistyped or
+    non-finite key: the table is the record, and a NaN read from it is a wrong result."""
     if not isinstance(row, dict):
-        raise ValueError(f"a result row must be a JSON object, got {type(row).__name__}")
+        raise ValueError(f"{where}: must be a JSON object, got {type(row).__name__}")
     for key, value in row.items():
         if key not in COLUMNS:
-            raise ValueError(f"result row: unknown key {key!r}; known keys: {list(COLUMNS)}")
+            raise ValueError(f"{where}: unknown key {key!r}; known keys: {list(COLUMNS)}")
         typ = COLUMNS[key][0]
         if value is not None and (not isinstance(value, typ) or isinstance(value, bool)):
-            raise ValueError(f"result row: key {key!r} must be {typ.__name__}, got {value!r}")
+            raise ValueError(f"{where}: key {key!r} must be {typ.__name__}, got {value!r}")
     if not row.get("system"):
-        raise ValueError("result row: key 'system' is required")
+        raise ValueError(f"{where}: key 'system' is required")
+    found = non_finite(row)
+    if found:
+        raise ValueError(f"{where}: {found[0]} must be a finite number, got {found[1]}")
     if row.get("task", "asr") not in ("asr", "tts"):
-        raise ValueError(f"result row: key 'task' must be asr or tts, got {row['task']!r}")
+        raise ValueError(f"{where}: key 'task' must be asr or tts, got {row['task']!r}")
     for key in ("target_sparsity", "sparsity", "encoder_sparsity", "model_sparsity"):
         if row.get(key) is not None and not 0.0 <= row[key] <= 1.0:
-            raise ValueError(f"result row: key {key!r} must be in [0, 1], got {row[key]}")
+            raise ValueError(f"{where}: key {key!r} must be in [0, 1], got {row[key]}")
     for key in ("wer", "cer"):
         for test_set, rate in (row.get(key) or {}).items():
             if not isinstance(rate, numbers.Real) or isinstance(rate, bool) or rate < 0:
-                raise ValueError(f"result row: {key}[{test_set!r}] must be a number >= 0, got {rate!r}")
+                raise ValueError(f"{where}: {key}[{test_set!r}] must be a number >= 0, got {rate!r}")
     for test_set, sig in (row.get("significance") or {}).items():
-        if not isinstance(sig, dict) or not {"p_value", "lossless"} <= set(sig):
-            raise ValueError(f"result row: significance[{test_set!r}] must hold p_value and "
-                             f"lossless, got {sig!r}")
+        _check_significance(sig, f"significance[{test_set!r}]", where)
+    for reference, tests in (row.get("mapsswe") or {}).items():
+        if not isinstance(tests, dict):
+            raise ValueError(f"{where}: mapsswe[{reference!r}] must map test sets to results, got {tests!r}")
+        for test_set, sig in tests.items():
+            _check_significance(sig, f"mapsswe[{reference!r}][{test_set!r}]", where)
+
+
+def _check_significance(sig, field: str, where: str) -> None:
+    """One MAPSSWE result: a p-value in [0, 1] and a lossless verdict."""
+    if not isinstance(sig, dict) or not {"p_value", "lossless"} <= set(sig):
+        raise ValueError(f"{where}: {field} must hold p_value and lossless, got {sig!r}")
+    p = sig["p_value"]
+    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{where}: {field}['p_value'] must be a number in [0, 1], got {p!r}")
+    if not isinstance(sig["lossless"], bool):
+        raise ValueError(f"{where}: {field}['lossless'] must be true or false, got {sig['lossless']!r}")
 
 
 # MAPSSWE references, preferred first: a verdict against a dense model that trained as long
@@ -109,18 +126,19 @@ def recorded(table_dir: Path, toolkit: str, dense_fingerprint: str, systems) -> 
 
 
 def read_rows(table_dir: Path) -> list[dict]:
+    """The rows of TABLE_DIR/results.json, each checked as an appended one is: a hand-edited
+    row that is not a row stops every reader with the file and row named."""
     path = Path(table_dir) / JSON_TABLE
     if not path.exists():
         if (Path(table_dir) / MD_TABLE).exists():
             raise ValueError(f"{Path(table_dir) / MD_TABLE} exists without {path}: refusing "
                              f"to overwrite a table this writer did not create")
         return []
-    try:
-        rows = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    rows = read_json(path)
     if not isinstance(rows, list):
         raise ValueError(f"{path}: expected a JSON list of rows")
+    for i, row in enumerate(rows, 1):
+        check_row(row, f"{path}: row {i}")
     return rows
 
 

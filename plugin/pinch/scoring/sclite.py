@@ -18,7 +18,7 @@ from pathlib import Path
 import jiwer
 from rapidfuzz.distance import Levenshtein
 
-from pinch.data.atomic import write_json_atomic
+from pinch.data.atomic import check_outputs, write_json_atomic
 from pinch.data.kaldi import check_same_ids
 
 from .by_source import sources_of
@@ -26,6 +26,8 @@ from .sctk import run_sctk
 from .trn import read_transcripts, write_trn
 
 RESULT = "result.json"
+UNITS = ("word", "char")
+SCLITE_REPORTS = ("sys", "raw", "pra", "sgml")  # what run_sclite's options make sclite write
 _SUM = re.compile(r"\|\s*Sum\s*\|\s*(\d+)\s+(\d+)\s*\|\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\|")
 
 
@@ -78,12 +80,15 @@ def score(ref: Path, hyp: Path, out: Path) -> dict:
     (either means the two did not score the same pairs).
     """
     out = Path(out)
+    written = [f"{side}.{unit}.trn" for unit in UNITS for side in ("ref", "hyp")]
+    written += [f"{unit}.{ext}" for unit in UNITS for ext in SCLITE_REPORTS] + [RESULT]
+    check_outputs({f"--out's {name}": out / name for name in written}, {"--ref": ref, "--hyp": hyp})
     out.mkdir(parents=True, exist_ok=True)
     refs = read_transcripts(ref, allow_empty=False)
     hyps = read_transcripts(hyp, allow_empty=True)
     ids = check_same_ids(refs, hyps, ref, hyp)
     result = {"ref": str(ref), "hyp": str(hyp), "utterances": len(ids)}
-    for unit in ("word", "char"):
+    for unit in UNITS:
         write_trn(out / f"ref.{unit}.trn", refs, ids, unit)
         write_trn(out / f"hyp.{unit}.trn", hyps, ids, unit)
         result[unit] = run_sclite(out / f"ref.{unit}.trn", out / f"hyp.{unit}.trn", out,

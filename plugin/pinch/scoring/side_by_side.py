@@ -18,9 +18,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pinch.data.atomic import write_text_atomic
+from pinch.data.atomic import check_outputs, write_text_atomic
 
-from .results import REFERENCES, read_rows
+from .results import JSON_TABLE, REFERENCES, read_rows
 
 TOOLKITS = ("espnet", "nemo")
 
@@ -109,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", help="also plot WER (TTS: ASR-CER) against measured sparsity to this PNG")
     parser.add_argument("--task", choices=sorted(TASKS), default="asr", help="which rows: asr or tts")
     args = parser.parse_args(argv)
+    table = Path(args.table) / JSON_TABLE
     try:
-        if not (Path(args.table) / "results.json").is_file():
-            raise FileNotFoundError(f"{Path(args.table) / 'results.json'}: missing (run the recipes' scoring stages)")
+        check_outputs({k: v for k, v in (("--out", args.out), ("--plot", args.plot)) if v}, {"--table": table})
+        if not table.is_file():
+            raise FileNotFoundError(f"{table}: missing (run the recipes' scoring stages)")
         rows = read_rows(Path(args.table))
         unnoted = sum(1 for r in rows if r.get("toolkit") in TOOLKITS and corpus_of(r) is None)
         if args.corpus and unnoted:
@@ -119,17 +121,17 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         newest = newest_rows(rows, args.corpus, args.task)
         text = side_by_side(newest, args.task)
-    except (ValueError, FileNotFoundError) as err:
+        if args.plot:  # first: it is the output that can find nothing to draw
+            from .side_by_side_plot import plot_wer_vs_sparsity
+
+            cols = TASKS[args.task]
+            plot_wer_vs_sparsity(newest, Path(args.plot), cols.rate, cols.rate_name, cols.sparsity)
+            print(f"pinch compare: plot written to {args.plot}", file=sys.stderr)
+        if args.out:
+            write_text_atomic(Path(args.out), text)
+    except (ValueError, OSError) as err:
         print(f"pinch compare: error: {err}", file=sys.stderr)
         return 1
-    if args.out:
-        write_text_atomic(Path(args.out), text)
-    if args.plot:
-        from .side_by_side_plot import plot_wer_vs_sparsity
-
-        cols = TASKS[args.task]
-        plot_wer_vs_sparsity(newest, Path(args.plot), cols.rate, cols.rate_name, cols.sparsity)
-        print(f"pinch compare: plot written to {args.plot}", file=sys.stderr)
     print(text, end="")
     return 0
 

@@ -5,11 +5,11 @@ Both toolkits log pinch's scalars to TensorBoard through their own loggers (espn
 reporter, Lightning's TensorBoardLogger under NeMo's exp_manager); the event files are read
 back with tensorboard's own reader, so neither toolkit's log format is parsed here.
 """
-import json
 import re
 from pathlib import Path
 
 from pinch.data.atomic import write_json_atomic, write_text_atomic
+from pinch.data.reading import read_json, read_text
 
 HISTORY_TAGS = ("sparsity", "eta", "tau")
 # espnet2 logs averages over its log interval: a history point within this of the target
@@ -102,15 +102,15 @@ def write_details(table_dir, row, hyps, refs, layers=None, history=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     for name, ref in refs.items():
         ref_copy = path.parent / f"ref_{name}.txt"
-        text = Path(ref).read_text(encoding="utf-8")
-        if not ref_copy.is_file() or ref_copy.read_text(encoding="utf-8") != text:
+        text = read_text(ref)
+        if not ref_copy.is_file() or read_text(ref_copy) != text:
             write_text_atomic(ref_copy, text)
     write_json_atomic(path, {"system": row["system"], "date": row.get("date"), "layers": layers or {},
                              "history": history or {},
-                             "hyps": {name: Path(h).read_text(encoding="utf-8") for name, h in hyps.items()}})
+                             "hyps": {name: read_text(h) for name, h in hyps.items()}})
     return path
 
 
 def read_details(table_dir, row):
     path = details_path(table_dir, row)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None

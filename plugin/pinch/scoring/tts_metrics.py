@@ -17,9 +17,10 @@ import pysptk
 import pyworld
 import soundfile as sf
 
-from pinch.data.atomic import write_json_atomic
+from pinch.data.atomic import check_outputs, write_json_atomic
 from pinch.data.kaldi import check_same_ids, read_table
 
+METRICS = "tts_metrics.json"
 FRAME_PERIOD_MS = 5.0
 MCEP_ORDER = 24
 # Frequency-warping factors approximating the mel scale (SPTK's usual values).
@@ -47,6 +48,8 @@ def _load(path: str, where: str) -> tuple[np.ndarray, int]:
         audio = audio.mean(axis=1)
     if len(audio) == 0:
         raise ValueError(f"{where}: audio {path} has zero length")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{where}: audio {path} holds non-finite samples (NaN or infinity)")
     return audio, sr
 
 
@@ -79,6 +82,9 @@ def score_tts(ref_scp: Path, syn_scp: Path, out: Path | None = None) -> dict:
 
     Writes OUT/tts_metrics.json (means and per-utterance values) when `out` is given.
     """
+    if out is not None:
+        check_outputs({f"--out's {METRICS}": Path(out) / METRICS},
+                      {"--ref-scp": ref_scp, "--syn-scp": syn_scp})
     refs, syns = read_table(ref_scp), read_table(syn_scp)
     ids = check_same_ids(refs, syns, ref_scp, syn_scp)
     per_utt = {u: compare_files(refs[u], syns[u], f"{syn_scp}: {u}") for u in ids}
@@ -90,5 +96,5 @@ def score_tts(ref_scp: Path, syn_scp: Path, out: Path | None = None) -> dict:
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "tts_metrics.json", result)
+        write_json_atomic(out / METRICS, result)
     return result

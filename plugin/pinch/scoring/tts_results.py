@@ -8,7 +8,6 @@ passes their parameters in.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pinch.data.atomic import write_text_atomic
+from pinch.data.atomic import check_outputs, write_text_atomic
 from pinch.data.kaldi import read_table
+from pinch.data.reading import read_json
 
 from .results import append_result
 
@@ -66,7 +66,7 @@ def model_scores(model: TTSModel, asr_tag: str) -> dict:
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise ValueError(f"{path} is missing: run the scoring stage first")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def results_md(rows: list[dict], reference_cer: float, test_set: str) -> str:
@@ -127,6 +127,7 @@ def tts_results(models: list[TTSModel], asr_tag: str, reference_cer: Path,
                 n_samples: int, toolkit: str, results_table: Path | None = None,
                 overwrite: bool = False, notes: str = "") -> list[dict]:
     """Score rows of every model; RESULTS.md, samples and (once per model dir) table rows."""
+    check_outputs({"--results_md": results_md_path}, {"--reference_cer": reference_cer, "--ref_scp": ref_scp})
     rows = []
     for m in models:
         row = {"name": m.name, **m.counts, **model_scores(m, asr_tag)}

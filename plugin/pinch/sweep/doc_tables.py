@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from pinch.data.atomic import write_text_atomic
+from pinch.data.reading import read_text
 from pinch.scoring.mapsswe import ALPHA
 from pinch.sweep.lossless import lossless_table
 from pinch.sweep.seeds import pairs, unanimous
@@ -87,7 +88,7 @@ def main(argv=None):
     stale = []
     try:
         for path in files:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path)
             made = render(text, root)
             if made == text:
                 continue

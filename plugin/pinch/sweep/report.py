@@ -4,8 +4,9 @@ import statistics
 import time
 from pathlib import Path
 
-from pinch.data.atomic import write_text_atomic
+from pinch.data.atomic import check_outputs, write_text_atomic
 from pinch.scoring.mapsswe import ALPHA
+from pinch.scoring.results import JSON_TABLE
 from pinch.sweep import plots
 from pinch.sweep.cost import CLAIM, ITERATIVE, cell_verdicts, equal_wer
 from pinch.sweep.lossless import lossless_table
@@ -38,6 +39,7 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
     """Write ``out`` (REPORT.md) and its figures beside it; returns the report's text.
     ``planned``: the targets the sweep is to cover; a method's run missing at one is named."""
     table_dir, out = Path(table_dir), Path(out)
+    check_outputs({"--out": out}, {"--table": table_dir / JSON_TABLE})
     sweep = load(table_dir, corpus, planned)
     figures = out.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -299,7 +301,7 @@ def main(argv=None):
         except ValueError:
             raise ValueError(f"--targets must be numbers, not {args.targets!r}") from None
         text = build(args.table, args.corpus, out, command, planned)
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         print(f"pinch.sweep: error: {err}", file=sys.stderr)
         return 2
     # The headline on the terminal too: the largest lossless sparsity table.

@@ -5,10 +5,11 @@ from functools import cached_property
 from pathlib import Path
 
 from pinch.scoring.mapsswe import compare
-from pinch.scoring.results import read_rows
+from pinch.scoring.results import JSON_TABLE, read_rows
 from pinch.scoring.training_record import details_path, read_details
 
 REFERENCES = ("dense", "dense_finetune")
+NEEDED = ("toolkit", "method", "wer")  # what every row of the sweep is tabulated and plotted by
 
 
 @dataclass
@@ -124,6 +125,10 @@ def load(table_dir, corpus, planned=()):
     for row in read_rows(table_dir):
         if row.get("task", "asr") != "asr" or corpus_of(row) != corpus:
             continue
+        missing = [k for k in NEEDED if row.get(k) is None]
+        if missing:
+            raise ValueError(f"{Path(table_dir) / JSON_TABLE}: row {row['system']!r} has no {missing[0]!r}, "
+                             f"which the sweep report needs")
         latest[(row.get("toolkit"), row["system"], row.get("dense_fingerprint"))] = row
     if not latest:
         raise ValueError(f"{table_dir}: no ASR rows of corpus {corpus!r}")
