@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The evidence sweep (README: "Evidence sweep"): every method at every target sparsity in both
+# The evidence sweep (docs/evidence.md: "Evidence sweep"): every method at every target sparsity in both
 # recipes, from the dense models committed beside this script, into one results table, then
 # the report. Resumable: a run the table holds for the same dense model is not redone (the
 # recipes check), so rerunning this after a kill, or in a fresh checkout, continues the sweep.
@@ -61,7 +61,7 @@ PY
     [ -n "${best}" ] || continue
     recipe "${tk}" --pruning "sspg ${best}" --sweep 0.8 --compress_seeds "${seeds}"
 done
-# The cost at equal WER (README: "Evidence sweep"): the iterative methods in longer passes, to
+# The cost at equal WER (docs/evidence.md: "Evidence sweep"): the iterative methods in longer passes, to
 # find what they need to reach sspg's WER at 0.8 (--cost_epochs "" skips it).
 for tk in ${toolkits}; do
     [ -n "${cost_epochs}" ] || break

@@ -56,7 +56,7 @@ def _gradients(w2ds, g2ds, thresholds, tau, grad_kept, costs, soft):
 
 class _Pinch(torch.autograd.Function):
     """Every tensor of a list in one call: per-call overhead, not arithmetic, dominated the
-    gates' cost when each weight had its own call (README, "Gate overhead")."""
+    gates' cost when each weight had its own call (docs/evidence.md, "Gate overhead")."""
 
     @staticmethod
     def forward(ctx, tau, groups, costs, soft_weight_grad, on_backward, *weights_and_thresholds):
@@ -106,7 +106,7 @@ def pinch_weight(weight, threshold, tau, groups=None, soft_weight_grad=False, co
 
     ``soft_weight_grad`` passes the task gradient to ``W`` through the soft mask (``g * M``)
     instead of the hard one: pruned weights keep part of it and can grow back (sspg's
-    ``weight_grad: soft``, measured against the paper's rule in README's A/B). The count
+    ``weight_grad: soft``, measured against the paper's rule in docs/method.md's A/B). The count
     charges ``cost`` per kept group (default: the group's size)."""
     groups = groups or weight.numel()
     costs = torch.tensor([group_cost(weight, groups, cost)], device=weight.device)

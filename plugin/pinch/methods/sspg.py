@@ -119,7 +119,7 @@ class SelfPinching(PruningMethod):
         After the ramp, the dips of a few revived weights below the target do not count: with
         them eta kept doubling to the end of the run (ESPnet recipe at 65%: 50 when the target
         was reached, 798 at the end; at 80%: 147 and 8659) for no sparsity, only a stronger
-        pull on every weight (README: the corpus v4 A/B)."""
+        pull on every weight (docs/method.md: the gate A/B on corpus v4)."""
         total = self.clock.total_steps
         ramp = min(1.0, self.clock.step / max(self.reach_at * total, 1.0))
         slack = HOLD_SLACK if ramp >= 1.0 else 0.0

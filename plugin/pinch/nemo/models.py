@@ -83,6 +83,6 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# The two classes the README's Python example uses, by name.
+# The two classes the NeMo recipe README's Python example uses, by name.
 PinchEncDecCTCModel = pinch_class(EncDecCTCModel)
 PinchEncDecCTCModelBPE = pinch_class(EncDecCTCModelBPE)

@@ -39,7 +39,7 @@ test_sets=              # Sets to decode and score (default: all of the corpus).
 
 # Features
 # utterance_mvn: the embedded corpus mixes voices 11 dB apart and trains with +-12 dB gain;
-# with global_mvn the dense model stayed on CTC's blank plateau (README, corpus v4).
+# with global_mvn the dense model stayed on CTC's blank plateau (docs/corpus.md, corpus v4).
 feats_normalize=utterance_mvn  # utterance_mvn | global_mvn (statistics of stage 10)
 
 # Tokens
@@ -79,7 +79,7 @@ inference_asr_model=valid.loss.ave.pth
 # The checkpoint of a stage-12 pass (compression runs and the dense control) that is baked,
 # decoded and deployed: the pass's last epoch, as NeMo's recipe takes its final weights.
 # espnet2's average of the best epochs by valid loss mixes in an earlier, less pruned epoch of
-# the methods that prune gradually (README, "Evidence sweep").
+# the methods that prune gradually (docs/evidence.md, "Evidence sweep").
 finetune_model=latest.pth
 inference_nj=2          # Parallel decoding jobs per test set (one CPU thread each).
 results_table=../../../exp/results  # Shared results table (append-only).
