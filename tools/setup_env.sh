@@ -20,6 +20,10 @@ festvox=/usr/share/festival/voices
 [ -x /usr/lib/sctk/bin/sclite ] || command -v sclite >/dev/null 2>&1 || missing+=(sctk)
 # GNU time: the recipes' peak memory of each training run (the sweep's cost columns)
 [ -x /usr/bin/time ] || missing+=(time)
+# strace and iproute2: the test that no pinch step reaches the network watches every process
+# in a network namespace of its own (tests/core/test_no_network.py)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # Slurm (client, controller, node daemon) and munge: the recipes' slurm job backend, and the
 # single-node cluster the tests start on localhost
 command -v sbatch >/dev/null 2>&1 || missing+=(slurm-client)

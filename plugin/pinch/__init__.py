@@ -1,9 +1,14 @@
 """pinch: one-pass compression of speech models with sparsity-aware self-pinching gates.
 
 The names below load on first use (pinch.lazy), so commands that need no torch (scoring,
-the results table) start without importing it.
+the results table) start without importing it. Importing pinch first turns the
+dependencies' telemetry and Hub lookups off (pinch.offline), whichever of its modules is
+imported and before any of them can import onnxruntime.
 """
 from pinch.lazy import lazy_exports
+from pinch.offline import quiet_environment
+
+quiet_environment()
 
 _EXPORTS = {
     "PruningConfig": "pinch.config",

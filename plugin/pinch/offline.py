@@ -1,17 +1,29 @@
 """No step of a pinch job touches the network: checkpoints and data come from disk.
 
-Two libraries under the toolkits try anyway: every espnet2 task imports g2p_en, which
-calls ``nltk.download`` at import when its NLTK data is missing, and Hugging Face
-libraries look up the Hub unless told they are offline. `forbid_downloads` tells the Hub
-libraries so and turns NLTK's downloader into a refusal that says what is missing.
-``python -m pinch.offline MODULE [ARGS]`` runs a toolkit's own entry point (unmodified)
-that way; pinch's entry points call it themselves.
+Libraries under the toolkits try anyway: onnxruntime (which NeMo imports) sends telemetry
+to Microsoft from a C++ thread, a DNS lookup about 9 s after its import and every few
+seconds after; Hugging Face libraries look up the Hub unless told they are offline; every
+espnet2 task imports g2p_en, which calls ``nltk.download`` at import when its NLTK data is
+missing. `quiet_environment` sets the variables that keep the first two off; importing
+``pinch`` calls it, before anything can import onnxruntime (which reads its variable once,
+at import: ``onnxruntime.disable_telemetry_events()`` after that stops nothing), and child
+processes inherit them. `forbid_downloads` also turns NLTK's downloader into a refusal that
+says what is missing. ``python -m pinch.offline MODULE [ARGS]`` runs a toolkit's own entry
+point (unmodified) that way; pinch's entry points call it themselves.
 """
 import os
 import runpy
 import sys
 
-HUB_OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+# onnxruntime 1.31 reads ORT_DISABLE_TELEMETRY; its later sources read ORT_TELEMETRY_DISABLED.
+QUIET = ("ORT_DISABLE_TELEMETRY", "ORT_TELEMETRY_DISABLED", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+         "HF_DATASETS_OFFLINE")
+
+
+def quiet_environment():
+    """Telemetry and Hub lookups off, for this process and its children (a value the user set stays)."""
+    for name in QUIET:
+        os.environ.setdefault(name, "1")
 
 
 def _refuse_nltk_download(info_or_id=None, *args, **kwargs):
@@ -21,8 +33,7 @@ def _refuse_nltk_download(info_or_id=None, *args, **kwargs):
 
 
 def forbid_downloads():
-    for name in HUB_OFFLINE:
-        os.environ.setdefault(name, "1")
+    quiet_environment()
     try:
         import nltk
     except ImportError:
