@@ -46,23 +46,35 @@ def recipe(espnet_dense, tmp_path_factory):
     proc = run(tts_cmd(root))
     exp = root / "tts_exp"
     dense = exp / "tts_train_tacotron2_raw_char"
-    return {"root": root, "exp": exp, "dense": dense, "baked": Path(f"{dense}_sspg0.5") / "baked", "stderr": proc.stderr}
+    return {"root": root, "exp": exp, "dense": dense, "control": Path(f"{dense}_finetune"),
+            "baked": Path(f"{dense}_sspg0.5") / "baked", "stderr": proc.stderr}
 
 
 def test_every_stage_ran_and_wrote_results(recipe):
     exp, synth = recipe["exp"], "decode_valid.loss.ave_griffin_lim/test"
-    for model in (recipe["dense"], recipe["baked"]):
+    for model in (recipe["dense"], recipe["control"], recipe["baked"]):
         assert len((model / synth / "wav.scp").read_text().splitlines()) == 4  # the tiny test set
         assert json.loads((model / synth / "tts_metrics" / "tts_metrics.json").read_text())["mcd"] > 0
-    assert (recipe["baked"] / synth / "asr_asr_train_asr_conformer_ctc_raw_bpe30" / "mapsswe_vs_dense" /
-            "compare.json").is_file()
+    for ref in ("dense", "dense_finetune"):
+        assert (recipe["baked"] / synth / "asr_asr_train_asr_conformer_ctc_raw_bpe30" / f"mapsswe_vs_{ref}" /
+                "compare.json").is_file()
     results = (exp / "RESULTS.md").read_text()
-    assert "|tts_train_tacotron2_raw_char|" in results and "|tts_train_tacotron2_raw_char_sspg0.5|" in results
+    assert all(f"|tts_train_tacotron2_raw_char{s}|" in results for s in ("", "_finetune", "_sspg0.5"))
     rows = json.loads((recipe["root"] / "results" / "results.json").read_text())
-    assert [(r["task"], r["method"]) for r in rows] == [("tts", "dense"), ("tts", "sspg")]
-    # The gated matrices at the target; the encoder's share counts its biases and norms too.
-    assert json.loads((recipe["baked"] / "sparsity.json").read_text())["sparsity_gated"] == pytest.approx(0.5, abs=0.02)
-    assert 0.3 < rows[1]["encoder_sparsity"] < 0.5 and rows[0]["encoder_sparsity"] < 0.01
+    assert [(r["task"], r["method"]) for r in rows] == [("tts", "dense"), ("tts", "dense_finetune"), ("tts", "sspg")]
+    assert rows[2]["reference"] == "dense_finetune" and set(rows[2]["mapsswe"]) == {"dense", "dense_finetune"}
+    # The control had the compression pass's length: the same finetune_args, no pruning.
+    control_log = (recipe["control"] / "train.log").read_text()
+    assert "--max_epoch 5" in control_log and "--init_param" in control_log and "loss_sparsity" not in control_log
+    assert (recipe["control"] / "latest.pth").resolve().name == "5epoch.pth"
+    # The gated matrices at the target as the pass's last epoch left them (nothing rescaled at
+    # bake); the encoder's share counts its biases and norms too.
+    comp = recipe["baked"].parent
+    assert "/latest.pth -> " in (comp / "bake.log").read_text()
+    sparsity = json.loads((recipe["baked"] / "sparsity.json").read_text())
+    assert sparsity["sparsity_trained"] == sparsity["sparsity_gated"] == pytest.approx(0.5, abs=0.02)
+    assert 0.3 < rows[2]["encoder_sparsity"] < 0.5 and rows[0]["encoder_sparsity"] < 0.01
+    assert rows[1]["encoder_sparsity"] < 0.01
     sample = next((exp / "samples").iterdir())
     assert {p.name for p in sample.iterdir()} >= {"mel.png", "reference.wav"}
     # No step tried the network: the recipe's own messages and every step's log.

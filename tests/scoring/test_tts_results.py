@@ -20,7 +20,7 @@ def _tone(path, hz, seconds=0.5):
     sf.write(path, 0.3 * np.sin(2 * np.pi * hz * t), SR)
 
 
-def _model(tmp_path, name, encoder_zeros, mcd, cer, baked):
+def _model(tmp_path, name, encoder_zeros, mcd, cer, baked, method="dense", tests=(("dense", 0.4, True),)):
     d = tmp_path / name / ("baked" if baked else "")
     d.mkdir(parents=True, exist_ok=True)
     enc = torch.ones(10, 10)
@@ -35,11 +35,11 @@ def _model(tmp_path, name, encoder_zeros, mcd, cer, baked):
         _tone(synth / f"{u}.wav", 300 + 50 * i + encoder_zeros)
         wavs.append(f"{u} {synth / f'{u}.wav'}")
     (synth / "wav.scp").write_text("\n".join(wavs) + "\n")
-    if baked:
-        (synth / "asr" / "mapsswe_vs_dense").mkdir()
-        (synth / "asr" / "mapsswe_vs_dense" / "compare.json").write_text(json.dumps({"p_value": 0.4, "lossless": True}))
+    for ref, p, lossless in tests if baked else ():
+        (synth / "asr" / f"mapsswe_vs_{ref}").mkdir()
+        (synth / "asr" / f"mapsswe_vs_{ref}" / "compare.json").write_text(json.dumps({"p_value": p, "lossless": lossless}))
     return TTSModel(name, d, synth, parameter_counts({"tts.enc.w": enc, "tts.dec.w": torch.ones(50)}.items(), "tts.enc."),
-                    {"method": "sspg", "target_sparsity": 0.5} if baked else None)
+                    {"method": "sspg", "target_sparsity": 0.5} if baked else None, method)
 
 
 def test_encoder_and_model_counted_apart(tmp_path):
@@ -69,7 +69,7 @@ def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
     assert [r["encoder_sparsity"] for r in rows] == [0.0, 0.5]
     md = (tmp_path / "RESULTS.md").read_text()
     assert "on the recordings themselves it is 3.50%" in md
-    assert "|tts_dense_sspg0.5|100|0.5000|150|0.3333|6.200|0.1000|5.00|10.00|0.4 (no significant increase)|" in md
+    assert "|tts_dense_sspg0.5|100|0.5000|150|0.3333|6.200|0.1000|5.00|10.00||0.4 (no significant increase)|" in md
     assert sorted(p.name for p in (tmp_path / "samples" / "u1").iterdir()) == [
         "mel.png", "reference.wav", "tts_dense.wav", "tts_dense_sspg0.5.wav"]
     assert not (tmp_path / "samples" / "u2").exists()  # n_samples=1
@@ -86,3 +86,28 @@ def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "espnet MCD dB" in out and "| sspg | 0.5 | 100 | 0.5 | 150 | 6.2 | 0.1 | 5.00 (p=0.4 vs dense, lossless)" in out
     assert side_by_side_main(["--table", str(table)]) == 1  # no ASR rows there
+
+
+def test_the_verdict_of_a_compressed_model_is_against_the_dense_control_where_there_is_one(tmp_path):
+    """The control (fine-tuned as long, no pruning) is its own row; the compressed model's verdict
+    names the control as its reference, and every test made is kept."""
+    dense = _model(tmp_path, "tts_dense", 0, 6.0, 4.0, baked=False)
+    control = _model(tmp_path, "tts_dense_finetune", 0, 5.8, 3.5, baked=False, method="dense_finetune")
+    pruned = _model(tmp_path, "tts_dense_sspg0.5", 50, 6.2, 5.0, baked=True,
+                    tests=(("dense", 0.4, True), ("dense_finetune", 0.02, False)))
+    ref_scp = tmp_path / "ref.scp"
+    _tone(tmp_path / "ref_u1.wav", 200)
+    _tone(tmp_path / "ref_u2.wav", 200)
+    ref_scp.write_text("".join(f"{u} {tmp_path / f'ref_{u}.wav'}\n" for u in ("u1", "u2")))
+    (tmp_path / "ref_cer.json").write_text(json.dumps({"cer": 3.5}))
+    table = tmp_path / "table"
+    tts_results([dense, control, pruned], "asr", tmp_path / "ref_cer.json", ref_scp, "test",
+                tmp_path / "RESULTS.md", tmp_path / "samples", 1, "espnet", table)
+    stored = read_rows(table)
+    assert [r["method"] for r in stored] == ["dense", "dense_finetune", "sspg"]
+    assert stored[2]["reference"] == "dense_finetune"
+    assert stored[2]["significance"] == {"test": {"p_value": 0.02, "lossless": False}}
+    assert stored[2]["mapsswe"]["dense"] == {"test": {"p_value": 0.4, "lossless": True}}
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "|MAPSSWE p vs dense control|MAPSSWE p vs dense model|" in md
+    assert "|5.00|10.00|0.02 (worse)|0.4 (no significant increase)|" in md

@@ -24,7 +24,9 @@ COLUMNS = {
     "task": (str, "task", "asr (the default) or tts"),
     "method": (str, "method", "dense, sspg, magnitude, ..."),
     "target_sparsity": (numbers.Real, "target", "requested sparsity (0..1)"),
-    "sparsity": (numbers.Real, "sparsity", "measured sparsity of the gated weights (0..1)"),
+    "sparsity": (numbers.Real, "sparsity", "measured sparsity of the gated weights of the baked model (0..1)"),
+    "sparsity_trained": (numbers.Real, "sparsity trained", "sparsity of the gated weights as the compression "
+                         "pass left them, before bake (the same unless bake was told to rescale)"),
     "params": (numbers.Integral, "params", "parameters of the model"),
     "nonzero_params": (numbers.Integral, "nonzero", "non-zero parameters"),
     "size_mb": (numbers.Real, "size MB", "size on disk in MB"),

@@ -3,10 +3,11 @@
 #
 # Stages keep the numbers of egs2/TEMPLATE/tts1/tts.sh where they match (1 data, 2 format,
 # 3 filter, 4 token list, 5 collect stats, 6 training, 7 decoding, 8 scoring) with pinch's
-# stages put in after training: 6 dense training, 7 compression, 8 bake, 9 synthesis of the
-# test sentences (Griffin-Lim unless --vocoder_file), 10 scoring: MCD and log-F0 RMSE against
-# the recordings, and ASR-CER of the synthesized speech by the ASR recipe's dense model,
-# with a MAPSSWE test of each compressed model against the dense one.
+# stages put in after training: 6 dense training, 7 compression (and the dense control: the
+# same pass without pruning), 8 bake (the pass's last epoch), 9 synthesis of the test
+# sentences (Griffin-Lim unless --vocoder_file), 10 scoring: MCD and log-F0 RMSE against the
+# recordings, and ASR-CER of the synthesized speech by the ASR recipe's dense model, with a
+# MAPSSWE test of each compressed model against the dense model and the dense control.
 #   ./run.sh                                   # embedded corpus's TTS view, encoder to 50%
 #   ./run.sh --datadir ../asr1/data            # reuse the ASR recipe's corpus (same stamp)
 #   ./run.sh --corpus ljspeech --ljspeech_dir /data/LJSpeech-1.1 --fs 22050
@@ -41,6 +42,9 @@ train_args=             # Extra training options (stages 6 and 7).
 # Stage 7: the pass that compresses the dense model's encoder while it fine-tunes.
 finetune_args="--max_epoch 4"
 compress_args=          # Stage 7 only, e.g. "--pruning_conf eta=300".
+# Also fine-tune the dense model with finetune_args and no pruning (${dense_dir}_finetune): a
+# dense model with as much training as the compressed ones, the reference of their verdicts.
+dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 preset=auto             # Layers to gate: auto (the TTS model's encoder), tacotron2, fastspeech2, ...
 target_sparsity=0.5
@@ -48,7 +52,11 @@ sweep=                  # Several targets, e.g. "0.3 0.5 0.7" (replaces target_s
 granularity=unstructured
 pruning_conf_dir=../../../conf/pruning
 inference_config=conf/decode.yaml
-inference_model=valid.loss.ave.pth
+inference_model=valid.loss.ave.pth  # The dense model's checkpoint (stage 6).
+# The checkpoint of a stage-7 pass (compression runs and the dense control) that is baked and
+# synthesized with: the pass's last epoch. espnet2's average of the best epochs by valid loss
+# mixes in an earlier, less pruned epoch (docs/evidence.md, "Evidence sweep").
+finetune_model=latest.pth
 vocoder_file=           # A trained vocoder (espnet2 / ParallelWaveGAN checkpoint); empty: Griffin-Lim.
 vocoder_config=         # Its config, if not beside it.
 n_samples=3             # Test sentences copied to ${expdir}/samples, with mel spectrogram plots.
@@ -69,6 +77,7 @@ cd "$(dirname "$0")"
 check_common_options
 is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
 is_count "${n_samples}" || die "--n_samples must be a non-negative integer, not '${n_samples}'"
+is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 for v in min_wav_duration max_wav_duration; do
     awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
 done
@@ -87,6 +96,7 @@ token_list="${token_listdir}/${token_type}/tokens.txt"
 tts_tag="$(basename "${train_config}" .yaml)_raw_${token_type}"
 stats_dir="${expdir}/tts_stats_raw_${token_type}"
 dense_dir="${expdir}/tts_${tts_tag}"
+control_dir="${dense_dir}_finetune"
 synth_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
 [ -n "${vocoder_file}" ] && synth_tag+="_$(basename "${vocoder_file%.*}")" || synth_tag+="_griffin_lim"
 asr_tag="asr_$(basename "${asr_model_dir}")"
@@ -112,9 +122,11 @@ train_tts() {
     espnet_train "$1" "$2" "$3" "${data_opts[@]}" "${shape_opts[@]}" --config "${train_config}" "${@:4}"
 }
 
-# model_dirs: "DIR CONFIG MODEL STAGE" per model to synthesize with: dense, then each baked one.
+# model_dirs: "DIR CONFIG MODEL STAGE" per model to synthesize with: dense, the dense control
+# (made by stage 7), then each baked one (stage 8).
 model_dirs() {
     echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_model} 6"
+    [ "${dense_control}" = true ] && echo "${control_dir} ${control_dir}/config.yaml ${control_dir}/${finetune_model} 7"
     while read -r _ _ dir; do
         echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth 8"
     done < <(compressed_runs)
@@ -181,10 +193,18 @@ if run_stage 6; then
 fi
 
 if run_stage 7; then
-    log "Stage 7: One-pass compression of the encoder of ${dense_dir}/${inference_model}: methods '${pruning}', targets '${targets}', preset '${preset}'"
+    log "Stage 7: One-pass compression of the encoder of ${dense_dir}/${inference_model}: methods '${pruning}', targets '${targets}', preset '${preset}'$([ "${dense_control}" = true ] && echo ', and the dense control (fine-tuned without pruning)')"
+    if [ "${dense_control}" = true ] && ! done_or_redo "${control_dir}/${finetune_model}" 7; then
+        t0=${SECONDS}
+        need "${dense_dir}/${inference_model}" 6
+        # shellcheck disable=SC2086
+        train_tts "${control_dir}" espnet2.bin.tts_train "dense control" \
+            --init_param "${dense_dir}/${inference_model}" ${train_args} ${finetune_args}
+        log "Stage 7: ${control_dir} done in $(( SECONDS - t0 ))s"
+    fi
     while read -r m t dir; do
         t0=${SECONDS}
-        done_or_redo "${dir}/${inference_model}" 7 && continue
+        done_or_redo "${dir}/${finetune_model}" 7 && continue
         need "${dense_dir}/${inference_model}" 6
         # shellcheck disable=SC2086
         train_tts "${dir}" pinch.espnet.bin.tts_train "compression ${m} ${t}" \
@@ -198,8 +218,8 @@ fi
 
 if run_stage 8; then
     t0=${SECONDS}
-    log "Stage 8: Bake: masks into weights, plain ESPnet TTS model dirs"
-    espnet_bake 8 tts "${inference_model}" < <(compressed_runs)
+    log "Stage 8: Bake: masks into weights (${finetune_model}), plain ESPnet TTS model dirs"
+    espnet_bake 8 tts "${finetune_model}" < <(compressed_runs)
     stage_time 8 "${t0}"
 fi
 
@@ -238,7 +258,7 @@ fi
 
 if run_stage 10; then
     t0=${SECONDS}
-    log "Stage 10: Scoring: MCD and log-F0 RMSE vs the recordings, ASR-CER by ${asr_recipe}/${asr_model_dir}, MAPSSWE vs dense"
+    log "Stage 10: Scoring: MCD and log-F0 RMSE vs the recordings, ASR-CER by ${asr_recipe}/${asr_model_dir}, MAPSSWE vs the dense model and the dense control"
     asr_dir="${asr_recipe}/${asr_model_dir}"
     [ -f "${asr_dir}/config.yaml" ] \
         || die "${asr_dir}/config.yaml is missing: run ${asr_recipe}/run.sh first, or pass --asr_recipe/--asr_model_dir"
@@ -274,13 +294,17 @@ if run_stage 10; then
         transcribe "${out}/wav.scp" "${out}/${asr_tag}"
         tests=()
         [ "${made_by}" = 8 ] && tests=("dense:${dense_dir}/${synth_tag}/${test_set}/${asr_tag}/text")
+        [ "${made_by}" = 8 ] && [ "${dense_control}" = true ] \
+            && tests+=("dense_finetune:${control_dir}/${synth_tag}/${test_set}/${asr_tag}/text")
         # The reference text of the sentences that were synthesized.
         score_set 10 "${out}/text" "${out}/${asr_tag}/text" "${out}/${asr_tag}" "${tests[@]}"
     done < <(model_dirs)
     mkdir -p "${expdir}/logs"
-    models=()
-    while read -r dir _ model _; do models+=("${dir}:${model}"); done < <(model_dirs)
-    ${python} -m pinch.espnet.bin.tts_results --models "${models[@]}" --synth_tag "${synth_tag}" \
+    models=() control=()
+    while read -r dir _ model made_by; do
+        if [ "${made_by}" = 7 ]; then control=(--control "${dir}:${model}"); else models+=("${dir}:${model}"); fi
+    done < <(model_dirs)
+    ${python} -m pinch.espnet.bin.tts_results --models "${models[@]}" "${control[@]}" --synth_tag "${synth_tag}" \
         --test_set "${test_set}" --asr_tag "${asr_tag}" --reference_cer "${ref_out}/score_wer/result.json" \
         --ref_scp "${dumpdir}/raw/${test_set}/wav.scp" --n_samples "${n_samples}" \
         --samples_dir "${expdir}/samples" --results_md "${expdir}/RESULTS.md" \

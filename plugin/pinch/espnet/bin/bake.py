@@ -44,7 +44,9 @@ def get_parser():
         "--target_sparsity",
         type=float,
         default=None,
-        help="Rescale sspg thresholds to land exactly on this sparsity (for averaged checkpoints)",
+        help="Rescale sspg thresholds to land exactly on this sparsity (for averaged checkpoints; "
+        "both figures are logged and kept in sparsity.json). The recipes bake the pass's last epoch "
+        "and never rescale",
     )
     parser.add_argument(
         "--mask_from",
@@ -97,14 +99,17 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
         baked = pinch.bake(gated).state_dict()
     else:
         baked = pinch.bake_state_dict(gated_sd)
-    if target_sparsity is not None and gated_names and not structured:
-        reached = 1.0 - sum(int((baked[n] != 0).sum()) for n in gated_names) / sum(
+    trained = None  # the gated weights' sparsity as the checkpoint's own hard masks have it
+    if gated_names and not structured:
+        trained = 1.0 - sum(int((baked[n] != 0).sum()) for n in gated_names) / sum(
             baked[n].numel() for n in gated_names)
-        if abs(reached - target_sparsity) <= MAX_RESCALE_GAP:
+    if target_sparsity is not None and trained is not None:
+        if abs(trained - target_sparsity) <= MAX_RESCALE_GAP:
             baked = pinch.bake_state_dict(gated_sd, target_sparsity=target_sparsity)
+            print(f"bake: thresholds rescaled: sparsity {trained:.4f} as trained -> {target_sparsity:.4f} baked")
         else:
             logging.warning(
-                f"{model_file} has sparsity {reached:.4f}, too far from the target "
+                f"{model_file} has sparsity {trained:.4f}, too far from the target "
                 f"{target_sparsity} to rescale (> {MAX_RESCALE_GAP}); baking it as it is"
             )
 
@@ -128,6 +133,8 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
         "method": config["pruning"],
         "target_sparsity": config["pruning_conf"].get("target_sparsity"),
         "sparsity_gated": report.gated,
+        # as the pass left it: differs from sparsity_gated only where --target_sparsity rescaled
+        "sparsity_trained": report.gated if trained is None else trained,
         "sparsity_model": report.model,
         "params": report.params,
         "nonzero": report.nonzero,
