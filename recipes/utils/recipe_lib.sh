@@ -186,20 +186,18 @@ espnet_train() {
 }
 
 # espnet_bake STAGE TASK MODEL < RUNS: bake the MODEL of every compression run (lines of
-# compressed_runs) into RUN/baked, a plain ESPnet model dir. Averaging checkpoints moves sparsity
-# off the target: sspg's thresholds are rescaled onto it; the other methods take the zeros of
-# their final epoch.
+# compressed_runs) into RUN/baked, a plain ESPnet model dir, with the sparsity the pass reached:
+# nothing is rescaled onto the target (in either toolkit), so a pass that fell short shows it.
+# Magnitude methods take the zeros of their final epoch (--mask_from), which matters where MODEL
+# is an average of epochs (their averaged weights are non-zero where any epoch's were).
 espnet_bake() {
     local stage=$1 task=$2 model=$3 m t dir exact
     while read -r m t dir; do
         [ -n "${dir}" ] || continue
         done_or_redo "${dir}/baked/model.pth" "${stage}" && continue
         need "${dir}/${model}" $(( stage - 1 ))
-        if grep -qE '^method: *sspg' "${pruning_conf_dir}/${m}.yaml"; then
-            exact=(--target_sparsity "${t}")
-        else
-            exact=(--mask_from "${dir}/latest.pth")
-        fi
+        exact=()
+        grep -qE '^method: *sspg' "${pruning_conf_dir}/${m}.yaml" || exact=(--mask_from "${dir}/latest.pth")
         ${python} -m pinch.espnet.bin.bake --task "${task}" --train_config "${dir}/config.yaml" \
             --model_file "${dir}/${model}" --out_dir "${dir}/baked" \
             "${exact[@]}" --overwrite > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
@@ -447,16 +445,21 @@ espnet_collect_stats() {
 }
 
 # nemo_train DIR WHAT CONFIG [OVERRIDE ...]: one pinch.nemo.bin.train run of Hydra config
-# CONFIG (in ${config_dir}) into DIR, logged to DIR/train.log, timed in DIR/wall_time_s.
+# CONFIG (in ${config_dir}) into DIR, logged to DIR/train.log, timed in DIR/wall_time_s; a
+# killed run continues from its last whole checkpoint (the configs' exp_manager resume_if_exists).
+# Temporary files go to DIR/tmp, emptied at each attempt's start: Lightning writes a checkpoint
+# there first, so that moving it into place is a rename (a copy from another file system can be
+# cut short by a kill), and the file of a save a kill interrupted goes with the next attempt.
 nemo_train() {
     local dir=$1 what=$2 config=$3
     shift 3
     start_training "${dir}"
+    rm -rf "${dir}/tmp" && mkdir "${dir}/tmp"
     [ "${ngpu:-0}" -eq 0 ] || set -- "$@" trainer.accelerator=gpu "trainer.devices=${ngpu}"
     [ "$(world_size)" -eq 1 ] || set -- "$@" "trainer.num_nodes=${num_nodes}" "trainer.devices=${nproc_per_node}" \
         trainer.strategy=ddp
-    train_to_end "${dir}" "${what}" ${python} -m pinch.nemo.bin.train --config-path "${config_dir}" \
-        --config-name "${config}" "exp_manager.exp_dir=$(abspath "${dir}")" "$@"
+    train_to_end "${dir}" "${what}" env "TMPDIR=$(abspath "${dir}")/tmp" ${python} -m pinch.nemo.bin.train \
+        --config-path "${config_dir}" --config-name "${config}" "exp_manager.exp_dir=$(abspath "${dir}")" "$@"
 }
 
 # nemo_bake STAGE < RUNS: bake the gated.nemo of every compression run (lines of
@@ -471,4 +474,18 @@ nemo_bake() {
             > "${dir}/bake.log" 2>&1 || failed "bake" "${dir}/bake.log"
         tail -n 1 "${dir}/bake.log" >&2
     done
+}
+
+# manifest_set_name MANIFEST: the name of a test set given as a NeMo manifest: its file stem
+# (test_a.json: test_a), or its folder's name for a manifest.json (data/test_clean/manifest.json:
+# test_clean), as pinch.data.manifest.set_name. The manifest must exist.
+manifest_set_name() {
+    local base
+    base=$(basename "$1")
+    base=${base%.*}
+    if [ "${base}" = manifest ]; then
+        base=$(basename "$(cd "$(dirname "$1")" && pwd -P)") || die "$1: no such manifest"
+    fi
+    [ -n "${base}" ] || die "$1: no test set name in this path"
+    echo "${base}"
 }

@@ -35,6 +35,8 @@ COLUMNS = {
     "reference": (str, "verdict vs", "the model the MAPSSWE verdict compares with: dense_finetune "
                   "(the dense model trained as long) where the run has one, else dense"),
     "wall_time_s": (numbers.Real, "time s", "compression wall time in seconds"),
+    "attempts": (numbers.Integral, "attempts", "training attempts that wall time sums (a killed one counts; the "
+                 "next resumes from its last checkpoint)"),
     "granularity": (str, "granularity", "unstructured or structured (whole units, heads, channels)"),
     "seed": (numbers.Integral, "seed", "seed of the compression run, where it was set"),
     "epochs": (numbers.Integral, "epochs", "epochs of the compression pass, where the recipe set a longer one "
@@ -160,9 +162,10 @@ def append_result(table_dir: Path, row: dict) -> dict:
 
 # Columns of one task's table only; the rest are shared.
 TTS_ONLY = ("task", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer")
-ASR_ONLY = ("sparsity", "size_mb", "wall_time_s", "wer")
+ASR_ONLY = ("sparsity", "size_mb", "wall_time_s", "attempts", "wer")
 # In results.json only: the sweep report reads them (python -m pinch.sweep).
-JSON_ONLY = ("seed", "epochs", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s", "mapsswe",
+JSON_ONLY = ("seed", "epochs", "sparsity_trained", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s",
+             "mapsswe",
              "dense_fingerprint")
 
 

@@ -1,5 +1,6 @@
 """What a compression run cost and how its schedule went, for the results table and the sweep
-report: peak memory, the sparsity / eta / tau history and when the target was first reached.
+report: wall time and attempts, peak memory, the sparsity / eta / tau history and when the
+target was first reached.
 
 Both toolkits log pinch's scalars to TensorBoard through their own loggers (espnet2's
 reporter, Lightning's TensorBoardLogger under NeMo's exp_manager); the event files are read
@@ -78,10 +79,21 @@ def peak_rss_mb(run_dir):
     return round(max(kb) / 1024, 1) if kb else None
 
 
+def wall_time(run_dir):
+    """``{"wall_time_s": seconds, "attempts": n}`` of a run's training attempts (the recipes'
+    wall_time_s, a line per attempt): a killed attempt's time counts, the rerun resumes its
+    work; {} without the file."""
+    path = Path(run_dir) / "wall_time_s"
+    if not path.is_file():
+        return {}
+    seconds = [int(x) for x in path.read_text().split()]
+    return {"wall_time_s": float(sum(seconds)), "attempts": len(seconds)}
+
+
 def training_facts(run_dir, target=None):
     """Row columns from a run's directory, and its history for the details file."""
     history = read_history(run_dir)
-    facts = {"peak_rss_mb": peak_rss_mb(run_dir)}
+    facts = {"peak_rss_mb": peak_rss_mb(run_dir), **wall_time(run_dir)}
     if target is not None and "eta" in history:  # sspg: the only method that learns its way there
         facts["reach_step"], facts["reach_s"] = reach(history, float(target))
     return {k: v for k, v in facts.items() if v is not None}, history

@@ -19,14 +19,26 @@ reads); keys under ``model.pruning`` override it. With ``init_from_nemo_model`` 
 network, preprocessor and tokenizer (FastPitch: text tokenizer) come from the .nemo and
 only ``train_ds``, ``validation_ds``, ``optim`` and ``pruning`` come from this config
 (FastPitch's pitch statistics and sup_data_path live in its datasets' configs).
+
+A killed run resumes when rerun into the same ``exp_manager.exp_dir`` (the configs set
+``resume_if_exists``): from its last whole checkpoint, weights, thresholds, ``pinch_steps``,
+optimizer and schedule included (Lightning restores them over the .nemo's weights), or from
+the start where the kill left none. A config error (a misspelt trainer or exp_manager key, no
+``output_nemo``) stops before any work with one line that names the key.
 """
+import inspect
 import logging
+import sys
+import zipfile
+from pathlib import Path
 
 import lightning.pytorch as pl
 from nemo.core.config import hydra_runner
-from nemo.utils.exp_manager import exp_manager
+from nemo.utils.callbacks.nemo_model_checkpoint import NeMoModelCheckpoint
+from nemo.utils.exp_manager import ExpManagerConfig, exp_manager, get_log_dir
 from nemo.utils.trainer_utils import resolve_trainer_cfg
 from omegaconf import OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from pinch import PruningConfig
 from pinch.nemo import nemo_config, pinch_class_for, pruning_config, save_nemo
@@ -99,6 +111,78 @@ def _build_model(cfg, trainer):
     return model
 
 
+def build_trainer(cfg):
+    """The Lightning trainer of ``cfg.trainer`` under exp_manager, set to resume a killed run."""
+    kwargs = resolve_trainer_cfg(cfg.trainer)
+    unknown = sorted(set(kwargs) - set(inspect.signature(pl.Trainer.__init__).parameters))
+    if unknown:
+        raise ValueError(f"trainer.{unknown[0]}: not a Lightning Trainer argument")
+    trainer = pl.Trainer(**kwargs)
+    manager = exp_manager_config(cfg)
+    if manager is not None and manager.resume_if_exists:
+        settle_last_checkpoint(checkpoint_dir(trainer, manager))
+    exp_manager(trainer, manager)
+    return trainer
+
+
+def exp_manager_config(cfg):
+    """``cfg.exp_manager`` on NeMo's schema (None without one); a misspelt key named."""
+    block = cfg.get("exp_manager")
+    if block is None:
+        return None
+    try:
+        return OmegaConf.merge(OmegaConf.structured(ExpManagerConfig), OmegaConf.to_container(block, resolve=True))
+    except OmegaConfBaseException as err:
+        raise ValueError(f"exp_manager.{config_error(err)}") from None
+
+
+def checkpoint_dir(trainer, manager):
+    """Where exp_manager looks for the last checkpoint to resume from (NeMo's own get_log_dir)."""
+    if manager.checkpoint_callback_params.dirpath:
+        return Path(manager.checkpoint_callback_params.dirpath)
+    log_dir, *_ = get_log_dir(trainer, exp_dir=manager.exp_dir, name=manager.name, version=manager.version,
+                              explicit_log_dir=manager.explicit_log_dir,
+                              use_datetime_version=manager.use_datetime_version,
+                              resume_if_exists=manager.resume_if_exists)
+    return Path(log_dir) / "checkpoints"
+
+
+def settle_last_checkpoint(folder):
+    """Leave exp_manager at most one last checkpoint, a whole one, to resume from.
+
+    NeMo marks a checkpoint ``-unfinished`` while it saves it; exp_manager refuses to resume
+    from two last checkpoints (a kill after writing the new one, before deleting the old one) or
+    from a single marked one, and passes over a marked one for an older one. Lightning writes a
+    checkpoint to a temporary file and moves it into place: a marked one is whole unless that
+    move was a copy across file systems that the kill cut short (no zip directory at its end).
+    The newest whole one is kept, unmarked; the rest are deleted, so a checkpoint cut short is
+    never resumed from. Every process of a data-parallel run does this before exp_manager
+    looks: the same files, the same choice.
+    """
+    lasts = sorted(folder.rglob("*last.ckpt"), key=lambda p: (_mtime(p), p.name))
+    whole = [p for p in lasts if zipfile.is_zipfile(p)]
+    for path in lasts:
+        if path not in whole[-1:]:
+            why = "an older last checkpoint" if path in whole else "a checkpoint cut short by a kill"
+            logging.getLogger("pinch").warning("pinch.nemo: deleting %s (%s; not resumed from)", path, why)
+            path.unlink(missing_ok=True)
+        NeMoModelCheckpoint.format_checkpoint_unfinished_marker_path(path).unlink(missing_ok=True)
+
+
+def _mtime(path):
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # another process of the run deleted it meanwhile
+        return 0.0
+
+
+def config_error(err):
+    """An OmegaConf error on one line: the key, then what is wrong with it."""
+    what = str(getattr(err, "msg", None) or err).splitlines()[0]
+    key = getattr(err, "full_key", None)
+    return f"{key}: {what}" if key else what
+
+
 @hydra_runner(config_path=None, config_name=None)
 def main(cfg):
     # pinch's own messages (e.g. the update at which sspg first reached its target) in train.log
@@ -109,13 +193,18 @@ def main(cfg):
         pinch_log.setLevel(logging.INFO)
         pinch_log.propagate = False
     pl.seed_everything(cfg.get("seed", 0), workers=True)
-    trainer = pl.Trainer(**resolve_trainer_cfg(cfg.trainer))
-    exp_manager(trainer, cfg.get("exp_manager"))
-    model = build_model(cfg, trainer)
+    try:
+        output = cfg.output_nemo  # asked first: a run without one fails now, not after training
+        trainer = build_trainer(cfg)
+        model = build_model(cfg, trainer)
+    except OmegaConfBaseException as err:
+        sys.exit(f"pinch.nemo.bin.train: error: {config_error(err)}")
+    except (ValueError, FileNotFoundError) as err:
+        sys.exit(f"pinch.nemo.bin.train: error: {err}")
     trainer.fit(model, ckpt_path=cfg.get("ckpt_path"))
     pruned = getattr(model, "pruner", None) is not None
     if trainer.is_global_zero:
-        out = save_nemo(model, cfg.output_nemo)
+        out = save_nemo(model, output)
         if not pruned:
             write_counts(model, out)
         print(f"pinch.nemo: wrote {out}")
