@@ -165,8 +165,7 @@ TTS_ONLY = ("task", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", 
 ASR_ONLY = ("sparsity", "size_mb", "wall_time_s", "attempts", "wer")
 # In results.json only: the sweep report reads them (python -m pinch.sweep).
 JSON_ONLY = ("seed", "epochs", "sparsity_trained", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s",
-             "mapsswe",
-             "dense_fingerprint")
+             "mapsswe", "dense_fingerprint")
 
 
 def render_markdown(rows: list[dict]) -> str:
