@@ -20,20 +20,76 @@ def test_row_groups_gate_on_mean_square():
     assert torch.equal(pinch_weight(w, t, 0.5, groups=2)[0], w * torch.tensor([[1.0], [0.0]]))
 
 
+def _paper_gate(w, t, tau, groups=None, cost=None, up=None, eta=0.0):
+    """method.md's gate written out here with plain torch ops, none of pinch's helpers:
+    value ``(W * Mbar, cost * ||Mbar||_0)`` and, in closed form, the gradients of
+    ``L = sum(up * W * Mbar) + eta * count`` under the straight-through rule
+    (dL/dW = g * Mbar + g * W * dM/dW, dL/dt = g * W * dM/dt, with g = up; the count's
+    gradient is that of the soft count cost * sum(M)).
+
+    Groups as masking.py documents them: the weight viewed as ``(groups, -1)``, each row gated
+    on its mean squared weight (a row of one weight: the paper's W^2); a kept group counts
+    ``cost`` weights, its own size by default."""
+    w, t = w.detach(), t.detach()
+    rows = w.numel() if groups is None else groups
+    w2 = w.reshape(rows, -1)
+    n = w2.shape[1]
+    score = (w2 * w2).sum(dim=1, keepdim=True) / n  # (rows, 1)
+    soft = 1.0 / (1.0 + torch.exp(-(score - t * t) / tau))  # M
+    hard = (score >= t * t).to(w.dtype)  # Mbar
+    each = cost if cost else n
+    value = (w2 * hard).reshape(w.shape), each * hard.sum()
+    g = up.reshape(rows, n)
+    slope = soft * (1.0 - soft) / tau  # dM/d(score - t^2)
+    # d/d(score) of everything the soft mask of a row enters: the masked row and the count
+    pull = (g * w2).sum(dim=1, keepdim=True) + eta * each
+    grad_w = g * hard + pull * slope * (2.0 * w2 / n)  # d score / d w = 2 w / n
+    grad_t = (pull * slope * (-2.0 * t)).sum()  # d score-margin / d t = -2 t
+    return value, (grad_w.reshape(w.shape), grad_t)
+
+
+def _autograd_straight_through(w, t, tau, groups, cost, up, eta):
+    """The same estimator as method.md writes it, W * (Mbar + M - sg(M)) and the count
+    cost * (Mbar + M - sg(M)), differentiated by autograd: a second derivation of the
+    closed form above, also written only here."""
+    w = w.detach().clone().requires_grad_(True)
+    t = t.detach().clone().requires_grad_(True)
+    w2 = w.reshape(w.numel() if groups is None else groups, -1)
+    score = w2.square().mean(dim=1, keepdim=True)
+    soft = torch.sigmoid((score - t.square()) / tau)
+    hard = (score >= t.square()).to(w.dtype)
+    st = hard + soft - soft.detach()
+    loss = (up.reshape(w2.shape) * w2 * st).sum() + eta * (cost or w2.shape[1]) * st.sum()
+    loss.backward()
+    return w.grad, t.grad
+
+
 def _matches_the_papers_straight_through(groups, cost=None):
     torch.manual_seed(0)
     w = torch.randn(6, 4, dtype=torch.double, requires_grad=True)
-    t = torch.tensor(0.7, dtype=torch.double, requires_grad=True)
     up = torch.randn(6, 4, dtype=torch.double)
+    # 0.96 prunes 14 of the 24 weights, 2 of the 6 rows, 1 of the 3 two-row groups, none
+    # within 0.01 of the threshold's square (at 0.7 every row and group was kept)
+    t = torch.tensor(0.96, dtype=torch.double, requires_grad=True)
+    rows = groups or w.numel()
     for eta in (0.0, 0.3):  # masked weight alone, and with the L0 penalty on the count
         masked, kept = pinch_weight(w, t, 0.3, groups, cost=cost)
+        (ref_masked, ref_kept), (ref_gw, ref_gt) = _paper_gate(w, t, 0.3, groups, cost, up, eta)
+        assert torch.equal(masked.detach(), ref_masked) and kept.item() == ref_kept.item()
+        # a case with both kinds of group, so both terms of the gradient are exercised
+        assert 0 < ref_kept.item() / (cost or w.numel() // rows) < rows
         ((masked * up).sum() + eta * kept).backward()
-        gw, gt = w.grad.clone(), t.grad.clone()
+        assert torch.allclose(w.grad, ref_gw, rtol=1e-10, atol=1e-12), (groups, cost, eta)
+        assert torch.allclose(t.grad, ref_gt, rtol=1e-10, atol=1e-12), (groups, cost, eta)
+        assert ref_gw.abs().sum() > 0 and ref_gt.abs() > 0, "gradients must reach both W and t"
+        auto_gw, auto_gt = _autograd_straight_through(w, t, 0.3, groups, cost, up, eta)
+        assert torch.allclose(auto_gw, ref_gw, rtol=1e-10, atol=1e-12)
+        assert torch.allclose(auto_gt, ref_gt, rtol=1e-10, atol=1e-12)
+        # pinch's own plain-autograd reference (exported by pinch.gates) agrees too
         w.grad = t.grad = None
-        ref, ref_kept = straight_through_pinched(w, t, 0.3, groups, cost)
-        ((ref * up).sum() + eta * ref_kept).backward()
-        assert torch.allclose(gw, w.grad) and torch.allclose(gt, t.grad)
-        assert gw.abs().sum() > 0 and gt.abs() > 0, "gradients must reach both W and t"
+        st, st_kept = straight_through_pinched(w, t, 0.3, groups, cost)
+        ((st * up).sum() + eta * st_kept).backward()
+        assert torch.allclose(w.grad, ref_gw) and torch.allclose(t.grad, ref_gt)
         w.grad = t.grad = None
 
 

@@ -22,7 +22,11 @@ def test_lands_on_target_when_compressing_a_converged_model(converged_toy, toy_d
         assert losses[-1] < 20 * dense_loss
     else:
         # 1500 updates at lr 2e-4 do not give any method 20x back (bench/sspg_toy.py): the
-        # yardstick is global magnitude pruning fine-tuned with the same updates.
+        # yardstick is global magnitude pruning fine-tuned with the same updates. Measured: 2.18x
+        # here (7.7e-4 vs 3.5e-4); 1.70-2.48x for converged models of seeds 0-5 (SSPG reaches its
+        # target only after a few hundred updates, magnitude fine-tunes one mask all 1500). The
+        # bound clears that spread; a broken recovery is far above it: 10.6x with the task
+        # gradient through the soft mask (weight_grad: soft), 178x with no fine-tuning at all.
         magnitude = ToyNet()
         magnitude.load_state_dict(_converged_state)
         baseline = pinch.Pruner(magnitude, method="global_magnitude", target_sparsity=0.5, targets=TARGETS,

@@ -1,5 +1,5 @@
 """Untrusted files are read as data, damaged ones are refused with one message, and a killed
-writer's leftovers are cleaned up: what README's "Trust and failure" promises."""
+writer's leftovers are cleaned up: what docs/trust.md promises."""
 import os
 import subprocess
 import sys
@@ -56,7 +56,10 @@ def test_every_single_byte_flip_is_refused_or_loads_identical_tensors(tmp_path):
                 for k, v in reference.items():
                     assert state[k].dtype == v.dtype and torch.equal(state[k], v), f"byte {i}: {k} differs"
                 outcomes["identical"] += 1
-    assert outcomes["refused"] > 0.9 * 4 * len(data)
+    # README's figure: every damaged load refused, none even loads identical tensors. Measured on
+    # this 628-byte file: 2,512 of 2,512 loads refused (the digest covers the metadata and every
+    # tensor's name, dtype, shape and bytes; safetensors refuses a header altered anywhere else).
+    assert outcomes == {"refused": 4 * len(data), "identical": 0}
 
 
 def test_an_old_format_file_is_refused_with_the_version(tmp_path):

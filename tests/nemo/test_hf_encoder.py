@@ -4,11 +4,14 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from pinch.nemo import PinchEncDecCTCModelBPE, bake_nemo_model, save_nemo
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "nemo" / "asr"
+
+SEED = 0  # unseeded, the sparsity after 3 updates ranged 0.03-0.47 over 11 runs (one failed > 0.1)
 
 PAPER_LINEARS = r".*layers\.\d+\.(attention\.(q|k|v|out)_proj|feed_forward\.(intermediate|output)_dense)\.weight"
 
@@ -22,6 +25,7 @@ def tiny_wav2vec2(tmp_path_factory):
                             conv_dim=(16, 16, 16), conv_kernel=(10, 4, 4), conv_stride=(5, 4, 4),
                             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
     path = tmp_path_factory.mktemp("hf") / "wav2vec2-tiny"
+    torch.manual_seed(SEED)
     Wav2Vec2Model(config).save_pretrained(path)
     return path
 
@@ -39,6 +43,7 @@ def test_hf_encoder_compresses_and_restores(tmp_path, tiny_wav2vec2, tiny_corpus
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=3, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, num_sanity_val_steps=0, limit_val_batches=0,
                          enable_model_summary=False)
+    torch.manual_seed(SEED)  # the head's initialisation and the batches' order
     model = PinchEncDecCTCModelBPE(cfg=model_cfg, trainer=trainer)
     trainer.fit(model)
 
@@ -46,7 +51,10 @@ def test_hf_encoder_compresses_and_restores(tmp_path, tiny_wav2vec2, tiny_corpus
     assert len(layers) == 12 and all(re.fullmatch(PAPER_LINEARS, name) for name in layers)  # 6 per block
     assert not any("feature_extractor" in name for name in layers)  # the CNN is not gated
     gated = model.pruner.sparsity().gated
-    assert gated > 0.1  # 3 updates toward 0.5: under 0.2 in one run of the suite (0.190), thread counts vary
+    # 3 updates toward 0.5 move the gates well off zero: 0.485 with SEED 0 (the same with 1 or 2
+    # threads); seeds 0-6 give 0.49, 0.19, 0.45, 0.50, 0.35, 0.46, 0.50 (the 0.190 of one unseeded
+    # suite run was another initialisation). A threshold gradient of the wrong sign gives 0.13.
+    assert gated > 0.2
 
     bake_nemo_model(model)
     path = save_nemo(model, tmp_path / "w2v2.nemo")
