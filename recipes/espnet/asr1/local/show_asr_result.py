@@ -171,7 +171,6 @@ def main():
     history = None
     if pruning:
         run_dir = args.model_dir.parent  # the compression run; model_dir is its baked/
-        wall = run_dir / "wall_time_s"
         with open(run_dir / "config.yaml", encoding="utf-8") as f:
             run_config = yaml.safe_load(f)
         facts, history = training_facts(run_dir, pruning["target_sparsity"])
@@ -180,6 +179,7 @@ def main():
             granularity=run_config["pruning_conf"].get("granularity", "unstructured"),
             target_sparsity=pruning["target_sparsity"],
             sparsity=pruning["sparsity_gated"],
+            sparsity_trained=pruning.get("sparsity_trained", pruning["sparsity_gated"]),
             model_sparsity=pruning["sparsity_model"],
             params=pruning["params"],
             nonzero_params=pruning["nonzero"],
@@ -191,8 +191,6 @@ def main():
         )
         row["reference"], row["significance"], other = verdicts(pruning["significance"])
         notes += other
-        if wall.is_file():
-            row["wall_time_s"] = float(sum(int(x) for x in wall.read_text().split()))
     else:
         params, nonzero = count_params(args.config, args.model_file)
         row.update(method=args.method, params=params, nonzero_params=nonzero)

@@ -47,11 +47,10 @@ def result_row(model_dir, test_sets, corpus, method="dense", notes="", dense=Non
     if "pruning" in report:
         target = float(report["pruning"]["target_sparsity"])
         facts, history = training_facts(model_dir, target)
+        # NeMo's bake writes the masks as trained (nothing rescaled): both figures are one
         row.update(method=report["pruning"]["method"], target_sparsity=target, sparsity=report["gated"],
-                   granularity=report["pruning"].get("granularity", "unstructured"),
+                   sparsity_trained=report["gated"], granularity=report["pruning"].get("granularity", "unstructured"),
                    model_sparsity=report["model"], steps=report["steps"], **facts)
-        # one line per attempt, a killed one included (the recipe's attempt_start)
-        row["wall_time_s"] = float(sum(int(x) for x in (model_dir / "wall_time_s").read_text().split()))
         details = (report["layers"], history)
     else:
         row["method"] = method
