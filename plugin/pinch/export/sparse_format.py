@@ -88,6 +88,13 @@ def save_sparse(model_or_state_dict, path):
     return os.path.getsize(path)
 
 
+def compact_bytes(state_dict):
+    """Bytes the compact file of ``state_dict`` takes: the results' compact size, the same
+    measure in both toolkits whatever file each ships."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return save_sparse(state_dict, os.path.join(tmp, "model.safetensors"))
+
+
 def read_metadata(path):
     from safetensors import safe_open
 

@@ -29,7 +29,10 @@ COLUMNS = {
                          "pass left them, before bake (the same unless bake was told to rescale)"),
     "params": (numbers.Integral, "params", "parameters of the model"),
     "nonzero_params": (numbers.Integral, "nonzero", "non-zero parameters"),
-    "size_mb": (numbers.Real, "size MB", "size on disk in MB"),
+    "size_mb": (numbers.Real, "shipped MB", "the model file the toolkit loads, as a user ships it: ESPnet's "
+                "model.pth, NeMo's .nemo (MB)"),
+    "compact_mb": (numbers.Real, "compact MB", "pinch's compact file of the same weights (bitmask + non-zeros), "
+                   "the same measure in both toolkits (MB)"),
     "wer": (dict, "WER", "test set -> WER in percent"),
     "significance": (dict, "MAPSSWE", "test set -> {p_value, lossless} vs the reference model"),
     "reference": (str, "verdict vs", "the model the MAPSSWE verdict compares with: dense_finetune "
@@ -162,7 +165,7 @@ def append_result(table_dir: Path, row: dict) -> dict:
 
 # Columns of one task's table only; the rest are shared.
 TTS_ONLY = ("task", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer")
-ASR_ONLY = ("sparsity", "size_mb", "wall_time_s", "attempts", "wer")
+ASR_ONLY = ("sparsity", "size_mb", "compact_mb", "wall_time_s", "attempts", "wer")
 # In results.json only: the sweep report reads them (python -m pinch.sweep).
 JSON_ONLY = ("seed", "epochs", "sparsity_trained", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s",
              "mapsswe", "dense_fingerprint")

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from pinch.data.atomic import write_text_atomic
-from pinch.export.checkpoint import fingerprint
+from pinch.export.checkpoint import fingerprint, load_state_dict
+from pinch.export.sparse_format import compact_bytes
 from pinch.scoring import append_result, render_markdown
 from pinch.scoring.by_source import by_source_markdown
 from pinch.scoring.results import recorded, verdicts
@@ -40,7 +41,8 @@ def result_row(model_dir, test_sets, corpus, method="dense", notes="", dense=Non
         raise FileNotFoundError(f"{nemo_file}: missing (run the stage that writes it)")
     report = _json(model_dir / "model.json")
     row = {"system": model_dir.name, "toolkit": "nemo", "params": report["params"],
-           "nonzero_params": report["nonzero"], "size_mb": nemo_file.stat().st_size / 1e6,
+           "nonzero_params": report["nonzero"], "size_mb": nemo_file.stat().st_size / 1e6,  # what a user ships
+           "compact_mb": compact_bytes(load_state_dict(str(nemo_file))) / 1e6,
            "notes": "; ".join(filter(None, [f"corpus={corpus}", notes])), "dense_fingerprint": dense, "seed": seed,
            "epochs": epochs}
     details = None
