@@ -106,3 +106,28 @@ def test_wer_per_source_from_the_utt2source_beside_the_reference(tmp_path):
     (data / "utt2source").write_text("a-1 x\na-2 x\nb-1 ../y\nb-2 x\n")
     with pytest.raises(ValueError, match="source label '../y' is not a plain name"):
         score(ref, hyp, tmp_path / "out3")
+
+
+def test_capitals_and_punctuation_are_scored_as_written_and_normalized(tmp_path):
+    """A model that writes capitals and punctuation: as written, every word it cased or
+    punctuated differently is an error (sclite and jiwer agree: neither folds case); normalized
+    as the Open ASR Leaderboard does, none is. Both are in the result, named."""
+    ref = write_text(tmp_path / "ref", {"u1": "Hello, World. It's Mr. Smith", "u2": "the dog ran home"})
+    hyp = write_text(tmp_path / "hyp", {"u1": "hello world it is mister smith", "u2": "The dog ran home."})
+    result = score(ref, hyp, tmp_path / "out")
+    # as written: Hello, World. It's Mr. Smith -> 5 words, 5 differ (one deletion, four
+    # substitutions or an insertion for the split "it is"); u2: The, home. -> 2 of 4
+    assert result["scoring"] == "as written (case-sensitive)"
+    assert result["word"]["errors"] == 8 and result["wer"] == pytest.approx(100 * 8 / 9)
+    assert result["jiwer"]["wer"] == pytest.approx(result["wer"])
+    assert result["normalized"]["wer"] == 0.0 and result["normalized"]["cer"] == 0.0
+    assert "Open ASR Leaderboard" in result["normalized"]["scoring"]
+    stored = json.loads((tmp_path / "out" / "normalized" / "result.json").read_text())
+    assert stored["wer"] == 0.0 and stored["utterances"] == 2
+
+
+def test_a_disagreement_names_its_cause(tmp_path):
+    ref = write_text(tmp_path / "ref", {"u1": "a b c"})
+    hyp = write_text(tmp_path / "hyp", {"u1": "a { b / c } d"})
+    with pytest.raises(RuntimeError, match=r"disagree on .*: the texts hold / \{ \}, which sclite's trn format"):
+        score(ref, hyp, tmp_path / "out")
