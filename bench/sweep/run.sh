@@ -28,10 +28,10 @@ export PATH="${PINCH_VENV:-${root}/.venv}/bin:${PATH}"
 
 recipe() {  # recipe TOOLKIT OPTION...: the toolkit's ASR recipe, stages up to scoring
     case "$1" in
-        espnet) (cd "${root}/recipes/espnet/asr1" && ./run.sh --pretrained "${table}/espnet_conformer_ctc.zip" \
+        espnet) (cd "${root}/recipes/espnet/asr1" && ./run.sh --pretrained "${table}/espnet_conformer_ctc.zip" --corpus "${corpus}" \
                     --stop_stage 15 --results_table "${table}" --nj "${nj}" "${@:2}") ;;
         nemo) [ -f "${table}/nemo_conformer_ctc.nemo" ] || { echo "${table}/nemo_conformer_ctc.nemo is missing: train it with recipes/nemo/asr/run.sh --stop_stage 3 and copy its exp/conformer_ctc_bpe_unigram64/model.nemo there" >&2; exit 1; }
-              (cd "${root}/recipes/nemo/asr" && ./run.sh --pretrained "${table}/nemo_conformer_ctc.nemo" \
+              (cd "${root}/recipes/nemo/asr" && ./run.sh --pretrained "${table}/nemo_conformer_ctc.nemo" --corpus "${corpus}" \
                     --stop_stage 7 --results_table "${table}" --nj "${nj}" "${@:2}") ;;
         *) echo "unknown toolkit $1" >&2; exit 1 ;;
     esac

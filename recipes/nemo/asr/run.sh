@@ -14,7 +14,10 @@
 #   ./run.sh --stage 4 --stop_stage 7 --nj 2 --sweep "0.5 0.65 0.8 0.9" \
 #       --pruning "sspg sspg_structured ump global_magnitude gmp imp l1"   # the evidence sweep
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
-#   ./run.sh --pretrained /models/parakeet-ctc.nemo   # compress a model you hold (no stages 2-3)
+#   ./run.sh --pretrained /models/parakeet-ctc.nemo --train_manifest train.json --val_manifest dev.json \
+#       --test_manifests "test_a.json test_b.json"   # compress a model you hold on your data (no stages 2-3)
+#   ./run.sh --pretrained /models/parakeet-ctc.nemo --skip_train true --test_manifests "test_a.json"
+#                                              # transcribe and score it only, nothing trained
 #   ./run.sh --stage 4 --granularity structured     # whole units, heads, conv channels: real speed
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
@@ -29,8 +32,16 @@ overwrite=false         # Redo stages whose results already exist.
 datadir=data            # Kaldi-style data dirs with manifest.json per split.
 expdir=exp              # Models, transcripts, scores, logs.
 
-# Data
-corpus=embedded         # embedded | librispeech
+# Data: NeMo manifests (JSON lines: audio_filepath, duration, text; an optional offset reads the
+# segment [offset, offset + duration) of a longer recording), yours or a corpus's. A relative
+# audio_filepath is relative to its manifest's folder, as NeMo reads it; wav, flac, any format
+# soundfile reads. A test set's name (decode_<name>, scores, the results row) is its manifest's
+# file stem, or its folder's name for a manifest.json. Texts are scored as written.
+train_manifest=         # Your training data (dense training, the compression pass).
+val_manifest=           # Your validation data.
+test_manifests=         # Your test sets, e.g. "test_a.json other/test_b.json".
+corpus=                 # Or a corpus whose manifests stage 1 makes: embedded | librispeech
+                        # (unset: embedded, unless --pretrained or your manifests are given).
 librispeech_dir=        # LibriSpeech root (with train-clean-100/, test-clean/, ...).
 size=default            # Embedded corpus size: default | tiny.
 seed=0                  # Embedded corpus generator seed (and training seed).
@@ -41,7 +52,9 @@ tokenizer_type=unigram  # unigram | bpe (sentencepiece model type)
 
 # Training, compression, transcription
 pretrained=             # A NeMo ASR .nemo to compress instead of training one (stages 2-3 skipped;
-                        # its own tokenizer is used).
+                        # its own tokenizer is used). Name its data: your manifests or --corpus.
+skip_train=false        # true (with --pretrained): transcribe and score that model on the test sets;
+                        # nothing trained (no dense control, no compression: stages 4, 5 and 9 skipped).
 config_dir=../../../conf/nemo/asr
 train_config=conformer_ctc_bpe          # Hydra config name (dense training).
 compress_config=conformer_ctc_bpe_sspg  # Hydra config name (compression).
@@ -90,6 +103,12 @@ check_common_options
 { is_count "${vocab_size}" && [ "${vocab_size}" -gt 0 ]; } || die "--vocab_size must be a positive integer, not '${vocab_size}'"
 { is_count "${batch_size}" && [ "${batch_size}" -gt 0 ]; } || die "--batch_size must be a positive integer, not '${batch_size}'"
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
+is_bool "${skip_train}" || die "--skip_train must be true or false, not '${skip_train}'"
+if [ -n "${pretrained}" ]; then
+    [ -f "${pretrained}" ] || die "--pretrained ${pretrained}: no such .nemo file"
+elif [ "${skip_train}" = true ]; then
+    die "--skip_train true needs --pretrained MODEL.nemo: the model to transcribe and score"
+fi
 check_sweep_options
 check_job_options
 . ./cmd.sh
@@ -97,6 +116,21 @@ for c in "${train_config}" "${compress_config}"; do
     [ -f "${config_dir}/${c}.yaml" ] || die "config ${config_dir}/${c}.yaml not found"
 done
 
+# The data: your manifests, or a corpus's (stage 1 writes them to ${datadir}/<set>/manifest.json).
+if [ -n "${train_manifest}${val_manifest}${test_manifests}" ]; then
+    [ -z "${corpus}" ] || die "--corpus ${corpus} with --train_manifest/--val_manifest/--test_manifests: give your manifests or a corpus, not both"
+    [ -n "${test_manifests}" ] || die "--test_manifests: missing: your test sets' manifests (\"a.json b.json\"), which every run scores"
+    if [ "${skip_train}" = false ]; then
+        for opt in train_manifest val_manifest; do
+            [ -n "${!opt}" ] || die "--${opt}: missing: training on your data needs --train_manifest, --val_manifest and --test_manifests (with --pretrained, --skip_train true only transcribes --test_manifests)"
+        done
+    fi
+    corpus=manifests
+elif [ -z "${corpus}" ] && [ -n "${pretrained}" ]; then
+    die "--pretrained ${pretrained}: name its data: --train_manifest TRAIN.json --val_manifest VAL.json --test_manifests \"TEST.json ...\" (your NeMo manifests; --skip_train true needs only --test_manifests), or --corpus embedded (the synthetic demo corpus)"
+fi
+corpus=${corpus:-embedded}
+declare -A test_manifest  # test set name -> its manifest
 case "${corpus}" in
     embedded)
         train_set=train; valid_set=dev; test_sets="test_clean test_other" ;;
@@ -105,13 +139,47 @@ case "${corpus}" in
         [ -d "${librispeech_dir}" ] || die "--librispeech_dir ${librispeech_dir}: no such directory"
         train_set=train_clean_100; valid_set=dev_clean
         test_sets="dev_clean dev_other test_clean test_other" ;;
+    manifests) ;;
     *) die "--corpus must be embedded or librispeech, not '${corpus}'" ;;
 esac
+if [ "${corpus}" = manifests ]; then
+    # Checked up front (not again in the recipe's own jobs): each line a JSON object with
+    # audio_filepath, duration and text, every audio file there; an error names the line.
+    if [ -z "${job}" ]; then
+        for opt in train_manifest val_manifest test_manifests; do
+            [ -n "${!opt}" ] || continue
+            # shellcheck disable=SC2086
+            checked=$(${python} -m pinch.data.manifest check ${!opt} 2>&1) \
+                || die "--${opt} ${checked#pinch.data.manifest: error: }"
+            log "--${opt} ${checked//$'\n'/; }"
+        done
+    fi
+    test_sets=
+    for m in ${test_manifests}; do
+        dset=$(manifest_set_name "${m}")
+        [ -z "${test_manifest[${dset}]:-}" ] \
+            || die "--test_manifests: ${test_manifest[${dset}]} and ${m} both name the test set '${dset}': give each its own file stem"
+        # Its references go to ${datadir}/<name>/text: never over a corpus's data dir of that name.
+        if [ -f "${datadir}/${dset}/wav.scp" ] && ! [ "${m}" -ef "${datadir}/${dset}/manifest.json" ]; then
+            die "--test_manifests ${m}: its test set '${dset}' is a data dir of ${datadir} already (${datadir}/${dset}/wav.scp): pass another --datadir"
+        fi
+        test_manifest[${dset}]=${m}
+        test_sets+="${test_sets:+ }${dset}"
+    done
+    [ -z "${train_manifest}" ] || train_manifest=$(abspath "${train_manifest}")
+    [ -z "${val_manifest}" ] || val_manifest=$(abspath "${val_manifest}")
+else
+    train_manifest="$(abspath "${datadir}")/${train_set}/manifest.json"
+    val_manifest="$(abspath "${datadir}")/${valid_set}/manifest.json"
+    for dset in ${test_sets}; do test_manifest[${dset}]="${datadir}/${dset}/manifest.json"; done
+fi
+if [ "${skip_train}" = true ]; then
+    dense_control=false  # nothing is trained: the held model alone is transcribed and scored
+fi
 
 tokenizer_dir="${datadir}/tokenizer_spe_${tokenizer_type}_v${vocab_size}"
 dense_dir="${expdir}/${train_config}_${tokenizer_type}${vocab_size}"
 if [ -n "${pretrained}" ]; then
-    [ -f "${pretrained}" ] || die "--pretrained ${pretrained}: no such .nemo file"
     dense_dir="${expdir}/pretrained_$(basename "${pretrained}" .nemo)"
 fi
 control_dir="${dense_dir}_finetune"
@@ -119,15 +187,16 @@ control_dir="${dense_dir}_finetune"
 
 # Hydra overrides shared by dense training and compression (each adds its seed).
 data_overrides=(
-    "model.train_ds.manifest_filepath=$(abspath "${datadir}")/${train_set}/manifest.json"
-    "model.validation_ds.manifest_filepath=$(abspath "${datadir}")/${valid_set}/manifest.json"
+    "model.train_ds.manifest_filepath=${train_manifest}"
+    "model.validation_ds.manifest_filepath=${val_manifest}"
 )
 
 # What pending_runs needs: a run's row names its dir and descends from dense_model.
 toolkit=nemo
 dense_model="${dense_dir}/model.nemo"
 system_of() { basename "$1"; }
-runs=$(runs_of_stages 4 7)  # stage 9 deploys every run
+runs=  # --skip_train true: none
+[ "${skip_train}" = true ] || runs=$(runs_of_stages 4 7)  # stage 9 deploys every run
 
 
 # finetune DIR WHAT [OVERRIDE ...]: one pass of the compression config from the dense .nemo
@@ -160,9 +229,9 @@ transcribe() {
     local dir=$1 dset sets=()
     for dset in ${test_sets}; do
         done_or_redo "${dir}/decode_${dset}/hyp.txt" 6 && continue
-        need "${datadir}/${dset}/manifest.json" 1
+        need "${test_manifest[${dset}]}" 1
         mkdir -p "${dir}/decode_${dset}"
-        sets+=(--set "${datadir}/${dset}" "${dir}/decode_${dset}/hyp.txt")
+        sets+=(--set "${test_manifest[${dset}]}" "${dir}/decode_${dset}/hyp.txt")
     done
     [ ${#sets[@]} -gt 0 ] || return 0
     ${python} -m pinch.nemo.bin.transcribe --model "${dir}/model.nemo" "${sets[@]}" \
@@ -193,7 +262,18 @@ if [ -n "${job}" ]; then
     exit 0
 fi
 
-if run_stage 1; then
+if run_stage 1 && [ "${corpus}" = manifests ]; then
+    t0=${SECONDS}
+    log "Stage 1: Your manifests: the references of the test sets (texts as written) -> ${datadir}/<set>/text"
+    for dset in ${test_sets}; do
+        m=${test_manifest[${dset}]}
+        [ "${m}" -ef "${datadir}/${dset}/manifest.json" ] && [ -f "${datadir}/${dset}/text" ] && continue  # a data dir's own
+        mkdir -p "${datadir}/${dset}"
+        written=$(${python} -m pinch.data.manifest text "${m}" "${datadir}/${dset}/text" 2>&1) \
+            || die "--test_manifests ${written#pinch.data.manifest: error: }"
+    done
+    stage_time 1 "${t0}"
+elif run_stage 1; then
     t0=${SECONDS}
     log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
     prepare_data
@@ -204,11 +284,11 @@ if run_stage 2 && [ -n "${pretrained}" ]; then
     log "Stage 2: skipped: --pretrained ${pretrained} brings its own tokenizer"
 elif run_stage 2; then
     t0=${SECONDS}
-    log "Stage 2: sentencepiece ${tokenizer_type} tokenizer (${vocab_size}) from ${datadir}/${train_set} -> ${tokenizer_dir}"
+    log "Stage 2: sentencepiece ${tokenizer_type} tokenizer (${vocab_size}) from ${train_manifest} -> ${tokenizer_dir}"
     if ! done_or_redo "${tokenizer_dir}/tokenizer.model" 2; then
-        need "${datadir}/${train_set}/manifest.json" 1
+        need "${train_manifest}" 1
         mkdir -p "${expdir}/logs"
-        ${python} -m pinch.nemo.bin.tokenizer --manifest "${datadir}/${train_set}/manifest.json" \
+        ${python} -m pinch.nemo.bin.tokenizer --manifest "${train_manifest}" \
             --out "${tokenizer_dir}" --vocab_size "${vocab_size}" --type "${tokenizer_type}" \
             > "${expdir}/logs/tokenizer.log" 2>&1 || failed "tokenizer" "${expdir}/logs/tokenizer.log"
     fi
@@ -234,7 +314,9 @@ elif run_stage 3; then
     stage_time 3 "${t0}"
 fi
 
-if run_stage 4; then
+if run_stage 4 && [ "${skip_train}" = true ]; then
+    log "Stage 4: skipped: --skip_train true (nothing trained)"
+elif run_stage 4; then
     t0=${SECONDS}
     log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (the pass without pruning)')"
     need "${dense_dir}/model.nemo" 3
@@ -242,7 +324,9 @@ if run_stage 4; then
     stage_time 4 "${t0}"
 fi
 
-if run_stage 5; then
+if run_stage 5 && [ "${skip_train}" = true ]; then
+    log "Stage 5: skipped: --skip_train true (nothing to bake)"
+elif run_stage 5; then
     t0=${SECONDS}
     log "Stage 5: Bake: masks into weights, plain NeMo .nemo files"
     nemo_bake 5 <<< "${runs}"
@@ -259,7 +343,7 @@ model_dirs() {
 
 if run_stage 6; then
     t0=${SECONDS}
-    log "Stage 6: Transcription with NeMo's ASRModel.restore_from + transcribe()"
+    log "Stage 6: Transcription of ${test_sets} with NeMo's ASRModel.restore_from + transcribe()"
     transcriptions=()
     while read -r dir made_by; do
         need "${dir}/model.nemo" "${made_by}"
@@ -295,7 +379,9 @@ if run_stage 7; then
         done
         method=dense notes= seed= epochs=
         [ "${made_by}" = 5 ] && seed=$(run_seed "${dir}") epochs=$(run_epochs "${dir}")
-        [ "${made_by}" = 3 ] && [ -n "${pretrained}" ] && notes="pretrained ${pretrained}"
+        # the model by its file name (a machine's path does not belong in a results table); its
+        # weights by the row's dense_fingerprint
+        [ "${made_by}" = 3 ] && [ -n "${pretrained}" ] && notes="pretrained $(basename "${pretrained}")"
         [ "${made_by}" = 4 ] && method=dense_finetune notes="the compression pass without pruning"
         ${python} local/show_results.py --model_dir "${dir}" --test_sets ${test_sets} \
             --corpus "${corpus}" --results_table "${results_table}" --overwrite "${overwrite}" \
@@ -311,9 +397,11 @@ if run_stage 8; then
         --out "${expdir}/compare_toolkits.md" || die "side-by-side table failed"
 fi
 
-if run_stage 9; then
+if run_stage 9 && [ "${skip_train}" = true ]; then
+    log "Stage 9: skipped: --skip_train true (transcription and scoring only)"
+elif run_stage 9; then
     t0=${SECONDS}
-    log "Stage 9: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${valid_set}) of the dense and compressed models, decoded by ${deploy_runtimes}, scored vs the dense model"
+    log "Stage 9: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${val_manifest}) of the dense and compressed models, decoded by ${deploy_runtimes}, scored vs the dense model"
     for rt in ${deploy_runtimes}; do
         case "${rt}" in onnxruntime|sherpa-onnx) ;; *) die "--deploy_runtimes: unknown runtime '${rt}'" ;; esac
     done
@@ -333,7 +421,7 @@ if run_stage 9; then
             fi
             mkdir -p "${onnx}"
             ${python} -m pinch.nemo.bin.export_onnx "${src[@]}" --out_dir "${onnx}" \
-                --calibration_dir "${datadir}/${valid_set}" > "${onnx}/export.log" 2>&1 \
+                --calibration_dir "${val_manifest}" > "${onnx}/export.log" 2>&1 \
                 || failed "ONNX export" "${onnx}/export.log"
             grep '^pinch.nemo:' "${onnx}/export.log" >&2
         fi
@@ -345,7 +433,7 @@ if run_stage 9; then
             for rt in ${deploy_runtimes}; do
                 for dset in ${test_sets}; do
                     hyp="${onnx}/${form}_${rt}/decode_${dset}/hyp.txt"
-                    done_or_redo "${hyp}" 9 || jobs+=(--decode "${file}" "${rt}" "${datadir}/${dset}" "${hyp}")
+                    done_or_redo "${hyp}" 9 || jobs+=(--decode "${file}" "${rt}" "${test_manifest[${dset}]}" "${hyp}")
                 done
             done
         done
