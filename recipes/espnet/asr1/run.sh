@@ -4,14 +4,17 @@
 # Stages keep the numbers of egs2/TEMPLATE/asr1/asr.sh where they match (1 data, 3 format,
 # 4 filter, 5 token list, 10 collect stats, 11 training); pinch adds 12 compression and
 # 13 bake, and asr.sh's decoding and scoring follow as 14 and 15; 16 deploys the dense and
-# compressed models as ONNX fp32, int8 and static int8 calibrated on the dev set (structured
+# compressed models as ONNX fp32, int8 and static int8 calibrated on the valid set (structured
 # runs shrunk), decoded by onnxruntime and scored (DEPLOY.md).
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 12 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
 #   ./run.sh --stage 12 --stop_stage 15 --nj 2 --sweep "0.5 0.65 0.8 0.9" \
 #       --pruning "sspg sspg_structured ump global_magnitude gmp imp l1"   # the evidence sweep
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
-#   ./run.sh --pretrained /models/asr_model.zip   # compress a model you hold (no stage 11)
+#   ./run.sh --pretrained /models/asr_model.zip --corpus embedded   # compress a model you hold (no stage 11)
+#   ./run.sh --pretrained /models/asr_model.zip --train_set my_train --valid_set my_dev \
+#       --test_sets "eval1 eval2"                 # ... on your Kaldi dirs data/<set> (stage 1 checks them)
+#   ./run.sh --pretrained /models/asr_model.zip --skip_train true --test_sets eval1  # only decode and score it
 #   ./run.sh --stage 12 --granularity structured  # whole units, heads, conv channels: real speed
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
@@ -28,14 +31,23 @@ datadir=data            # Kaldi-style data dirs.
 dumpdir=dump            # Formatted and filtered data.
 expdir=exp              # Models, decodes, scores, logs.
 
-# Data
-corpus=embedded         # embedded | librispeech
+# Data: Kaldi-style dirs ${datadir}/<set> (wav.scp, text, utt2spk; segments optional), as asr.sh's.
+# embedded | librispeech: stage 1 makes the corpus's dirs. none: the dirs are yours (--train_set,
+# --valid_set, --test_sets); stage 1 checks them. Unset: none where --train_set or --valid_set is
+# given (or --pretrained with --skip_train true), an error with --pretrained otherwise (name the
+# data to fine-tune it on), else embedded (the corpus synthesized here).
+corpus=
 librispeech_dir=        # LibriSpeech root (with train-clean-100/, test-clean/, ...).
 size=default            # Embedded corpus size: default | tiny.
 seed=0                  # Embedded corpus generator seed.
+train_set=              # Training set (default: the corpus's: train, train_clean_100).
+valid_set=              # Validation set; stage 16 calibrates static int8 on it (default: dev, dev_clean).
+test_sets=              # Sets to decode and score (default: all of the corpus's test sets).
 min_wav_duration=0.1    # Stage 4 drops shorter training utterances (seconds).
 max_wav_duration=20     # Stage 4 drops longer training utterances (seconds).
-test_sets=              # Sets to decode and score (default: all of the corpus).
+# true: train nothing: decode and score the dense model (--pretrained, or this recipe's trained
+# one) on --test_sets; stages 4 and 10-13 and 16 are skipped, as asr.sh's --skip_train.
+skip_train=false
 
 # Features
 # utterance_mvn: the embedded corpus mixes voices 11 dB apart and trains with +-12 dB gain;
@@ -116,23 +128,76 @@ done
 [ -f "${inference_config}" ] || die "config ${inference_config} not found"
 [ -z "${pretrained}" ] || [ -e "${pretrained}" ] || die "--pretrained ${pretrained}: no such model zip or directory"
 
+is_bool "${skip_train}" || die "--skip_train must be true or false, not '${skip_train}'"
+if [ -z "${corpus}" ]; then
+    if [ -n "${train_set}${valid_set}" ] || { [ -n "${pretrained}" ] && [ "${skip_train}" = true ]; }; then
+        corpus=none
+    elif [ -n "${pretrained}" ]; then
+        die "--pretrained ${pretrained}: name the data to fine-tune and test it on: --corpus embedded (the demo corpus synthesized here), or --train_set, --valid_set and --test_sets (your Kaldi dirs under ${datadir}/); --skip_train true --test_sets SETS only decodes and scores it"
+    else
+        corpus=embedded
+    fi
+fi
 case "${corpus}" in
     embedded)
-        train_set=train; valid_set=dev; all_test_sets="test_clean test_other" ;;
+        corpus_sets="train dev test_clean test_other"
+        : "${train_set:=train}" "${valid_set:=dev}" "${test_sets:=test_clean test_other}" ;;
     librispeech)
         [ -n "${librispeech_dir}" ] || die "--corpus librispeech needs --librispeech_dir DIR"
         [ -d "${librispeech_dir}" ] || die "--librispeech_dir ${librispeech_dir}: no such directory"
-        train_set=train_clean_100; valid_set=dev_clean
-        all_test_sets="dev_clean dev_other test_clean test_other" ;;
-    *) die "--corpus must be embedded or librispeech, not '${corpus}'" ;;
+        corpus_sets="train_clean_100 dev_clean dev_other test_clean test_other"
+        : "${train_set:=train_clean_100}" "${valid_set:=dev_clean}" "${test_sets:=dev_clean dev_other test_clean test_other}" ;;
+    none)
+        corpus_sets=
+        [ -n "${test_sets}" ] || die "--corpus none (your own data dirs): name the sets to decode and score with --test_sets (dirs under ${datadir}/)"
+        if [ "${skip_train}" = false ]; then
+            [ -n "${train_set}" ] || die "--corpus none (your own data dirs): name the training set with --train_set (a dir under ${datadir}/)"
+            [ -n "${valid_set}" ] || die "--corpus none (your own data dirs): name the validation set with --valid_set (a dir under ${datadir}/)"
+        fi ;;
+    *) die "--corpus must be embedded, librispeech or none, not '${corpus}'" ;;
 esac
-test_sets="${test_sets:-${all_test_sets}}"
-for dset in ${test_sets}; do
-    case " ${all_test_sets} " in
-        *" ${dset} "*) ;;
-        *) die "--test_sets: ${corpus} has no set '${dset}' (sets: ${all_test_sets})" ;;
-    esac
-done
+# set_roles: "OPTION SET" per data set a stage works on (the training and validation sets
+# only where something is trained).
+set_roles() {
+    local dset
+    if [ "${skip_train}" = false ]; then
+        echo "--train_set ${train_set}"
+        echo "--valid_set ${valid_set}"
+    fi
+    for dset in ${test_sets}; do echo "--test_sets ${dset}"; done
+}
+# data_sets: "SET DUMP SCORED" per data set, once each: stage 3 formats the training and
+# validation sets into ${dumpdir}/raw/org (stage 4 filters them into ${dumpdir}/raw), the
+# test sets into ${dumpdir}/raw; SCORED: a test set (its transcripts are scored).
+data_sets() {
+    local dset dst scored
+    for dset in $(set_roles | awk '!seen[$2]++ { print $2 }'); do
+        dst="${dumpdir}/raw/${dset}"
+        if [ "${skip_train}" = false ] && { [ "${dset}" = "${train_set}" ] || [ "${dset}" = "${valid_set}" ]; }; then
+            dst="${dumpdir}/raw/org/${dset}"
+        fi
+        scored=false
+        case " ${test_sets} " in *" ${dset} "*) scored=true ;; esac
+        echo "${dset} ${dst} ${scored}"
+    done
+}
+while read -r option dset; do
+    [ "$(wc -w <<< "${dset}")" -le 1 ] || die "${option}: one set, not '${dset}'"
+    [[ "${dset}" =~ ^[A-Za-z0-9_.+-]+$ ]] && [[ "${dset}" != .* ]] \
+        || die "${option} '${dset}': a set is a directory name under ${datadir}/ (letters, digits, _ . + -)"
+    case "${dset}" in org|token_list) die "${option} ${dset}: the recipe's own name (${dumpdir}/raw/org, ${datadir}/token_list); rename that dir" ;; esac
+    if [ "${corpus}" != none ]; then
+        case " ${corpus_sets} " in
+            *" ${dset} "*) ;;
+            *) die "${option}: ${corpus} has no set '${dset}' (sets: ${corpus_sets}); your own dirs: --corpus none" ;;
+        esac
+    elif run_stage 1 || run_stage 3; then  # the stages that read ${datadir}
+        [ -d "${datadir}/${dset}" ] || die "${option} ${dset}: no data dir ${datadir}/${dset} (a Kaldi dir with wav.scp, text, utt2spk)"
+        for f in wav.scp text utt2spk; do
+            [ -f "${datadir}/${dset}/${f}" ] || die "${option} ${dset}: ${datadir}/${dset} has no ${f} (a data dir needs wav.scp, text, utt2spk; segments is optional)"
+        done
+    fi
+done < <(set_roles)
 
 token_dir="${datadir}/token_list/${token_type}_${bpemode}${nbpe}"
 bpemodel="${token_dir}/bpe.model"
@@ -153,6 +218,12 @@ fi
 control_dir="${dense_dir}_finetune"
 dense_stage=11  # the stage that makes the dense model
 [ -z "${pretrained}" ] || dense_stage=5
+if [ "${skip_train}" = true ]; then
+    # Nothing trained: the dense model alone is decoded and scored (no control, no compression).
+    [ -n "${pretrained}" ] || [ -f "${dense_dir}/${inference_asr_model}" ] \
+        || die "--skip_train true: no dense model ${dense_dir}/${inference_asr_model} to decode; give --pretrained MODEL, or train one first (without --skip_train)"
+    dense_control=false
+fi
 # espnet2's own entry points, unless the model uses an encoder that pinch registers. They run
 # under pinch.offline, which only refuses the downloads some imports attempt (g2p_en's NLTK data).
 train_module=espnet2.bin.asr_train
@@ -167,7 +238,8 @@ inference_tag="$(basename "${inference_config}" .yaml)_asr_model_${inference_asr
 toolkit=espnet
 dense_model="${dense_dir}/${inference_asr_model}"
 system_of() { echo "$1/baked"; }
-runs=$(runs_of_stages 12 15)  # stage 16 deploys every run
+runs=  # stage 16 deploys every run
+[ "${skip_train}" = true ] || runs=$(runs_of_stages 12 15)
 
 
 train_data_opts=(
@@ -232,7 +304,17 @@ if [ -n "${job}" ]; then
     exit 0
 fi
 
-if run_stage 1; then
+if run_stage 1 && [ "${corpus}" = none ]; then
+    t0=${SECONDS}
+    log "Stage 1: Your data dirs: checking $(data_sets | awk '{ printf "%s ", $1 }')under ${datadir}/"
+    while read -r dset _ scored; do
+        # One line naming the file at fault, and the option that named the set.
+        msg=$(${python} local/check_data.py --dir "${datadir}/${dset}" --scored "${scored}" 2>&1) \
+            || die "$(set_roles | awk -v s="${dset}" '$2 == s { print $1; exit }') ${dset}: ${msg#check_data: }"
+        log "Stage 1: ${msg#check_data: }"
+    done < <(data_sets)
+    stage_time 1 "${t0}"
+elif run_stage 1; then
     t0=${SECONDS}
     log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
     prepare_data
@@ -241,12 +323,18 @@ fi
 
 if run_stage 3; then
     t0=${SECONDS}
-    log "Stage 3: Format wav.scp: ${datadir}/ -> ${dumpdir}/raw/"
-    espnet_format 3 "${datadir}/" ${test_sets}
+    log "Stage 3: Format wav.scp: ${datadir}/ -> ${dumpdir}/raw/ (segments cut, commands run, into flac files)"
+    while read -r dset dst scored; do
+        done_or_redo "${dst}" 3 && continue
+        need "${datadir}/${dset}/wav.scp" 1
+        ${python} local/format_data.py --src "${datadir}/${dset}" --dst "${dst}" --scored "${scored}"
+    done < <(data_sets)
     stage_time 3 "${t0}"
 fi
 
-if run_stage 4; then
+if run_stage 4 && [ "${skip_train}" = true ]; then
+    log "Stage 4: skipped: --skip_train true (nothing is trained)"
+elif run_stage 4; then
     t0=${SECONDS}
     log "Stage 4: Remove long/short data: ${dumpdir}/raw/org -> ${dumpdir}/raw"
     espnet_filter 4
@@ -264,6 +352,8 @@ if run_stage 5 && [ -n "${pretrained}" ]; then
         tail -n 1 "${expdir}/logs/pretrained.log" >&2
     fi
     stage_time 5 "${t0}"
+elif run_stage 5 && [ "${skip_train}" = true ]; then
+    log "Stage 5: skipped: --skip_train true (the dense model's token list: ${token_list})"
 elif run_stage 5; then
     t0=${SECONDS}
     log "Stage 5: Generate token_list from ${dumpdir}/raw/${train_set}/text using ${bpemode} (${nbpe})"
@@ -287,7 +377,14 @@ spm.SentencePieceTrainer.train(input=sys.argv[1], vocab_size=int(sys.argv[2]),
     stage_time 5 "${t0}"
 fi
 
-if run_stage 10; then
+# skipped_stage STAGE: true (and says so) where --skip_train true leaves STAGE out.
+skipped_stage() {
+    run_stage "$1" && [ "${skip_train}" = true ] && log "Stage $1: skipped: --skip_train true (nothing is trained)"
+}
+
+if skipped_stage 10; then
+    :
+elif run_stage 10; then
     t0=${SECONDS}
     log "Stage 10: ASR collect stats: ${dumpdir}/raw/${train_set} -> ${stats_dir}"
     if ! done_or_redo "${stats_dir}/train/feats_stats.npz" 10; then
@@ -298,7 +395,9 @@ if run_stage 10; then
     stage_time 10 "${t0}"
 fi
 
-if run_stage 11 && [ -n "${pretrained}" ]; then
+if skipped_stage 11; then
+    :
+elif run_stage 11 && [ -n "${pretrained}" ]; then
     log "Stage 11: skipped: the dense model is --pretrained ${pretrained} (${dense_dir})"
 elif run_stage 11; then
     t0=${SECONDS}
@@ -310,7 +409,9 @@ elif run_stage 11; then
     stage_time 11 "${t0}"
 fi
 
-if run_stage 12; then
+if skipped_stage 12; then
+    :
+elif run_stage 12; then
     t0=${SECONDS}
     log "Stage 12: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (fine-tuned without pruning)')"
     need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
@@ -319,7 +420,9 @@ if run_stage 12; then
     stage_time 12 "${t0}"
 fi
 
-if run_stage 13; then
+if skipped_stage 13; then
+    :
+elif run_stage 13; then
     t0=${SECONDS}
     log "Stage 13: Bake: masks into weights, plain ESPnet model dirs"
     espnet_bake 13 asr "${finetune_model}" <<< "${runs}"
@@ -376,6 +479,13 @@ fi
 if run_stage 15; then
     t0=${SECONDS}
     log "Stage 15: Scoring (sclite), MAPSSWE vs the dense model, RESULTS.md, results table"
+    # The data, for the results table (corpus=NAME: what pinch compare --corpus selects by).
+    data_notes="corpus=${corpus}"
+    if [ "${corpus}" = none ]; then
+        data_notes="corpus=own, data ${datadir}/"
+        [ "${skip_train}" = true ] || data_notes+=", train ${train_set}, valid ${valid_set}"
+    fi
+    [ "${skip_train}" = false ] || data_notes+=", nothing trained (--skip_train true)"
     # References of the MAPSSWE test: NAME:DIR each.
     references=("dense:${dense_dir}")
     [ "${dense_control}" = true ] && references+=("dense_finetune:${control_dir}")
@@ -394,9 +504,10 @@ if run_stage 15; then
         done
         # RESULTS.md is refreshed when the scores add something (a later --dense_control
         # adds its reference); the results table row is appended only once per model dir.
-        method=dense notes="corpus=${corpus}" seed= epochs=
+        method=dense notes="${data_notes}" seed= epochs=
         [ "${made_by}" = 13 ] && seed=$(run_seed "${dir%/baked}") epochs=$(run_epochs "${dir%/baked}")
-        [ "${made_by}" = 5 ] && notes+=", pretrained ${pretrained}"
+        # the model by its file name (a machine's path does not belong in a results table)
+        [ "${made_by}" = 5 ] && notes+=", pretrained $(basename "${pretrained}")"
         [ "${made_by}" = 12 ] && method=dense_finetune notes+=", ${finetune_args}"
         ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
             --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
@@ -407,7 +518,9 @@ if run_stage 15; then
     stage_time 15 "${t0}"
 fi
 
-if run_stage 16; then
+if skipped_stage 16; then
+    :
+elif run_stage 16; then
     t0=${SECONDS}
     log "Stage 16: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${valid_set}) of the encoder + CTC of the dense and compressed models, decoded by onnxruntime, scored vs the dense model"
     deployed=()
