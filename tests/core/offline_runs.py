@@ -26,6 +26,8 @@ def runs(w):
     tiny = [
         ("pinch.data", ["prepare", "--corpus", "embedded", "--size", "tiny", "--out", data, "--jobs", "1"]),
         ("pinch.data", ["check", "--dir", train]),
+        ("pinch.data.manifest", ["check", train / "manifest.json"]),
+        ("pinch.data.manifest", ["text", dev / "manifest.json", w / "dev_text"]),
         ("pinch.offline", ["espnet2.bin.tokenize_text", "--token_type", "char", "--input", train / "text",
                            "--output", w / "chars.txt", "--field", "2-", "--write_vocabulary", "true"]),
         ("pinch.data", ["check-text", "--text", train / "text", "--token-list", w / "chars.txt",
