@@ -17,6 +17,26 @@ recipe_options() {
         | grep -vx help_message
 }
 
+# recipe_help: the usage line, then every option with its default and its help: the comment
+# on its line, else the comment lines just above it (a section's title, a short comment line
+# after a blank one, left out), as asr.sh's --help lists its variables.
+recipe_help() {
+    echo "${help_message}"
+    echo "Options (--name value):"
+    awk '/^parse_options/ { exit }
+         /^#/ { if (!(blank && NF <= 5 && !/[.:]/)) text = text " " substr($0, 2); blank = 0; next }
+         { blank = ($0 ~ /^[ \t]*$/) }
+         /^[a-z][a-z0-9_]*=/ && !/^help_message=/ {
+             name = $0; sub(/=.*/, "", name)
+             value = substr($0, length(name) + 2); help = ""
+             if (match(value, /[ \t]+#/)) { help = substr(value, RSTART + RLENGTH); value = substr(value, 1, RSTART - 1) }
+             if (help == "") help = text
+             gsub(/^[ \t]+|[ \t]+$/, "", help); gsub(/[ \t]+/, " ", help)
+             printf "  --%-22s %s\n", name " " (value == "" ? "\"\"" : value), help
+         }
+         !/^#/ { text = "" }' "$0"
+}
+
 parse_options() {
     # --name value for every documented option; anything else (an environment variable
     # such as --PATH included) is an error. The options are kept (recipe_args) for the
@@ -26,7 +46,7 @@ parse_options() {
     options=" $(recipe_options | tr '\n' ' ') "
     while [ $# -gt 0 ]; do
         case "$1" in
-            --help|-h) echo "${help_message}"; exit 0 ;;
+            --help|-h) recipe_help; exit 0 ;;
             --*=*) die "use '--name value', not '$1'" ;;
             --*)
                 local name="${1#--}"

@@ -55,16 +55,16 @@ skip_train=false
 feats_normalize=utterance_mvn  # utterance_mvn | global_mvn (statistics of stage 10)
 
 # Tokens
-token_type=bpe
-nbpe=50
-bpemode=unigram
+token_type=bpe          # Token unit of the recipe's own model (stage 5): bpe (sentencepiece).
+nbpe=50                 # BPE vocabulary size (stage 5).
+bpemode=unigram         # sentencepiece model type: unigram | bpe.
 
 # Training, compression, decoding
 # A pretrained ESPnet ASR model (a zip or directory as espnet_model_zoo packs it, or a dir with
 # config.yaml and one .pth) to compress instead of training one: stage 5 takes its token list,
 # BPE model and config; stage 11 is skipped.
 pretrained=
-asr_config=conf/train_asr_conformer_ctc.yaml
+asr_config=conf/train_asr_conformer_ctc.yaml  # espnet2 training config of the dense model (stage 11).
 asr_args=               # Extra training options (stages 11 and 12: the same model).
 # Stage 12: length and optimizer of the pass that fine-tunes the dense model, for the
 # compression runs and the dense control alike.
@@ -75,7 +75,7 @@ compress_args=
 # a dense model with as much training as the compressed ones, to test "lossless" against.
 dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
-target_sparsity=0.65
+target_sparsity=0.65    # Share of the gated weights to prune (0..1).
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
 compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
 compress_epochs=        # Longer compression passes, e.g. "4 8" epochs (runs get an _epN suffix; the
@@ -85,9 +85,9 @@ nj=1                    # Trainings at once (locally the cores are shared out as
 # _structured suffix; the baked model keeps the zeros, pinch.shrink removes them). A preset
 # can ask for it itself (sspg_structured).
 granularity=unstructured
-pruning_conf_dir=../../../conf/pruning
-inference_config=conf/decode_ctc.yaml
-inference_asr_model=valid.loss.ave.pth
+pruning_conf_dir=../../../conf/pruning  # Folder of the pruning presets (<method>.yaml).
+inference_config=conf/decode_ctc.yaml  # espnet2 decoding config (stage 14).
+inference_asr_model=valid.loss.ave.pth  # The dense model's checkpoint that is decoded.
 # The checkpoint of a stage-12 pass (compression runs and the dense control) that is baked,
 # decoded and deployed: the pass's last epoch, as NeMo's recipe takes its final weights.
 # espnet2's average of the best epochs by valid loss mixes in an earlier, less pruned epoch of
@@ -102,10 +102,10 @@ slurm_conf=../../../conf/slurm.conf  # Partition, time, memory, CPUs, GPUs per j
 # Data-parallel training (slurm): each training job gets num_nodes x nproc_per_node processes
 # (srun tasks, one GPU each when --ngpu N: then nproc_per_node N), as asr.sh's --num_nodes.
 num_nodes=1
-nproc_per_node=1
+nproc_per_node=1        # Training processes per node (slurm; one GPU each with --ngpu).
 job=                    # (Set by the recipe for its own jobs: LIST:N, the work of line N of LIST.)
 
-help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
+help_message="Usage: $0 [--option value] ...  (every option below; --help lists them)"
 
 parse_options "$@"
 

@@ -37,7 +37,7 @@ min_wav_duration=0.1    # Stage 3 drops shorter training utterances (seconds).
 max_wav_duration=15     # Stage 3 drops longer training utterances (seconds).
 
 # Training, compression, synthesis
-train_config=conf/train_tacotron2.yaml
+train_config=conf/train_tacotron2.yaml  # espnet2 training config of the dense model (stage 6).
 train_args=             # Extra training options (stages 6 and 7).
 # Stage 7: the pass that compresses the dense model's encoder while it fine-tunes.
 finetune_args="--max_epoch 4"
@@ -47,11 +47,11 @@ compress_args=          # Stage 7 only, e.g. "--pruning_conf eta=300".
 dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 preset=auto             # Layers to gate: auto (the TTS model's encoder), tacotron2, fastspeech2, ...
-target_sparsity=0.5
+target_sparsity=0.5     # Share of the gated weights to prune (0..1).
 sweep=                  # Several targets, e.g. "0.3 0.5 0.7" (replaces target_sparsity).
-granularity=unstructured
-pruning_conf_dir=../../../conf/pruning
-inference_config=conf/decode.yaml
+granularity=unstructured  # unstructured | structured (whole units, heads, channels).
+pruning_conf_dir=../../../conf/pruning  # Folder of the pruning presets (<method>.yaml).
+inference_config=conf/decode.yaml  # espnet2 synthesis config (stage 9).
 inference_model=valid.loss.ave.pth  # The dense model's checkpoint (stage 6).
 # The checkpoint of a stage-7 pass (compression runs and the dense control) that is baked and
 # synthesized with: the pass's last epoch. espnet2's average of the best epochs by valid loss
@@ -67,7 +67,7 @@ asr_model_dir=exp/asr_train_asr_conformer_ctc_raw_bpe50  # Relative to ${asr_rec
 asr_inference_config=conf/decode_ctc.yaml                # Relative to ${asr_recipe}.
 results_table=../../../exp/results  # Shared results table (append-only).
 
-help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
+help_message="Usage: $0 [--option value] ...  (every option below; --help lists them)"
 
 parse_options "$@"
 

@@ -55,7 +55,7 @@ pretrained=             # A NeMo ASR .nemo to compress instead of training one (
                         # its own tokenizer is used). Name its data: your manifests or --corpus.
 skip_train=false        # true (with --pretrained): transcribe and score that model on the test sets;
                         # nothing trained (no dense control, no compression: stages 4, 5 and 9 skipped).
-config_dir=../../../conf/nemo/asr
+config_dir=../../../conf/nemo/asr  # Folder of the NeMo Hydra configs.
 train_config=conformer_ctc_bpe          # Hydra config name (dense training).
 compress_config=conformer_ctc_bpe_sspg  # Hydra config name (compression).
 train_args=             # Extra Hydra overrides of dense training, e.g. "trainer.max_epochs=3".
@@ -65,7 +65,7 @@ compress_args=          # Extra Hydra overrides of the pruned runs only, e.g. "m
 # (${dense_dir}_finetune): "lossless" is then judged against a dense model trained as long.
 dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
-target_sparsity=0.65
+target_sparsity=0.65    # Share of the gated weights to prune (0..1).
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
 compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
 compress_epochs=        # Longer compression passes, e.g. "4 8" epochs (runs get an _epN suffix; the
@@ -76,7 +76,7 @@ ngpu=0                  # GPUs per training (0: CPU): trainer.accelerator=gpu, t
 # _structured suffix, and stage 9 deploys them shrunk (the groups removed). A preset can ask
 # for it itself (sspg_structured).
 granularity=unstructured
-pruning_conf_dir=../../../conf/pruning
+pruning_conf_dir=../../../conf/pruning  # Folder of the pruning presets (<method>.yaml).
 batch_size=32           # Transcription batch size.
 # Stage 9: runtimes that decode the exported ONNX forms (fp32, int8, static int8) of every model.
 deploy_runtimes="onnxruntime sherpa-onnx"
@@ -88,10 +88,10 @@ slurm_conf=../../../conf/slurm.conf  # Partition, time, memory, CPUs, GPUs per j
 # Data-parallel training (slurm): each training job gets num_nodes x nproc_per_node processes
 # (srun tasks; Lightning's SLURMEnvironment, trainer.num_nodes and trainer.devices set to match).
 num_nodes=1
-nproc_per_node=1
+nproc_per_node=1        # Training processes per node (slurm; one GPU each with --ngpu).
 job=                    # (Set by the recipe for its own jobs: LIST:N, the work of line N of LIST.)
 
-help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
+help_message="Usage: $0 [--option value] ...  (every option below; --help lists them)"
 
 parse_options "$@"
 

@@ -42,19 +42,19 @@ seed=0                  # Embedded corpus generator seed (and training seed).
 fs=16000                # Sample rate of the model (the corpus's: LJSpeech is 22050).
 
 # Training, compression, synthesis
-config_dir=../../../conf/nemo/tts
+config_dir=../../../conf/nemo/tts  # Folder of the NeMo Hydra configs.
 train_config=fastpitch           # Hydra config name (dense training; stage 2 reads its data settings).
 compress_config=fastpitch_sspg   # Hydra config name (compression).
 train_args=             # Extra Hydra overrides of dense training, e.g. "trainer.max_epochs=20".
 finetune_args=          # Extra Hydra overrides of the compression pass, e.g. "trainer.max_epochs=2".
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 preset=auto             # Layers to gate: auto (FastPitch's text encoder), "[auto,fastpitch_decoder]", ...
-target_sparsity=0.5
+target_sparsity=0.5     # Share of the gated weights to prune (0..1).
 sweep=                  # Several targets, e.g. "0.3 0.5 0.7" (replaces target_sparsity).
-granularity=unstructured
-pruning_conf_dir=../../../conf/pruning
+granularity=unstructured  # unstructured | structured (whole units, heads, channels).
+pruning_conf_dir=../../../conf/pruning  # Folder of the pruning presets (<method>.yaml).
 vocoder=                # A NeMo vocoder .nemo (e.g. HiFi-GAN at ${fs} Hz); empty: Griffin-Lim.
-griffin_lim_iters=32
+griffin_lim_iters=32    # Griffin-Lim iterations of the synthesis (no vocoder).
 n_samples=3             # Test sentences copied to ${expdir}/samples, with mel spectrogram plots.
 
 # Scoring: the NeMo ASR recipe's dense model transcribes the synthesized speech (ASR-CER).
@@ -62,7 +62,7 @@ asr_model=../asr/exp/conformer_ctc_bpe_unigram64/model.nemo
 batch_size=16           # Transcription batch size.
 results_table=../../../exp/results  # Shared results table (append-only).
 
-help_message="Usage: $0 [--option value] ...  (options: the variables at the top of $0)"
+help_message="Usage: $0 [--option value] ...  (every option below; --help lists them)"
 
 parse_options "$@"
 
