@@ -49,6 +49,9 @@ def test_every_stage_leaves_espnet_results(recipe):
         assert f"|{decode}/test_clean|" in text
         # WER per source (the recipe decodes test_clean here): each seen source has a row.
         assert "### WER by source" in text
+        # scored as written and normalized, both named
+        assert "### WER and CER, normalized" in text and "as written (case-sensitive)" in text
+        assert f"|{decode}/test_clean|" in text.split("### WER and CER, normalized", 1)[1]
         for source in ("espeak-ng", "flite-awb", "flite-kal", "flite-slt", "festival-kal"):
             assert f"|{decode}/test_clean|{source}|" in text
     rows = json.loads((recipe["root"] / "results" / "results.json").read_text())

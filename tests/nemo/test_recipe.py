@@ -64,6 +64,7 @@ def test_recipe_stages_and_results(recipe):
         assert [h.split()[0] for h in hyp] == [r.split()[0] for r in ref]
     results = (run_dir / "RESULTS.md").read_text()
     assert "### WER by source" in results and "|test_other|festival-slt-hts|" in results
+    assert "### WER and CER, normalized" in results and "|test_clean|" in results.split("normalized", 1)[1]
     leftovers = [p for p in (root / "exp").rglob(".*") if p.is_file() and ".nemo" in p.name]
     assert leftovers == []
 

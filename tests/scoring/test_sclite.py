@@ -124,6 +124,9 @@ def test_capitals_and_punctuation_are_scored_as_written_and_normalized(tmp_path)
     assert "Open ASR Leaderboard" in result["normalized"]["scoring"]
     stored = json.loads((tmp_path / "out" / "normalized" / "result.json").read_text())
     assert stored["wer"] == 0.0 and stored["utterances"] == 2
+    lines = sclite.normalized_markdown({"test": result})
+    assert lines[0] == "### WER and CER, normalized" and "|test|0.00|0.00|" in lines
+    assert "as written (case-sensitive)" in lines[2] and "Open ASR Leaderboard" in lines[2]
 
 
 def test_a_disagreement_names_its_cause(tmp_path):

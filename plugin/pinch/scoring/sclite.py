@@ -179,6 +179,20 @@ def _score_sources(groups: dict[str, list[str]], refs: dict, hyps: dict, out: Pa
     return scores
 
 
+def normalized_markdown(scores: dict[str, dict]) -> list[str]:
+    """RESULTS.md's lines that name both scorings: the tables above are of the text as written,
+    this one of the same texts normalized (test sets scored before normalization existed: none)."""
+    both = {dset: r for dset, r in scores.items() if NORMALIZED in r}
+    if not both:
+        return []
+    first = next(iter(both.values()))
+    return ["### WER and CER, normalized", "",
+            f"The WER and CER tables score the text {first['scoring']}; this one scores it "
+            f"{first[NORMALIZED]['scoring']}.", "",
+            "|dataset|WER|CER|", "|---|---|---|",
+            *(f"|{dset}|{r[NORMALIZED]['wer']:.2f}|{r[NORMALIZED]['cer']:.2f}|" for dset, r in both.items()), ""]
+
+
 def format_result(result: dict) -> str:
     w = result["word"]
     by_source = "".join(f"\n  {source}: WER {r['wer']:.2f}% ({r['utterances']} utts)"

@@ -23,6 +23,7 @@ from pinch.offline import forbid_downloads
 from pinch.pruner import STEP_BUFFER
 from pinch.scoring.by_source import by_source_markdown
 from pinch.scoring.results import append_result, recorded, verdicts
+from pinch.scoring.sclite import normalized_markdown
 from pinch.scoring.training_record import training_facts, write_details
 
 
@@ -55,6 +56,7 @@ def results_md(model_dir, inference_tag, scores, pruning):
                   "|---|---|---|---|---|---|---|---|---|"]
         lines += [sclite_row(f"{inference_tag}/{d}", s[unit]) for d, s in scores.items()]
         lines.append("")
+    lines += normalized_markdown({f"{inference_tag}/{d}": s for d, s in scores.items()})
     lines += by_source_markdown({f"{inference_tag}/{d}": s for d, s in scores.items()})
     if pruning:
         lines += [

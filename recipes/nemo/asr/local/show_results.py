@@ -19,6 +19,7 @@ from pinch.export.checkpoint import fingerprint, load_state_dict
 from pinch.export.sparse_format import compact_bytes
 from pinch.scoring import append_result, render_markdown
 from pinch.scoring.by_source import by_source_markdown
+from pinch.scoring.sclite import normalized_markdown
 from pinch.scoring.results import recorded, verdicts
 from pinch.scoring.training_record import training_facts, write_details
 
@@ -95,8 +96,9 @@ def main(argv=None):
         row, details = result_row(args.model_dir, args.test_sets, args.corpus, args.method, args.notes, dense,
                                   args.seed, args.epochs)
         local = Path(args.model_dir) / "RESULTS.md"
-        by_source = by_source_markdown({d: score_of(args.model_dir, d) for d in args.test_sets})
-        write_text_atomic(local, "\n".join([render_markdown([row]), *by_source]))
+        scores = {d: score_of(args.model_dir, d) for d in args.test_sets}
+        write_text_atomic(local, "\n".join([render_markdown([row]), *normalized_markdown(scores),
+                                            *by_source_markdown(scores)]))
         if args.overwrite == "false" and recorded(args.results_table, "nemo", dense, [row["system"]]):
             print(f"pinch.nemo: {args.model_dir} is already in {args.results_table}; not appending again")
         else:
