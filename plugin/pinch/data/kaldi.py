@@ -38,10 +38,10 @@ def read_table(path: Path, allow_empty_value: bool = False) -> dict[str, str]:
         raise FileNotFoundError(f"{path}: missing")
     table: dict[str, str] = {}
     for lineno, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
+        parts = line.split(maxsplit=1)  # Kaldi's tables take any whitespace after the key
+        if not parts:
             raise ValueError(f"{path}:{lineno}: empty line")
-        key, _, value = line.strip().partition(" ")
-        value = value.strip()
+        key, value = parts[0], parts[1].strip() if len(parts) > 1 else ""
         if not value and not allow_empty_value:
             raise ValueError(f"{path}:{lineno}: {key!r} has no value")
         if key in table:

@@ -15,32 +15,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile
-
-from pinch.data.reading import read_text
+from pinch.data.audio import audio_info
+from pinch.data.kaldi import read_table
 
 REQUIRED = ("wav.scp", "text", "utt2spk")
-
-
-def read_kaldi_table(path: Path, allow_empty_value: bool = False) -> dict[str, str]:
-    """``id value`` lines (any whitespace between) -> dict; empty lines, duplicate ids, a
-    missing value (unless allowed) and an empty file are errors naming the file and line."""
-    if not path.is_file():
-        raise ValueError(f"{path}: missing")
-    table: dict[str, str] = {}
-    for lineno, line in enumerate(read_text(path).splitlines(), 1):
-        parts = line.strip().split(maxsplit=1)
-        if not parts:
-            raise ValueError(f"{path}:{lineno}: empty line")
-        key, value = parts[0], parts[1] if len(parts) > 1 else ""
-        if not value and not allow_empty_value:
-            raise ValueError(f"{path}:{lineno}: {key!r} has no value")
-        if key in table:
-            raise ValueError(f"{path}:{lineno}: duplicate id {key!r}")
-        table[key] = value
-    if not table:
-        raise ValueError(f"{path}: empty: no entries")
-    return table
 
 
 def is_command(entry: str) -> bool:
@@ -73,7 +51,7 @@ def _check_ids(path: Path, ids: set[str], table: dict, name: str, of: str) -> No
 
 def _read_segments(path: Path, wavs: dict[str, str]) -> dict[str, tuple[str, float, float]]:
     segments = {}
-    for utt, value in read_kaldi_table(path / "segments").items():
+    for utt, value in read_table(path / "segments").items():
         parts = value.split()
         where = f"{path / 'segments'}: {utt!r}"
         if len(parts) != 3:
@@ -91,22 +69,6 @@ def _read_segments(path: Path, wavs: dict[str, str]) -> dict[str, tuple[str, flo
     return segments
 
 
-def _audio_info(path: Path, rec: str, entry: str):
-    """soundfile's info of a wav.scp file entry (mono, not empty), named on failure."""
-    where = f"{path / 'wav.scp'}: {rec!r}"
-    if not Path(entry).is_file():
-        raise ValueError(f"{where}: audio file {entry} does not exist")
-    try:
-        info = soundfile.info(entry)
-    except Exception as err:  # soundfile raises several types for unreadable files
-        raise ValueError(f"{where}: audio file {entry} is not audio soundfile reads: {' '.join(str(err).split())}") from None
-    if info.frames == 0:
-        raise ValueError(f"{where}: audio file {entry} has zero length")
-    if info.channels != 1:
-        raise ValueError(f"{where}: audio file {entry} has {info.channels} channels; the recipe takes mono audio")
-    return info
-
-
 def read_data_dir(path: Path, scored: bool = False) -> DataDir:
     """The data dir at ``path``, checked: its files, ids, audio and, where the set is
     ``scored`` (a test set), transcripts that sclite can score (non-empty, no parentheses)."""
@@ -116,9 +78,9 @@ def read_data_dir(path: Path, scored: bool = False) -> DataDir:
     for name in REQUIRED:
         if not (path / name).is_file():
             raise ValueError(f"{path}: no {name} (a data dir needs {', '.join(REQUIRED)}; segments is optional)")
-    wavs = read_kaldi_table(path / "wav.scp")
-    text = read_kaldi_table(path / "text", allow_empty_value=not scored)
-    utt2spk = read_kaldi_table(path / "utt2spk")
+    wavs = read_table(path / "wav.scp")
+    text = read_table(path / "text", allow_empty_value=not scored)
+    utt2spk = read_table(path / "utt2spk")
     segments = _read_segments(path, wavs) if (path / "segments").is_file() else None
     utts = set(segments) if segments is not None else set(wavs)
     of = path / ("segments" if segments is not None else "wav.scp")
@@ -135,7 +97,7 @@ def read_data_dir(path: Path, scored: bool = False) -> DataDir:
     for rec, entry in sorted(wavs.items()):
         if is_command(entry):
             continue  # run by stage 3, which writes its output as a file
-        info = _audio_info(path, rec, entry)
+        info = audio_info(entry, f"{path / 'wav.scp'}: {rec!r}")
         if rate is None:
             rate, first = info.samplerate, rec
         elif info.samplerate != rate:
