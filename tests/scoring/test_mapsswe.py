@@ -107,3 +107,17 @@ def test_cli_compare_and_bad_names(tmp_path, ref, capsys):
     assert "NOT lossless" in capsys.readouterr().out
     with pytest.raises(ValueError, match="system name 'my model'"):
         compare(refp, a, b, tmp_path / "o", name_a="my model")
+
+
+def test_a_verdict_names_the_hypotheses_of_its_reference(tmp_path):
+    import hashlib
+
+    from pinch.scoring.results import all_tests
+
+    ref = write_text(tmp_path / "ref", {"u1": "a b c", "u2": "d e f"})
+    a = write_text(tmp_path / "a", {"u1": "a b c", "u2": "d x f"})
+    b = write_text(tmp_path / "b", {"u1": "a b c", "u2": "d e f"})
+    result = compare(ref, a, b, tmp_path / "out")
+    assert result["hyp_a_sha256"] == hashlib.sha256(a.read_bytes()).hexdigest()
+    assert all_tests({"dense": {"test": result}}) == {
+        "dense": {"test": {"p_value": result["p_value"], "lossless": True, "reference_hyps": result["hyp_a_sha256"][:16]}}}

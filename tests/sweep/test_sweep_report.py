@@ -241,3 +241,18 @@ def test_the_seed_rule_pairs_seeds_and_counts_disagreement():
     assert unanimous(["sspg better", "no significant difference", "sspg better"]) == \
         "mixed (no significant difference 1, sspg better 2)"
     assert unanimous(["sspg better", None]) is None and unanimous([]) is None
+
+
+def test_a_reference_that_moved_between_runs_is_named(table, tmp_path):
+    """Each verdict names the hypotheses of the reference it was made against (a digest): the
+    report says whether every run was tested against the same ones."""
+    for system, digest in (("exp/sspg0.5_seed1/baked", "aaaa"), ("exp/sspg0.5_seed2/baked", "bbbb")):
+        row = _row(system, "sspg", 0.5, seed=int(system[-7]))
+        for tests in row["mapsswe"].values():
+            for sig in tests.values():
+                sig["reference_hyps"] = digest
+        append_result(table, row)
+    text = build(table, "embedded", tmp_path / "report" / "REPORT.md")
+    assert ("- espnet: verdicts against `dense_finetune`: its hypotheses by digest, test_clean: 2 versions "
+            "(aaaa, bbbb), test_other: 2 versions (aaaa, bbbb); not recorded for") in text
+    assert "**: the reference moved between runs**" in text

@@ -7,6 +7,7 @@ test's Z statistic; the two-tailed p-value is erfc(|Z| / sqrt(2)).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -57,7 +58,10 @@ def compare(ref: Path, hyp_a: Path, hyp_b: Path, out: Path, alpha: float = ALPHA
                               f"{key}_{name}")["error_rate"]
     result = {"ref": str(ref), "hyp_a": str(hyp_a), "hyp_b": str(hyp_b), "name_a": name_a,
               "name_b": name_b, "wer_a": wer["a"], "wer_b": wer["b"], "alpha": alpha,
-              "test": "MAPSSWE"}
+              "test": "MAPSSWE",
+              # which hypotheses of the reference system this verdict is against (a reference
+              # trained again may decode otherwise: the results table shows it)
+              "hyp_a_sha256": hashlib.sha256(Path(hyp_a).read_bytes()).hexdigest()}
     if all(hyps["a"][i].split() == hyps["b"][i].split() for i in ids):
         # Identical outputs: no segment differs (sc_stats crashes on this case).
         result.update(z=0.0, p_value=1.0, significant=False)

@@ -49,7 +49,8 @@ COLUMNS = {
     "peak_rss_mb": (numbers.Real, "peak MB", "peak resident memory of the training process, MB"),
     "reach_step": (numbers.Integral, "reach step", "sspg: the update at which sparsity first reached the target"),
     "reach_s": (numbers.Real, "reach s", "sspg: seconds of training until sparsity first reached the target"),
-    "mapsswe": (dict, "MAPSSWE all", "reference -> test set -> {p_value, lossless}: every test made"),
+    "mapsswe": (dict, "MAPSSWE all", "reference -> test set -> {p_value, lossless, reference_hyps}: every test "
+                "made, and the digest of the reference's hypotheses it was made against"),
     "dense_fingerprint": (str, "dense", "fingerprint of the dense model the row descends from "
                           "(pinch.export.checkpoint.fingerprint)"),
     "encoder_params": (numbers.Integral, "encoder params", "TTS: parameters of the text encoder"),
@@ -105,11 +106,27 @@ def _check_significance(sig, field: str, where: str) -> None:
         raise ValueError(f"{where}: {field}['p_value'] must be a number in [0, 1], got {p!r}")
     if not isinstance(sig["lossless"], bool):
         raise ValueError(f"{where}: {field}['lossless'] must be true or false, got {sig['lossless']!r}")
+    if not isinstance(sig.get("reference_hyps", ""), str):
+        raise ValueError(f"{where}: {field}['reference_hyps'] must be a digest string, got {sig['reference_hyps']!r}")
 
 
 # MAPSSWE references, preferred first: a verdict against a dense model that trained as long
 # as the compressed one does not credit pruning with the extra epochs.
 REFERENCES = ("dense_finetune", "dense")
+
+
+def significance_of(compare: dict) -> dict:
+    """A row's record of one MAPSSWE test (its compare.json): p-value, verdict, and where the
+    test recorded it the digest of the reference's hypotheses (which reference it was)."""
+    out = {"p_value": compare["p_value"], "lossless": compare["lossless"]}
+    if "hyp_a_sha256" in compare:
+        out["reference_hyps"] = compare["hyp_a_sha256"][:16]
+    return out
+
+
+def all_tests(tests: dict[str, dict[str, dict]]) -> dict:
+    """The ``mapsswe`` column: ``reference -> test set -> significance_of(compare.json)``."""
+    return {ref: {d: significance_of(c) for d, c in per_set.items()} for ref, per_set in tests.items()}
 
 
 def verdicts(tests: dict[str, dict[str, dict]]) -> tuple[str, dict, list[str]]:
@@ -119,7 +136,7 @@ def verdicts(tests: dict[str, dict[str, dict]]) -> tuple[str, dict, list[str]]:
     if not known:
         raise ValueError(f"no MAPSSWE test against {' or '.join(REFERENCES)} (have {sorted(tests)})")
     ref = known[0]
-    significance = {d: {"p_value": c["p_value"], "lossless": c["lossless"]} for d, c in tests[ref].items()}
+    significance = {d: significance_of(c) for d, c in tests[ref].items()}
     notes = [f"vs {other} on {d}: p={c['p_value']:.3g} {'lossless' if c['lossless'] else 'worse'}"
              for other in sorted(tests) if other != ref for d, c in tests[other].items()]
     return ref, significance, notes

@@ -20,7 +20,7 @@ from pinch.data.atomic import check_outputs, write_text_atomic
 from pinch.data.kaldi import read_table
 from pinch.data.reading import read_json
 
-from .results import append_result
+from .results import append_result, significance_of
 
 APPENDED = ".results_appended"
 
@@ -60,8 +60,7 @@ def model_scores(model: TTSModel, asr_tag: str) -> dict:
            "utterances": metrics["utterances"], "cer": cer["cer"], "wer": cer["wer"]}
     tests = {}
     for compare in sorted((model.synth_dir / asr_tag).glob("mapsswe_vs_*/compare.json")):
-        c = _read_json(compare)
-        tests[compare.parent.name.removeprefix("mapsswe_vs_")] = {"p_value": c["p_value"], "lossless": c["lossless"]}
+        tests[compare.parent.name.removeprefix("mapsswe_vs_")] = significance_of(_read_json(compare))
     if tests:
         out["mapsswe"] = tests
     return out

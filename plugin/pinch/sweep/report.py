@@ -39,6 +39,35 @@ def _verdict(p, wer_base, wer_sspg):
 PLANNED = (0.5, 0.65, 0.8, 0.9)
 
 
+def _reference_versions(runs):
+    """Whether every verdict against a reference was against the same hypotheses of it (a
+    reference fine-tuned or decoded anew may differ), per reference: a line each."""
+    lines = []
+    for ref in ("dense", "dense_finetune"):
+        versions, unrecorded = {}, 0
+        for run in runs:
+            tests = (run.row.get("mapsswe") or {}).get(ref)
+            if not tests:
+                continue
+            digests = {t: sig.get("reference_hyps") for t, sig in tests.items()}
+            if None in digests.values():
+                unrecorded += 1
+            for t, d in digests.items():
+                if d is not None:
+                    versions.setdefault(t, set()).add(d)
+        if not versions and not unrecorded:
+            continue
+        recorded = ", ".join(f"{t}: {len(v)} version{'s' if len(v) > 1 else ''} ({', '.join(sorted(v))})"
+                             for t, v in sorted(versions.items()))
+        lines.append(f"verdicts against `{ref}`: its hypotheses "
+                     + (f"by digest, {recorded}" if versions else "")
+                     + ("; " if versions and unrecorded else "")
+                     + (f"not recorded for {unrecorded} runs (scored before the digest was kept)" if unrecorded else "")
+                     + (" **: the reference moved between runs**" if any(len(v) > 1 for v in versions.values())
+                        else "") + ".")
+    return lines
+
+
 def build(table_dir, corpus, out, command=None, planned=PLANNED):
     """Write ``out`` (REPORT.md) and its figures beside it; returns the report's text.
     ``planned``: the targets the sweep is to cover; a method's run missing at one is named."""
@@ -76,6 +105,8 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
                      f"{', '.join(f'{t:.2f}' for t in sorted({r.target for r in sweep.runs[tk]}))}"
                      + (f"; and {len(sweep.longer[tk])} longer passes (the cost at equal WER)" if sweep.longer.get(tk) else "")
                      + ".")
+    for tk in toolkits:
+        lines += [f"- {tk}: {line}" for line in _reference_versions(sweep.runs[tk] + sweep.longer.get(tk, []))]
     missing = [(tk, label, t) for tk in toolkits for label in sweep.labels() for t in sweep.targets()
                if sweep.base(tk, label, t) is None]
     if missing:

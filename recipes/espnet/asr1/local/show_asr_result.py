@@ -22,7 +22,7 @@ from pinch.export.sparse_format import compact_bytes
 from pinch.offline import forbid_downloads
 from pinch.pruner import STEP_BUFFER
 from pinch.scoring.by_source import by_source_markdown
-from pinch.scoring.results import append_result, recorded, verdicts
+from pinch.scoring.results import all_tests, append_result, recorded, verdicts
 from pinch.scoring.sclite import normalized_markdown
 from pinch.scoring.training_record import training_facts, write_details
 
@@ -183,8 +183,7 @@ def main():
             nonzero_params=pruning["nonzero"],
             # latest.pth: the last epoch's weights (espnet2 sums integer buffers when it averages)
             steps=int(load_state_dict(str(run_dir / "latest.pth"))[STEP_BUFFER]),
-            mapsswe={ref: {d: {"p_value": c["p_value"], "lossless": c["lossless"]} for d, c in per_set.items()}
-                     for ref, per_set in pruning["significance"].items()},
+            mapsswe=all_tests(pruning["significance"]),
             **facts,
         )
         row["reference"], row["significance"], other = verdicts(pruning["significance"])

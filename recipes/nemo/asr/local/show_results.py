@@ -20,7 +20,7 @@ from pinch.export.sparse_format import compact_bytes
 from pinch.scoring import append_result, render_markdown
 from pinch.scoring.by_source import by_source_markdown
 from pinch.scoring.sclite import normalized_markdown
-from pinch.scoring.results import recorded, verdicts
+from pinch.scoring.results import all_tests, recorded, verdicts
 from pinch.scoring.training_record import training_facts, write_details
 
 
@@ -65,8 +65,7 @@ def result_row(model_dir, test_sets, corpus, method="dense", notes="", dense=Non
     if tests:
         row["reference"], row["significance"], other = verdicts(tests)
         row["notes"] = "; ".join([row["notes"], *other])
-        row["mapsswe"] = {ref: {d: {"p_value": c["p_value"], "lossless": c["lossless"]} for d, c in per_set.items()}
-                          for ref, per_set in tests.items()}
+        row["mapsswe"] = all_tests(tests)
     return {k: v for k, v in row.items() if v is not None}, details
 
 
