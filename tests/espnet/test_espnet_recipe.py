@@ -64,7 +64,8 @@ def test_every_stage_leaves_espnet_results(recipe):
     # the row's verdict is the MAPSSWE test the scoring stage wrote against the control
     compare = json.loads((comp / "baked" / decode / "test_clean" / "mapsswe_vs_dense_finetune" /
                           "compare.json").read_text())
-    assert pruned["significance"]["test_clean"] == {"p_value": compare["p_value"], "lossless": compare["lossless"]}
+    assert pruned["significance"]["test_clean"] == {"p_value": compare["p_value"], "lossless": compare["lossless"],
+                                                     "reference_hyps": compare["hyp_a_sha256"][:16]}
     # The dense control had the compression pass's training without pruning, and the
     # compressed model is tested against it as well as against the dense model.
     control_log = (Path(f"{dense}_finetune") / "train.log").read_text()
