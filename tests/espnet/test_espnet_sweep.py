@@ -51,7 +51,9 @@ def test_a_killed_sweep_resumes_without_redoing_a_finished_run(local_sweep):
         assert 0 < r["model_sparsity"] < r["sparsity"]
 
 
-TIMING = ("system", "date", "notes", "wall_time_s", "peak_rss_mb", "reach_s")
+# How a run went rather than what it reached: the local sweep was killed once (the runs it cut
+# short have two attempts), the Slurm one was not.
+TIMING = ("system", "date", "notes", "wall_time_s", "attempts", "peak_rss_mb", "reach_s")
 
 
 def without_timing(rows):
