@@ -18,7 +18,7 @@ def read_torch(source, name):
     anything else is one line naming ``name``."""
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:  # torch's message is a page that suggests weights_only=False
+    except pickle.UnpicklingError as err:  # torch's message is a page that suggests loading it unsafely
         code = re.search(r"GLOBAL (\S+)", str(err))
         why = f"it would call {code.group(1)}, code rather than data" if code else "damaged or not a torch file"
         raise ValueError(f"{name}: cannot read as a weights-only torch checkpoint: {why}") from None
