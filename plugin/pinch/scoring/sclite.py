@@ -16,6 +16,7 @@ spellings and numbers standardized), in OUT/normalized/. Both are named in the r
 """
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from pathlib import Path
@@ -81,17 +82,16 @@ def optimal_cost(refs: list[str], hyps: list[str], unit: str) -> int:
 NORMALIZED = "normalized"  # OUT/normalized/: the same texts scored after normalize_english
 
 
-def normalize_english(text: str) -> str:
-    """The Open ASR Leaderboard's English normalizer (Whisper's), as installed with NeMo."""
+@functools.cache
+def _english_normalizer():
     from whisper_normalizer.english import EnglishTextNormalizer
 
-    global _NORMALIZER
-    if _NORMALIZER is None:
-        _NORMALIZER = EnglishTextNormalizer()
-    return " ".join(_NORMALIZER(text).split())
+    return EnglishTextNormalizer()
 
 
-_NORMALIZER = None
+def normalize_english(text: str) -> str:
+    """The Open ASR Leaderboard's English normalizer (Whisper's), as installed with NeMo."""
+    return " ".join(_english_normalizer()(text).split())
 
 
 def score(ref: Path, hyp: Path, out: Path) -> dict:

@@ -19,7 +19,7 @@ from pinch.data.atomic import write_text_atomic
 from pinch.data.reading import read_text
 from pinch.scoring.mapsswe import ALPHA
 from pinch.sweep.lossless import lossless_table
-from pinch.sweep.seeds import pairs, unanimous
+from pinch.sweep.against import against_baselines
 from pinch.sweep.table import load
 
 BLOCK = re.compile(r"(<!-- pinch-table: (\S+) (\S+) -->\n)(.*?)(<!-- /pinch-table -->)", re.S)
@@ -41,30 +41,18 @@ def lossless(table_dir, corpus="embedded"):
     return "\n".join(lines) + "\n"
 
 
-def against_baselines(table_dir, corpus="embedded"):
+def sspg_against_baselines(table_dir, corpus="embedded"):
     """sspg against every baseline at the same target over the grid, counted by verdict."""
-    from pinch.sweep.report import _verdict
-
-    sweep = load(table_dir, corpus)
     counts = {}
-    for tk in sorted(sweep.runs):
-        for label in sweep.labels(tk):
-            if label.startswith("sspg"):
-                continue
-            for target in sweep.targets():
-                seed_pairs = pairs(sweep.repeats(tk, label, target), sweep.repeats(tk, "sspg", target))
-                for t in sweep.test_sets if seed_pairs else ():
-                    results = [a.against(b, t) for a, b in seed_pairs]
-                    if all(results):
-                        verdict = unanimous(_verdict(*r) for r in results)
-                        counts[verdict] = counts.get(verdict, 0) + 1
+    for cell in against_baselines(load(table_dir, corpus)):
+        counts[cell.verdict] = counts.get(cell.verdict, 0) + 1
     total = sum(counts.values())
     return (f"sspg against a baseline at the same target, run against run (MAPSSWE, alpha {ALPHA}; cells with "
             f"seeds by the seed rule), {total} tests over both toolkits: "
             + ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items())) + ".\n")
 
 
-GENERATORS = {"lossless": lossless, "against-baselines": against_baselines}
+GENERATORS = {"lossless": lossless, "against-baselines": sspg_against_baselines}
 
 
 def render(text, root):

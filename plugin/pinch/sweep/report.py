@@ -8,9 +8,10 @@ from pinch.data.atomic import check_outputs, write_text_atomic
 from pinch.scoring.mapsswe import ALPHA
 from pinch.scoring.results import JSON_TABLE
 from pinch.sweep import plots
+from pinch.sweep.against import against_baselines
 from pinch.sweep.cost import CLAIM, ITERATIVE, cell_verdicts, equal_wer
 from pinch.sweep.lossless import lossless_table
-from pinch.sweep.seeds import RULE, pairs, seed_number, unanimous
+from pinch.sweep.seeds import RULE, seed_number
 from pinch.sweep.table import load
 
 HEADLINE_TARGET = 0.8
@@ -26,14 +27,6 @@ def _mb(x):
 
 def _p(p):
     return "" if p is None else f"{p:.2g}"
-
-
-def _verdict(p, wer_base, wer_sspg):
-    if p is None:
-        return "n/a"
-    if p >= ALPHA:
-        return "no significant difference"
-    return "sspg better" if wer_sspg < wer_base else "sspg worse"
 
 
 PLANNED = (0.5, 0.65, 0.8, 0.9)
@@ -166,32 +159,18 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
               "MAPSSWE between the two runs' own hypotheses at the same target (stored with each row); "
               "a cell with seeds: every seed pair tested, the verdict by the seed rule above. WER: the "
               "mean over the pairs.", ""]
-    findings = {}
+    findings, rows = {}, {}
+    for cell in against_baselines(sweep):
+        findings[cell.verdict] = findings.get(cell.verdict, 0) + 1
+        wa, wb = (statistics.mean(r[i] for r in cell.results) for i in (1, 2))
+        rows.setdefault(cell.toolkit, []).append(
+            f"| {cell.toolkit} | {cell.label} | {cell.target:.2f} | {cell.seeds[0]} / {cell.seeds[1]} | "
+            f"{cell.test_set} | {wa:.2f} | {wb:.2f} | {', '.join(_p(r[0]) for r in cell.results)} | {cell.verdict} |")
     for tk in toolkits:
-        rows = []
-        for label in sweep.labels(tk):
-            if label.startswith("sspg"):
-                continue
-            for target in sweep.targets():
-                base_runs = sorted(sweep.repeats(tk, label, target), key=seed_number)
-                sspg_runs = sorted(sweep.repeats(tk, "sspg", target), key=seed_number)
-                seed_pairs = pairs(base_runs, sspg_runs)
-                if not seed_pairs:
-                    continue
-                for t in sets:
-                    results = [a.against(b, t) for a, b in seed_pairs]
-                    if any(r is None for r in results):
-                        continue
-                    verdict = unanimous(_verdict(p, wa, wb) for p, wa, wb in results)
-                    findings[verdict] = findings.get(verdict, 0) + 1
-                    wa, wb = (statistics.mean(r[i] for r in results) for i in (1, 2))
-                    seeds = f"{len(base_runs)} / {len(sspg_runs)}"
-                    rows.append(f"| {tk} | {label} | {target:.2f} | {seeds} | {t} | {wa:.2f} | {wb:.2f} | "
-                                f"{', '.join(_p(r[0]) for r in results)} | {verdict} |")
-        if rows:
+        if rows.get(tk):
             lines += ["| toolkit | baseline | target | seeds baseline / sspg | test set | WER baseline | WER sspg "
                       "| p (each pair) | verdict |",
-                      "|---|---|---|---|---|---|---|---|---|", *rows, ""]
+                      "|---|---|---|---|---|---|---|---|---|", *rows[tk], ""]
 
     # Seeds
     lines += ["## Repeats (seeds of the compression run)", ""]

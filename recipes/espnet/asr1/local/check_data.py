@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_dir import read_data_dir
+from data_dir import is_command, read_data_dir
 
 
 def main():
@@ -22,7 +22,7 @@ def main():
         data = read_data_dir(args.dir, scored=args.scored == "true")
     except (ValueError, OSError) as err:
         sys.exit(f"check_data: {err}")
-    commands = sum(1 for e in data.wavs.values() if e.rstrip().endswith("|"))
+    commands = sum(1 for e in data.wavs.values() if is_command(e))
     print(f"check_data: {args.dir}: {len(data.text)} utterances, "
           + (f"{len(data.wavs)} recordings cut by segments, " if data.segments is not None else "")
           + (f"{data.rate} Hz" if data.rate else "audio from commands")
