@@ -75,13 +75,13 @@ def write_json(out_dir, name, payload):
     return path
 
 
-def bar_plot(out_dir, name, labels, values, ylabel, title):
+def bar_plot(out_dir, name, labels, values, ylabel, title, width=6):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(width, 3.2))
     ax.bar(labels, values, color="#4477aa")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -94,13 +94,14 @@ def bar_plot(out_dir, name, labels, values, ylabel, title):
     return path
 
 
-def wav2vec2_base(seed=0):
-    """A Hugging Face Wav2Vec2 encoder at wav2vec2-base size (95M), random weights, built
-    from its configuration (no download). Layer drop is off so every step does the same work."""
+def wav2vec2_base(seed=0, **config):
+    """A Hugging Face Wav2Vec2 encoder at wav2vec2-base size (95M; ``config`` overrides it), random
+    weights, built from its configuration (no download). Layer drop is off so every step does the
+    same work."""
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     torch.manual_seed(seed)
-    return Wav2Vec2Model(Wav2Vec2Config(layerdrop=0.0))
+    return Wav2Vec2Model(Wav2Vec2Config(layerdrop=0.0, **config))
 
 
 def waveform(batch=1, seconds=10.0, rate=16000, seed=0):

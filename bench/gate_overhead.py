@@ -1,12 +1,18 @@
-"""Train-step time and peak memory of a gated vs an ungated encoder (CPU, or GPU with --device).
+"""Train-step time and peak memory of gated vs ungated encoders, on a CPU or a GPU.
 
-Dense, gated (the gate's math compiled, the default) and gated with ``PINCH_COMPILE=0``
-(eager) train in one process with their steps interleaved, so machine load hits all
-alike; each repeat gives one gated/dense ratio of median step times, and the figures are
-the median and range over repeats. Peak memory is measured in a fresh process per variant.
-The threshold projection, which runs only on steps where sparsity exceeds the target,
-is timed on its own.
-Usage: python bench/gate_overhead.py [--model conformer|wav2vec2] [--threads 1 2] [--repeats 3] [--steps 20]
+Dense and four gated variants, the gate bank's two paths (``per_matrix``, ``fused``:
+pinch.gates.masking) each with its math compiled (the default) and eager
+(``PINCH_COMPILE=0``), train in one process with their steps interleaved, so machine load
+hits all alike; each repeat gives one gated/dense ratio of median step times, and the
+figures are the median and range over repeats, for every batch and precision asked for.
+Peak memory: on a CPU the growth of resident memory over steps in a fresh process per
+variant; on a GPU the allocator's peak during two steps above what was allocated before
+them (model, optimizer state), in the same process. Also timed alone: the gates' forward and
+backward per variant, the per-step bookkeeping per path, one threshold projection. The JSON
+names the device, whether any compiled gate function fell back to eager, and the load of
+the machine (a CPU shared with other jobs gives upper bounds).
+Usage: python bench/gate_overhead.py [--model conformer wav2vec2] [--device cpu|cuda]
+    [--batch 1x10 8x10] [--dtype fp32 bf16] [--threads 1 2] [--repeats 3] [--steps 20] [--quick]
 """
 import argparse
 import contextlib
@@ -20,18 +26,28 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 import pinch  # noqa: E402
+from pinch.gates import masking  # noqa: E402
+from pinch.gates.fused import Fused  # noqa: E402
+from pinch.methods import sspg  # noqa: E402
 from pinch.methods.sspg import common_threshold_scale  # noqa: E402
 from tests.conftest import optimizer_step  # noqa: E402
 from common import (bar_plot, conformer_encoder, features, median, params_of, spread, timed, wav2vec2_base,  # noqa: E402
                     waveform, write_json)
 
 MODELS = {
-    "conformer": ("ESPnet ConformerEncoder, 6 blocks, d=144, ffn=576, batch 8 x 3 s of 80-dim features",
-                  "conformer"),
+    "conformer": ("ESPnet ConformerEncoder, 6 blocks, d=144, ffn=576, 80-dim features", "conformer", "8x3"),
     "wav2vec2": ("Hugging Face Wav2Vec2Model at wav2vec2-base size (random weights), the paper's 6 linears "
-                 "per block gated, batch 1 x 10 s", "wav2vec2"),
+                 "per block gated", "wav2vec2", "1x10"),
 }
-VARIANTS = ("dense", "gated", "gated_eager")
+# --quick: the same code at toy sizes, a smoke test of the benchmark (its numbers mean nothing).
+QUICK = {"conformer": dict(d_model=32, blocks=2, heads=2, ffn=64),
+         "wav2vec2": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                          conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)}
+QUICK_BATCH = "2x1"
+# variant -> (gate path, compiled); dense has no gates
+VARIANTS = {"dense": None, "per_matrix": ("per_matrix", True), "fused": ("fused", True),
+            "per_matrix_eager": ("per_matrix", False), "fused_eager": ("fused", False)}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 TARGET_TIME, TARGET_MEMORY = 1.05, 1.10
 
 
@@ -48,28 +64,46 @@ def compiling(on):
             os.environ["PINCH_COMPILE"] = old
 
 
-def inputs(model_name, device):
+def parse_batch(spec):
+    """``"8x10"``: 8 utterances of 10 s."""
+    try:
+        batch, seconds = spec.split("x")
+        return int(batch), float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch {spec!r} is not BATCHxSECONDS, e.g. 8x10") from None
+
+
+def inputs(model_name, device, batch):
+    size, seconds = parse_batch(batch)
     if model_name == "conformer":
-        x, lens = features()
+        x, lens = features(batch=size, seconds=seconds)
         return x.to(device), lens.to(device)
-    return (waveform().to(device),)
+    return (waveform(batch=size, seconds=seconds).to(device),)
 
 
-def make(model_name, gated, device):
-    model = (conformer_encoder() if model_name == "conformer" else wav2vec2_base()).to(device)
+def make(model_name, variant, device, quick=False):
+    sizes = QUICK[model_name] if quick else {}
+    model = (conformer_encoder(**sizes) if model_name == "conformer" else wav2vec2_base(**sizes)).to(device)
     pruner = None
-    if gated:
-        pruner = pinch.Pruner(model, target_sparsity=0.65, preset=MODELS[model_name][1], total_steps=1000)
+    if VARIANTS[variant]:
+        pruner = pinch.Pruner(model, target_sparsity=0.65, preset=MODELS[model_name][1], total_steps=1000,
+                              gate_path=VARIANTS[variant][0])
     return model, pruner, torch.optim.AdamW(model.parameters(), lr=2e-4)
 
 
-def step_fn(model, pruner, opt, args, compiled=True):
+def step_fn(model, pruner, opt, args, variant, dtype):
+    """One training step; the forward under autocast for bf16, as mixed-precision training runs it."""
+    compiled = bool(VARIANTS[variant] and VARIANTS[variant][1])
+    device = args[0].device
+
     def step():
         with compiling(compiled):
-            out = model(*args)
-            out = out[0] if isinstance(out, tuple) else out.last_hidden_state
-            optimizer_step(out.square().mean(), opt, pruner)
-        if args[0].is_cuda:
+            with torch.autocast(device.type, dtype=DTYPES[dtype], enabled=dtype != "fp32"):
+                out = model(*args)
+                out = out[0] if isinstance(out, tuple) else out.last_hidden_state
+                loss = out.float().square().mean()
+            optimizer_step(loss, opt, pruner)
+        if device.type == "cuda":
             torch.cuda.synchronize()
 
     return step
@@ -82,34 +116,41 @@ def compile_gate_kernels(pruner):
     weights = [g.weight.detach().clone().requires_grad_(True) for g in bank.gates]
     thresholds = [g.threshold.detach().clone().requires_grad_(True) for g in bank.gates]
     with compiling(True):
-        masked, kept = pinch.gates.masking.pinch_weights(weights, thresholds, 0.3, bank.groups, bank.costs, bank.soft)
+        masked, kept = masking.pinch_weights(weights, thresholds, 0.3, bank.groups, bank.costs, bank.soft,
+                                             path=bank.path)
         (sum(m.sum() for m in masked) + kept).backward()
-        pinch.gates.masking.kept_total([(w, t, g.groups, g.cost) for w, t, g in zip(weights, thresholds, bank.gates)],
-                                       bank.costs)
+        masking.kept_total([(w, t, g.groups, g.cost) for w, t, g in zip(weights, thresholds, bank.gates)],
+                           bank.costs, bank.path)
 
 
-def peak_memory_mb(model_name, variant, device, steps=3):
-    """Peak memory growth over training steps (max RSS on CPU, the allocator's peak on
-    GPU), in a fresh process per variant."""
-    code = f"""
-import json, sys, torch
-sys.path.insert(0, 'bench')
-import gate_overhead as g, common
-m, p, o = g.make({model_name!r}, {variant != 'dense'}, {device!r})
-s = g.step_fn(m, p, o, g.inputs({model_name!r}, {device!r}), compiled={variant == 'gated'})
-if {variant == 'gated'}:  # compile the kernels first: their one-time cost is not training memory
-    g.compile_gate_kernels(p)
-if {device!r} == 'cpu':
-    print(json.dumps(common.peak_rss_growth_mb(lambda: [s() for _ in range({steps})])))
-else:
-    torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
-    [s() for _ in range({steps})]
-    print(json.dumps((torch.cuda.max_memory_allocated() - base) / 2**20))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+def rss_peak_mb(spec, steps=3):
+    """Peak resident-memory growth over training steps, in a fresh process (CPU)."""
+    out = subprocess.run([sys.executable, __file__, "--memory-of", json.dumps(spec), "--steps", str(steps)],
+                         capture_output=True, text=True)
     if out.returncode:
-        raise RuntimeError(f"peak-memory run of {variant} failed:\n{out.stderr[-2000:]}")
+        raise RuntimeError(f"peak-memory run of {spec['variant']} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def memory_of(spec, steps):
+    """The body of `rss_peak_mb`'s process: prints the growth in MB."""
+    from common import peak_rss_growth_mb
+
+    model, pruner, opt = make(spec["model"], spec["variant"], "cpu", spec["quick"])
+    step = step_fn(model, pruner, opt, inputs(spec["model"], "cpu", spec["batch"]), spec["variant"], spec["dtype"])
+    if VARIANTS[spec["variant"]] and VARIANTS[spec["variant"]][1]:
+        compile_gate_kernels(pruner)
+    print(json.dumps(peak_rss_growth_mb(lambda: [step() for _ in range(steps)])))
+
+
+def cuda_peak_mb(step, steps=2):
+    """The allocator's peak during ``steps`` steps above what was allocated before them."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    for _ in range(steps):
+        step()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
 def step_ratios(runs, repeats, steps):
@@ -126,6 +167,15 @@ def step_ratios(runs, repeats, steps):
     return medians, ratios
 
 
+def synced(fn):
+    """``fn`` that waits for the GPU, so that timing it times the work."""
+    def call():
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    return call
+
+
 def projection_cost(pruner, overshoot=0.01, repeats=5):
     """Seconds for one threshold projection (a quantile of |w| / t, then a recount), from
     sparsity one point above the target, as after an update that overshot it."""
@@ -135,6 +185,7 @@ def projection_cost(pruner, overshoot=0.01, repeats=5):
     factor = common_threshold_scale(groups, thresholds, method.target_sparsity + overshoot)
     start = [t * factor for t in thresholds]
 
+    @synced
     def project():
         with torch.no_grad():
             for g, t in zip(method.gates, start):
@@ -147,13 +198,19 @@ def projection_cost(pruner, overshoot=0.01, repeats=5):
 
 
 def gate_cost(pruner, compiled, repeats=5):
-    """Seconds for the gates alone: every gated weight masked and counted, and both gradients."""
-    gates = pruner.method.gates
+    """Seconds for the gates alone, as a training step runs them: every gated weight masked
+    and counted, and both gradients (the bank's one autograd call, nothing added around it)."""
+    bank = pruner.method.bank
+    weights, thresholds = [g.weight for g in bank.gates], [g.threshold for g in bank.gates]
+    g = torch.Generator(device=weights[0].device).manual_seed(0)
+    upstream = [torch.randn(w.shape, generator=g, device=w.device) for w in weights]
 
+    @synced
     def gate_pass():
         with compiling(compiled):
-            total = sum(g.masked_weight().sum() for g in gates) + pruner.method.bank.kept()
-            total.backward()
+            masked, kept = masking.pinch_weights(weights, thresholds, bank.tau(), bank.groups, bank.costs_on_device(),
+                                                 bank.soft, path=bank.path)
+            torch.autograd.grad([kept, *masked], weights + thresholds, [torch.ones_like(kept), *upstream])
 
     gate_pass()
     return median([timed(gate_pass) for _ in range(repeats)])
@@ -161,86 +218,157 @@ def gate_cost(pruner, compiled, repeats=5):
 
 def bookkeeping_cost(pruner, repeats=5):
     """Seconds for the per-step work after the optimizer update (kept count, eta switch)."""
-    pruner.method.after_step()
-    return median([timed(pruner.method.after_step) for _ in range(repeats)])
+    after = synced(pruner.method.after_step)
+    after()
+    return median([timed(after) for _ in range(repeats)])
+
+
+def fused_functions():
+    """Every compiled-or-eager gate function: which were compiled, and which fell back to eager."""
+    return {f"{m.__name__.rsplit('.', 1)[-1]}.{name}": f for m in (masking, sspg)
+            for name, f in vars(m).items() if isinstance(f, Fused)}
+
+
+def device_name(device):
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    with open("/proc/cpuinfo") as f:
+        return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "cpu")
+
+
+def measure(model_name, args):
+    """Every batch and precision of one model: the JSON of `main`."""
+    device, quick = args.device, args.quick
+    batches = args.batch or [QUICK_BATCH if quick else MODELS[model_name][2]]
+    variants = ["dense"] + [v for v in args.variants if v != "dense"]
+    models = {v: make(model_name, v, device, quick) for v in variants}
+    for v in variants[1:]:
+        models[v][0].load_state_dict(models["dense"][0].state_dict(), strict=False)
+    thread_counts = [str(t) for t in (args.threads if device == "cpu" else [torch.get_num_threads()])]
+    settings = []
+    for batch in batches:
+        data = inputs(model_name, device, batch)
+        for dtype in args.dtype:
+            runs = {v: step_fn(*models[v], data, v, dtype) for v in variants}
+            for threads in thread_counts:
+                torch.set_num_threads(int(threads))
+                for fn in runs.values():  # warm-up (compiled variants compile here, once per process)
+                    fn()
+                medians, ratios = step_ratios(runs, args.repeats, args.steps)
+                setting = {"batch": batch, "dtype": dtype, "threads": threads,
+                           "step_s_median_per_repeat": medians,
+                           "step_time_ratio": {k: dict(zip(("median", "min", "max"), spread(r)))
+                                               for k, r in ratios.items()}}
+                if device == "cuda":
+                    setting["peak_memory_mb"] = {v: cuda_peak_mb(runs[v]) for v in variants}
+                elif threads == thread_counts[0]:
+                    setting["peak_memory_mb"] = {v: rss_peak_mb({"model": model_name, "variant": v, "batch": batch,
+                                                                 "dtype": dtype, "quick": quick}) for v in variants}
+                if "peak_memory_mb" in setting:
+                    memory = setting["peak_memory_mb"]
+                    setting["peak_memory_ratio"] = {v: memory[v] / memory["dense"] for v in variants[1:]}
+                settings.append(setting)
+    # Alone, after every step timing (the projection leaves sparsity at the target).
+    alone = {}
+    for threads in thread_counts:
+        torch.set_num_threads(int(threads))
+        gated = variants[1:]
+        alone[threads] = {
+            "gate_forward_backward_s": {v: gate_cost(models[v][1], VARIANTS[v][1]) for v in gated},
+            "after_step_s": {v: bookkeeping_cost(models[v][1]) for v in gated if VARIANTS[v][1]},
+        }
+        with compiling(True):
+            alone[threads]["projection_s"] = projection_cost(models[gated[0]][1])
+        for v in gated:
+            models[v][0].zero_grad(set_to_none=True)
+    functions = fused_functions()
+    any_gated = next(models[v][1] for v in variants[1:])
+    stacks = masking._Stacked([g.weight for g in any_gated.method.gates], any_gated.method.bank.groups).stacks
+    return {
+        "model": MODELS[model_name][0] + (" (--quick: toy sizes)" if quick else ""),
+        "device": device, "device_name": device_name(device),
+        "quick": quick,
+        "params": params_of(models["dense"][0]),
+        "gated_params": any_gated.sparsity().gated_params,
+        "gated_matrices": len(any_gated.method.gates),
+        "fused_stacks": len(stacks),
+        "repeats": args.repeats, "steps_per_repeat": args.steps,
+        "settings": settings,
+        "alone": alone,
+        "compiled": sorted(name for name, f in functions.items() if f.compiled is not None),
+        "compile_fell_back_to_eager": sorted(name for name, f in functions.items() if f.failed),
+        "target_step_time_ratio": TARGET_TIME, "target_peak_memory_ratio": TARGET_MEMORY,
+    }
+
+
+def report(result, path):
+    print(f"{result['model']} on {result['device_name']}: {result['gated_params']:,} of {result['params']:,} "
+          f"parameters gated, {result['gated_matrices']} matrices in {result['fused_stacks']} fused stacks")
+    print(f"{'batch':>6s} {'dtype':5s} {'thr':>3s} {'variant':17s} {'time ratio median [min, max]':>30s} "
+          f"{'dense s/step':>12s} {'memory ratio':>12s}")
+    for s in result["settings"]:
+        dense = median(s["step_s_median_per_repeat"]["dense"])
+        for v, r in s["step_time_ratio"].items():
+            memory = s.get("peak_memory_ratio", {}).get(v)
+            print(f"{s['batch']:>6s} {s['dtype']:5s} {s['threads']:>3s} {v:17s} {r['median']:12.3f} "
+                  f"[{r['min']:.3f}, {r['max']:.3f}] {dense:12.4f} {'' if memory is None else f'{memory:12.3f}'}")
+    for threads, a in result["alone"].items():
+        print(f"{threads:>3s} threads, the gates alone, forward + backward: " + ", ".join(
+            f"{v} {s * 1e3:.2f} ms" for v, s in a["gate_forward_backward_s"].items()))
+        print(f"{threads:>3s} threads, after-step bookkeeping: " + ", ".join(
+            f"{v} {s * 1e3:.2f} ms" for v, s in a["after_step_s"].items())
+            + f"; one threshold projection {a['projection_s'] * 1e3:.2f} ms")
+    fell_back = result["compile_fell_back_to_eager"]
+    print(f"compile fell back to eager: {', '.join(fell_back) if fell_back else 'no'}; "
+          f"targets: time <= {TARGET_TIME}, memory <= {TARGET_MEMORY}; wrote {path}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="conformer")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--model", choices=sorted(MODELS), nargs="+", default=["conformer"])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--batch", nargs="+", help="BATCHxSECONDS each, e.g. 1x10 8x10 "
+                        f"(default: the model's own, {', '.join(f'{k} {v[2]}' for k, v in MODELS.items())})")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), nargs="+", default=["fp32"],
+                        help="bf16: the forward under autocast")
+    parser.add_argument("--variants", choices=[v for v in VARIANTS if v != "dense"], nargs="+",
+                        default=[v for v in VARIANTS if v != "dense"], help="gated variants beside dense")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU only")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="interleaved steps per repeat")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"toy models, batch {QUICK_BATCH}, 3 steps, one thread: proves the code runs")
     parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_of:
+        return memory_of(json.loads(args.memory_of), args.steps)
     if args.repeats < 3:
         parser.error("--repeats must be at least 3: a median and spread need them")
-    device = args.device
-    data = inputs(args.model, device)
-    models = {v: make(args.model, v != "dense", device) for v in VARIANTS}
-    for v in VARIANTS[1:]:
-        models[v][0].load_state_dict(models["dense"][0].state_dict(), strict=False)
-    runs = {v: step_fn(*models[v], data, compiled=v == "gated") for v in VARIANTS}
-    thread_counts = [str(t) for t in (args.threads if device == "cpu" else [torch.get_num_threads()])]
-    by_threads = {}
-    for threads in thread_counts:
-        torch.set_num_threads(int(threads))
-        for fn in runs.values():  # warm-up (the compiled variant compiles here)
-            fn()
-        medians, ratios = step_ratios(runs, args.repeats, args.steps)
-        by_threads[threads] = {
-            "step_s_median_per_repeat": medians,
-            "step_time_ratio": {k: dict(zip(("median", "min", "max"), spread(r))) for k, r in ratios.items()},
-        }
-    # After every step timing: the projection leaves sparsity at the target, where the next
-    # steps would project again (its cost is reported here, not inside the step ratios).
-    pruner = models["gated"][1]
-    for threads in thread_counts:
-        torch.set_num_threads(int(threads))
-        with compiling(True):
-            by_threads[threads].update(after_step_s=bookkeeping_cost(pruner), projection_s=projection_cost(pruner))
-        by_threads[threads]["gate_forward_backward_s"] = {"compiled": gate_cost(pruner, True),
-                                                           "eager": gate_cost(pruner, False)}
-        pruner.model.zero_grad(set_to_none=True)
-    memory = {v: peak_memory_mb(args.model, v, device) for v in VARIANTS}
-    result = {
-        "model": MODELS[args.model][0],
-        "device": device if device == "cpu" else torch.cuda.get_device_name(),
-        "params": params_of(models["dense"][0]),
-        "gated_params": models["gated"][1].sparsity().gated_params,
-        "repeats": args.repeats,
-        "steps_per_repeat": args.steps,
-        "threads": by_threads,
-        "peak_training_memory_mb": memory,
-        "peak_memory_ratio": {v: memory[v] / memory["dense"] for v in VARIANTS[1:]},
-        "target_step_time_ratio": TARGET_TIME,
-        "target_peak_memory_ratio": TARGET_MEMORY,
-    }
-    name = f"gate_overhead_{args.model}" + ("" if device == "cpu" else "_gpu")
-    path = write_json(args.out, name, result)
-    labels, values = [], []
-    for threads, r in by_threads.items():
-        for v in VARIANTS[1:]:
-            labels.append(f"{v}\n{threads} thr" if device == "cpu" else v)
-            values.append(r["step_time_ratio"][v]["median"])
-    bar_plot(args.out, name, labels, values, "step time / dense", f"Gated train step, {args.model} ({device})")
-    print(f"{result['model']}: {result['gated_params']:,} of {result['params']:,} parameters gated")
-    print(f"{'threads':>7s} {'variant':12s} {'time ratio median [min, max]':>30s} {'dense s/step':>12s}")
-    for threads, r in by_threads.items():
-        dense = median(r["step_s_median_per_repeat"]["dense"])
-        for v in VARIANTS[1:]:
-            s = r["step_time_ratio"][v]
-            print(f"{threads:>7s} {v:12s} {s['median']:12.3f} [{s['min']:.3f}, {s['max']:.3f}] {dense:12.3f}")
-        gate = r["gate_forward_backward_s"]
-        print(f"{threads:>7s} the gates alone, forward + backward: compiled {gate['compiled'] * 1e3:.1f} ms, "
-              f"eager {gate['eager'] * 1e3:.1f} ms")
-        print(f"{threads:>7s} after-step bookkeeping {r['after_step_s'] * 1e3:.2f} ms; "
-              f"one threshold projection {r['projection_s'] * 1e3:.2f} ms")
-    for v in VARIANTS[1:]:
-        print(f"peak memory {v}/dense: {memory[v]:.1f} / {memory['dense']:.1f} MB = {result['peak_memory_ratio'][v]:.3f}")
-    print(f"targets: time <= {TARGET_TIME}, memory <= {TARGET_MEMORY}; wrote {path}")
-    return result
+    for spec in args.batch or []:
+        try:
+            parse_batch(spec)
+        except argparse.ArgumentTypeError as err:
+            parser.error(str(err))
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    if args.quick:
+        args.steps, args.threads = min(args.steps, 3), args.threads[:1]
+    results = []
+    for model_name in args.model:
+        load = os.getloadavg()[0]
+        result = measure(model_name, args)
+        result["load_average_1min"] = {"start": load, "end": os.getloadavg()[0]}
+        name = f"gate_overhead_{model_name}" + ("" if args.device == "cpu" else "_gpu") + ("_smoke" if args.quick else "")
+        path = write_json(args.out, name, result)
+        labels = [f"{v}\n{s['batch']} {s['dtype']}" + (f" {s['threads']}t" if args.device == "cpu" else "")
+                  for s in result["settings"] for v in s["step_time_ratio"]]
+        values = [r["median"] for s in result["settings"] for r in s["step_time_ratio"].values()]
+        bar_plot(args.out, name, labels, values, "step time / dense", f"Gated train step, {model_name} ({args.device})",
+                 width=max(6, 0.9 * len(labels)))
+        report(result, path)
+        results.append(result)
+    return results
 
 
 if __name__ == "__main__":

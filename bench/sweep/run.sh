@@ -5,8 +5,8 @@
 # recipes check), so rerunning this after a kill, or in a fresh checkout, continues the sweep.
 #   bench/sweep/run.sh                         # both toolkits, every method and target, seeds, cost
 #   bench/sweep/run.sh --toolkits espnet --targets "0.8"
-# Runs go target by target (0.8 first: the headline), --nj methods per recipe call, so that
-# every --nj runs are scored and in the table before the next start.
+# Runs go target by target (0.8 first: the headline), --train_nj methods per recipe call, so that
+# every --train_nj runs are scored and in the table before the next start.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 corpus=embedded
@@ -15,12 +15,12 @@ targets="0.8 0.65 0.5 0.9"
 methods="sspg sspg_structured ump global_magnitude gmp imp l1"
 seeds="1 2"          # the headline repeats: sspg and the best baseline at 0.8
 cost_epochs="4"      # the cost at equal WER: gmp and imp at 0.8 in passes of these epochs ("4 8": more)
-nj=2
+train_nj=2
 while [ $# -gt 0 ]; do
     case "$1" in
-        --toolkits|--targets|--methods|--seeds|--cost_epochs|--nj) v=${1#--}; [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 1; }
+        --toolkits|--targets|--methods|--seeds|--cost_epochs|--train_nj) v=${1#--}; [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 1; }
             printf -v "$v" '%s' "$2"; shift 2 ;;
-        *) echo "usage: $0 [--toolkits \"espnet nemo\"] [--targets \"0.8 ...\"] [--methods \"...\"] [--seeds \"1 2\"] [--cost_epochs \"4 8\"] [--nj N]" >&2; exit 1 ;;
+        *) echo "usage: $0 [--toolkits \"espnet nemo\"] [--targets \"0.8 ...\"] [--methods \"...\"] [--seeds \"1 2\"] [--cost_epochs \"4 8\"] [--train_nj N]" >&2; exit 1 ;;
     esac
 done
 table=${root}/bench/sweep/${corpus}
@@ -29,10 +29,10 @@ export PATH="${PINCH_VENV:-${root}/.venv}/bin:${PATH}"
 recipe() {  # recipe TOOLKIT OPTION...: the toolkit's ASR recipe, stages up to scoring
     case "$1" in
         espnet) (cd "${root}/recipes/espnet/asr1" && ./run.sh --pretrained "${table}/espnet_conformer_ctc.zip" --corpus "${corpus}" \
-                    --stop_stage 15 --results_table "${table}" --nj "${nj}" "${@:2}") ;;
+                    --stop_stage 13 --results_table "${table}" --train_nj "${train_nj}" "${@:2}") ;;
         nemo) [ -f "${table}/nemo_conformer_ctc.nemo" ] || { echo "${table}/nemo_conformer_ctc.nemo is missing: train it with recipes/nemo/asr/run.sh --stop_stage 3 and copy its exp/conformer_ctc_bpe_unigram64/model.nemo there" >&2; exit 1; }
               (cd "${root}/recipes/nemo/asr" && ./run.sh --pretrained "${table}/nemo_conformer_ctc.nemo" --corpus "${corpus}" \
-                    --stop_stage 7 --results_table "${table}" --nj "${nj}" "${@:2}") ;;
+                    --stop_stage 7 --results_table "${table}" --train_nj "${train_nj}" "${@:2}") ;;
         *) echo "unknown toolkit $1" >&2; exit 1 ;;
     esac
 }
@@ -40,8 +40,8 @@ recipe() {  # recipe TOOLKIT OPTION...: the toolkit's ASR recipe, stages up to s
 read -ra all <<< "${methods}"
 for tk in ${toolkits}; do
     for t in ${targets}; do
-        for ((i = 0; i < ${#all[@]}; i += nj)); do
-            recipe "${tk}" --pruning "${all[*]:i:nj}" --sweep "${t}"
+        for ((i = 0; i < ${#all[@]}; i += train_nj)); do
+            recipe "${tk}" --pruning "${all[*]:i:train_nj}" --sweep "${t}"
         done
         python -m pinch.sweep --table "${table}" --corpus "${corpus}"
     done

@@ -90,9 +90,9 @@ check_common_options() {
     done
 }
 
-# Checks of the sweep options (--nj, --compress_seeds, --compress_epochs) of the ASR recipes.
+# Checks of the sweep options (--train_nj, --compress_seeds, --compress_epochs) of the ASR recipes.
 check_sweep_options() {
-    { is_count "${nj}" && [ "${nj}" -gt 0 ]; } || die "--nj must be a positive integer, not '${nj}'"
+    { is_count "${train_nj}" && [ "${train_nj}" -gt 0 ]; } || die "--train_nj must be a positive integer, not '${train_nj}'"
     local s
     for s in ${compress_seeds}; do
         is_count "${s}" || die "--compress_seeds: '${s}' is not a non-negative integer"
@@ -144,7 +144,7 @@ attempt_end() {
 }
 
 # score_set STAGE REF_TEXT HYP OUT [NAME:REFERENCE_HYP ...]: sclite scores of HYP into
-# OUT/score_wer and, per reference model, a MAPSSWE test of HYP against its hypotheses into
+# OUT/score_wer (and OUT/score_cer/result.txt) and, per reference model, a MAPSSWE test of HYP against its hypotheses into
 # OUT/mapsswe_vs_NAME; finished outputs are kept unless --overwrite true.
 score_set() {
     local stage=$1 ref=$2 hyp=$3 out=$4 r name
@@ -153,6 +153,10 @@ score_set() {
         ${python} -m pinch.scoring score --ref "${ref}" --hyp "${hyp}" --out "${out}/score_wer" \
             > "${out}/score.log" 2>&1 || failed "scoring" "${out}/score.log"
     fi
+    # Where egs2's scripts (show_asr_result.sh) read sclite's summaries: score_{wer,cer}/result.txt.
+    mkdir -p "${out}/score_cer"
+    cp "${out}/score_wer/word.sys" "${out}/score_wer/result.txt"
+    cp "${out}/score_wer/char.sys" "${out}/score_cer/result.txt"
     for r in "$@"; do
         name=${r%%:*}
         done_or_redo "${out}/mapsswe_vs_${name}/compare.json" "${stage}" && continue
@@ -183,6 +187,7 @@ stage_time() { log "Stage $1 finished in $(( SECONDS - $2 ))s"; }
 # DIR/train.log, timed in DIR/wall_time_s; --resume true: a killed run continues from its
 # last epoch checkpoint, or starts over if the kill cut that checkpoint short (a checkpoint
 # cut short is kept aside, not resumed from: espnet2's own entry points do not check).
+# Several GPUs in one job (--ngpu N > 1, world_size 1): espnet2 spawns one process per GPU.
 # Data-parallel (world_size > 1, each process under srun): espnet2's mode for an external
 # launcher (--multiprocessing_distributed false), its rank, local rank and world size from
 # Slurm's task variables (espnet2's own --dist_launcher slurm allows one task per node only), one
@@ -200,22 +205,26 @@ espnet_train() {
         set -- "$@" --multiprocessing_distributed false \
             --dist_init_method "file://$(abspath "${dir}")/.dist_init"
         if [ "${ngpu}" -gt 0 ]; then gpus=1; else set -- "$@" --dist_backend gloo; fi  # gloo: CPU, as espnet2's launcher
+    elif [ "${ngpu}" -gt 1 ]; then
+        # One process per GPU, spawned by espnet2 itself, as asr.sh trains (not DataParallel).
+        set -- "$@" --multiprocessing_distributed true
     fi
     train_to_end "${dir}" "${what}" "${launch[@]}" ${python} -m pinch.offline "${module}" --ngpu "${gpus}" \
         --resume true --output_dir "${dir}" "$@"
 }
 
-# espnet_bake STAGE TASK MODEL < RUNS: bake the MODEL of every compression run (lines of
+# espnet_bake STAGE TASK MODEL [MADE_BY] < RUNS: bake the MODEL (made by stage MADE_BY, default
+# STAGE - 1) of every compression run (lines of
 # compressed_runs) into RUN/baked, a plain ESPnet model dir, with the sparsity the pass reached:
 # nothing is rescaled onto the target (in either toolkit), so a pass that fell short shows it.
 # Magnitude methods take the zeros of their final epoch (--mask_from), which matters where MODEL
 # is an average of epochs (their averaged weights are non-zero where any epoch's were).
 espnet_bake() {
-    local stage=$1 task=$2 model=$3 m t dir exact
+    local stage=$1 task=$2 model=$3 made_by=${4:-$(( $1 - 1 ))} m t dir exact
     while read -r m t dir; do
         [ -n "${dir}" ] || continue
         done_or_redo "${dir}/baked/model.pth" "${stage}" && continue
-        need "${dir}/${model}" $(( stage - 1 ))
+        need "${dir}/${model}" "${made_by}"
         exact=()
         grep -qE '^method: *sspg' "${pruning_conf_dir}/${m}.yaml" || exact=(--mask_from "${dir}/latest.pth")
         ${python} -m pinch.espnet.bin.bake --task "${task}" --train_config "${dir}/config.yaml" \
@@ -294,21 +303,21 @@ runs_of_stages() {
     fi
 }
 
-# in_jobs CMD STAGE WHAT LINES: stage STAGE's work as jobs of CMD (cmd.sh's train_cmd or
-# decode_cmd: on this machine or on Slurm), one per line of LINES, --nj at a time. Each job reruns
+# in_jobs CMD AT_ONCE STAGE WHAT LINES: stage STAGE's work as jobs of CMD (cmd.sh's train_cmd or
+# decode_cmd: on this machine or on Slurm), one per line of LINES, AT_ONCE at a time. Each job reruns
 # this recipe with the same options for its line alone (--job LIST:N, answered by the recipe's
 # run_job), logging to ${expdir}/logs/stageSTAGE_WHAT.N.log. The launcher prints each job's end
 # with an estimate of the time left, and after the last one names every failed job and its log.
 in_jobs() {
-    local cmd=$1 stage=$2 what=$3 lines=$4 n list
+    local cmd=$1 at_once=$2 stage=$3 what=$4 lines=$5 n list
     n=$(grep -c . <<< "${lines}" || true)
     [ "${n}" -gt 0 ] || return 0
     mkdir -p "${expdir}/logs"
     list="${expdir}/logs/stage${stage}_${what}.list"
     grep . <<< "${lines}" > "${list}"
-    log "Stage ${stage}: ${n} ${what} jobs (${cmd%% --*}; ${nj} at a time; logs: ${expdir}/logs/stage${stage}_${what}.N.log)"
+    log "Stage ${stage}: ${n} ${what} jobs (${cmd%% --*}; ${at_once} at a time; logs: ${expdir}/logs/stage${stage}_${what}.N.log)"
     # shellcheck disable=SC2086
-    ${cmd} --max_jobs_run "${nj}" "JOB=1:${n}" "${expdir}/logs/stage${stage}_${what}.JOB.log" \
+    ${cmd} --max_jobs_run "${at_once}" "JOB=1:${n}" "${expdir}/logs/stage${stage}_${what}.JOB.log" \
         bash "${PWD}/$(basename "$0")" "${recipe_args[@]}" --stage "${stage}" --stop_stage "${stage}" \
         --job "${list}:JOB" || die "Stage ${stage}: ${what} jobs failed (named above)"
 }

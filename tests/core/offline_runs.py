@@ -47,12 +47,14 @@ def runs(w):
         ("pinch.cli.main", ["report", w / "ckpt.pth"]),
         ("pinch.espnet.trainer", [w / "ckpt.pth"]),
         ("pinch.jobs", ["local", w / "log" / "job.log", "echo", "hello"]),
+        ("pinch.deploy.download", ["--out", w / "ckpt.pth.gz", w / "ckpt.pth"]),
+        ("pinch.config_changes", ["--old", w / "held.yaml", "--new", w / "run.yaml", "--out", w / "overrides.yaml"]),
     ]
     # Training, baking, export and decoding need a trained model (minutes), the deploy report the
     # decodes of exported ones: their module-level imports and parsers only.
     heavy = [f"pinch.espnet.bin.{m}" for m in ("asr_train", "asr_transducer_train", "tts_train", "bake",
                                                 "export_onnx", "onnx_decode", "asr_inference", "pretrained",
-                                                "tts_results")]
+                                                "pack", "tts_results")]
     heavy += [f"pinch.nemo.bin.{m}" for m in ("train", "bake", "export_onnx", "onnx_transcribe", "transcribe",
                                               "pretrained", "synthesize", "tts_sup_data", "tts_results")]
     heavy += ["pinch.deploy.report"]
@@ -78,6 +80,8 @@ def main(workdir):
 
     torch.save({"encoder.weight": torch.zeros(4, 4)}, w / "ckpt.pth")
     (w / "README.md").write_text("<!-- pinch-table: lossless table -->\n<!-- /pinch-table -->\n")
+    (w / "held.yaml").write_text("optim: adam\noptim_conf: {lr: 0.002}\n")
+    (w / "run.yaml").write_text("optim: adam\noptim_conf: {lr: 0.001}\n")
     codes = {}
     for module, args in runs(w):
         codes[" ".join([module, *args])] = run_module(module, args)

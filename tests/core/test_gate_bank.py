@@ -33,10 +33,10 @@ class Net(nn.Module):
         return y + self.aux(h).square().mean() if use_aux else y
 
 
-def gated(batched):
+def gated(batched, gate_path="auto"):
     model = Net()
     pruner = pinch.Pruner(model, target_sparsity=0.5, targets=["inp", "shared", "rnn", "out", "aux"], total_steps=100,
-                          eta=0.3)
+                          eta=0.3, gate_path=gate_path)
     assert len(pruner.method.gates) == 6
     with torch.no_grad():  # thresholds that prune part of every matrix
         for g in pruner.method.gates:
@@ -74,18 +74,80 @@ def loss_of(model, pruner, x, **kwargs):
     return model(x, **kwargs) + pruner.penalty()
 
 
+def count_stacks(monkeypatch):
+    """The number of tensors in each stack the fused path masks."""
+    stacks = []
+    original = masking._stack_masked_and_count
+
+    def fn(w, t):
+        stacks.append(len(w))
+        return original(w, t)
+
+    monkeypatch.setattr(masking, "_stack_masked_and_count", fn)
+    return stacks
+
+
+@pytest.mark.parametrize("gate_path", ["per_matrix", "fused"])
 @pytest.mark.parametrize("kwargs", [{}, {"use_aux": True}])
-def test_one_call_per_forward_with_the_per_gate_gradients(monkeypatch, kwargs):
+def test_one_call_per_forward_with_the_per_gate_gradients(monkeypatch, kwargs, gate_path):
+    """Both paths of the bank (the fused one forced on CPU): the per-gate calls' values and gradients."""
     x = torch.randn(2, 5, 6)
     reference, ref_pruner = gated(batched=False)
-    loss_of(reference, ref_pruner, x, **kwargs).backward()
-    model, pruner = gated(batched=True)
-    calls = count_calls(monkeypatch)
-    loss_of(model, pruner, x, **kwargs).backward()
+    ref_loss = loss_of(reference, ref_pruner, x, **kwargs)
+    ref_loss.backward()
+    model, pruner = gated(batched=True, gate_path=gate_path)
+    calls, stacks = count_calls(monkeypatch), count_stacks(monkeypatch)
+    loss = loss_of(model, pruner, x, **kwargs)
+    loss.backward()
     # The shared layer runs twice and the LSTM once; the penalty's count is the same call's.
     assert calls == [6]
+    # Fused: one stack per shape, the LSTM's two 32x8 matrices together.
+    assert sorted(stacks) == ([] if gate_path == "per_matrix" else [1, 1, 1, 1, 2])
+    assert torch.allclose(loss, ref_loss, rtol=1e-6)
     # Including the head the loss skipped (without use_aux): only the count's push reaches it.
     assert_same(grads(model), grads(reference))
+    assert int(pruner.method.bank.kept_count()) == int(ref_pruner.method.bank.kept_count())
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_fused_path_on_structured_groups_and_split_stacks(monkeypatch, soft):
+    """Row and head groups with their own costs, several tensors of one shape, and stacks split
+    at STACK_ELEMENTS: the per-matrix path's values and gradients."""
+    torch.manual_seed(0)
+    shapes = [(12, 6), (12, 6), (6, 12), (12, 6), (9,), (3, 4, 2), (12, 6), (12, 6)]
+    # rows, rows, rows, heads of 3 rows, elements, conv channels, elements, rows
+    groups = [12, 12, 6, 4, 9, 3, 72, 12]
+    costs = torch.tensor([18, 6, 30, 54, 1, 20, 1, 6])
+    weights = [torch.randn(s) for s in shapes]
+    thresholds = [w.square().mean().sqrt() * f for w, f in zip(weights, (0.9, 1.0, 1.1, 0.8, 0.7, 1.0, 0.9, 1.2))]
+    ups = [torch.linspace(-1, 1, w.numel()).view_as(w) for w in weights]
+
+    def run(path):
+        ws = [w.clone().requires_grad_() for w in weights]
+        ts = [t.clone().requires_grad_() for t in thresholds]
+        masked, kept = masking.pinch_weights(ws, ts, 0.3, groups, costs, soft, path=path)
+        (sum((m * u).sum() for m, u in zip(masked, ups)) + 0.01 * kept).backward()
+        count = masking.kept_total(list(zip(ws, ts, groups, costs.tolist())), costs, path)
+        return [*masked, kept, count, *(x.grad for x in ws + ts)]
+
+    reference = run("per_matrix")
+    monkeypatch.setattr(masking, "STACK_ELEMENTS", 150)  # two 72-weight tensors a stack: the three 12x6 by rows split
+    masking._stacks.cache_clear()
+    stacks = count_stacks(monkeypatch)
+    got = run("fused")
+    masking._stacks.cache_clear()
+    assert sorted(stacks) == [1, 1, 1, 1, 1, 1, 2]
+    assert 0 < int(reference[len(shapes)]) < int(costs @ torch.tensor(groups))  # something pruned, something kept
+    for a, b in zip(got, reference):
+        assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_gate_path_option():
+    assert [masking.fused_path("auto", torch.device(d)) for d in ("cpu", "cuda")] == [False, True]
+    assert masking.fused_path("fused", torch.device("cpu")) and not masking.fused_path("per_matrix",
+                                                                                    torch.device("cuda"))
+    with pytest.raises(ValueError, match="pruning key 'gate_path' must be one of .*'per_matrix'.*, got 'fast'"):
+        pinch.PruningConfig.from_dict({"preset": "conformer", "gate_path": "fast"})
 
 
 def test_accumulation_and_updates_recompute_with_fresh_weights(monkeypatch):

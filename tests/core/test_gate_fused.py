@@ -9,6 +9,7 @@ from pinch.gates import masking
 from pinch.gates.masking import kept_total, pinch_weight, pinch_weights
 
 FUSED = [masking._masked_and_count, masking._kept_groups, masking._gradients]
+STACKED = [masking._stack_masked_and_count, masking._stack_kept_groups, masking._stack_gradients]
 
 
 def _run(w, t, groups, soft, eta):
@@ -20,14 +21,20 @@ def _run(w, t, groups, soft, eta):
     return masked.detach(), kept.detach(), w.grad, t.grad, kept_total([(w, t, groups, None), (2 * w, t, groups, 3)])
 
 
-def _run_list(w, t, soft, eta):
-    """Two matrices in one call, one gated per weight and one per row, with their own costs."""
-    ws = [w.detach().clone().requires_grad_(True), w.detach().t().contiguous().requires_grad_(True)]
-    ts = [t.detach().clone().requires_grad_(True), (t.detach() / 2).requires_grad_(True)]
-    up = torch.linspace(-1, 1, w.numel())
-    masked, kept = pinch_weights(ws, ts, 0.3, (w.numel(), w.shape[1]), torch.tensor([1, 5]), soft)
+def _run_list(w, t, soft, eta, path, device="cpu"):
+    """Three matrices in one call, two gated per weight (one stack on the fused path) and one per
+    row, with their own costs."""
+    w, t = w.to(device), t.to(device)
+    ws = [w.detach().clone().requires_grad_(True), w.detach().t().contiguous().requires_grad_(True),
+          (w.detach() * 1.5).requires_grad_(True)]
+    ts = [t.detach().clone().requires_grad_(True), (t.detach() / 2).requires_grad_(True),
+          t.detach().clone().requires_grad_(True)]
+    up = torch.linspace(-1, 1, w.numel(), device=device)
+    groups, costs = (w.numel(), w.shape[1], w.numel()), torch.tensor([1, 5, 1], device=device)
+    masked, kept = pinch_weights(ws, ts, 0.3, groups, costs, soft, path=path)
     (sum((m.flatten() * up).sum() for m in masked) + eta * kept).backward()
-    return (*(m.detach() for m in masked), kept.detach(), *(x.grad for x in ws + ts))
+    count = kept_total(list(zip(ws, ts, groups, costs.tolist())), costs, path)
+    return (*(m.detach() for m in masked), kept.detach(), count, *(x.grad for x in ws + ts))
 
 
 CASES = [(None, False, 0.0), (None, False, 0.5), (None, True, 0.5), (6, False, 0.5)]
@@ -39,14 +46,32 @@ def test_compiled_gate_matches_eager(monkeypatch):
     torch.manual_seed(0)
     w, t = torch.randn(6, 4), torch.tensor(0.7)
     monkeypatch.setenv("PINCH_COMPILE", "0")
-    runs = [(_run, case) for case in CASES] + [(_run_list, (soft, 0.5)) for soft in (False, True)]
+    runs = [(_run, case) for case in CASES] + [(_run_list, (soft, 0.5, path)) for soft in (False, True)
+                                               for path in ("per_matrix", "fused")]
     eager = [run(w, t, *case) for run, case in runs]
     monkeypatch.setenv("PINCH_COMPILE", "1")
     for (run, case), ref in zip(runs, eager):
         got = run(w, t, *case)
         for a, b in zip(got, ref):
             assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), case
-    assert not any(f.failed for f in FUSED), "the compiled path fell back to eager"
+    assert not any(f.failed for f in FUSED + STACKED), "the compiled path fell back to eager"
+    assert all(f.compiled is not None for f in FUSED + STACKED), "a path was not compiled"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA kernels need a GPU")
+def test_both_paths_compiled_on_cuda_match_eager_on_cpu(monkeypatch):
+    """On a GPU, where the fused path is the default: Triton kernels, the values of the CPU's eager math."""
+    torch.manual_seed(0)
+    w, t = torch.randn(64, 48), torch.tensor(0.7)
+    monkeypatch.setenv("PINCH_COMPILE", "0")
+    cases = [(soft, 0.5, path) for soft in (False, True) for path in ("per_matrix", "fused")]
+    eager = [_run_list(w, t, *case) for case in cases]
+    monkeypatch.setenv("PINCH_COMPILE", "1")
+    for case, ref in zip(cases, eager):
+        for a, b in zip(_run_list(w, t, *case, device="cuda"), ref):
+            assert torch.allclose(a.cpu(), b, rtol=1e-5, atol=1e-6), case
+    assert not any(f.failed for f in FUSED + STACKED), "the compiled path fell back to eager"
 
 
 def test_failing_compiler_falls_back_to_eager_once(monkeypatch, caplog):

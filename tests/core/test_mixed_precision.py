@@ -1,6 +1,8 @@
 """Gates under autocast (espnet2's --use_amp, Lightning's bf16-mixed / 16-mixed): the masks and
 the thresholds stay in fp32, so a mixed-precision step keeps exactly the weights an fp32 step
-keeps, and the gradients of weights and thresholds match fp32's to the precision of the format."""
+keeps, and the gradients of weights and thresholds match fp32's to the precision of the format.
+Both paths of the gate bank (the fused one is the default on CUDA), on CPU and, where there is
+one, on a GPU."""
 import copy
 
 import pytest
@@ -8,10 +10,10 @@ import torch
 
 import pinch
 from pinch.gates.gate import iter_gates
-from tests.conftest import ToyNet, make_toy_data
+from tests.conftest import make_toy_data
 
 
-def _step(model, pruner, x, y, dtype):
+def _step(model, pruner, x, y, dtype, device):
     """One forward and backward (penalty included); the gradients, and the masks the forward used
     (the weight each gated module saw, read by a pre-hook that runs after pinch's)."""
     masks, hooks = {}, []
@@ -19,9 +21,9 @@ def _step(model, pruner, x, y, dtype):
         module_name = name.rsplit(".", 1)[0]
         module = model.get_submodule(module_name)
         hooks.append(module.register_forward_pre_hook(
-            lambda mod, args, n=name: masks.__setitem__(n, mod.weight.detach() != 0)))
+            lambda mod, args, n=name: masks.__setitem__(n, mod.weight.detach())))
     model.zero_grad()
-    with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+    with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
         loss = ((model(x) - y) ** 2).mean()
     (loss.float() + pruner.penalty()).backward()
     for h in hooks:
@@ -30,20 +32,26 @@ def _step(model, pruner, x, y, dtype):
     return loss.float().item(), grads, masks
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="autocast on CUDA needs a GPU")])])
+@pytest.mark.parametrize("gate_path", ["per_matrix", "fused"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_masks_and_gradients_under_autocast_match_fp32(converged_toy, dtype):
-    x, y = make_toy_data()
+def test_masks_and_gradients_under_autocast_match_fp32(converged_toy, dtype, gate_path, device):
+    x, y = (t.to(device) for t in make_toy_data())
     models = {}
-    for name in ("fp32", "mixed"):
+    for name, path in (("fp32", "per_matrix"), ("mixed", gate_path)):  # the reference: fp32, per matrix
         torch.manual_seed(0)
-        model = copy.deepcopy(converged_toy)
-        pruner = pinch.Pruner(model, method="sspg", target_sparsity=0.5, targets=[r"encoder\..*"], total_steps=100)
+        model = copy.deepcopy(converged_toy).to(device)
+        pruner = pinch.Pruner(model, method="sspg", target_sparsity=0.5, targets=[r"encoder\..*"], total_steps=100,
+                              gate_path=path)
         with torch.no_grad():  # thresholds that prune about half: the masks have something to decide
             for _, gate in iter_gates(model):
                 gate.threshold.fill_(float(gate.weight.abs().median()))
         models[name] = (model, pruner)
-    loss32, grads32, masks32 = _step(*models["fp32"], x, y, None)
-    loss16, grads16, masks16 = _step(*models["mixed"], x, y, dtype)
+    loss32, grads32, masks32 = _step(*models["fp32"], x, y, None, device)
+    loss16, grads16, masks16 = _step(*models["mixed"], x, y, dtype, device)
+    assert all(w.dtype == torch.float32 for w in masks16.values())  # the masked weights too
+    masks16, masks32 = ({n: w != 0 for n, w in m.items()} for m in (masks16, masks32))
     assert next(iter_gates(models["mixed"][0]))[1].threshold.dtype == torch.float32  # the parameter stays fp32
     assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
                for p in models["mixed"][0].parameters() if p.grad is not None)

@@ -38,6 +38,23 @@ def test_transformer_preset_on_espnet_transformer():
     assert len(_names(enc, "transformer")) == 3 * 6
 
 
+def test_aed_decoder_preset_gates_espnets_attention_decoder_beside_the_encoder():
+    from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
+    from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+
+    model = torch.nn.Module()
+    model.encoder = ConformerEncoder(input_size=20, output_size=16, attention_heads=2, linear_units=32,
+                                     num_blocks=1, macaron_style=True, use_cnn_module=True, cnn_module_kernel=3)
+    model.decoder = TransformerDecoder(vocab_size=12, encoder_output_size=16, attention_heads=2, linear_units=32,
+                                       num_blocks=2)
+    decoder = [n for n in _names(model, "aed_decoder")]
+    assert len(decoder) == 2 * (4 + 4 + 2)  # self- and source-attention q k v out, the FFN
+    assert all(n.startswith("decoder.decoders.") for n in decoder), "the output layer and embedding stay dense"
+    both = _names(model, ["conformer", "aed_decoder"])
+    assert len(both) == 10 + len(decoder)
+    assert _names(model, "conformer") == [n for n in both if n.startswith("encoder.")]
+
+
 def test_wav2vec2_preset_gates_the_papers_six_linears_per_block():
     from transformers import HubertConfig, HubertForCTC, Wav2Vec2Config, Wav2Vec2ForCTC
 

@@ -12,6 +12,10 @@ from pathlib import Path
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "espnet" / "asr1"
 DENSE = "asr_train_asr_conformer_ctc_raw_bpe30"
 TARGET = "0.5"
+# Decode dirs, named after the checkpoint decoded: the dense model's, and the baked last epoch
+# of a stage-11 pass (compression runs and the dense control).
+DENSE_TAG = "decode_ctc_asr_model_valid.loss.ave"
+LATEST_TAG = "decode_ctc_asr_model_latest"
 TINY_MODEL = ("--encoder_conf output_size=32 --encoder_conf linear_units=64 "
               "--encoder_conf num_blocks=1 --encoder_conf attention_heads=2 --batch_size 8")
 # Few updates on a tiny corpus: a large learning rate and eta get the gates to the target.

@@ -1,13 +1,22 @@
 """ONNX export of espnet2 CTC models: plain, and a structured pruning run shrunk, with the
-refusals the deploy stage relies on."""
+refusals the deploy stage relies on; the fp32 form of a trained model decoded as espnet2 decodes it."""
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
+import yaml
 
 from espnet_tiny import TOKENS, batch, parse_tiny, save_and_bake
-from pinch.deploy import onnx_session
+from pinch.data.kaldi import read_table
+from pinch.deploy import greedy_ctc, onnx_session, pieces_to_text, read_tokens
 from pinch.espnet.bin import export_onnx, onnx_decode
 from pinch.espnet.tasks.asr import ASRTask
+
+ROOT = Path(__file__).resolve().parents[2]
+DENSE_ZIP = ROOT / "bench" / "sweep" / "embedded" / "espnet_conformer_ctc.zip"  # the main job's dense model
+DECODE_CONFIG = ROOT / "recipes" / "espnet" / "asr1" / "conf" / "decode_ctc.yaml"  # stage 12's decoding
 
 STRUCTURED = ["--pruning", "sspg", "--pruning_conf", "target_sparsity=0.5", "--pruning_conf", "preset=conformer",
               "--pruning_conf", "granularity=structured"]
@@ -76,3 +85,35 @@ def test_refusals_name_the_problem(structured_run, tmp_path, capsys):
     assert onnx_decode.main(["--tokens", str(wrong), "--decode", str(onnx), str(scp), str(tmp_path / "text")]) == 1
     assert "9 outputs per frame, the token list 7: they do not belong together" in capsys.readouterr().err
     assert not (tmp_path / "text").exists()
+
+
+def test_fp32_onnx_decodes_the_dense_model_as_espnet2_decodes_it(tmp_path):
+    """Issue 31 item 5: the committed dense model on the tiny corpus's 16 test utterances. Its fp32
+    ONNX form through onnx_decode gives, word for word, the transcripts of espnet2's Speech2Text with
+    the recipe's decoding config (stage 12's reference); greedy CTC on the same graph does not, so
+    the test fails if either side's rule changes."""
+    from espnet2.bin.asr_inference import Speech2Text
+    from espnet2.main_funcs.pack_funcs import unpack
+
+    from pinch.data.embedded import prepare_embedded
+
+    prepare_embedded(tmp_path / "corpus", seed=0, size="tiny", progress=False)
+    files = unpack(str(DENSE_ZIP), str(tmp_path / "model"))
+    onnx, _ = export_onnx.export(files["asr_train_config"], files["asr_model_file"], tmp_path / "onnx")
+    speech2text = Speech2Text(**files, device="cpu", **yaml.safe_load(DECODE_CONFIG.read_text()))
+    tokens = read_tokens(tmp_path / "onnx" / "tokens.txt")
+    graph = onnx_decode.EspnetOnnxCTC(str(onnx), tokens)
+    pytorch, greedy, jobs = {}, {}, []
+    for dset in ("test_clean", "test_other"):
+        scp = tmp_path / "corpus" / dset / "wav.scp"
+        jobs += ["--decode", str(onnx), str(scp), str(tmp_path / dset / "text")]
+        for utt, wav in read_table(scp).items():
+            pytorch[utt] = speech2text(sf.read(wav)[0])[0][0].split()  # float64, as espnet2's sound loader reads
+            logprobs, lengths = graph.session.run(None, export_onnx.wav_features(graph.frontend, wav))
+            greedy[utt] = pieces_to_text(tokens[i] for i in greedy_ctc(logprobs[0], lengths[0], blank=0)).split()
+    assert onnx_decode.main(["--tokens", str(tmp_path / "onnx" / "tokens.txt"), *jobs]) == 0
+    decoded = {utt: words for dset in ("test_clean", "test_other")
+               for utt, *words in map(str.split, (tmp_path / dset / "text").read_text().splitlines())}
+    assert sum(map(len, pytorch.values())) > 3 * len(pytorch)  # a trained model: words, not blanks
+    assert decoded == pytorch
+    assert sum(greedy[u] != pytorch[u] for u in pytorch) >= 3  # measured: 6 of 16

@@ -1,7 +1,7 @@
 """The ESPnet recipe end to end on the tiny embedded corpus with a tiny model (CPU).
 
-One run through every stage (stages 1-11 shared with the other recipe modules, 12-16 this
-module's fixture) serves several tests: results written in ESPnet's format, a baked model that
+One run through every stage (stages 1-11's dense model shared with the other recipe modules;
+stage 11's compression and the dense control, then 12-15, this module's fixture) serves several tests: results written in ESPnet's format, a baked model that
 unmodified espnet2 decodes exactly as the gated one, resume of a killed compression stage, and
 the recipe's refusals of bad input. The sweep and pretrained-model tests: test_espnet_sweep.py.
 """
@@ -9,21 +9,22 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from recipe_runs import DENSE, RECIPE, TARGET, experiment_beside, kill_recipe_when, root_beside, run_recipe, written_whole
+from recipe_runs import DENSE, DENSE_TAG, LATEST_TAG, RECIPE, TARGET, experiment_beside, kill_recipe_when, root_beside, run_recipe, written_whole
 
 
 @pytest.fixture(scope="module")
 def recipe(espnet_dense, tmp_path_factory):
-    """Stages 12-16 (the dense control, sspg at TARGET, bake, decode, score, deploy) from the shared
-    dense model (stages 1-11, ``espnet_dense``), in a root of this module's own."""
+    """Stages 11-15 (the dense control, sspg at TARGET, bake; decode, score, pack, deploy) from the
+    shared dense model (stages 1-11, ``espnet_dense``), in a root of this module's own."""
     root = root_beside(espnet_dense, tmp_path_factory.mktemp("recipe"))
     experiment_beside(espnet_dense, root)
-    proc = run_recipe(root, "--stage", "12", "--dense_control", "true")
+    proc = run_recipe(root, "--stage", "11", "--dense_control", "true")
     dense = root / "exp" / DENSE
     return {"root": root, "shared": espnet_dense, "dense": dense, "compressed": Path(f"{dense}_sspg{TARGET}"),
             "stderr": (espnet_dense / "stages_1-11.stderr").read_text() + proc.stderr}
@@ -41,9 +42,12 @@ def test_no_stage_tries_the_network(recipe):
 
 def test_every_stage_leaves_espnet_results(recipe):
     dense, comp = recipe["dense"], recipe["compressed"]
-    decode = "decode_ctc_asr_model_valid.loss.ave"
-    for model_dir in (dense, comp / "baked"):
+    # decode dirs named after the checkpoint decoded: the dense model's average, the pass's last epoch
+    for model_dir, decode in ((dense, DENSE_TAG), (comp / "baked", LATEST_TAG)):
         assert (model_dir / decode / "test_clean" / "text").is_file()
+        # sclite's summaries where egs2's show_asr_result.sh reads them
+        for score in ("score_wer", "score_cer"):
+            assert "Sum/Avg" in (model_dir / decode / "test_clean" / score / "result.txt").read_text()
         text = (model_dir / "RESULTS.md").read_text()
         assert "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|" in text
         assert f"|{decode}/test_clean|" in text
@@ -62,7 +66,7 @@ def test_every_stage_leaves_espnet_results(recipe):
     assert pruned["sparsity_trained"] == pruned["sparsity"] and abs(pruned["sparsity"] - float(TARGET)) < 0.01
     assert pruned["nonzero_params"] < rows[0]["nonzero_params"]
     # the row's verdict is the MAPSSWE test the scoring stage wrote against the control
-    compare = json.loads((comp / "baked" / decode / "test_clean" / "mapsswe_vs_dense_finetune" /
+    compare = json.loads((comp / "baked" / LATEST_TAG / "test_clean" / "mapsswe_vs_dense_finetune" /
                           "compare.json").read_text())
     assert pruned["significance"]["test_clean"] == {"p_value": compare["p_value"], "lossless": compare["lossless"],
                                                      "reference_hyps": compare["hyp_a_sha256"][:16]}
@@ -76,6 +80,19 @@ def test_every_stage_leaves_espnet_results(recipe):
     results = (comp / "baked" / "RESULTS.md").read_text()
     assert "|test_clean|dense|" in results and "|test_clean|dense_finetune|" in results
     assert "verdict is against `dense_finetune`" in results
+    # the recipe-level RESULTS.md: every model's section, in decoding order
+    recipe_results = (recipe["root"] / "exp" / "RESULTS.md").read_text()
+    sections = [line for line in recipe_results.splitlines() if line.startswith("## ")]
+    assert sections == ["## Environments", f"## {dense}", f"## {dense}_finetune", f"## {comp}/baked"]
+    assert f"|{LATEST_TAG}/test_clean|" in recipe_results
+    # Stage 14: the compressed model packed with a model card, and its deflated download form.
+    packed = comp / "baked" / "packed" / f"{comp.name}.zip"
+    download = packed.parent / "download" / packed.name
+    with zipfile.ZipFile(packed) as z:
+        assert "meta.yaml" in z.namelist() and "WER" in z.read("README.md").decode()
+    with zipfile.ZipFile(download) as z:
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist())
+    assert download.stat().st_size < packed.stat().st_size
     # The schedule's scalars reached espnet2's training log.
     log = (comp / "train.log").read_text()
     assert all(f"{k}=" in log for k in ("loss_sparsity", "sparsity", "eta", "tau"))
@@ -96,11 +113,11 @@ def test_deploy_stage_exports_every_model_and_shrinks_a_structured_run(recipe):
     assert all(set(r["wer"]) == set(r["vs_dense"]) == {"test_clean"} for r in rows)
     assert rows[1]["size_mb"] < rows[0]["size_mb"] and rows[2]["size_mb"] < rows[0]["size_mb"]  # int8 below fp32
     # A structured run from the same dense model: baked (masked) for espnet2, shrunk for ONNX.
-    run_recipe(root, "--stage", "12", "--granularity", "structured")
+    run_recipe(root, "--stage", "11", "--granularity", "structured")
     structured = Path(f"{dense}_sspg{TARGET}_structured")
     sparsity = json.loads((structured / "baked" / "sparsity.json").read_text())
     assert sparsity["sparsity_gated"] > 0.02  # few tiny updates: some groups pruned, not the target
-    assert (structured / "baked" / "decode_ctc_asr_model_valid.loss.ave" / "test_clean" / "text").is_file()
+    assert (structured / "baked" / LATEST_TAG / "test_clean" / "text").is_file()
     rows = json.loads((root / "exp" / "DEPLOY.json").read_text())["rows"]
     shrunk = [r for r in rows if r["model"] == f"{structured.name}/baked"]
     assert [r["form"] for r in shrunk] == ["onnx fp32", "onnx int8", "onnx int8_static"]
@@ -180,10 +197,10 @@ def test_resume_after_killed_compression_reaches_same_sparsity(recipe, tmp_path)
     comp = exp / recipe["compressed"].name
     # Written at the end of epoch 1; killed once written whole (a truncated one is set
     # aside and the training starts over: tests/espnet/test_espnet_training.py).
-    stage12 = ("--expdir", str(exp), "--stage", "12", "--stop_stage", "12", "--dense_control", "false")
-    kill_recipe_when(root, stage12, lambda: written_whole(comp / "checkpoint.pth"), "compression")
+    stage11 = ("--expdir", str(exp), "--stage", "11", "--stop_stage", "11", "--dense_control", "false")
+    kill_recipe_when(root, stage11, lambda: written_whole(comp / "checkpoint.pth"), "compression")
     assert not (comp / "valid.loss.ave.pth").exists()
-    run_recipe(root, *stage12)
+    run_recipe(root, *stage11)
     assert "The training was resumed" in (comp / "train.log").read_text()
     # The killed attempt's time is counted (up to its log's last write), then the resumed one.
     attempts = [int(x) for x in (comp / "wall_time_s").read_text().split()]
@@ -210,7 +227,7 @@ def test_checkpoints_are_read_as_data_by_every_espnet_entry_point(recipe, tmp_pa
     evil = write_evil_checkpoint(tmp_path / "evil.pth", marker)
     bake = [sys.executable, "-m", "pinch.espnet.bin.bake", "--train_config", str(comp / "config.yaml")]
     show = [sys.executable, str(RECIPE / "local" / "show_asr_result.py"), "--model_dir", str(dense),
-            "--inference_tag", "decode_ctc_asr_model_valid.loss.ave", "--test_sets", "test_clean",
+            "--inference_tag", DENSE_TAG, "--test_sets", "test_clean",
             "--config", str(dense / "config.yaml"), "--results_table", str(tmp_path / "results"),
             "--overwrite", "true", "--data_dir", str(recipe["root"] / "dump" / "raw")]
     dense_model = str(dense / "valid.loss.ave.pth")
@@ -226,13 +243,13 @@ def test_checkpoints_are_read_as_data_by_every_espnet_entry_point(recipe, tmp_pa
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_corrupt_results_table_stops_stage_15_with_the_writers_message(recipe, tmp_path):
+def test_corrupt_results_table_stops_stage_13_with_the_writers_message(recipe, tmp_path):
     table = tmp_path / "results"
     table.mkdir()
     (table / "results.json").write_text("{not json")
     dense = recipe["dense"]
     proc = subprocess.run([sys.executable, str(RECIPE / "local" / "show_asr_result.py"), "--model_dir", str(dense),
-                           "--inference_tag", "decode_ctc_asr_model_valid.loss.ave", "--test_sets", "test_clean",
+                           "--inference_tag", DENSE_TAG, "--test_sets", "test_clean",
                            "--config", str(dense / "config.yaml"), "--model_file", str(dense / "valid.loss.ave.pth"),
                            "--results_table", str(table), "--overwrite", "true",
                            "--dense_model", str(dense / "valid.loss.ave.pth"), "--data_dir", str(recipe["root"] / "dump" / "raw")],
@@ -241,7 +258,7 @@ def test_corrupt_results_table_stops_stage_15_with_the_writers_message(recipe, t
 
 
 def test_preset_matching_no_layer_stops_compression_with_its_name(recipe):
-    proc = run_recipe(recipe["root"], "--stage", "12", "--stop_stage", "12", "--target_sparsity", "0.6",
+    proc = run_recipe(recipe["root"], "--stage", "11", "--stop_stage", "11", "--target_sparsity", "0.6",
                       "--compress_args", "--pruning_conf preset=wav2vec2", check=False)
     assert proc.returncode != 0
     assert "preset 'wav2vec2' matches no Linear/Conv/RNN layer of ESPnetASRModel" in proc.stderr
@@ -266,6 +283,8 @@ def test_preset_matching_no_layer_stops_compression_with_its_name(recipe):
         (["--help_message", "x"], "unknown option --help_message"),
         (["--seed", "-1"], "--seed must be a non-negative integer"),
         (["--nj", "0"], "--nj must be a positive integer, not '0'"),
+        (["--train_nj", "0"], "--train_nj must be a positive integer, not '0'"),
+        (["--gpu_inference", "yes"], "--gpu_inference must be true or false, not 'yes'"),
         (["--compress_seeds", "1 x"], "--compress_seeds: 'x' is not a non-negative integer"),
         (["--compress_epochs", "4 0"], "--compress_epochs: '0' is not a positive integer"),
         (["--cmd_backend", "pbs"], "--cmd_backend must be local or slurm, not 'pbs'"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from recipe_runs import DENSE, FINETUNE, RECIPE, TARGET, experiment_beside, kill_recipe_when, root_beside, run_recipe
+from recipe_runs import DENSE, DENSE_TAG, FINETUNE, LATEST_TAG, RECIPE, TARGET, experiment_beside, kill_recipe_when, root_beside, run_recipe
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def local_sweep(espnet_dense, tmp_path_factory):
     killed after the first run and rerun (two runs at a time) on this machine."""
     tmp = tmp_path_factory.mktemp("sweep")
     root, table, exp = root_beside(espnet_dense, tmp), tmp / "table", experiment_beside(espnet_dense, tmp)
-    options = ("--stage", "12", "--stop_stage", "15", "--dense_control", "false", "--pruning", "sspg ump",
+    options = ("--stage", "11", "--stop_stage", "13", "--dense_control", "false", "--pruning", "sspg ump",
                "--sweep", "0.5 0.8", "--inference_nj", "1",
                "--finetune_args", FINETUNE.replace("--max_epoch 4", "--max_epoch 1"))
     sweep = ("--expdir", str(exp), "--results_table", str(table), *options)
@@ -30,7 +30,7 @@ def local_sweep(espnet_dense, tmp_path_factory):
     # Killed once the first run has finished (its time written), as the second starts.
     kill_recipe_when(root, sweep, lambda: (runs[0] / "wall_time_s").exists()
                      and not (runs[0] / ".attempt_start").exists(), "the sweep")
-    done = run_recipe(root, *sweep, "--nj", "2")
+    done = run_recipe(root, *sweep, "--train_nj", "2")
     return {"root": root, "options": options, "sweep": sweep, "runs": runs, "table": table, "stderr": done.stderr,
             "rows": json.loads((table / "results.json").read_text())}
 
@@ -38,7 +38,7 @@ def local_sweep(espnet_dense, tmp_path_factory):
 def test_a_killed_sweep_resumes_without_redoing_a_finished_run(local_sweep):
     runs, rows = local_sweep["runs"], local_sweep["rows"]
     assert f"{runs[0]}/valid.loss.ave.pth exists; skipping" in local_sweep["stderr"]
-    assert "Stage 12: 3 training jobs" in local_sweep["stderr"]
+    assert "Stage 11: 3 training jobs" in local_sweep["stderr"]
     # Progress, with an estimate of the time left.
     assert re.search(r"training \d finished \(1 of 3 done, elapsed \d+s, about \d+s left\)", local_sweep["stderr"])
     assert len((runs[0] / "wall_time_s").read_text().split()) == 1  # trained once
@@ -78,18 +78,18 @@ def test_the_sweep_on_slurm_gives_the_local_table_and_a_rerun_resubmits_only_the
     options = list(local_sweep["options"])
     options[options.index("--sweep") + 1] = "0.8"
     options[options.index("--inference_nj") + 1] = "2"
-    sweep = ("--expdir", str(exp), "--results_table", str(table), *options, "--nj", "2",
+    sweep = ("--expdir", str(exp), "--results_table", str(table), *options, "--train_nj", "2",
              "--cmd_backend", "slurm", "--slurm_conf", str(conf))
     failed = run_recipe(root, *sweep, check=False)
     assert failed.returncode != 0
     assert "2 jobs submitted as Slurm job" in failed.stderr
-    assert "1 of 2 stage12_training jobs failed:\n  JOB=2 (exit code 1; log: " in failed.stderr
-    assert f"{exp}/logs/stage12_training.2.log: mkdir: cannot create directory" in failed.stderr
+    assert "1 of 2 stage11_training jobs failed:\n  JOB=2 (exit code 1; log: " in failed.stderr
+    assert f"{exp}/logs/stage11_training.2.log: mkdir: cannot create directory" in failed.stderr
     blocked.unlink()
     again = run_recipe(root, *sweep, "--nproc_per_node", "2")
-    assert "Stage 12: 1 training jobs" in again.stderr and "1 jobs submitted as Slurm job" in again.stderr
-    assert f"{exp / DENSE}/decode_ctc_asr_model_valid.loss.ave/test_clean/text exists; skipping" in again.stderr
-    split = local_sweep["runs"][1].name, "baked", "decode_ctc_asr_model_valid.loss.ave", "test_clean", "logdir"
+    assert "Stage 11: 1 training jobs" in again.stderr and "1 jobs submitted as Slurm job" in again.stderr
+    assert f"{exp / DENSE}/{DENSE_TAG}/test_clean/text exists; skipping" in again.stderr
+    split = local_sweep["runs"][1].name, "baked", LATEST_TAG, "test_clean", "logdir"
     for job in (1, 2):
         assert "# Ended (code 0)" in exp.joinpath(*split, f"asr_inference.{job}.log").read_text()
     # espnet2 trained it as rank 0 of 2 (its log's prefix), the other rank beside it.
@@ -148,9 +148,9 @@ def pack_model_zoo_zip(dense, zip_path, tokens=None):
 def test_a_pretrained_model_zoo_zip_is_compressed_on_the_recipe_data(espnet_dense, tmp_path):
     pack = pack_model_zoo_zip(espnet_dense / "exp" / DENSE, tmp_path / "asr_tiny.zip")
     root = root_beside(espnet_dense, tmp_path, "pre")
-    proc = run_recipe(root, "--pretrained", str(pack), "--corpus", "embedded", "--stage", "5", "--stop_stage", "15",
+    proc = run_recipe(root, "--pretrained", str(pack), "--corpus", "embedded", "--stage", "5", "--stop_stage", "13",
                       "--dense_control", "false")
-    assert "Stage 11: skipped: the dense model is --pretrained" in proc.stderr
+    assert "Stage 11: the dense model is --pretrained" in proc.stderr and "Stage 11: ASR Training (dense)" not in proc.stderr
     dense = root / "exp" / "pretrained_asr_tiny"
     config = yaml.safe_load((dense / "config.yaml").read_text())
     assert config["token_list"] == str(dense / "tokens.txt") and config["bpemodel"] == str(dense / "bpe.model")

@@ -18,7 +18,10 @@ from recipe_runs import RECIPE, TINY_MODEL, run_recipe
 from test_espnet_sweep import pack_model_zoo_zip
 
 RATE = 16000
-TAG = "decode_ctc_asr_model_valid.loss.ave"
+# The held model is CTC/attention, decoded as such (joint beam search); decode dirs named after it.
+DECODE = ("--inference_config", "conf/decode_asr_ctc_attention.yaml")
+TAG = "decode_asr_ctc_attention_asr_model_valid.loss.ave"
+LATEST_TAG = "decode_asr_ctc_attention_asr_model_latest"
 SENTENCES = [
     "THE CAT SAT ON THE MAT", "IT'S A SUNNY DAY", "OPEN THE DOOR PLEASE", "WE WALKED TO THE RIVER",
     "SHE READ THE BOOK TWICE", "TURN LEFT AT THE LIGHTS", "HE DIDN'T CALL BACK", "THE TRAIN IS LATE AGAIN",
@@ -81,8 +84,9 @@ def make_user_data(root):
 
 
 def make_pretrained(root, texts):
-    """A tiny model as the recipe's stage 11 builds it (its config with the recipe tests' tiny
-    encoder, BPE on these transcripts as written), untrained, packed as espnet_model_zoo does."""
+    """A tiny CTC/attention model as egs2 trains them (the recipe's config with the recipe tests'
+    tiny encoder and an attention decoder, BPE on these transcripts as written), untrained, packed
+    as espnet_model_zoo does."""
     import sentencepiece as spm
     import torch
 
@@ -104,7 +108,9 @@ def make_pretrained(root, texts):
     args = ASRTask.get_parser().parse_args([
         "--config", str(RECIPE / "conf" / "train_asr_conformer_ctc.yaml"), "--token_type", "bpe",
         "--token_list", str(model_dir / "tokens.txt"), "--bpemodel", str(model_dir / "bpe.model"),
-        "--normalize", "utterance_mvn", *TINY_MODEL.split()])
+        "--normalize", "utterance_mvn", *TINY_MODEL.split(), "--decoder", "transformer",
+        "--decoder_conf", "num_blocks=1", "--decoder_conf", "linear_units=32", "--decoder_conf", "attention_heads=2",
+        "--model_conf", "ctc_weight=0.3"])
     torch.manual_seed(0)
     model = ASRTask.build_model(args)  # args.token_list: the list itself, as espnet2 saves it
     with open(model_dir / "config.yaml", "w") as f:
@@ -138,7 +144,8 @@ def held(user, tmp_path_factory):
     """The held model decoded and scored on eval1 and eval2 with nothing trained; what the run
     left, taken before the compression test goes on in the same root (as a user would)."""
     root = a_root(user, tmp_path_factory.mktemp("held"))
-    proc = run_recipe(root, "--pretrained", str(user["pack"]), "--skip_train", "true", "--test_sets", "eval1 eval2")
+    proc = run_recipe(root, "--pretrained", str(user["pack"]), "--skip_train", "true", "--test_sets", "eval1 eval2",
+                      *DECODE)
     dense = root / "exp" / "pretrained_asr_mine"
     return {"root": root, "stderr": proc.stderr, "dense": dense, "exp": sorted(p.name for p in (root / "exp").iterdir()),
             "dump": sorted(p.name for p in (root / "dump" / "raw").iterdir()),
@@ -150,7 +157,7 @@ def test_skip_train_decodes_and_scores_the_held_model_on_your_sets(user, held):
     root, err, dense = held["root"], held["stderr"], held["dense"]
     assert f"Stage 1: {root}/data/eval1: 5 utterances, 2 recordings cut by segments, 16000 Hz, ok" in err
     assert f"Stage 1: {root}/data/eval2: 3 utterances, 16000 Hz, 1 wav.scp entries are commands" in err
-    for stage in (4, 10, 11, 12, 13, 16):
+    for stage in (4, 10, 11, 14, 15):
         assert f"Stage {stage}: skipped: --skip_train true" in err
     # Nothing trained: no statistics, no control, no compression run; no training set formatted.
     assert held["exp"] == ["logs", "pretrained_asr_mine"] and held["dump"] == ["eval1", "eval2"]
@@ -243,7 +250,7 @@ def test_a_compression_run_on_your_sets_reaches_scoring(user, held):
     finetune = "--max_epoch 1 --optim adam --optim_conf lr=0.02 --scheduler none --keep_nbest_models 1"
     err = run_recipe(root, "--pretrained", str(user["pack"]), "--train_set", "my_train", "--valid_set", "my_dev",
                      "--test_sets", "eval1", "--dense_control", "false", "--finetune_args", finetune,
-                     "--stop_stage", "15").stderr
+                     "--stop_stage", "15", *DECODE).stderr
     exp, raw = root / "exp", root / "dump" / "raw"
     assert f"{held['dense']}/{TAG}/eval1/text exists; skipping" in err
     assert sorted(p.name for p in raw.iterdir()) == ["eval1", "eval2", "my_dev", "my_train", "org"]
@@ -252,10 +259,14 @@ def test_a_compression_run_on_your_sets_reaches_scoring(user, held):
     assert (exp / "asr_stats_pretrained_asr_mine" / "train" / "speech_shape").read_text().count("\n") == 8
     run = exp / "pretrained_asr_mine_sspg0.5"
     config = yaml.safe_load((run / "config.yaml").read_text())
+    # The held model's training settings that the pass changed, each on record (old -> new).
+    overrides = yaml.safe_load((run / "finetune_overrides.yaml").read_text())
+    assert overrides["max_epoch"]["new"] == 1 and overrides["optim_conf.lr"]["new"] == 0.02
+    assert "encoder_conf.output_size" not in overrides
     assert config["train_data_path_and_name_and_type"][0][0] == str(raw / "my_train" / "wav.scp")
     assert config["valid_data_path_and_name_and_type"][0][0] == str(raw / "my_dev" / "wav.scp")
     rows = json.loads((root / "results" / "results.json").read_text())
     assert [r["method"] for r in rows] == ["dense", "sspg"] and set(rows[1]["wer"]) == {"eval1"}
     assert "corpus=own, data " in rows[1]["notes"] and "train my_train, valid my_dev" in rows[1]["notes"]
     assert set(rows[1]["mapsswe"]) == {"dense"} and "eval1" in rows[1]["mapsswe"]["dense"]
-    assert f"|{TAG}/eval1|5|" in (run / "baked" / "RESULTS.md").read_text()
+    assert f"|{LATEST_TAG}/eval1|5|" in (run / "baked" / "RESULTS.md").read_text()

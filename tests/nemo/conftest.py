@@ -43,6 +43,10 @@ def nemo_dense(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
+    """``PINCH_TEST_TINY_CORPUS``: this corpus made elsewhere, at the path it was made at (its
+    manifests name absolute paths), on a machine without the synthesizers (bench/gpu/run.sh)."""
+    if os.environ.get("PINCH_TEST_TINY_CORPUS"):
+        return Path(os.environ["PINCH_TEST_TINY_CORPUS"])
     from pinch.data.embedded import prepare_embedded
 
     out = tmp_path_factory.mktemp("nemo_corpus") / "data"

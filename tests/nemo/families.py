@@ -1,6 +1,6 @@
 """Tiny configs of NeMo's transducer families, from the recipe's tiny Conformer-CTC config.
 
-Layouts follow NeMo's examples/asr/conf/fastconformer (transducer, hybrid, TDT), scaled down.
+Layouts follow NeMo's examples/asr/conf/fastconformer (transducer, hybrid, TDT, hybrid TDT-CTC), scaled down.
 """
 from omegaconf import OmegaConf
 
@@ -10,6 +10,7 @@ TARGETS = {
     "rnnt": MODELS + "EncDecRNNTBPEModel",
     "hybrid": MODELS + "EncDecHybridRNNTCTCBPEModel",
     "tdt": MODELS + "EncDecRNNTBPEModel",
+    "hybrid_tdt": MODELS + "EncDecHybridRNNTCTCBPEModel",
 }
 DURATIONS = [0, 1, 2, 3, 4]
 
@@ -36,11 +37,11 @@ def family_cfg(ctc_cfg, family):
         return cfg
     ctc_decoder = cfg.pop("decoder")
     cfg.merge_with(transducer(cfg.encoder.d_model))
-    if family == "hybrid":
+    if family in ("hybrid", "hybrid_tdt"):
         cfg.aux_ctc = {"ctc_loss_weight": 0.3, "use_cer": False, "ctc_reduction": "mean_batch",
                        "decoder": {**ctc_decoder, "num_classes": -1, "vocabulary": []},
                        "decoding": {"strategy": "greedy"}}
-    if family == "tdt":
+    if family in ("tdt", "hybrid_tdt"):
         cfg.joint.num_extra_outputs = len(DURATIONS)
         cfg.decoding.model_type = "tdt"
         cfg.decoding.durations = DURATIONS

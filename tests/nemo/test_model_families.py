@@ -116,6 +116,7 @@ def test_tdt_gates_and_bakes_on_cpu(tmp_path, tiny_model_cfg):
     assert report.gated == pytest.approx(0.5, abs=0.02)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="TDT's loss runs on CUDA only in nemo_toolkit 3.0")
 def test_tdt_training_step_on_gpu(tiny_model_cfg):
     model_cfg = family_cfg(tiny_model_cfg, "tdt")

@@ -179,7 +179,7 @@ def test_a_sweep_on_slurm_matches_the_local_run_and_a_rerun_resubmits_only_the_f
     blocked.write_text("")  # a file where a run's dir goes: its job fails
     env = recipe_env()
     cmd = recipe_cmd(root, "--expdir", str(exp), "--results_table", str(table), "--stage", "4", "--stop_stage", "7",
-                     "--dense_control", "false", "--pruning", "sspg ump", "--sweep", f"{TARGET}", "--nj", "2",
+                     "--dense_control", "false", "--pruning", "sspg ump", "--sweep", f"{TARGET}", "--train_nj", "2",
                      "--finetune_args", f"{TINY} trainer.max_epochs=3 model.optim.lr=0.05",
                      "--compress_args", "model.pruning.eta=20", "--cmd_backend", "slurm", "--slurm_conf", str(conf))
     failed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)

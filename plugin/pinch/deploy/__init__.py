@@ -1,4 +1,5 @@
-"""Deployment forms of a compressed model: ONNX files, int8 quantization, runtime decoding.
+"""Deployment forms of a compressed model: ONNX files, int8 quantization, runtime decoding,
+compressed downloads.
 
 Names load on first use (pinch.lazy): the deployment table and CTC decoding need no torch.
 """
@@ -12,6 +13,7 @@ _EXPORTS = {
     "onnx_session": ".onnx_files",
     "quantize_int8": ".onnx_files",
     "set_metadata": ".onnx_files",
+    "write_download": ".download",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -23,9 +23,11 @@ from pinch.gates.masking import kept_total, pinch_weights
 
 
 class GateBank:
-    def __init__(self, gates, tau, soft_weight_grad):
-        """``tau``: a callable giving the soft mask's temperature now (it follows a schedule)."""
-        self.gates, self.tau, self.soft = list(gates), tau, soft_weight_grad
+    def __init__(self, gates, tau, soft_weight_grad, path="auto"):
+        """``tau``: a callable giving the soft mask's temperature now (it follows a schedule);
+        ``path``: how the math runs over the gates, one of `pinch.gates.masking.GATE_PATHS`
+        (auto: stacked by shape on CUDA, a loop over the matrices elsewhere)."""
+        self.gates, self.tau, self.soft, self.path = list(gates), tau, soft_weight_grad, path
         self.index = {id(g): i for i, g in enumerate(self.gates)}
         self.costs = torch.tensor([g.cost for g in self.gates], device=self.gates[0].weight.device)
         self.groups = tuple(g.groups for g in self.gates)
@@ -53,7 +55,8 @@ class GateBank:
 
     def kept_count(self):
         """The cost-weighted L0 count of the hard masks now, as an int64 tensor (no graph)."""
-        return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates], self.costs_on_device())
+        return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates], self.costs_on_device(),
+                          self.path)
 
     def costs_on_device(self):
         """The group costs where the weights are now (the model may have moved since)."""
@@ -68,7 +71,7 @@ class GateBank:
     def _compute(self):
         self._masked, self._kept = pinch_weights(
             [g.weight for g in self.gates], [g.threshold for g in self.gates], self.tau(), self.groups,
-            self.costs_on_device(), self.soft, on_backward=self.clear)
+            self.costs_on_device(), self.soft, on_backward=self.clear, path=self.path)
         self._state = [_state(g) for g in self.gates]
 
 

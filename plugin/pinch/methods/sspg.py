@@ -6,6 +6,7 @@ import torch
 from pinch.gates import Gate
 from pinch.gates.bank import GateBank
 from pinch.gates.fused import Fused
+from pinch.gates.masking import GATE_PATHS
 from pinch.methods.base import PruningMethod
 from pinch.methods.options import choice, number
 from pinch.schedules import cosine
@@ -51,10 +52,12 @@ class SelfPinching(PruningMethod):
         "tau_end": number(0, low_open=True),
         "reach_at": number(0, 1, low_open=True),
         "weight_grad": choice("hard", "soft"),
+        "gate_path": choice(*GATE_PATHS),
     }
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
-                 eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.2, weight_grad="hard"):
+                 eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.2, weight_grad="hard",
+                 gate_path="auto"):
         self.targets, self.target_sparsity, self.clock = targets, target_sparsity, clock
         self.adaptive = eta == "auto"
         self.tau_start, self.tau_end, self.reach_at = float(tau_start), float(tau_end), float(reach_at)
@@ -66,7 +69,7 @@ class SelfPinching(PruningMethod):
             for t in targets
         ]
         self.gated = sum(g.numel for g in self.gates)
-        self.bank = GateBank(self.gates, lambda: self.tau, self.soft_weight_grad)
+        self.bank = GateBank(self.gates, lambda: self.tau, self.soft_weight_grad, gate_path or "auto")
         for g in self.gates:
             g.bank = self.bank
         self.eta_on = True

@@ -64,7 +64,8 @@ class PinchMixin:
         if stage == "fit" and self._pinch_config is not None and self.pruner is None:
             total = self.trainer.estimated_stepping_batches
             if total == float("inf"):
-                raise ValueError("pruning needs a finite run: set trainer.max_steps or trainer.max_epochs")
+                raise ValueError("pruning needs a run of known length: set trainer.max_steps (trainer.max_epochs "
+                                 "counts no steps for a loader without a length, such as lhotse's)")
             self.attach_pruner(int(total))
 
     def setup_optimizer_param_groups(self):

@@ -76,6 +76,9 @@ _NEMO_TRANSF_DECODER = (
     _ANY + r"transf_decoder\._decoder\.layers\.\d+\."
     r"(?:(?:first|second)_sub_layer\.(?:query_net|key_net|value_net|out_projection)|third_sub_layer\.dense_(?:in|out))"
 )
+# ESPnet's attention decoder of CTC/attention models (TransformerDecoder and its variants):
+# self- and source-attention, FFN; the output layer and the embedding are not gated.
+_ESPNET_ATT_DECODER = _ANY + r"decoders\.\d+\.(?:(?:self_attn|src_attn)\.linear_(?:q|k|v|out)|feed_forward\.w_[12])"
 
 _ESPNET_TTS = dict(
     modules=(_TTS_BLOCK + rf"(?:{_ESPNET_ATT}|feed_forward\.w_[12])",),
@@ -141,8 +144,9 @@ PRESETS = {
         Preset(
             "aed_decoder",
             "Transformer decoder of attention encoder-decoder models: self- and cross-attention, FFN "
-            "(NeMo EncDecMultiTaskModel / EncDecTransfModelBPE); opt-in beside an encoder preset",
-            modules=(_NEMO_TRANSF_DECODER,),
+            "(NeMo EncDecMultiTaskModel / EncDecTransfModelBPE; the attention decoder of ESPnet's "
+            "CTC/attention models); opt-in beside an encoder preset",
+            modules=(_NEMO_TRANSF_DECODER, _ESPNET_ATT_DECODER),
         ),
         Preset(
             "wav2vec2",

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # One-pass compression of an ESPnet ASR model with pinch, egs2-style.
 #
-# Stages keep the numbers of egs2/TEMPLATE/asr1/asr.sh where they match (1 data, 3 format,
-# 4 filter, 5 token list, 10 collect stats, 11 training); pinch adds 12 compression and
-# 13 bake, and asr.sh's decoding and scoring follow as 14 and 15; 16 deploys the dense and
-# compressed models as ONNX fp32, int8 and static int8 calibrated on the valid set (structured
-# runs shrunk), decoded by onnxruntime and scored (DEPLOY.md).
+# Stages keep the numbers of egs2/TEMPLATE/asr1/asr.sh: 1 data, 3 format, 4 filter, 5 token
+# list, 10 collect stats, 11 training (the dense model, unless --pretrained; then the
+# compression runs, which are trainings, and the dense control; each compression run baked
+# into a plain ESPnet model dir), 12 decoding, 13 scoring, 14 packing (espnet2's packer, with a
+# model card). 15 deploys the dense and compressed models as ONNX fp32, int8 and static int8
+# calibrated on the valid set (structured runs shrunk), decoded by onnxruntime and scored
+# (DEPLOY.md); asr.sh's upload stages have no counterpart (nothing here reaches a network).
 #   ./run.sh                                   # embedded corpus, sspg at 65%
-#   ./run.sh --stage 12 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
-#   ./run.sh --stage 12 --stop_stage 15 --nj 2 --sweep "0.5 0.65 0.8 0.9" \
+#   ./run.sh --stage 11 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
+#   ./run.sh --stage 11 --stop_stage 13 --train_nj 2 --sweep "0.5 0.65 0.8 0.9" \
 #       --pruning "sspg sspg_structured ump global_magnitude gmp imp l1"   # the evidence sweep
+#   ./run.sh --stage 12                        # decode again (and score, pack, deploy); nothing trains
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
-#   ./run.sh --pretrained /models/asr_model.zip --corpus embedded   # compress a model you hold (no stage 11)
+#   ./run.sh --pretrained /models/asr_model.zip --corpus embedded   # compress a model you hold
 #   ./run.sh --pretrained /models/asr_model.zip --train_set my_train --valid_set my_dev \
 #       --test_sets "eval1 eval2"                 # ... on your Kaldi dirs data/<set> (stage 1 checks them)
 #   ./run.sh --pretrained /models/asr_model.zip --skip_train true --test_sets eval1  # only decode and score it
-#   ./run.sh --stage 12 --granularity structured  # whole units, heads, conv channels: real speed
+#   ./run.sh --pruning none --dense_control false --stop_stage 11   # only train the dense model
+#   ./run.sh --stage 11 --granularity structured  # whole units, heads, conv channels: real speed
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
 
@@ -23,9 +27,10 @@ set -euo pipefail
 
 # General configuration
 stage=1                 # First stage to run.
-stop_stage=16           # Last stage to run.
+stop_stage=15           # Last stage to run.
 python=python3          # Python with pinch and espnet installed.
-ngpu=0                  # GPUs for training (0: CPU).
+ngpu=0                  # GPUs per training (0: CPU; N > 1: one process per GPU, as asr.sh).
+gpu_inference=false     # Decode on a GPU (stage 12: one GPU per decoding job), as asr.sh.
 overwrite=false         # Redo stages whose results already exist.
 datadir=data            # Kaldi-style data dirs.
 dumpdir=dump            # Formatted and filtered data.
@@ -41,12 +46,12 @@ librispeech_dir=        # LibriSpeech root (with train-clean-100/, test-clean/, 
 size=default            # Embedded corpus size: default | tiny.
 seed=0                  # Embedded corpus generator seed.
 train_set=              # Training set (default: the corpus's: train, train_clean_100).
-valid_set=              # Validation set; stage 16 calibrates static int8 on it (default: dev, dev_clean).
+valid_set=              # Validation set; stage 15 calibrates static int8 on it (default: dev, dev_clean).
 test_sets=              # Sets to decode and score (default: all of the corpus's test sets).
 min_wav_duration=0.1    # Stage 4 drops shorter training utterances (seconds).
 max_wav_duration=20     # Stage 4 drops longer training utterances (seconds).
 # true: train nothing: decode and score the dense model (--pretrained, or this recipe's trained
-# one) on --test_sets; stages 4 and 10-13 and 16 are skipped, as asr.sh's --skip_train.
+# one) on --test_sets; stages 4, 10, 11, 14 and 15 are skipped, as asr.sh's --skip_train.
 skip_train=false
 
 # Features
@@ -62,41 +67,42 @@ bpemode=unigram         # sentencepiece model type: unigram | bpe.
 # Training, compression, decoding
 # A pretrained ESPnet ASR model (a zip or directory as espnet_model_zoo packs it, or a dir with
 # config.yaml and one .pth) to compress instead of training one: stage 5 takes its token list,
-# BPE model and config; stage 11 is skipped.
+# BPE model and config; stage 11 trains no dense model.
 pretrained=
 asr_config=conf/train_asr_conformer_ctc.yaml  # espnet2 training config of the dense model (stage 11).
-asr_args=               # Extra training options (stages 11 and 12: the same model).
-# Stage 12: length and optimizer of the pass that fine-tunes the dense model, for the
+asr_args=               # Extra training options (every training of stage 11: the same model).
+# Stage 11: length and optimizer of the pass that fine-tunes the dense model, for the
 # compression runs and the dense control alike.
 finetune_args="--max_epoch 2 --optim_conf lr=0.001 --scheduler_conf warmup_steps=50"
-# Stage 12, compression runs only: extra options, e.g. "--pruning_conf eta=300".
+# Stage 11, compression runs only: extra options, e.g. "--pruning_conf eta=300".
 compress_args=
 # Also fine-tune the dense model with finetune_args and no pruning (${dense_dir}_finetune):
 # a dense model with as much training as the compressed ones, to test "lossless" against.
 dense_control=true
-pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
+pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each; none: no compression run.
 target_sparsity=0.65    # Share of the gated weights to prune (0..1).
 sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_sparsity).
 compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
 compress_epochs=        # Longer compression passes, e.g. "4 8" epochs (runs get an _epN suffix; the
                         # pruning schedules stretch with them): the cost of reaching a WER.
-nj=1                    # Trainings at once (locally the cores are shared out as torch threads).
+train_nj=1              # Trainings at once (stage 11; locally the cores are shared out as torch threads).
 # structured (sspg): prune whole FFN units, attention heads and conv channels (runs get a
 # _structured suffix; the baked model keeps the zeros, pinch.shrink removes them). A preset
 # can ask for it itself (sspg_structured).
 granularity=unstructured
 pruning_conf_dir=../../../conf/pruning  # Folder of the pruning presets (<method>.yaml).
-inference_config=conf/decode_ctc.yaml  # espnet2 decoding config (stage 14).
+inference_config=conf/decode_ctc.yaml  # espnet2 decoding config (stage 12), e.g. your model's joint CTC/attention beam search.
 inference_asr_model=valid.loss.ave.pth  # The dense model's checkpoint that is decoded.
-# The checkpoint of a stage-12 pass (compression runs and the dense control) that is baked,
+# The checkpoint of a stage-11 pass (compression runs and the dense control) that is baked,
 # decoded and deployed: the pass's last epoch, as NeMo's recipe takes its final weights.
 # espnet2's average of the best epochs by valid loss mixes in an earlier, less pruned epoch of
 # the methods that prune gradually (docs/evidence.md, "Evidence sweep").
 finetune_model=latest.pth
-inference_nj=2          # Parallel decoding jobs per test set (one CPU thread each).
+nj=2                    # Parallel jobs: decoding jobs per test set (one CPU thread, or GPU, each).
+inference_nj=           # Decoding jobs per test set, as asr.sh (default: --nj).
 results_table=../../../exp/results  # Shared results table (append-only).
 
-# Jobs (cmd.sh): the trainings of stages 11-12 and the decoding of stage 14.
+# Jobs (cmd.sh): the trainings of stage 11 and the decoding of stage 12.
 cmd_backend=local       # local: this machine | slurm: sbatch job arrays
 slurm_conf=../../../conf/slurm.conf  # Partition, time, memory, CPUs, GPUs per job (slurm).
 # Data-parallel training (slurm): each training job gets num_nodes x nproc_per_node processes
@@ -112,9 +118,13 @@ parse_options "$@"
 # Paths below are relative to the recipe directory.
 cd "$(dirname "$0")"
 
+[ "${pruning}" != none ] || pruning=
 check_common_options
+[[ "${nj}" =~ ^[1-9][0-9]*$ ]] || die "--nj must be a positive integer, not '${nj}'"
+inference_nj=${inference_nj:-${nj}}
 [[ "${inference_nj}" =~ ^[1-9][0-9]*$ ]] \
     || die "--inference_nj must be a positive integer, not '${inference_nj}'"
+is_bool "${gpu_inference}" || die "--gpu_inference must be true or false, not '${gpu_inference}'"
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 { is_count "${nbpe}" && [ "${nbpe}" -gt 0 ]; } || die "--nbpe must be a positive integer, not '${nbpe}'"
 check_sweep_options
@@ -232,14 +242,18 @@ if grep -qs "^encoder: *hf_ssl" "${asr_config}"; then
     train_module=pinch.espnet.bin.asr_train
     inference_module=pinch.espnet.bin.asr_inference
 fi
-inference_tag="$(basename "${inference_config}" .yaml)_asr_model_${inference_asr_model%.pth}"
+# tag_of CHECKPOINT: a decode dir's name, as asr.sh's inference_tag: the decoding config and the
+# checkpoint decoded (a compressed run's baked model is its ${finetune_model}, baked).
+tag_of() { echo "$(basename "${inference_config}" .yaml)_asr_model_$(basename "$1" .pth)"; }
+dense_tag=$(tag_of "${inference_asr_model}")
+finetune_tag=$(tag_of "${finetune_model}")
 
 # What pending_runs needs: a run's row names its baked dir and descends from dense_model.
 toolkit=espnet
 dense_model="${dense_dir}/${inference_asr_model}"
 system_of() { echo "$1/baked"; }
-runs=  # stage 16 deploys every run
-[ "${skip_train}" = true ] || runs=$(runs_of_stages 12 15)
+runs=  # stage 15 deploys every run
+[ "${skip_train}" = true ] || runs=$(runs_of_stages 11 13)
 
 
 train_data_opts=(
@@ -269,7 +283,20 @@ train_asr() {
 }
 
 
-# compress METHOD TARGET DIR: one compression run (stage 12).
+# The training settings of a held model (--pretrained) that a pass may change: each change is
+# written to DIR/finetune_overrides.yaml (old -> new), so none goes unseen.
+training_keys="optim optim_conf scheduler scheduler_conf max_epoch batch_type batch_size batch_bins
+    accum_grad grad_clip num_workers patience keep_nbest_models seed use_amp specaug specaug_conf
+    frontend_conf normalize normalize_conf"
+# record_overrides DIR: that record, for a pass of a held model.
+record_overrides() {
+    [ -n "${pretrained}" ] || return 0
+    # shellcheck disable=SC2086
+    ${python} -m pinch.config_changes --old "${asr_config}" --new "$1/config.yaml" \
+        --out "$1/finetune_overrides.yaml" --under ${training_keys} 2>&1 | tail -n 1 >&2
+}
+
+# compress METHOD TARGET DIR: one compression run (stage 11).
 compress() {
     local m=$1 t=$2 dir=$3 seed epochs t0=${SECONDS}
     need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
@@ -281,10 +308,11 @@ compress() {
         --pruning_config "${pruning_conf_dir}/${m}.yaml" --pruning_conf "target_sparsity=${t}" \
         --pruning_conf "granularity=$(run_granularity "${dir}")" ${asr_args} ${finetune_args} ${compress_args} \
         ${seed:+--seed "${seed}"} ${epochs:+--max_epoch "${epochs}"}
-    log "Stage 12: ${dir} done in $(( SECONDS - t0 ))s"
+    record_overrides "${dir}"
+    log "Stage 11: ${dir} done in $(( SECONDS - t0 ))s"
 }
 
-# run_job: one job of stages 11-12 (in_jobs): the training of its line, METHOD TARGET DIR.
+# run_job: one job of stage 11 (in_jobs): the training of its line, METHOD TARGET DIR.
 run_job() {
     local m t dir
     read -r m t dir <<< "$(job_line)"
@@ -294,7 +322,8 @@ run_job() {
         dense) train_asr "${dense_dir}" "${train_module}" "dense training" ${asr_args} ;;
         # shellcheck disable=SC2086
         dense_finetune) train_asr "${control_dir}" "${train_module}" "dense control" \
-            --init_param "${dense_dir}/${inference_asr_model}" ${asr_args} ${finetune_args} ;;
+            --init_param "${dense_dir}/${inference_asr_model}" ${asr_args} ${finetune_args}
+            record_overrides "${control_dir}" ;;
         *) compress "${m}" "${t}" "${dir}" ;;
     esac
 }
@@ -363,11 +392,13 @@ elif run_stage 5; then
         tmp="${token_dir}.tmp"
         rm -rf "${tmp}" && mkdir -p "${tmp}"
         cut -f 2- -d " " "${dumpdir}/raw/${train_set}/text" > "${tmp}/train.txt"
-        ${python} -c 'import sys, sentencepiece as spm
+        # From inside the dir: sentencepiece keeps its input and prefix paths in the model,
+        # which a packed model (stage 14) must not carry.
+        (cd "${tmp}" && ${python} -c 'import sys, sentencepiece as spm
 spm.SentencePieceTrainer.train(input=sys.argv[1], vocab_size=int(sys.argv[2]),
     model_type=sys.argv[3], model_prefix=sys.argv[4], character_coverage=1.0,
     input_sentence_size=100000000, minloglevel=2)' \
-            "${tmp}/train.txt" "${nbpe}" "${bpemode}" "${tmp}/bpe"
+            train.txt "${nbpe}" "${bpemode}" bpe)
         # As asr.sh: <blank> first (CTC blank id 0), <unk> second, <sos/eos> last.
         ${python} -m pinch.offline espnet2.bin.tokenize_text --token_type bpe --bpemodel "${tmp}/bpe.model" \
             --input "${tmp}/train.txt" --output "${tmp}/tokens.txt" --write_vocabulary true \
@@ -397,57 +428,54 @@ fi
 
 if skipped_stage 11; then
     :
-elif run_stage 11 && [ -n "${pretrained}" ]; then
-    log "Stage 11: skipped: the dense model is --pretrained ${pretrained} (${dense_dir})"
 elif run_stage 11; then
     t0=${SECONDS}
-    log "Stage 11: ASR Training (dense): ${dense_dir}"
-    if ! done_or_redo "${dense_dir}/${inference_asr_model}" 11; then
-        need "${stats_dir}/train/feats_stats.npz" 10
-        in_jobs "$(train_jobs)" 11 dense_training "dense - ${dense_dir}"
+    if [ -n "${pretrained}" ]; then
+        log "Stage 11: the dense model is --pretrained ${pretrained} (${dense_dir}, stage 5); no dense training"
+    else
+        log "Stage 11: ASR Training (dense): ${dense_dir}"
+        if ! done_or_redo "${dense_dir}/${inference_asr_model}" 11; then
+            need "${stats_dir}/train/feats_stats.npz" 10
+            in_jobs "$(train_jobs)" "${train_nj}" 11 dense_training "dense - ${dense_dir}"
+        fi
+    fi
+    # Compression is a training: one pass from the dense model per run (and the dense control).
+    if [ -n "${runs}" ] || [ "${dense_control}" = true ]; then
+        log "Stage 11: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (fine-tuned without pruning)')"
+        need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
+        in_jobs "$(train_jobs)" "${train_nj}" 11 training \
+            "$(pending_trainings 11 "${control_dir}/${inference_asr_model}" "${inference_asr_model}")"  # written last
+        log "Stage 11: Bake: masks into weights, plain ESPnet model dirs"
+        espnet_bake 11 asr "${finetune_model}" 11 <<< "${runs}"
     fi
     stage_time 11 "${t0}"
 fi
 
-if skipped_stage 12; then
-    :
-elif run_stage 12; then
-    t0=${SECONDS}
-    log "Stage 12: One-pass compression from ${dense_dir}/${inference_asr_model}: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (fine-tuned without pruning)')"
-    need "${dense_dir}/${inference_asr_model}" "${dense_stage}"
-    in_jobs "$(train_jobs)" 12 training \
-        "$(pending_trainings 12 "${control_dir}/${inference_asr_model}" "${inference_asr_model}")"
-    stage_time 12 "${t0}"
-fi
-
-if skipped_stage 13; then
-    :
-elif run_stage 13; then
-    t0=${SECONDS}
-    log "Stage 13: Bake: masks into weights, plain ESPnet model dirs"
-    espnet_bake 13 asr "${finetune_model}" <<< "${runs}"
-    stage_time 13 "${t0}"
-fi
-
-# model_dirs RUNS: "DIR CONFIG MODEL STAGE" per model to decode (STAGE makes it): the dense
-# model, the dense control if asked for, then the baked one of each of RUNS.
+# model_dirs RUNS: "ROLE DIR CONFIG MODEL TAG" per model to decode: the dense model (ROLE
+# dense), the dense control if asked for (dense_finetune), then the baked one of each of RUNS
+# (compressed); TAG names its decode dirs.
 model_dirs() {
-    echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_asr_model} ${dense_stage}"
+    echo "dense ${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_asr_model} ${dense_tag}"
     [ "${dense_control}" = true ] \
-        && echo "${control_dir} ${control_dir}/config.yaml ${control_dir}/${finetune_model} 12"
+        && echo "dense_finetune ${control_dir} ${control_dir}/config.yaml ${control_dir}/${finetune_model} ${finetune_tag}"
     while read -r _ _ dir; do
-        [ -z "${dir}" ] || echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth 13"
+        [ -z "${dir}" ] || echo "compressed ${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth ${finetune_tag}"
     done <<< "$1"
 }
+# made_by ROLE: the stage that makes a model of model_dirs.
+made_by() { if [ "$1" = dense ]; then echo "${dense_stage}"; else echo 11; fi; }
 
-if run_stage 14; then
+if run_stage 12; then
     t0=${SECONDS}
-    log "Stage 14: Decoding with unmodified espnet2.bin.asr_inference"
-    while read -r dir config model made_by; do
-        need "${model}" "${made_by}"
+    # As asr.sh: GPU decoding takes one GPU per job from cuda_cmd, CPU decoding one thread.
+    dec_cmd="${decode_cmd} --num_threads 1" dec_ngpu=0
+    [ "${gpu_inference}" = false ] || dec_cmd="${cuda_cmd} --gpu 1" dec_ngpu=1
+    log "Stage 12: Decoding with unmodified ${inference_module} (${inference_config}, $([ "${dec_ngpu}" = 1 ] && echo GPU || echo CPU))"
+    while read -r role dir config model tag; do
+        need "${model}" "$(made_by "${role}")"
         for dset in ${test_sets}; do
-            out="${dir}/${inference_tag}/${dset}"
-            done_or_redo "${out}/text" 14 && continue
+            out="${dir}/${tag}/${dset}"
+            done_or_redo "${out}/text" 12 && continue
             need "${dumpdir}/raw/${dset}/wav.scp" 3
             rm -rf "${out}" && mkdir -p "${out}/logdir"
             # As asr.sh: the key file split into nj parts, one decoding job each (decode_cmd),
@@ -459,26 +487,26 @@ if run_stage 14; then
                 mv "${out}/logdir/keys.$(printf %03d "${job}")" "${out}/logdir/keys.${job}.scp"
             done
             # shellcheck disable=SC2086
-            ${decode_cmd} --num_threads 1 "JOB=1:${nj_dec}" "${out}/logdir/asr_inference.JOB.log" \
-                ${python} -m pinch.offline "${inference_module}" --ngpu 0 --config "${inference_config}" \
+            ${dec_cmd} "JOB=1:${nj_dec}" "${out}/logdir/asr_inference.JOB.log" \
+                ${python} -m pinch.offline "${inference_module}" --ngpu "${dec_ngpu}" --config "${inference_config}" \
                 --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
                 --key_file "${out}/logdir/keys.JOB.scp" --asr_train_config "${config}" --asr_model_file "${model}" \
-                --output_dir "${out}/logdir/output.JOB" || die "Stage 14: decoding ${out} failed (named above)"
+                --output_dir "${out}/logdir/output.JOB" || die "Stage 12: decoding ${out} failed (named above)"
             for f in token token_int score text; do
                 for job in $(seq 1 "${nj_dec}"); do
                     cat "${out}/logdir/output.${job}/1best_recog/${f}"
                 done | LC_ALL=C sort -k1,1 > "${out}/${f}.tmp"
             done
             for f in token token_int score text; do mv "${out}/${f}.tmp" "${out}/${f}"; done
-            log "Stage 14: ${out}/text"
+            log "Stage 12: ${out}/text"
         done
     done < <(model_dirs "${runs}")
-    stage_time 14 "${t0}"
+    stage_time 12 "${t0}"
 fi
 
-if run_stage 15; then
+if run_stage 13; then
     t0=${SECONDS}
-    log "Stage 15: Scoring (sclite), MAPSSWE vs the dense model, RESULTS.md, results table"
+    log "Stage 13: Scoring (sclite), MAPSSWE vs the dense model, RESULTS.md, results table"
     # The data, for the results table (corpus=NAME: what pinch compare --corpus selects by).
     data_notes="corpus=${corpus}"
     if [ "${corpus}" = none ]; then
@@ -486,57 +514,89 @@ if run_stage 15; then
         [ "${skip_train}" = true ] || data_notes+=", train ${train_set}, valid ${valid_set}"
     fi
     [ "${skip_train}" = false ] || data_notes+=", nothing trained (--skip_train true)"
-    # References of the MAPSSWE test: NAME:DIR each.
-    references=("dense:${dense_dir}")
-    [ "${dense_control}" = true ] && references+=("dense_finetune:${control_dir}")
-    while read -r dir config model made_by; do
+    # References of the MAPSSWE test: NAME:DECODE_DIR each.
+    references=("dense:${dense_dir}/${dense_tag}")
+    [ "${dense_control}" = true ] && references+=("dense_finetune:${control_dir}/${finetune_tag}")
+    while read -r role dir config model tag; do
         for dset in ${test_sets}; do
-            out="${dir}/${inference_tag}/${dset}"
-            need "${out}/text" 14
+            out="${dir}/${tag}/${dset}"
+            need "${out}/text" 12
             tests=()  # compressed models only: MAPSSWE against each reference
-            if [ "${made_by}" = 13 ]; then
+            if [ "${role}" = compressed ]; then
                 for ref in "${references[@]}"; do
-                    need "${ref#*:}/${inference_tag}/${dset}/text" 14
-                    tests+=("${ref%%:*}:${ref#*:}/${inference_tag}/${dset}/text")
+                    need "${ref#*:}/${dset}/text" 12
+                    tests+=("${ref%%:*}:${ref#*:}/${dset}/text")
                 done
             fi
-            score_set 15 "${dumpdir}/raw/${dset}/text" "${out}/text" "${out}" "${tests[@]}"
+            score_set 13 "${dumpdir}/raw/${dset}/text" "${out}/text" "${out}" "${tests[@]}"
         done
         # RESULTS.md is refreshed when the scores add something (a later --dense_control
         # adds its reference); the results table row is appended only once per model dir.
         method=dense notes="${data_notes}" seed= epochs=
-        [ "${made_by}" = 13 ] && seed=$(run_seed "${dir%/baked}") epochs=$(run_epochs "${dir%/baked}")
+        [ "${role}" = compressed ] && seed=$(run_seed "${dir%/baked}") epochs=$(run_epochs "${dir%/baked}")
         # the model by its file name (a machine's path does not belong in a results table)
-        [ "${made_by}" = 5 ] && notes+=", pretrained $(basename "${pretrained}")"
-        [ "${made_by}" = 12 ] && method=dense_finetune notes+=", ${finetune_args}"
-        ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${inference_tag}" \
+        [ "${role}" = dense ] && [ -n "${pretrained}" ] && notes+=", pretrained $(basename "${pretrained}")"
+        [ "${role}" = dense_finetune ] && method=dense_finetune notes+=", ${finetune_args}"
+        ${python} local/show_asr_result.py --model_dir "${dir}" --inference_tag "${tag}" \
             --test_sets "${test_sets}" --config "${config}" --model_file "${model}" \
             --results_table "${results_table}" --overwrite "${overwrite}" \
             --method "${method}" --notes "${notes}" --dense_model "${dense_model}" --data_dir "${dumpdir}/raw" \
             ${seed:+--seed "${seed}"} ${epochs:+--epochs "${epochs}"}
     done < <(model_dirs "${runs}")
-    stage_time 15 "${t0}"
+    # The recipe-level RESULTS.md: every model of this recipe scored so far (a sweep's earlier calls too).
+    scored=()
+    while read -r _ dir _; do [ ! -f "${dir}/RESULTS.md" ] || scored+=("${dir}"); done < <(model_dirs "$(compressed_runs)")
+    ${python} local/collect_results.py --out "${expdir}/RESULTS.md" "${scored[@]}" >&2
+    stage_time 13 "${t0}"
 fi
 
-if skipped_stage 16; then
+if skipped_stage 14; then
     :
-elif run_stage 16; then
+elif run_stage 14; then
     t0=${SECONDS}
-    log "Stage 16: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${valid_set}) of the encoder + CTC of the dense and compressed models, decoded by onnxruntime, scored vs the dense model"
+    log "Stage 14: Packing: each compressed model with espnet2's packer, in espnet_model_zoo's layout, with a model card"
+    command="./run.sh$(printf ' %q' "${recipe_args[@]}")"  # for the card (the packer strips machine paths)
+    deploy=()
+    [ ! -f "${expdir}/DEPLOY.json" ] || deploy=(--deploy_json "${expdir}/DEPLOY.json")
+    while read -r role dir config model tag; do
+        [ "${role}" = compressed ] || continue  # the dense model and the control are references
+        zip="${dir}/packed/$(basename "${dir%/baked}").zip"
+        done_or_redo "${zip}" 14 && continue
+        need "${model}" 11
+        need "${dir}/${tag}/${test_sets%% *}/score_wer/result.json" 13
+        # shellcheck disable=SC2086
+        ${python} -m pinch.espnet.bin.pack --asr_train_config "${config}" --asr_model_file "${model}" \
+            --inference_config "${inference_config}" --inference_tag "${tag}" --test_sets ${test_sets} \
+            --command "${command}" "${deploy[@]}" --outpath "${zip}" > "${dir}/pack.log" 2>&1 \
+            || failed "packing" "${dir}/pack.log"
+        # What a user downloads: the same members deflated (espnet2's packer stores them), which
+        # espnet2's unpack reads as it is; it shrinks with the zeros.
+        ${python} -m pinch.deploy.download --out "${dir}/packed/download/$(basename "${zip}")" "${zip}" \
+            >> "${dir}/pack.log" 2>&1 || failed "download form" "${dir}/pack.log"
+        log "Stage 14: ${zip} ($(du -k "${zip}" | cut -f1) kB; deflated for download: $(du -k "${dir}/packed/download/$(basename "${zip}")" | cut -f1) kB)"
+    done < <(model_dirs "${runs}")
+    stage_time 14 "${t0}"
+fi
+
+if skipped_stage 15; then
+    :
+elif run_stage 15; then
+    t0=${SECONDS}
+    log "Stage 15: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${valid_set}) of the encoder + CTC of the dense and compressed models, decoded by onnxruntime, scored vs the dense model"
     deployed=()
     mkdir -p "${expdir}/logs"
-    while read -r dir config model made_by; do
-        [ "${made_by}" = 12 ] && continue  # the dense control is a training reference, not a deployed model
+    while read -r role dir config model _; do
+        [ "${role}" = dense_finetune ] && continue  # a training reference, not a deployed model
         onnx="${dir}/onnx"
-        if ! done_or_redo "${onnx}/model.int8_static.onnx" 16; then
+        if ! done_or_redo "${onnx}/model.int8_static.onnx" 15; then
             # A structured run deploys shrunk (from its gated checkpoint), every other as decoded.
-            if [ "${made_by}" = 13 ] && [ "$(run_granularity "${dir%/baked}")" = structured ]; then
+            if [ "${role}" = compressed ] && [ "$(run_granularity "${dir%/baked}")" = structured ]; then
                 run_dir=${dir%/baked}
                 src=(--asr_train_config "${run_dir}/config.yaml" --asr_model_file "${run_dir}/${finetune_model}" --shrink)
             else
                 src=(--asr_train_config "${config}" --asr_model_file "${model}")
             fi
-            need "${src[3]}" "${made_by}"
+            need "${src[3]}" "$(made_by "${role}")"
             mkdir -p "${onnx}"
             ${python} -m pinch.espnet.bin.export_onnx "${src[@]}" --out_dir "${onnx}" \
                 --calibration_scp "${dumpdir}/raw/${valid_set}/wav.scp" > "${onnx}/export.log" 2>&1 \
@@ -550,7 +610,7 @@ elif run_stage 16; then
             [ "${form}" = fp32 ] && file="${onnx}/model.onnx"
             for dset in ${test_sets}; do
                 text="${onnx}/${form}_onnxruntime/decode_${dset}/text"
-                done_or_redo "${text}" 16 || jobs+=(--decode "${file}" "${dumpdir}/raw/${dset}/wav.scp" "${text}")
+                done_or_redo "${text}" 15 || jobs+=(--decode "${file}" "${dumpdir}/raw/${dset}/wav.scp" "${text}")
             done
         done
         if [ ${#jobs[@]} -gt 0 ]; then
@@ -560,9 +620,9 @@ elif run_stage 16; then
         for form in fp32 int8 int8_static; do
             for dset in ${test_sets}; do
                 out="${onnx}/${form}_onnxruntime/decode_${dset}"
-                need "${dense_dir}/${inference_tag}/${dset}/text" 14
-                score_set 16 "${dumpdir}/raw/${dset}/text" "${out}/text" "${out}" \
-                    "dense:${dense_dir}/${inference_tag}/${dset}/text"
+                need "${dense_dir}/${dense_tag}/${dset}/text" 12
+                score_set 15 "${dumpdir}/raw/${dset}/text" "${out}/text" "${out}" \
+                    "dense:${dense_dir}/${dense_tag}/${dset}/text"
             done
         done
         deployed+=("${dir}")
@@ -570,8 +630,8 @@ elif run_stage 16; then
     ${python} -m pinch.deploy.report --model_dirs "${deployed[@]}" --runtimes onnxruntime \
         --test_sets ${test_sets} --out "${expdir}/DEPLOY.md" > "${expdir}/logs/deploy_results.log" 2>&1 \
         || failed "deployment table" "${expdir}/logs/deploy_results.log"
-    log "Stage 16: deployment table -> ${expdir}/DEPLOY.md"
-    stage_time 16 "${t0}"
+    log "Stage 15: deployment table -> ${expdir}/DEPLOY.md"
+    stage_time 15 "${t0}"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -7,11 +7,11 @@
 #  4 one-pass compression from the dense .nemo          8 ESPnet and NeMo results side by side
 #    (and the dense control: the same pass without pruning)
 #  9 deploy: ONNX fp32, int8 and static int8 (calibrated on the dev set) of the dense and compressed models
-#    (structured runs shrunk), decoded by onnxruntime and sherpa-onnx, scored vs the dense
-#    model, DEPLOY.md with size and latency
+#    (structured runs shrunk; a transducer as sherpa-onnx's encoder, decoder and joiner), decoded
+#    by onnxruntime and sherpa-onnx, scored vs the dense model, DEPLOY.md with size and latency
 #   ./run.sh                                   # embedded corpus, sspg at 65%
 #   ./run.sh --stage 4 --sweep "0.5 0.65 0.8" --pruning "sspg ump"
-#   ./run.sh --stage 4 --stop_stage 7 --nj 2 --sweep "0.5 0.65 0.8 0.9" \
+#   ./run.sh --stage 4 --stop_stage 7 --train_nj 2 --sweep "0.5 0.65 0.8 0.9" \
 #       --pruning "sspg sspg_structured ump global_magnitude gmp imp l1"   # the evidence sweep
 #   ./run.sh --corpus librispeech --librispeech_dir /data/LibriSpeech
 #   ./run.sh --pretrained /models/parakeet-ctc.nemo --train_manifest train.json --val_manifest dev.json \
@@ -53,11 +53,16 @@ tokenizer_type=unigram  # unigram | bpe (sentencepiece model type)
 # Training, compression, transcription
 pretrained=             # A NeMo ASR .nemo to compress instead of training one (stages 2-3 skipped;
                         # its own tokenizer is used). Name its data: your manifests or --corpus.
+                        # Its pass keeps its own loaders, optimizer and scheduler (keep_model_config,
+                        # see --compress_config); each run's finetune_overrides.yaml lists what changed.
 skip_train=false        # true (with --pretrained): transcribe and score that model on the test sets;
                         # nothing trained (no dense control, no compression: stages 4, 5 and 9 skipped).
 config_dir=../../../conf/nemo/asr  # Folder of the NeMo Hydra configs.
 train_config=conformer_ctc_bpe          # Hydra config name (dense training).
-compress_config=conformer_ctc_bpe_sspg  # Hydra config name (compression).
+compress_config=conformer_ctc_bpe_sspg  # Hydra config name (compression; with --pretrained only its data, lr, pruning, epochs).
+                        # With --pretrained the pass runs with keep_model_config=true: the held model's own
+                        # train_ds, validation_ds and optim, but the manifests, model.optim.lr (the config's
+                        # 1.5e-3; --finetune_args "model.optim.lr=..."), the pruning and trainer.max_epochs.
 train_args=             # Extra Hydra overrides of dense training, e.g. "trainer.max_epochs=3".
 finetune_args=          # Extra Hydra overrides of the compression pass, dense control included.
 compress_args=          # Extra Hydra overrides of the pruned runs only, e.g. "model.pruning.reach_at=0.2".
@@ -70,8 +75,9 @@ sweep=                  # Several targets, e.g. "0.5 0.65 0.8" (replaces target_
 compress_seeds=         # Seeds of the compression runs, e.g. "1 2" (runs get a _seedN suffix).
 compress_epochs=        # Longer compression passes, e.g. "4 8" epochs (runs get an _epN suffix; the
                         # pruning schedules stretch with them): the cost of reaching a WER.
-nj=1                    # Trainings (and transcriptions) at once (locally the cores are shared out as torch threads).
-ngpu=0                  # GPUs per training (0: CPU): trainer.accelerator=gpu, trainer.devices; Slurm jobs get --gpu N.
+train_nj=1              # Trainings at once (stages 3-4; locally the cores are shared out as torch threads).
+nj=1                    # Transcription jobs at once (stage 6).
+ngpu=0                  # GPUs per training (0: CPU): trainer.accelerator=gpu, trainer.devices; Slurm jobs get --gpu N; stage 6 decodes on GPU 0.
 # structured (sspg): prune whole FFN units, attention heads and conv channels; the runs get a
 # _structured suffix, and stage 9 deploys them shrunk (the groups removed). A preset can ask
 # for it itself (sspg_structured).
@@ -201,7 +207,9 @@ runs=  # --skip_train true: none
 
 # finetune DIR WHAT [OVERRIDE ...]: one pass of the compression config from the dense .nemo
 # into DIR (the gated model's or the control's .nemo), logged to DIR/train.log; a run with a
-# _seedN suffix trains with seed N, one with an _epN suffix for N epochs.
+# _seedN suffix trains with seed N, one with an _epN suffix for N epochs. A --pretrained model
+# keeps its own training settings (keep_model_config=true); the keys its pass changed are in
+# DIR/<the config's name>/finetune_overrides.yaml (exp_manager's log dir).
 finetune() {
     local dir=$1 what=$2 run_seed epochs
     shift 2
@@ -210,8 +218,8 @@ finetune() {
     epochs=$(run_epochs "${dir}")
     # shellcheck disable=SC2086
     nemo_train "${dir}" "${what}" "${compress_config}" "${data_overrides[@]}" "seed=${run_seed:-${seed}}" \
-        "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" ${finetune_args} \
-        ${epochs:+"trainer.max_epochs=${epochs}"} "$@"
+        "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" ${pretrained:+"++keep_model_config=true"} \
+        ${finetune_args} ${epochs:+"trainer.max_epochs=${epochs}"} "$@"
 }
 
 # compress METHOD TARGET DIR: one compression run (stage 4).
@@ -224,7 +232,8 @@ compress() {
 }
 
 # transcribe DIR: DIR/model.nemo's transcripts of every test set still missing (stage 6), in one
-# process: NeMo's import and the model load are paid once.
+# process: NeMo's import and the model load are paid once. With --ngpu N > 0 on GPU 0 (the
+# job asks for one), else on the CPU; each model with the decoding its config names.
 transcribe() {
     local dir=$1 dset sets=()
     for dset in ${test_sets}; do
@@ -235,7 +244,8 @@ transcribe() {
     done
     [ ${#sets[@]} -gt 0 ] || return 0
     ${python} -m pinch.nemo.bin.transcribe --model "${dir}/model.nemo" "${sets[@]}" \
-        --batch_size "${batch_size}" > "${dir}/transcribe.log" 2>&1 \
+        --batch_size "${batch_size}" --cuda "$([ "${ngpu}" -gt 0 ] && echo 0 || echo -1)" \
+        > "${dir}/transcribe.log" 2>&1 \
         || failed "transcription" "${dir}/transcribe.log"
     grep '^pinch.nemo:' "${dir}/transcribe.log" >&2
 }
@@ -309,7 +319,7 @@ elif run_stage 3; then
     log "Stage 3: Dense training (${train_config}) -> ${dense_dir}/model.nemo"
     if ! done_or_redo "${dense_dir}/model.nemo" 3; then
         need "${tokenizer_dir}/tokenizer.model" 2
-        in_jobs "$(train_jobs)" 3 dense_training "dense - ${dense_dir}"
+        in_jobs "$(train_jobs)" "${train_nj}" 3 dense_training "dense - ${dense_dir}"
     fi
     stage_time 3 "${t0}"
 fi
@@ -320,7 +330,7 @@ elif run_stage 4; then
     t0=${SECONDS}
     log "Stage 4: One-pass compression from ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}'$([ "${dense_control}" = true ] && echo ', and the dense control (the pass without pruning)')"
     need "${dense_dir}/model.nemo" 3
-    in_jobs "$(train_jobs)" 4 training "$(pending_trainings 4 "${control_dir}/model.nemo" gated.nemo)"
+    in_jobs "$(train_jobs)" "${train_nj}" 4 training "$(pending_trainings 4 "${control_dir}/model.nemo" gated.nemo)"
     stage_time 4 "${t0}"
 fi
 
@@ -354,7 +364,9 @@ if run_stage 6; then
             fi
         done
     done < <(model_dirs "${runs}")
-    in_jobs "${decode_cmd}" 6 transcription "$(printf '%s\n' "${transcriptions[@]}")"
+    decode_jobs=${decode_cmd}
+    [ "${ngpu}" -eq 0 ] || decode_jobs="${cuda_cmd} --gpu 1"
+    in_jobs "${decode_jobs}" "${nj}" 6 transcription "$(printf '%s\n' "${transcriptions[@]}")"
     stage_time 6 "${t0}"
 fi
 
@@ -410,7 +422,9 @@ elif run_stage 9; then
     while read -r dir made_by; do
         [ "${made_by}" = 4 ] && continue  # the dense control is a training reference, not a deployed model
         onnx="${dir}/onnx"
-        if ! done_or_redo "${onnx}/model.int8_static.onnx" 9; then
+        # A CTC model deploys as model*.onnx; a transducer (RNNT, TDT, a hybrid's RNNT head) as
+        # encoder*.onnx with its decoder and joiner beside it, which onnx_transcribe finds.
+        if ! done_or_redo "${onnx}/model.int8_static.onnx" 9 && ! done_or_redo "${onnx}/encoder.int8_static.onnx" 9; then
             # A structured run deploys shrunk (from its gated model), every other as saved.
             if [ "${made_by}" = 5 ] && [ "$(run_granularity "${dir}")" = structured ]; then
                 need "${dir}/gated.nemo" 4
@@ -425,11 +439,12 @@ elif run_stage 9; then
                 || failed "ONNX export" "${onnx}/export.log"
             grep '^pinch.nemo:' "${onnx}/export.log" >&2
         fi
+        if [ -f "${onnx}/encoder.onnx" ]; then graph=encoder; else graph=model; fi
         # One process per model decodes every form, runtime and set still missing.
         jobs=()
         for form in fp32 int8 int8_static; do
-            file="${onnx}/model.${form}.onnx"
-            [ "${form}" = fp32 ] && file="${onnx}/model.onnx"
+            file="${onnx}/${graph}.${form}.onnx"
+            [ "${form}" = fp32 ] && file="${onnx}/${graph}.onnx"
             for rt in ${deploy_runtimes}; do
                 for dset in ${test_sets}; do
                     hyp="${onnx}/${form}_${rt}/decode_${dset}/hyp.txt"

@@ -161,6 +161,17 @@ def locate(pack):
     return tuple(pack.file(str(f.relative_to(pack.root)), f"{pack.given}:") for f in (configs[0], models[0]))
 
 
+def model_options(config):
+    """The options of a trained model's config.yaml. Why: it also records run-time values
+    (``distributed``, ...) that espnet2's parser refuses as --config, and its data options, which
+    a command line would append to; the model's options are what is kept."""
+    from espnet2.tasks.asr import ASRTask
+
+    actions = ASRTask.get_parser()._actions
+    keep = {a.dest for a in actions if not isinstance(a, argparse._AppendAction)} - {"config", "output_dir"}
+    return {k: v for k, v in config.items() if k in keep}
+
+
 def place(pretrained, out_dir, model_name):
     """Write ``out_dir``: config.yaml, tokens.txt, bpe.model (feats_stats.npz) and the checkpoint."""
     from espnet2.tasks.asr import ASRTask
@@ -199,12 +210,7 @@ def place(pretrained, out_dir, model_name):
             size = sum(1 for t in (tmp / "tokens.txt").read_text(encoding="utf-8").splitlines() if t)
             raise ValueError(f"{pack.name(model_file)} does not fit the network its config builds with its token "
                              f"list ({size} tokens): {' '.join(str(err).splitlines()[:3])}") from None
-        # A trained model's config.yaml also records run-time values (``distributed``, ...)
-        # that espnet2's parser refuses as --config, and its data options, which the
-        # recipe's command line would append to: the model's options are what is kept.
-        actions = ASRTask.get_parser()._actions
-        keep = {a.dest for a in actions if not isinstance(a, argparse._AppendAction)} - {"config", "output_dir"}
-        config = {k: v for k, v in config.items() if k in keep}
+        config = model_options(config)
         with (tmp / "config.yaml").open("w", encoding="utf-8") as f:
             yaml_no_alias_safe_dump(config, f, indent=4, sort_keys=False)
         (tmp / "source").write_text(f"{Path(pretrained).resolve()}\n{model_file.relative_to(pack.root)}\n")

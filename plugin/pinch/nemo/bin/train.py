@@ -16,9 +16,20 @@ configs have no ``target``: add ``model.target: nemo.collections.tts.models.Fast
 
 ``pruning_config`` names a shared preset (conf/pruning/*.yaml, the file the ESPnet recipe
 reads); keys under ``model.pruning`` override it. With ``init_from_nemo_model`` the
-network, preprocessor and tokenizer (FastPitch: text tokenizer) come from the .nemo and
-only ``train_ds``, ``validation_ds``, ``optim`` and ``pruning`` come from this config
-(FastPitch's pitch statistics and sup_data_path live in its datasets' configs).
+network, preprocessor, tokenizer (FastPitch: text tokenizer) and decoding come from the
+.nemo, and its training settings as ``keep_model_config`` says (``finetune_settings``):
+
+- ``keep_model_config=false`` (the recipe's own dense model): ``train_ds``, ``validation_ds``,
+  ``optim`` and ``pruning`` come from this config, whole (FastPitch's pitch statistics and
+  sup_data_path live in its datasets' configs);
+- ``keep_model_config=true`` (an ASR model you hold, trained elsewhere): its own loaders and
+  optimizer stay (batching, bucketing, workers, augmentor, durations, optimizer, scheduler);
+  this config gives only the data (each loader's manifest_filepath, read as plain manifests),
+  ``model.optim.lr``, the pruning block and the keys of those three sections set on the
+  command line, and ``trainer.max_epochs`` is the pass's length.
+
+Either way every key of the .nemo's config that the pass changes is logged, old -> new, and
+written to ``finetune_overrides.yaml`` in the run's log dir (exp_manager's).
 
 A killed run resumes when rerun into the same ``exp_manager.exp_dir`` (the configs set
 ``resume_if_exists``): from its last whole checkpoint, weights, thresholds, ``pinch_steps``,
@@ -26,6 +37,7 @@ optimizer and schedule included (Lightning restores them over the .nemo's weight
 the start where the kill left none. A config error (a misspelt trainer or exp_manager key, no
 ``output_nemo``) stops before any work with one line that names the key.
 """
+import copy
 import inspect
 import logging
 import sys
@@ -33,6 +45,8 @@ import zipfile
 from pathlib import Path
 
 import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from nemo.core.config import hydra_runner
 from nemo.utils.callbacks.nemo_model_checkpoint import NeMoModelCheckpoint
 from nemo.utils.exp_manager import ExpManagerConfig, exp_manager, get_log_dir
@@ -41,6 +55,7 @@ from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from pinch import PruningConfig
+from pinch.config_changes import OVERRIDES_FILE, changed_keys, log_changes
 from pinch.nemo import nemo_config, pinch_class_for, pruning_config, save_nemo
 from pinch.nemo.archive import write_counts
 from pinch.nemo.mixin import PRUNING_KEY
@@ -48,6 +63,10 @@ from pinch.nemo.rnnt_loss import choose_rnnt_loss
 
 # What a compression config contributes to a model restored from a dense .nemo.
 FINETUNE_KEYS = ("train_ds", "validation_ds", "optim", "pruning")
+# Where a loader's data is, and the value when this config names none: a held model
+# (keep_model_config=true) reads this run's plain manifests, not its own shards or lhotse inputs.
+DATA_SOURCE = {"manifest_filepath": None, "is_tarred": False, "tarred_audio_filepaths": None,
+               "input_cfg": None, "shar_path": None, "cuts_path": None}
 
 
 def merged_pruning(cfg):
@@ -70,7 +89,7 @@ def merged_pruning(cfg):
 
 
 def build_model(cfg, trainer):
-    """A fresh model from ``cfg.model``, or the dense .nemo with this run's data/optim/pruning.
+    """A fresh model from ``cfg.model``, or the dense .nemo with this pass's training settings.
 
     ``rnnt_loss_impl`` (auto | nemo | torchaudio) picks who computes a transducer's RNN-T loss:
     auto is torchaudio's on a CPU (pinch.nemo.rnnt_loss says why); a model without one (CTC,
@@ -88,6 +107,9 @@ def _build_model(cfg, trainer):
         if pruning is None:
             cfg.model.pop("pruning")
     init = cfg.get("init_from_nemo_model")
+    keep = cfg.get("keep_model_config", False)
+    if keep and init is None:
+        raise ValueError("keep_model_config=true needs init_from_nemo_model: the .nemo whose settings are kept")
     if init is None:
         cls = pinch_class_for(cfg.model.get("target"))
     else:
@@ -100,15 +122,97 @@ def _build_model(cfg, trainer):
     if init is None:
         return cls(cfg=cfg.model, trainer=trainer)
     model_cfg = cls.restore_from(init, return_config=True, map_location="cpu")
+    held = {key: _plain(model_cfg[key]) for key in FINETUNE_KEYS if key in model_cfg}
+    # Resolved here: ${model.*} interpolations mean nothing inside the .nemo's config.
+    run = {key: _plain(cfg.model[key]) for key in FINETUNE_KEYS if key in cfg.model}
+    settings = finetune_settings(held, run, keep, command_line_keys() if keep else ())
     with open_dict(model_cfg):
-        for key in FINETUNE_KEYS:
-            if key in cfg.model:
-                # Resolved here: ${model.*} interpolations mean nothing inside the .nemo's config.
-                model_cfg[key] = OmegaConf.to_container(cfg.model[key], resolve=True)
+        model_cfg.update(settings)
+    if trainer.is_global_zero:
+        log_changes(changed_keys(held, settings), Path(trainer.default_root_dir) / OVERRIDES_FILE)
     model = cls.restore_from(init, override_config_path=model_cfg, trainer=trainer, map_location="cpu")
     model.setup_training_data(model.cfg.train_ds)
     model.setup_multiple_validation_data(model.cfg.validation_ds)
     return model
+
+
+def _plain(node):
+    """A config node as plain Python, interpolations resolved."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def finetune_settings(held, run, keep_model_config, given=()):
+    """The training settings of a pass from a .nemo: ``held`` (its config's train_ds,
+    validation_ds and optim) with ``run``'s (this config's, pruning included).
+
+    keep_model_config false (the recipe's own dense model, trained from this config) takes each
+    of ``run``'s sections whole, as NeMo's speech_to_text_finetune.py does. true (a model you
+    hold) keeps its own settings and takes from ``run`` only what the pass needs: the data
+    (DATA_SOURCE of each loader), optim.lr, the pruning block, and the keys ``given`` on the
+    command line (dotted, under train_ds, validation_ds or optim). The .nemo's own
+    ``optim.sched.max_steps`` gives way to this pass's length, and NoamAnnealing, whose lr is a
+    scale, gets the scale that peaks at that rate. A section the .nemo lacks is ``run``'s.
+    """
+    if not keep_model_config:
+        return {**held, **{key: run[key] for key in FINETUNE_KEYS if key in run}}
+    out = copy.deepcopy(held)
+    for section in FINETUNE_KEYS[:3]:
+        if not out.get(section):
+            out[section] = copy.deepcopy(run[section])
+    for section in ("train_ds", "validation_ds"):
+        for key, default in DATA_SOURCE.items():
+            value = run[section].get(key, default)
+            if key in out[section] or value != default:
+                out[section][key] = value
+    out["optim"]["lr"] = run["optim"]["lr"]
+    sched = out["optim"].get("sched")
+    if sched and sched.get("max_steps") is not None:
+        sched["max_steps"] = None  # NeMo then counts this pass's steps from the trainer
+    for key in given:
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = copy.deepcopy(_select(run, key))
+    if "pruning" in run:
+        out["pruning"] = run["pruning"]
+    sched = out["optim"].get("sched")
+    if sched and sched.get("name") == "NoamAnnealing":
+        out["optim"]["lr"] = noam_scale(out["optim"]["lr"], sched)
+    return out
+
+
+def _select(tree, key):
+    for part in key.split("."):
+        tree = tree[part]
+    return tree
+
+
+def noam_scale(rate, sched):
+    """NoamAnnealing's ``optim.lr`` for the peak learning rate ``rate``: it multiplies lr by
+    d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5), which peaks at step warmup_steps."""
+    if sched.get("warmup_steps") is None and sched.get("warmup_ratio") is not None:
+        raise ValueError("model.optim.sched: NoamAnnealing with warmup_ratio scales lr by a peak known only "
+                         "once training starts; give ++model.optim.sched.warmup_steps=N "
+                         "++model.optim.sched.warmup_ratio=null")
+    warmup = max(sched.get("warmup_steps") or 1, 1)
+    scale = rate * (sched["d_model"] * warmup) ** 0.5
+    logging.getLogger("pinch").info("pinch.nemo: optim.lr %s: NoamAnnealing's scale for a peak rate of %s "
+                                    "(at step %d)", scale, rate, warmup)
+    return scale
+
+
+def command_line_keys():
+    """The keys under model.train_ds, validation_ds and optim that this run's command line sets
+    (Hydra's overrides, ``model.`` dropped); none outside a Hydra run."""
+    if not HydraConfig.initialized():
+        return []
+    keys = []
+    for override in OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task)):
+        root, _, key = override.key_or_group.partition(".")
+        if root == "model" and key.split(".")[0] in FINETUNE_KEYS[:3] and not override.is_delete():
+            keys.append(key)
+    return keys
 
 
 def build_trainer(cfg):
