@@ -288,6 +288,8 @@ def measure(model_name, args):
         "model": MODELS[model_name][0] + (" (--quick: toy sizes)" if quick else ""),
         "device": device, "device_name": device_name(device),
         "quick": quick,
+        "note": ("--quick: toy models, a smoke test that the code runs; its numbers are no measurement"
+                 if quick else None),
         "params": params_of(models["dense"][0]),
         "gated_params": any_gated.sparsity().gated_params,
         "gated_matrices": len(any_gated.method.gates),

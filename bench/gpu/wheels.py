@@ -38,6 +38,10 @@ HERE = Path(__file__).resolve().parent
 MODULES = ["tests.core.test_gate_fused", "tests.core.test_mixed_precision", "test_model_families", "conftest",
            "gate_overhead", "espnet2.asr.encoder.conformer_encoder", "transformers.models.wav2vec2.modeling_wav2vec2",
            "pinch.nemo.bin.tokenizer", "nemo.collections.asr.losses.rnnt", "lightning.pytorch", "matplotlib.pyplot"]
+# Run here as well while imports are watched: what the GPU run imports only when it runs
+# (librosa's submodules load lazily, NeMo's data loaders and losses on first use).
+RUN = ["tests/nemo/test_model_families.py::test_tdt_gates_and_bakes_on_cpu",
+       "tests/nemo/test_model_families.py::test_transducer_family_compresses_to_target_and_bakes_to_its_class[rnnt]"]
 # Carried although the image has them: nemo_toolkit 3.0.0 requires lightning<=2.4.0, and the
 # image's lightning is 2.6 (pytorch-lightning 2.6.6 beside it).
 OVERRIDES = ("lightning",)
@@ -51,9 +55,10 @@ def norm(name):
 
 
 def census():
-    """Who imports whom while `MODULES` are imported: ``{importer: [distributions]}``, the
-    importer a distribution or ``"ours"`` (this checkout's files). Every import statement is
-    seen (a module already imported by one package is still imported by the next)."""
+    """Who imports whom while `MODULES` are imported and the tests of `RUN` run:
+    ``{importer: [distributions]}``, the importer a distribution or ``"ours"`` (this checkout's
+    files). Every import statement is seen (a module already imported by one package is still
+    imported by the next)."""
     import builtins
 
     sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "nemo"), str(ROOT / "bench")]
@@ -85,7 +90,8 @@ def census():
         @staticmethod
         def find_spec(name, path=None, target=None):
             frame = sys._getframe(1)
-            while frame and ("importlib" in frame.f_code.co_filename or "<frozen" in frame.f_code.co_filename):
+            while frame and (frame.f_code is spy.__code__ or "importlib" in frame.f_code.co_filename
+                             or "<frozen" in frame.f_code.co_filename):
                 frame = frame.f_back
             if frame:
                 record(frame, name, 0)
@@ -95,6 +101,10 @@ def census():
     try:
         for name in MODULES:
             importlib.import_module(name)
+        import pytest
+
+        if pytest.main(["-p", "no:cacheprovider", "-q", "-x", *RUN]):
+            raise SystemExit(f"census: the tests {RUN} failed here; their imports are unknown")
     finally:
         builtins.__import__ = real_import
         sys.meta_path.remove(Finder)
@@ -214,7 +224,7 @@ def gather(out, image_file, online):
             wheel, source = download(name, version, out, online=True), "pip's configured index"
         if wheel is None:
             missing.append(f"{name}=={version}")
-            print(f"missing: {name}=={version} (compiled; no wheel for Python {PYTHON} in a local registry)")
+            print(f"missing: {name}=={version} (not pure Python, and no wheel for Python {PYTHON} in a local registry)")
             continue
         manifest.append(f"{Path(wheel).name}\t{source}")
         print(f"{name}=={version}: {Path(wheel).name} ({source})")

@@ -1,17 +1,23 @@
 """The pruning section of a toolkit config: one schema for ESPnet, NeMo and Python."""
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 from pinch.methods import METHODS
-from pinch.methods.options import validate
+from pinch.methods.options import number, validate
 from pinch.methods.sspg import SelfPinching
 from pinch.targets.selection import preset_names
 
 GRANULARITIES = ("unstructured", "structured")
 # sspg's options are top-level keys, so every preset file has the same keys.
 SSPG_KEYS = ("eta", "tau_start", "tau_end", "reach_at")
+# Distillation from the dense model (pinch.distill), for every method; off at distill_weight 0.
+DISTILL_KEYS = ("distill_weight", "distill_temperature", "distill_outputs", "distill_layers",
+                "distill_hidden_weight", "distill_hidden_loss")
+_DISTILL_NUMBERS = {"distill_weight": number(low=0), "distill_temperature": number(low=0, low_open=True),
+                    "distill_hidden_weight": number(low=0)}
 
 
 @dataclass
@@ -27,6 +33,12 @@ class PruningConfig:
     tau_start: float = 0.5
     tau_end: float = 0.01
     reach_at: float = 0.2
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
+    distill_outputs: bool = True
+    distill_layers: list = field(default_factory=list)  # layer indices or module name patterns
+    distill_hidden_weight: float = 1.0
+    distill_hidden_loss: str = "l1"  # l1 | l2, each plus (1 - cosine)
     options: dict = field(default_factory=dict)  # method-specific extras (gmp's frequency...)
 
     def __post_init__(self):
@@ -56,6 +68,7 @@ class PruningConfig:
         # sspg's keys are checked whatever the method: every preset file carries them.
         for key, value in validate(SelfPinching.options, {k: getattr(self, k) for k in SSPG_KEYS}).items():
             setattr(self, key, value)
+        self._check_distill()
         allowed = METHODS[self.method].options
         unknown = sorted(set(self.options) - set(allowed))
         if unknown:
@@ -63,6 +76,29 @@ class PruningConfig:
                 f"pruning method {self.method!r} has no option(s) {unknown}; it accepts {list(allowed) or 'none'}"
             )
         self.options = validate(allowed, self.options)
+
+    def _check_distill(self):
+        validate(_DISTILL_NUMBERS, {k: getattr(self, k) for k in _DISTILL_NUMBERS})
+        if self.distill_hidden_loss not in ("l1", "l2"):
+            raise ValueError(f"pruning key 'distill_hidden_loss' must be 'l1' or 'l2', got {self.distill_hidden_loss!r}")
+        if not isinstance(self.distill_outputs, bool):
+            raise ValueError(f"pruning key 'distill_outputs' must be true or false, got {self.distill_outputs!r}")
+        layers = self.distill_layers
+        if not isinstance(layers, (list, tuple)) or not all(
+            isinstance(x, str) or (isinstance(x, int) and not isinstance(x, bool)) for x in layers
+        ):
+            raise ValueError(f"pruning key 'distill_layers' must be a list of layer indices or module name "
+                             f"patterns, got {layers!r}")
+        self.distill_layers = list(layers)
+        for pattern in (x for x in layers if isinstance(x, str)):
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"pruning key 'distill_layers': {pattern!r} is not a regular expression ({err})") from None
+        hidden = bool(layers) and self.distill_hidden_weight > 0
+        if self.distill_weight > 0 and not (self.distill_outputs or hidden):
+            raise ValueError(f"pruning key 'distill_weight' is {self.distill_weight} but nothing is distilled: set "
+                             "distill_outputs: true, or name distill_layers with distill_hidden_weight > 0")
 
     @classmethod
     def from_dict(cls, d):
@@ -86,7 +122,8 @@ class PruningConfig:
         shows (the method's own options take their constructor's defaults)."""
         import inspect
 
-        keys = {f.name: f.default for f in dataclasses.fields(cls) if f.name not in ("method", "options")}
+        keys = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+                for f in dataclasses.fields(cls) if f.name not in ("method", "options")}
         signature = inspect.signature(METHODS[method].__init__).parameters
         keys.update({k: signature[k].default for k in METHODS[method].options if k not in keys})
         return {"method": method, **keys}
@@ -118,3 +155,7 @@ class PruningConfig:
         if self.method == "sspg":
             kwargs.update({k: getattr(self, k) for k in SSPG_KEYS})
         return kwargs
+
+    def distill_kwargs(self):
+        """The distillation keys, as ``Pruner`` takes them."""
+        return {k: getattr(self, k) for k in DISTILL_KEYS}

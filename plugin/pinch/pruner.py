@@ -3,7 +3,8 @@ import logging
 
 import torch
 
-from pinch.config import SSPG_KEYS, PruningConfig
+from pinch.config import DISTILL_KEYS, SSPG_KEYS, PruningConfig
+from pinch.distill import Distiller, DistillSites
 from pinch.gates import iter_gates
 from pinch.gates.gate import THRESHOLD_SUFFIX
 from pinch.methods import METHODS
@@ -44,13 +45,15 @@ class Pruner:
     """Attach a pruning method to ``model``; call ``penalty()`` and ``step()`` while training.
 
     Build it before the optimizer: thresholds are parameters the optimizer must own.
+    With ``distill_weight > 0`` it also holds the dense model as teacher (``pinch.distill``;
+    ``distill_sites`` says where it runs, the default suits a model that returns logits).
     """
 
     def __init__(self, model, method="sspg", target_sparsity=0.65, targets=None, preset=None,
-                 total_steps=None, granularity="unstructured", **options):
+                 total_steps=None, granularity="unstructured", distill_sites=None, **options):
         self.config = PruningConfig(method=method, target_sparsity=target_sparsity, preset=preset,
                                     targets=targets, granularity=granularity,
-                                    **{k: options.pop(k) for k in SSPG_KEYS if k in options},
+                                    **{k: options.pop(k) for k in SSPG_KEYS + DISTILL_KEYS if k in options},
                                     options=options)
         if not isinstance(total_steps, int) or total_steps < 1:
             raise ValueError(f"total_steps must be a positive int (the planned optimizer updates), got {total_steps!r}")
@@ -73,6 +76,9 @@ class Pruner:
         warning = self.coverage.warning() if granularity != "structured" else None
         if warning:
             log.warning("pinch: %s", warning)
+        # Before any gate or pinch buffer: the teacher copies the modules as the toolkit built them.
+        self.distiller = (Distiller(model, self.config, distill_sites or DistillSites())
+                          if self.config.distill_weight > 0 else None)
         self.model = model
         model.register_buffer(STEP_BUFFER, torch.zeros((), dtype=torch.long))
         self.clock = Clock(model, total_steps)
@@ -80,16 +86,17 @@ class Pruner:
                                       **self.config.method_kwargs())
         model._pinch_pruner = self
         self._started = False
-        self._start_hook = model.register_forward_pre_hook(self._start_on_training_forward)
+        # First of the model's pre-hooks: the teacher's hooks on a model that is its own entry need it started.
+        self._start_hook = model.register_forward_pre_hook(self._start_on_training_forward, prepend=True)
 
     @classmethod
-    def from_config(cls, model, config, total_steps):
+    def from_config(cls, model, config, total_steps, distill_sites=None):
         """From a ``PruningConfig`` or the mapping in a toolkit's YAML."""
         if not isinstance(config, PruningConfig):
             config = PruningConfig.from_dict(config)
         return cls(model, method=config.method, target_sparsity=config.target_sparsity, targets=config.targets,
                    preset=config.preset, total_steps=total_steps, granularity=config.granularity,
-                   **config.method_kwargs())
+                   distill_sites=distill_sites, **config.method_kwargs(), **config.distill_kwargs())
 
     def _start_on_training_forward(self, module, args):
         if module.training:
@@ -100,6 +107,8 @@ class Pruner:
         if not self._started:
             self._started = True
             self._start_hook.remove()
+            if self.distiller is not None:  # before a one-shot method zeroes weights
+                self.distiller.start(self.clock.step)
             self.method.start()
 
     @property
@@ -113,6 +122,11 @@ class Pruner:
         if not torch.isfinite(value):
             raise FloatingPointError(f"pinch {self.config.method} penalty is {value.item()}")
         return value
+
+    def distillation(self):
+        """``(loss, stats)`` of distillation for the last training forward, to add to the task
+        loss; None without it (``distill_weight: 0``)."""
+        return None if self.distiller is None else self.distiller.loss()
 
     def step(self):
         """After each real optimizer update: advance schedules, re-apply masks, switch eta."""

@@ -160,7 +160,7 @@ def test_skip_train_decodes_and_scores_the_held_model_on_your_sets(user, held):
     for stage in (4, 10, 11, 14, 15):
         assert f"Stage {stage}: skipped: --skip_train true" in err
     # Nothing trained: no statistics, no control, no compression run; no training set formatted.
-    assert held["exp"] == ["logs", "pretrained_asr_mine"] and held["dump"] == ["eval1", "eval2"]
+    assert held["exp"] == ["RESULTS.md", "logs", "pretrained_asr_mine"] and held["dump"] == ["eval1", "eval2"]
     assert not (dense / "train.log").exists()
     # Segments cut into one flac file per utterance (asr.sh's format stage), of the segment's length.
     eval1 = root / "dump" / "raw" / "eval1"

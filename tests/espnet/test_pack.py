@@ -47,8 +47,8 @@ def recipe_dir(tmp_path_factory):
     baked = root / "exp" / RUN / "baked"
     for d in (root / TOKEN_DIR, (root / STATS).parent, baked, root / "conf"):
         d.mkdir(parents=True)
-    with contextlib.chdir(root):  # as the recipe trains it: paths relative to the recipe dir
-        pieces = train_bpe(root.joinpath(TOKEN_DIR, "bpe").relative_to(root), 32)
+    # by absolute paths, as many a held model's was trained: sentencepiece keeps them in the model
+    pieces = train_bpe(root / TOKEN_DIR / "bpe", 32)
     (root / TOKEN_DIR / "bpe.vocab").unlink()
     tokens = ["<blank>", "<unk>", *(p for p in pieces if p not in ("<unk>", "<s>", "</s>")), "<sos/eos>"]
     (root / TOKEN_DIR / "tokens.txt").write_text("".join(f"{t}\n" for t in tokens))

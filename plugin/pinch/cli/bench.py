@@ -18,5 +18,5 @@ def run(args):
     for name in names:
         cmd = [sys.executable, os.path.join(BENCH_DIR, SCRIPTS[name]), "--out", args.out]
         if args.quick:
-            cmd += {"overhead": ["--steps", "3"], "inference": ["--repeats", "3"], "deploy": ["--repeats", "2"]}[name]
+            cmd += {"overhead": ["--quick"], "inference": ["--repeats", "3"], "deploy": ["--repeats", "2"]}[name]
         subprocess.run(cmd, check=True, cwd=os.path.dirname(BENCH_DIR))

@@ -17,6 +17,8 @@ def bake(model):
     pruner = model.__dict__.pop("_pinch_pruner", None)
     if pruner is not None:
         pruner._start_hook.remove()
+        if pruner.distiller is not None:
+            pruner.distiller.remove()
         pruner.method.finish()
     for _, gate in list(iter_gates(model)):
         gate.remove(apply_mask=True)

@@ -43,6 +43,9 @@ class SelfPinching(PruningMethod):
     common factor, the largest that brings sparsity back to the target (a quantile of
     ``|w| / t`` over all gated weights). Scaling by a common factor keeps the ratios
     between layers' thresholds, which is the learned per-layer allocation.
+
+    ``gate_path`` (auto | fused | per_matrix) chooses how the gate bank runs the gates' math:
+    stacked by shape on CUDA, a loop over matrices elsewhere (`pinch.gates.masking`).
     """
 
     name = "sspg"

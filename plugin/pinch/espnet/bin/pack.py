@@ -106,6 +106,8 @@ def lay_out(root, config, config_file, model_file, inference_config, name):
         if member == config_member:
             with (root / member).open("w", encoding="utf-8") as f:
                 yaml_no_alias_safe_dump(config, f, indent=4, sort_keys=False)
+        elif source.suffix == ".model" and member.startswith("data/token_list/"):
+            portable_bpe(source, root / member)
         elif member.endswith("/RESULTS.md"):  # its heading names the model dir as the recipe ran it
             text = source.read_text(encoding="utf-8")
             for spelled in sorted({str(source.parent), str(source.parent.resolve())}, key=len, reverse=True):
@@ -114,6 +116,22 @@ def lay_out(root, config, config_file, model_file, inference_config, name):
         else:
             shutil.copy(source, root / member)
     return members
+
+
+def portable_bpe(source, dest):
+    """The sentencepiece model without where it was trained: sentencepiece keeps its training
+    input and output prefix (paths of the machine that trained it, often absolute) in the
+    model's trainer spec, which tokenization never reads; pieces and normalizer stay as they are."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    try:
+        proto.ParseFromString(source.read_bytes())
+    except Exception as err:  # protobuf's DecodeError, and whatever a file not of its kind raises
+        raise ValueError(f"{source}: not a sentencepiece model ({err.__class__.__name__})") from None
+    del proto.trainer_spec.input[:]
+    proto.trainer_spec.model_prefix = PurePosixPath(proto.trainer_spec.model_prefix).name
+    dest.write_bytes(proto.SerializeToString())
 
 
 def check_loads(root, config_member, model_member, config_file, model_file):
