@@ -15,7 +15,10 @@ setup(
     extras_require={
         "espnet": ["espnet==202511", "torchaudio"],
         "nemo": ["nemo_toolkit[asr]==3.0.0"],
-        "data": ["soundfile", "soxr", "scipy", "pyroomacoustics", "jiwer", "rapidfuzz", "tqdm", "matplotlib", "librosa", "pyworld", "pysptk"],
+        # pocketsphinx and speechmos: the TTS judges (pinch.scoring.judges); speechmos imports
+        # onnxruntime and requests without declaring them.
+        "data": ["soundfile", "soxr", "scipy", "pyroomacoustics", "jiwer", "rapidfuzz", "tqdm", "matplotlib", "librosa",
+                 "pyworld", "pysptk", "pocketsphinx", "speechmos", "onnxruntime", "requests"],
         "deploy": ["onnx", "onnxruntime", "sherpa-onnx"],
         "test": ["pytest", "pytest-xdist", "filelock", "jiwer", "rapidfuzz", "soundfile", "soxr", "matplotlib", "tqdm"],
     },

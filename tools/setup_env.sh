@@ -56,7 +56,7 @@ con=(-c "$root/tools/constraints.txt")
 "${pip[@]}" install -q "${con[@]}" "setuptools<81" wheel torch torchaudio
 "${pip[@]}" install -q "${con[@]}" "nemo_toolkit[asr]" -r "$root/tools/espnet-requirements.txt" \
   jiwer safetensors pytest pytest-xdist matplotlib tqdm transformers soundfile pysptk pyroomacoustics uv \
-  onnx onnxruntime sherpa-onnx
+  onnx onnxruntime sherpa-onnx pocketsphinx speechmos
 # espnet pins setuptools<74, which torch 2.11 cannot live with: its own requirements
 # (minus that pin) were installed above; --no-deps keeps pip from backtracking to an
 # ancient espnet release that lacks the pin.

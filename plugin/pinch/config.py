@@ -80,7 +80,8 @@ class PruningConfig:
     def _check_distill(self):
         validate(_DISTILL_NUMBERS, {k: getattr(self, k) for k in _DISTILL_NUMBERS})
         if self.distill_hidden_loss not in ("l1", "l2"):
-            raise ValueError(f"pruning key 'distill_hidden_loss' must be 'l1' or 'l2', got {self.distill_hidden_loss!r}")
+            raise ValueError(f"pruning key 'distill_hidden_loss' must be 'l1' or 'l2', "
+                             f"got {self.distill_hidden_loss!r}")
         if not isinstance(self.distill_outputs, bool):
             raise ValueError(f"pruning key 'distill_outputs' must be true or false, got {self.distill_outputs!r}")
         layers = self.distill_layers
@@ -94,7 +95,8 @@ class PruningConfig:
             try:
                 re.compile(pattern)
             except re.error as err:
-                raise ValueError(f"pruning key 'distill_layers': {pattern!r} is not a regular expression ({err})") from None
+                raise ValueError(f"pruning key 'distill_layers': {pattern!r} is not a regular expression "
+                                 f"({err})") from None
         hidden = bool(layers) and self.distill_hidden_weight > 0
         if self.distill_weight > 0 and not (self.distill_outputs or hidden):
             raise ValueError(f"pruning key 'distill_weight' is {self.distill_weight} but nothing is distilled: set "

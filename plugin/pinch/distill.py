@@ -9,10 +9,11 @@ then the head that reads its output), copied before any gate exists and loaded w
 student's weights when the pass starts (its first training forward, before a one-shot method
 masks anything): espnet2 loads ``--init_param`` only after the model is built. It runs in eval
 mode (no dropout, BatchNorm on its running statistics: the dense model as it is deployed, as
-DPHuBERT's teacher) under ``torch.no_grad()``, call by call beside the student: once an entry
-module of the student has run, its twin runs on the same inputs, the tensors an earlier entry
+DPHuBERT's teacher) under ``torch.no_grad()``, call by call beside the student: as an entry
+module of the student is called, its twin runs on the same inputs, the tensors an earlier entry
 returned replaced by the teacher's own. So the teacher sees the student's encoder input (after
-the toolkit's SpecAugment) and its frames align with the student's.
+the toolkit's SpecAugment) and its frames align with the student's. A pass resumed from a
+checkpoint has no teacher: the dense weights are not saved (they would double every checkpoint).
 """
 import copy
 import functools
@@ -67,8 +68,8 @@ class Distiller:
         # Every module the teacher runs: its entry (which first call captures it) and twins.
         self._entry_of, self._twin = {}, {}
         for entry in self.entries:
-            pairs = zip(modules[entry].named_modules(prefix=entry), self.teacher.get_submodule(entry).named_modules(prefix=entry))
-            for (name, student), (_, twin) in pairs:
+            twins = self.teacher.get_submodule(entry).named_modules(prefix=entry)
+            for (name, student), (_, twin) in zip(modules[entry].named_modules(prefix=entry), twins):
                 self._entry_of[name], self._twin[id(student)] = entry, twin
         self.output = self._output(model, sites.output) if config.distill_outputs else None
         self.layers = self._layers(config.distill_layers) if config.distill_hidden_weight > 0 else []
@@ -94,7 +95,8 @@ class Distiller:
                              f"forward runs); pinch knows none in {type(model).__name__}: set distill_outputs: "
                              "false and name distill_layers")
         if name not in self._entry_of:
-            raise ValueError(f"distill: output module {name!r} is outside what the teacher runs ({_where(self.entries)})")
+            raise ValueError(f"distill: output module {name!r} is outside what the teacher runs "
+                             f"({_where(self.entries)})")
         return name
 
     def _layers(self, items):

@@ -86,7 +86,8 @@ class Pruner:
                                       **self.config.method_kwargs())
         model._pinch_pruner = self
         self._started = False
-        # First of the model's pre-hooks: the teacher's hooks on a model that is its own entry need it started.
+        # First of the model's pre-hooks: the teacher's hooks on a model that is its own entry
+        # need the pass started.
         self._start_hook = model.register_forward_pre_hook(self._start_on_training_forward, prepend=True)
 
     @classmethod

@@ -166,6 +166,19 @@ score_set() {
     done
 }
 
+# judge_set STAGE VOCAB_TEXT LM_TEXT WAV_SCP TEXT OUT [NAME:HYP ...]: the TTS judges that did
+# not train on the corpus (pinch.scoring judge): pocketsphinx with the words of VOCAB_TEXT (every
+# test sentence's) and a language model of LM_TEXT (the training text), and DNSMOS, into
+# OUT/judges.json; MAPSSWE of its pocketsphinx hypotheses against each NAME's.
+judge_set() {
+    local stage=$1 vocab=$2 lm=$3 wav_scp=$4 text=$5 out=$6 compare=() r
+    done_or_redo "${out}/judges.json" "${stage}" && return
+    for r in "${@:7}"; do compare+=(--compare "${r}"); done
+    mkdir -p "${out}"
+    ${python} -m pinch.scoring judge --wav-scp "${wav_scp}" --text "${text}" --vocab-text "${vocab}" \
+        --lm-text "${lm}" --out "${out}" "${compare[@]}" > "${out}/judge.log" 2>&1 || failed "judges" "${out}/judge.log"
+}
+
 # done_or_redo OUTPUT STAGE: true if OUTPUT is complete and must be kept (skip the work).
 done_or_redo() {
     if [ -e "$1" ]; then

@@ -37,6 +37,8 @@ def runs(w):
         ("pinch.scoring", ["compare", "--ref", dev / "text", "--hyp-a", dev / "text", "--hyp-b", dev / "text",
                            "--out", w / "compare"]),
         ("pinch.scoring", ["tts", "--ref-scp", dev / "wav.scp", "--syn-scp", dev / "wav.scp", "--out", w / "tts"]),
+        ("pinch.scoring", ["judge", "--wav-scp", data / "tts" / "dev" / "wav.scp", "--text", data / "tts" / "dev" / "text",
+                           "--lm-text", train / "text", "--out", w / "judges"]),
         ("pinch.scoring", ["append-result", "--table", table, "--row", json.dumps(dense)]),
         ("pinch.scoring", ["append-result", "--table", table, "--row", json.dumps(pruned)]),
         ("pinch.scoring", ["recorded", "--table", table, "--toolkit", "nemo", "--dense", w / "ckpt.pth", "dense"]),

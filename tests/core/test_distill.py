@@ -63,7 +63,8 @@ def tiny(seed=0, **kwargs):
 
 
 def pruner(model, sites=SITES, **keys):
-    keys = {"preset": "conformer", "distill_weight": 1.0, **({"eta": 0.5} if keys.get("method", "sspg") == "sspg" else {}), **keys}
+    sspg = {"eta": 0.5} if keys.get("method", "sspg") == "sspg" else {}
+    keys = {"preset": "conformer", "distill_weight": 1.0, **sspg, **keys}
     return pinch.Pruner(model, total_steps=20, distill_sites=sites, **keys)
 
 

@@ -142,6 +142,17 @@ def test_finished_results_are_kept_without_overwrite(recipe):
     assert results_md.read_text() == before_md  # not even its date refreshed
 
 
+def test_stage_12_decodes_and_never_trains(recipe):
+    """asr.sh's numbers: an egs2 user's --stage 12 re-decodes; no training starts."""
+    comp = recipe["compressed"]
+    before = {p: p.stat().st_mtime_ns for p in (comp / "train.log", comp / "latest.pth", comp / "baked" / "model.pth")}
+    proc = run_recipe(recipe["root"], "--stage", "12", "--stop_stage", "12")
+    assert "Stage 12: Decoding with unmodified espnet2.bin.asr_inference" in proc.stderr
+    assert f"{recipe['dense']}/{DENSE_TAG}/test_clean/text exists; skipping" in proc.stderr
+    assert "Stage 11" not in proc.stderr and "training jobs" not in proc.stderr
+    assert before == {p: p.stat().st_mtime_ns for p in before}
+
+
 PLAIN_DECODE = """
 import json, sys
 from espnet2.bin.asr_inference import Speech2Text

@@ -58,11 +58,16 @@ def test_every_stage_ran_and_wrote_results(recipe):
     for ref in ("dense", "dense_finetune"):
         assert (recipe["baked"] / synth / "asr_asr_train_asr_conformer_ctc_raw_bpe30" / f"mapsswe_vs_{ref}" /
                 "compare.json").is_file()
+        assert (recipe["baked"] / synth / "judges" / "pocketsphinx" / f"mapsswe_vs_{ref}" / "compare.json").is_file()
+    assert json.loads((exp / "judges" / "test" / "judges.json").read_text())["utterances"] == 4  # the recordings
     results = (exp / "RESULTS.md").read_text()
     assert all(f"|tts_train_tacotron2_raw_char{s}|" in results for s in ("", "_finetune", "_sspg0.5"))
     rows = json.loads((recipe["root"] / "results" / "results.json").read_text())
     assert [(r["task"], r["method"]) for r in rows] == [("tts", "dense"), ("tts", "dense_finetune"), ("tts", "sspg")]
     assert rows[2]["reference"] == "dense_finetune" and set(rows[2]["mapsswe"]) == {"dense", "dense_finetune"}
+    assert set(rows[2]["pocketsphinx_mapsswe"]) == {"dense", "dense_finetune"}
+    assert all(1 <= r["dnsmos_ovrl"] <= 5 and r["pocketsphinx_cer"] >= 0 for r in rows)
+    assert "|the recordings|" in results and "pocketsphinx CER of the recordings" in rows[0]["notes"]
     # The control had the compression pass's length: the same finetune_args, no pruning.
     control_log = (recipe["control"] / "train.log").read_text()
     assert "--max_epoch 5" in control_log and "--init_param" in control_log and "loss_sparsity" not in control_log

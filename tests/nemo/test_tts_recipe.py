@@ -84,11 +84,15 @@ def test_every_stage_ran_and_wrote_results(recipe):
         assert json.loads((out / "tts_metrics" / "tts_metrics.json").read_text())["mcd"] > 0
         assert (out / ASR_TAG / "score_wer" / "result.json").is_file()
     assert (recipe["compressed"] / SYNTH / ASR_TAG / "mapsswe_vs_dense" / "compare.json").is_file()
+    assert (recipe["compressed"] / SYNTH / "judges" / "pocketsphinx" / "mapsswe_vs_dense" / "compare.json").is_file()
+    assert json.loads((exp / "judges" / "test" / "judges.json").read_text())["utterances"] == len(recipe["test_ids"])
     results = (exp / "RESULTS.md").read_text()
     assert "|fastpitch|" in results and "|fastpitch_sspg0.5|" in results
     rows = json.loads((recipe["root"] / "results" / "results.json").read_text())
     assert [(r["task"], r["toolkit"], r["method"]) for r in rows] == [("tts", "nemo", "dense"), ("tts", "nemo", "sspg")]
     dense, sspg = rows
+    assert set(sspg["pocketsphinx_mapsswe"]) == {"dense"}
+    assert all(1 <= r["dnsmos_ovrl"] <= 5 and r["pocketsphinx_cer"] >= 0 for r in rows)
     assert dense["encoder_sparsity"] < 0.01 and "corpus=embedded" in sspg["notes"]
     # Half of the gated matrices' weights are zero; the encoder's embedding and biases are not
     # gated, so the encoder as a whole is a little under half.

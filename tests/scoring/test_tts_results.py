@@ -15,6 +15,14 @@ from pinch.scoring.tts_results import TTSModel, parameter_counts, tts_results
 SR = 16000
 
 
+def _judges(path, cer, ovrl, tests=()):
+    """A judges.json as pinch.scoring.judges writes it (the fields the results read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pocketsphinx": {"cer": cer, "mapsswe": {
+        ref: {"p_value": p, "lossless": lossless} for ref, p, lossless in tests}},
+        "dnsmos": {"sig": ovrl + 0.5, "bak": 4.0, "ovrl": ovrl}}))
+
+
 def _tone(path, hz, seconds=0.5):
     t = np.arange(int(SR * seconds)) / SR
     sf.write(path, 0.3 * np.sin(2 * np.pi * hz * t), SR)
@@ -35,6 +43,7 @@ def _model(tmp_path, name, encoder_zeros, mcd, cer, baked, method="dense", tests
         _tone(synth / f"{u}.wav", 300 + 50 * i + encoder_zeros)
         wavs.append(f"{u} {synth / f'{u}.wav'}")
     (synth / "wav.scp").write_text("\n".join(wavs) + "\n")
+    _judges(synth / "judges" / "judges.json", 3 * cer, 3.0 - cer / 10, tests if baked else ())
     for ref, p, lossless in tests if baked else ():
         (synth / "asr" / f"mapsswe_vs_{ref}").mkdir()
         (synth / "asr" / f"mapsswe_vs_{ref}" / "compare.json").write_text(json.dumps({"p_value": p, "lossless": lossless}))
@@ -58,30 +67,41 @@ def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
     for u in ("u1", "u2"):
         _tone(tmp_path / f"ref_{u}.wav", 200)
     ref_scp.write_text("".join(f"{u} {tmp_path / f'ref_{u}.wav'}\n" for u in ("u1", "u2")))
-    (tmp_path / "ref_cer.json").write_text(json.dumps({"cer": 3.5}))
+    (tmp_path / "ref_cer.json").write_text(json.dumps({"cer": 3.5, "wer": 7.0}))
+    _judges(tmp_path / "ref_judges.json", 12.0, 3.2)
     table = tmp_path / "table"
 
     def run():
-        return tts_results([dense, pruned], "asr", tmp_path / "ref_cer.json", ref_scp, "test",
+        return tts_results([dense, pruned], "asr", tmp_path / "ref_cer.json", tmp_path / "ref_judges.json", ref_scp,
+                           "test",
                            tmp_path / "RESULTS.md", tmp_path / "samples", 1, "espnet", table, notes="corpus=embedded")
 
     rows = run()
     assert [r["encoder_sparsity"] for r in rows] == [0.0, 0.5]
     md = (tmp_path / "RESULTS.md").read_text()
     assert "on the recordings themselves it is 3.50%" in md
-    assert "|tts_dense_sspg0.5|100|0.5000|150|0.3333|6.200|0.1000|5.00|10.00||0.4 (no significant increase)|" in md
+    assert ("|tts_dense_sspg0.5|100|0.5000|150|0.3333|6.200|0.1000|5.00|10.00||0.4 (no significant increase)|"
+            "15.00|0.4 (no significant increase) vs dense model|3.000|4.000|2.500|") in md
+    assert "|the recordings|||||||3.50|7.00|||12.00||3.700|4.000|3.200|" in md
+    header = next(line for line in md.splitlines() if line.startswith("|model|"))
+    assert all(line.count("|") == header.count("|") for line in md.splitlines() if line.startswith("|"))
     assert sorted(p.name for p in (tmp_path / "samples" / "u1").iterdir()) == [
         "mel.png", "reference.wav", "tts_dense.wav", "tts_dense_sspg0.5.wav"]
     assert not (tmp_path / "samples" / "u2").exists()  # n_samples=1
     stored = read_rows(table)
     assert [r["task"] for r in stored] == ["tts", "tts"] and stored[1]["significance"] == {
         "test": {"p_value": 0.4, "lossless": True}}
+    assert stored[1]["pocketsphinx_cer"] == 15.0 and stored[1]["dnsmos_ovrl"] == 2.5
+    assert stored[1]["pocketsphinx_mapsswe"] == {"dense": {"test": {"p_value": 0.4, "lossless": True}}}
+    assert "pocketsphinx CER of the recordings 12.00; DNSMOS of the recordings SIG 3.700 BAK 4.000 OVRL 3.200" \
+        in stored[0]["notes"]
     run()  # a rerun appends no row twice
     assert len(read_rows(table)) == 2
     text = render_markdown(stored + [{"system": "asr_dense", "toolkit": "espnet", "wer": {"test_clean": 9.0}}])
     asr_part, tts_part = text.split("## TTS")
     assert "asr_dense" in asr_part and "MCD" not in asr_part and "tts_dense" not in asr_part
     assert "ASR-CER test" in tts_part and "encoder sparsity" in tts_part and "WER" not in tts_part
+    assert "| pocketsphinx CER | DNSMOS SIG | DNSMOS BAK | DNSMOS OVRL |" in tts_part and "DNSMOS" not in asr_part
     assert side_by_side_main(["--table", str(table), "--task", "tts"]) == 0
     out = capsys.readouterr().out
     assert "espnet MCD dB" in out and "| sspg | 0.5 | 100 | 0.5 | 150 | 6.2 | 0.1 | 5.00 (p=0.4 vs dense, lossless)" in out
@@ -99,9 +119,10 @@ def test_the_verdict_of_a_compressed_model_is_against_the_dense_control_where_th
     _tone(tmp_path / "ref_u1.wav", 200)
     _tone(tmp_path / "ref_u2.wav", 200)
     ref_scp.write_text("".join(f"{u} {tmp_path / f'ref_{u}.wav'}\n" for u in ("u1", "u2")))
-    (tmp_path / "ref_cer.json").write_text(json.dumps({"cer": 3.5}))
+    (tmp_path / "ref_cer.json").write_text(json.dumps({"cer": 3.5, "wer": 7.0}))
+    _judges(tmp_path / "ref_judges.json", 12.0, 3.2)
     table = tmp_path / "table"
-    tts_results([dense, control, pruned], "asr", tmp_path / "ref_cer.json", ref_scp, "test",
+    tts_results([dense, control, pruned], "asr", tmp_path / "ref_cer.json", tmp_path / "ref_judges.json", ref_scp, "test",
                 tmp_path / "RESULTS.md", tmp_path / "samples", 1, "espnet", table)
     stored = read_rows(table)
     assert [r["method"] for r in stored] == ["dense", "dense_finetune", "sspg"]
@@ -110,4 +131,5 @@ def test_the_verdict_of_a_compressed_model_is_against_the_dense_control_where_th
     assert stored[2]["mapsswe"]["dense"] == {"test": {"p_value": 0.4, "lossless": True}}
     md = (tmp_path / "RESULTS.md").read_text()
     assert "|MAPSSWE p vs dense control|MAPSSWE p vs dense model|" in md
-    assert "|5.00|10.00|0.02 (worse)|0.4 (no significant increase)|" in md
+    assert "|5.00|10.00|0.02 (worse)|0.4 (no significant increase)|15.00|0.02 (worse) vs dense control|" in md
+    assert stored[2]["pocketsphinx_mapsswe"]["dense"] == {"test": {"p_value": 0.4, "lossless": True}}

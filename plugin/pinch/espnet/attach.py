@@ -3,9 +3,9 @@
 espnet2's Trainer computes ``loss, stats, weight = model(**batch)`` and steps the
 optimizer itself. A forward hook on the model adds the penalty (and, with distillation,
 ``loss_distill``) to the loss and the pruning scalars to the stats (so they reach the
-training log and TensorBoard); an optimizer step post-hook advances the schedule. The post-hook fires only when
-``optimizer.step()`` really runs: once per ``accum_grad`` batches, never on the steps
-the Trainer or AMP's GradScaler skip for non-finite gradients.
+training log and TensorBoard); an optimizer step post-hook advances the schedule. The
+post-hook fires only when ``optimizer.step()`` really runs: once per ``accum_grad``
+batches, never on the steps the Trainer or AMP's GradScaler skip for non-finite gradients.
 """
 import torch
 from espnet2.torch_utils.device_funcs import force_gatherable
@@ -27,7 +27,9 @@ def distill_sites(model):
     output distilled is ``ctc.ctc_lo``'s per-frame logits in the forward's first CTC call (the
     final layer's; intermediate CTC is not distilled). Where the training forward runs no
     ``ctc`` (transducers, ``ctc_weight: 0``, TTS) only hidden layers can be distilled."""
-    entries = (encoder_name(model),) + (("postencoder",) if getattr(model, "postencoder", None) is not None else ())
+    entries = (encoder_name(model),)
+    if getattr(model, "postencoder", None) is not None:
+        entries += ("postencoder",)
     if hasattr(getattr(model, "ctc", None), "ctc_lo") and getattr(model, "ctc_weight", 0.0) != 0.0:
         return DistillSites(entries + ("ctc",), "ctc.ctc_lo")
     return DistillSites(entries, None)

@@ -1,6 +1,7 @@
 """Scoring shared by every recipe: sclite WER/CER (jiwer cross-check), MAPSSWE
-significance, an append-only results table, and TTS metrics (pinch.scoring.tts_metrics,
-not imported here: it loads librosa, pyworld and pysptk, which ASR scoring does not need)."""
+significance, an append-only results table, and TTS metrics (pinch.scoring.tts_metrics, and the
+judges not trained on the corpus, pinch.scoring.judges: not imported here, they load librosa,
+pyworld, pysptk, pocketsphinx and DNSMOS, which ASR scoring does not need)."""
 from .asr_cer import asr_cer
 from .mapsswe import ALPHA, compare, format_compare
 from .results import COLUMNS, append_result, read_rows, render_markdown

@@ -1,4 +1,4 @@
-"""CLI: python -m pinch.scoring {score,compare,append-result,recorded,tts} ..."""
+"""CLI: python -m pinch.scoring {score,compare,append-result,recorded,tts,judge} ..."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref-scp", required=True, help="wav.scp of the reference recordings")
     p.add_argument("--syn-scp", required=True, help="wav.scp of the synthesized audio")
     p.add_argument("--out", required=True, help="directory for tts_metrics.json")
+    p = sub.add_parser("judge", help="pocketsphinx CER (the corpus's words) and DNSMOS SIG/BAK/OVRL: "
+                       "judges not trained on the corpus")
+    p.add_argument("--wav-scp", required=True, help="wav.scp of the speech to judge (16 kHz or more)")
+    p.add_argument("--text", required=True, help="Kaldi text: the sentence of each utterance")
+    p.add_argument("--lm-text", nargs="+", required=True, help="the corpus's training text(s): the language model")
+    p.add_argument("--vocab-text", nargs="+", help="the test sentences whose words join the dictionary "
+                   "(default --text; give the whole test set where systems speak parts of it)")
+    p.add_argument("--compare", action="append", default=[], metavar="NAME:HYP",
+                   help="MAPSSWE of the pocketsphinx hypotheses against another system's OUT/pocketsphinx/hyp")
+    p.add_argument("--out", required=True, help="directory for judges.json and pocketsphinx/")
     args = parser.parse_args(argv)
     try:
         if args.command == "score":
@@ -58,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
             r = score_tts(args.ref_scp, args.syn_scp, args.out)
             f0 = "n/a" if r["log_f0_rmse"] is None else f"{r['log_f0_rmse']:.4f}"
             print(f"MCD {r['mcd']:.3f} dB  log-F0 RMSE {f0}  ({r['utterances']} utts)")
+        elif args.command == "judge":
+            from .judges import format_judges, judge  # pocketsphinx, DNSMOS: judges only
+
+            references = {}
+            for spec in args.compare:
+                name, sep, hyp = spec.partition(":")
+                if not sep or not name or not hyp:
+                    raise ValueError(f"--compare {spec!r} is not NAME:HYP")
+                references[name] = hyp
+            print(format_judges(judge(args.wav_scp, args.text, args.lm_text, args.out, args.vocab_text, references)))
         else:
             try:
                 row = json.loads(args.row)

@@ -58,6 +58,14 @@ COLUMNS = {
     "mcd": (numbers.Real, "MCD dB", "TTS: mel-cepstral distortion to the recordings (DTW)"),
     "log_f0_rmse": (numbers.Real, "log-F0 RMSE", "TTS: log-F0 RMSE to the recordings"),
     "cer": (dict, "ASR-CER", "TTS: test set -> CER in percent of the synthesized speech by an ASR model"),
+    "pocketsphinx_cer": (numbers.Real, "pocketsphinx CER", "TTS: CER in percent of the synthesized speech by "
+                         "pocketsphinx's en-us model (trained on human speech) with the corpus's words "
+                         "(pinch.scoring.judges)"),
+    "pocketsphinx_mapsswe": (dict, "pocketsphinx MAPSSWE", "TTS: reference -> test set -> {p_value, lossless, "
+                             "reference_hyps}: pocketsphinx's errors against the reference model's"),
+    "dnsmos_sig": (numbers.Real, "DNSMOS SIG", "TTS: DNSMOS P.835 speech quality (1-5), mean over utterances"),
+    "dnsmos_bak": (numbers.Real, "DNSMOS BAK", "TTS: DNSMOS P.835 background quality (1-5), mean over utterances"),
+    "dnsmos_ovrl": (numbers.Real, "DNSMOS OVRL", "TTS: DNSMOS P.835 overall quality (1-5), mean over utterances"),
     "notes": (str, "notes", "free text"),
     "date": (str, "date", "UTC time of the append (added automatically)"),
 }
@@ -90,11 +98,12 @@ def check_row(row: dict, where: str = "result row") -> None:
                 raise ValueError(f"{where}: {key}[{test_set!r}] must be a number >= 0, got {rate!r}")
     for test_set, sig in (row.get("significance") or {}).items():
         _check_significance(sig, f"significance[{test_set!r}]", where)
-    for reference, tests in (row.get("mapsswe") or {}).items():
-        if not isinstance(tests, dict):
-            raise ValueError(f"{where}: mapsswe[{reference!r}] must map test sets to results, got {tests!r}")
-        for test_set, sig in tests.items():
-            _check_significance(sig, f"mapsswe[{reference!r}][{test_set!r}]", where)
+    for key in ("mapsswe", "pocketsphinx_mapsswe"):
+        for reference, tests in (row.get(key) or {}).items():
+            if not isinstance(tests, dict):
+                raise ValueError(f"{where}: {key}[{reference!r}] must map test sets to results, got {tests!r}")
+            for test_set, sig in tests.items():
+                _check_significance(sig, f"{key}[{reference!r}][{test_set!r}]", where)
 
 
 def _check_significance(sig, field: str, where: str) -> None:
@@ -181,11 +190,12 @@ def append_result(table_dir: Path, row: dict) -> dict:
 
 
 # Columns of one task's table only; the rest are shared.
-TTS_ONLY = ("task", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer")
+TTS_ONLY = ("task", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer", "pocketsphinx_cer",
+            "pocketsphinx_mapsswe", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 ASR_ONLY = ("sparsity", "size_mb", "compact_mb", "wall_time_s", "attempts", "wer")
 # In results.json only: the sweep report reads them (python -m pinch.sweep).
 JSON_ONLY = ("seed", "epochs", "sparsity_trained", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s",
-             "mapsswe", "dense_fingerprint")
+             "mapsswe", "dense_fingerprint", "pocketsphinx_mapsswe")
 
 
 def render_markdown(rows: list[dict]) -> str:

@@ -39,7 +39,8 @@ def world_features(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return f0, pysptk.sp2mc(sp, MCEP_ORDER, MCEP_ALPHA[sr])
 
 
-def _load(path: str, where: str) -> tuple[np.ndarray, int]:
+def load_audio(path: str, where: str) -> tuple[np.ndarray, int]:
+    """(mono float64 samples, sample rate); errors name `where`."""
     try:
         audio, sr = sf.read(path, dtype="float64")
     except Exception as e:  # soundfile raises several types for unreadable files
@@ -69,8 +70,8 @@ def compare_audio(ref: np.ndarray, syn: np.ndarray, sr: int) -> dict:
 
 
 def compare_files(ref_path: str, syn_path: str, where: str = "") -> dict:
-    ref, sr_r = _load(ref_path, where or ref_path)
-    syn, sr_s = _load(syn_path, where or syn_path)
+    ref, sr_r = load_audio(ref_path, where or ref_path)
+    syn, sr_s = load_audio(syn_path, where or syn_path)
     if sr_r != sr_s:
         raise ValueError(f"{where or syn_path}: synthesized audio is {sr_s} Hz, reference "
                          f"{ref_path} is {sr_r} Hz")

@@ -7,7 +7,9 @@
 # same pass without pruning), 8 bake (the pass's last epoch), 9 synthesis of the test
 # sentences (Griffin-Lim unless --vocoder_file), 10 scoring: MCD and log-F0 RMSE against the
 # recordings, and ASR-CER of the synthesized speech by the ASR recipe's dense model, with a
-# MAPSSWE test of each compressed model against the dense model and the dense control.
+# MAPSSWE test of each compressed model against the dense model and the dense control; and
+# judges not trained on the corpus (pinch.scoring.judges): pocketsphinx's CER with the corpus's
+# words (MAPSSWE as the ASR-CER's) and DNSMOS SIG/BAK/OVRL, of the recordings and each model.
 #   ./run.sh                                   # embedded corpus's TTS view, encoder to 50%
 #   ./run.sh --datadir ../asr1/data            # reuse the ASR recipe's corpus (same stamp)
 #   ./run.sh --corpus ljspeech --ljspeech_dir /data/LJSpeech-1.1 --fs 22050
@@ -258,7 +260,7 @@ fi
 
 if run_stage 10; then
     t0=${SECONDS}
-    log "Stage 10: Scoring: MCD and log-F0 RMSE vs the recordings, ASR-CER by ${asr_recipe}/${asr_model_dir}, MAPSSWE vs the dense model and the dense control"
+    log "Stage 10: Scoring: MCD and log-F0 RMSE vs the recordings, ASR-CER by ${asr_recipe}/${asr_model_dir}, MAPSSWE vs the dense model and the dense control, pocketsphinx CER and DNSMOS"
     asr_dir="${asr_recipe}/${asr_model_dir}"
     [ -f "${asr_dir}/config.yaml" ] \
         || die "${asr_dir}/config.yaml is missing: run ${asr_recipe}/run.sh first, or pass --asr_recipe/--asr_model_dir"
@@ -276,10 +278,16 @@ if run_stage 10; then
             > "${out}/asr_inference.log" 2>&1 || failed "ASR decoding" "${out}/asr_inference.log"
         LC_ALL=C sort "${out}/decode/1best_recog/text" > "${out}/text.tmp" && mv "${out}/text.tmp" "${out}/text"
     }
+    # judge WAV_SCP TEXT OUT [NAME:HYP ...]: judge_set with the corpus's words and training text.
+    judge() {
+        need "${dumpdir}/raw/${train_set}/text" 3
+        judge_set 10 "${dumpdir}/raw/${test_set}/text" "${dumpdir}/raw/${train_set}/text" "$@"
+    }
     # The ASR model's own CER on the recordings: what the synthesized speech is measured against.
     ref_out="${expdir}/${asr_tag}/${test_set}"
     transcribe "${dumpdir}/raw/${test_set}/wav.scp" "${ref_out}"
     score_set 10 "${dumpdir}/raw/${test_set}/text" "${ref_out}/text" "${ref_out}"
+    judge "${dumpdir}/raw/${test_set}/wav.scp" "${dumpdir}/raw/${test_set}/text" "${expdir}/judges/${test_set}"
     while read -r dir config model made_by; do
         out="${dir}/${synth_tag}/${test_set}"
         need "${out}/wav.scp" 9
@@ -298,6 +306,8 @@ if run_stage 10; then
             && tests+=("dense_finetune:${control_dir}/${synth_tag}/${test_set}/${asr_tag}/text")
         # The reference text of the sentences that were synthesized.
         score_set 10 "${out}/text" "${out}/${asr_tag}/text" "${out}/${asr_tag}" "${tests[@]}"
+        # The same references, their pocketsphinx hypotheses in place of the ASR model's.
+        judge "${out}/wav.scp" "${out}/text" "${out}/judges" "${tests[@]/%\/${asr_tag}\/text//judges/pocketsphinx/hyp}"
     done < <(model_dirs)
     mkdir -p "${expdir}/logs"
     models=() control=()
@@ -306,6 +316,7 @@ if run_stage 10; then
     done < <(model_dirs)
     ${python} -m pinch.espnet.bin.tts_results --models "${models[@]}" "${control[@]}" --synth_tag "${synth_tag}" \
         --test_set "${test_set}" --asr_tag "${asr_tag}" --reference_cer "${ref_out}/score_wer/result.json" \
+        --reference_judges "${expdir}/judges/${test_set}/judges.json" \
         --ref_scp "${dumpdir}/raw/${test_set}/wav.scp" --n_samples "${n_samples}" \
         --samples_dir "${expdir}/samples" --results_md "${expdir}/RESULTS.md" \
         --results_table "${results_table}" --overwrite "${overwrite}" --notes "corpus=${corpus}" \

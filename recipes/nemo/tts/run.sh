@@ -14,7 +14,9 @@
 #    the tokenizer cannot spell are named in skipped/ and left out
 #  7 scoring: MCD and log-F0 RMSE against the recordings, ASR-CER of the synthesized speech
 #    by the NeMo ASR recipe's dense model (and of the recordings, for reference), MAPSSWE of
-#    each compressed model against the dense one, RESULTS.md, samples, the results table
+#    each compressed model against the dense one, judges not trained on the corpus
+#    (pinch.scoring.judges: pocketsphinx's CER with the corpus's words, its MAPSSWE likewise,
+#    DNSMOS SIG/BAK/OVRL), RESULTS.md, samples, the results table
 #   ./run.sh                                          # embedded corpus, encoder to 50%
 #   ./run.sh --datadir ../../espnet/asr1/data         # reuse another recipe's corpus (same stamp)
 #   ./run.sh --stage 4 --sweep "0.3 0.5 0.7"
@@ -221,7 +223,7 @@ fi
 
 if run_stage 7; then
     t0=${SECONDS}
-    log "Stage 7: Scoring: MCD and log-F0 RMSE vs the recordings, ASR-CER by ${asr_model}, MAPSSWE vs dense"
+    log "Stage 7: Scoring: MCD and log-F0 RMSE vs the recordings, ASR-CER by ${asr_model}, MAPSSWE vs dense, pocketsphinx CER and DNSMOS"
     ref_dir="${datadir}/${splits}${test_set}"
     # The ASR model's own CER on the recordings: what the synthesized speech is measured against.
     ref_out="${expdir}/${asr_tag}/${test_set}"
@@ -240,6 +242,12 @@ if run_stage 7; then
         grep '^pinch.nemo:' "${expdir}/logs/transcribe.log" >&2
     fi
     score_set 7 "${ref_dir}/text" "${ref_out}/hyp.txt" "${ref_out}"
+    # judge WAV_SCP TEXT OUT [NAME:HYP ...]: judge_set with the corpus's words and training text.
+    judge() {
+        need "${datadir}/${splits}${train_set}/text" 1
+        judge_set 7 "${ref_dir}/text" "${datadir}/${splits}${train_set}/text" "$@"
+    }
+    judge "${ref_dir}/wav.scp" "${ref_dir}/text" "${expdir}/judges/${test_set}"
     while read -r dir made_by; do
         out="${dir}/${synth_tag}/${test_set}"
         if ! done_or_redo "${out}/tts_metrics/tts_metrics.json" 7; then
@@ -253,11 +261,14 @@ if run_stage 7; then
         [ "${made_by}" = 5 ] && tests=("dense:${dense_dir}/${synth_tag}/${test_set}/${asr_tag}/hyp.txt")
         # The reference text of the sentences that were synthesized.
         score_set 7 "${out}/text" "${out}/${asr_tag}/hyp.txt" "${out}/${asr_tag}" "${tests[@]}"
+        # The same references, their pocketsphinx hypotheses in place of the ASR model's.
+        judge "${out}/wav.scp" "${out}/text" "${out}/judges" "${tests[@]/%\/${asr_tag}\/hyp.txt//judges/pocketsphinx/hyp}"
     done < <(model_dirs)
     models=()
     while read -r dir _; do models+=("${dir}:${dir}/model.nemo"); done < <(model_dirs)
     ${python} -m pinch.nemo.bin.tts_results --models "${models[@]}" --synth_tag "${synth_tag}" \
         --test_set "${test_set}" --asr_tag "${asr_tag}" --reference_cer "${ref_out}/score_wer/result.json" \
+        --reference_judges "${expdir}/judges/${test_set}/judges.json" \
         --ref_scp "${ref_dir}/wav.scp" --n_samples "${n_samples}" \
         --samples_dir "${expdir}/samples" --results_md "${expdir}/RESULTS.md" \
         --results_table "${results_table}" --overwrite "${overwrite}" --notes "corpus=${corpus}" \
