@@ -204,8 +204,7 @@ def test_a_compression_on_your_data_reaches_scoring(user_data):
     log = (run / "exp" / "pretrained_my_ctc_sspg0.5" / "train.log").read_text()
     assert f"manifest_filepath: {my / 'train_list.json'}" in log and f"manifest_filepath: {my / 'heldout.json'}" in log
     # The held model's own loaders and optimizer (weight decay, schedule) stay: only these changed.
-    changed = yaml.safe_load((run / "exp" / "pretrained_my_ctc_sspg0.5" / "conformer_ctc_bpe_sspg"
-                              / "finetune_overrides.yaml").read_text())
+    changed = yaml.safe_load((run / "exp" / "pretrained_my_ctc_sspg0.5" / "finetune_overrides.yaml").read_text())
     assert {k for k in changed if not k.startswith("model.pruning.")} == {
         "model.train_ds.manifest_filepath", "model.validation_ds.manifest_filepath", "model.optim.lr"}
     assert changed["model.optim.lr"] == {"old": 0.002, "new": 0.05}

@@ -196,7 +196,7 @@ def test_tts_results_refuse_a_nan_mcd_before_writing_anything(tmp_path):
     (tmp_path / "ref_cer.json").write_text(json.dumps({"cer": 3.5}))
     table = tmp_path / "table"
     with pytest.raises(ValueError, match=r"tts_metrics.json: .*NaN"):
-        tts_results([dense], "asr", tmp_path / "ref_cer.json", tmp_path / "ref.scp", "test", tmp_path / "RESULTS.md",
+        tts_results([dense], "asr", tmp_path / "ref_cer.json", tmp_path / "ref_judges.json", tmp_path / "ref.scp", "test", tmp_path / "RESULTS.md",
                     tmp_path / "samples", 1, "espnet", table)
     assert not (tmp_path / "RESULTS.md").exists() and not table.exists()
 
@@ -208,6 +208,6 @@ def test_tts_results_are_not_written_over_the_table(tmp_path, table):
     (tmp_path / "ref_cer.json").write_text(json.dumps({"cer": 3.5}))
     before = _table_files(table)
     with pytest.raises(ValueError, match="results table"):
-        tts_results([dense], "asr", tmp_path / "ref_cer.json", tmp_path / "ref.scp", "test", table / "results.md",
+        tts_results([dense], "asr", tmp_path / "ref_cer.json", tmp_path / "ref_judges.json", tmp_path / "ref.scp", "test", table / "results.md",
                     tmp_path / "samples", 1, "espnet", table)
     assert _table_files(table) == before

@@ -29,7 +29,8 @@ network, preprocessor, tokenizer (FastPitch: text tokenizer) and decoding come f
   command line, and ``trainer.max_epochs`` is the pass's length.
 
 Either way every key of the .nemo's config that the pass changes is logged, old -> new, and
-written to ``finetune_overrides.yaml`` in the run's log dir (exp_manager's).
+written to ``finetune_overrides.yaml`` in the run's dir (``exp_manager.exp_dir``, where the ESPnet
+recipe writes its own; exp_manager's log dir below it may carry a dated version folder).
 
 A killed run resumes when rerun into the same ``exp_manager.exp_dir`` (the configs set
 ``resume_if_exists``): from its last whole checkpoint, weights, thresholds, ``pinch_steps``,
@@ -129,7 +130,8 @@ def _build_model(cfg, trainer):
     with open_dict(model_cfg):
         model_cfg.update(settings)
     if trainer.is_global_zero:
-        log_changes(changed_keys(held, settings), Path(trainer.default_root_dir) / OVERRIDES_FILE)
+        run_dir = Path(cfg.get("exp_manager", {}).get("exp_dir") or trainer.default_root_dir)
+        log_changes(changed_keys(held, settings), run_dir / OVERRIDES_FILE)
     model = cls.restore_from(init, override_config_path=model_cfg, trainer=trainer, map_location="cpu")
     model.setup_training_data(model.cfg.train_ds)
     model.setup_multiple_validation_data(model.cfg.validation_ds)
