@@ -16,8 +16,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # they go first, one to each worker, and the rest of the suite fills in behind them. The ESPnet
 # ones start from stages 1-11 made once for all (espnet_dense), the NeMo ones from stages 1-3
 # (nemo_dense): one worker makes espnet_dense while the other makes nemo_dense.
+# Then the other modules that run a recipe (minutes each), longest first, so that neither worker
+# is left alone with one at the end.
 SLOWEST_FIRST = ("espnet/test_espnet_recipe.py", "nemo/test_recipe.py", "espnet/test_espnet_sweep.py",
-                 "espnet/test_espnet_tts_recipe.py", "nemo/test_tts_recipe.py")
+                 "espnet/test_espnet_tts_recipe.py", "nemo/test_tts_recipe.py", "espnet/test_espnet_user_data.py",
+                 "nemo/test_nemo_held_transducer.py", "nemo/test_nemo_user_data.py")
 
 
 def pytest_collection_modifyitems(items):
