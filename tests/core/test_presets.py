@@ -47,7 +47,7 @@ def test_aed_decoder_preset_gates_espnets_attention_decoder_beside_the_encoder()
                                      num_blocks=1, macaron_style=True, use_cnn_module=True, cnn_module_kernel=3)
     model.decoder = TransformerDecoder(vocab_size=12, encoder_output_size=16, attention_heads=2, linear_units=32,
                                        num_blocks=2)
-    decoder = [n for n in _names(model, "aed_decoder")]
+    decoder = _names(model, "aed_decoder")
     assert len(decoder) == 2 * (4 + 4 + 2)  # self- and source-attention q k v out, the FFN
     assert all(n.startswith("decoder.decoders.") for n in decoder), "the output layer and embedding stay dense"
     both = _names(model, ["conformer", "aed_decoder"])
