@@ -8,6 +8,7 @@ from espnet2.train.trainer import Trainer
 
 from espnet_tiny import batch, parse_tiny
 from pinch.espnet.tasks.asr import ASRTask
+from pinch.gates.gate import iter_gates
 
 PRUNING = ["--pruning", "sspg", "--pruning_conf", "target_sparsity=0.5",
            "--pruning_conf", "preset=conformer", "--pruning_conf", "eta=200.0"]
@@ -21,13 +22,13 @@ def build(tmp_path, *extra):
     return args, model, optimizers
 
 
-def train_epoch(args, model, optimizers, n_batches):
+def train_epoch(args, model, optimizers, n_batches, scaler=None):
     reporter = Reporter()
     reporter.set_epoch(1)
     iterator = [([f"u{i}_{j}" for j in range(4)], batch(seed=i)) for i in range(n_batches)]
     with reporter.observe("train") as sub:
         Trainer.train_one_epoch(
-            model=model, iterator=iterator, optimizers=optimizers, schedulers=[None], scaler=None,
+            model=model, iterator=iterator, optimizers=optimizers, schedulers=[None], scaler=scaler,
             reporter=sub, summary_writer=None, options=Trainer.build_options(args),
             distributed_option=DistributedOption(distributed=False),
         )
@@ -124,3 +125,30 @@ def test_the_recipe_sets_aside_a_cut_checkpoint_before_espnet2s_own_entry_points
     assert proc.returncode == 0, proc.stderr
     assert "is incomplete" in proc.stderr and not cut.exists()
     assert (cut.parent / "checkpoint.pth.incomplete").is_file() and whole.is_file()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="espnet2's --use_amp autocasts on CUDA only (torch.cuda.amp)")
+def test_use_amp_keeps_the_gates_in_fp32_and_prunes_as_fp32_does(tmp_path):
+    """espnet2's --use_amp (its GradScaler and CUDA autocast, bf16 where the GPU has it) around
+    the gates, against fp32 from the same start and thresholds at each matrix's median: the same
+    updates, parameters in fp32, the masks fp32 keeps up to weights within 16 bits of a threshold."""
+    runs = {}
+    for amp in (False, True):
+        args = parse_tiny(tmp_path, *PRUNING, "--optim", "adam", "--optim_conf", "lr=0.01", "--ngpu", "1",
+                          "--use_amp", str(amp).lower())
+        torch.manual_seed(0)
+        model = ASRTask.build_model(args).cuda()
+        with torch.no_grad():
+            for _, gate in iter_gates(model):
+                gate.threshold.fill_(float(gate.weight.abs().median()))
+        optimizers = ASRTask.build_optimizers(args, model)
+        train_epoch(args, model, optimizers, 4, scaler=torch.amp.GradScaler("cuda") if amp else None)
+        assert int(model.pinch_steps) == 4, amp
+        assert all(p.dtype == torch.float32 for p in model.parameters()), amp
+        runs[amp] = {n: g.keep_mask().cpu() for n, g in iter_gates(model)}
+    agree = sum(int((runs[True][n] == m).sum()) for n, m in runs[False].items()) / sum(
+        m.numel() for m in runs[False].values())
+    # As NeMo's mixed-precision test on the CPU (0.99983 measured there); this one has not run on
+    # a GPU yet (bench/gpu/run.sh runs it).
+    assert agree > 0.999, f"{agree:.5f} of the masks agree with fp32's"

@@ -92,6 +92,7 @@ train_nj=1              # Trainings at once (stage 11; locally the cores are sha
 granularity=unstructured
 pruning_conf_dir=../../../conf/pruning  # Folder of the pruning presets (<method>.yaml).
 inference_config=conf/decode_ctc.yaml  # espnet2 decoding config (stage 12), e.g. your model's joint CTC/attention beam search.
+inference_args=         # Arguments added to espnet2's asr_inference (stage 12), as asr.sh's, e.g. "--beam_size 5".
 inference_asr_model=valid.loss.ave.pth  # The dense model's checkpoint that is decoded.
 # The checkpoint of a stage-11 pass (compression runs and the dense control) that is baked,
 # decoded and deployed: the pass's last epoch, as NeMo's recipe takes its final weights.
@@ -242,9 +243,11 @@ if grep -qs "^encoder: *hf_ssl" "${asr_config}"; then
     train_module=pinch.espnet.bin.asr_train
     inference_module=pinch.espnet.bin.asr_inference
 fi
-# tag_of CHECKPOINT: a decode dir's name, as asr.sh's inference_tag: the decoding config and the
-# checkpoint decoded (a compressed run's baked model is its ${finetune_model}, baked).
-tag_of() { echo "$(basename "${inference_config}" .yaml)_asr_model_$(basename "$1" .pth)"; }
+# tag_of CHECKPOINT: a decode dir's name, as asr.sh's inference_tag: the decoding config, the
+# inference_args and the checkpoint decoded (a compressed run's baked model is its ${finetune_model}, baked).
+tag_of() {
+    echo "$(basename "${inference_config}" .yaml)$(sed -e 's/--/_/g' -e 's/[ |=/]//g' <<< "${inference_args}")_asr_model_$(basename "$1" .pth)"
+}
 dense_tag=$(tag_of "${inference_asr_model}")
 finetune_tag=$(tag_of "${finetune_model}")
 
@@ -491,7 +494,7 @@ if run_stage 12; then
                 ${python} -m pinch.offline "${inference_module}" --ngpu "${dec_ngpu}" --config "${inference_config}" \
                 --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
                 --key_file "${out}/logdir/keys.JOB.scp" --asr_train_config "${config}" --asr_model_file "${model}" \
-                --output_dir "${out}/logdir/output.JOB" || die "Stage 12: decoding ${out} failed (named above)"
+                --output_dir "${out}/logdir/output.JOB" ${inference_args} || die "Stage 12: decoding ${out} failed (named above)"
             for f in token token_int score text; do
                 for job in $(seq 1 "${nj_dec}"); do
                     cat "${out}/logdir/output.${job}/1best_recog/${f}"
