@@ -8,6 +8,7 @@ Global magnitude pruning with the same updates is the yardstick of what the toy 
 
     python bench/sspg_toy.py --label auto                       # pinch's default
     python bench/sspg_toy.py --label eta1000 --eta 1000
+    python bench/sspg_toy.py --label settle08 --settle_at 0.8   # the mask settled for the last 20%
     PYTHONPATH=<old checkout>/plugin python bench/sspg_toy.py --label old   # another pinch
 Each label writes bench/results/sspg_toy_<label>.json and prints a table.
 """
@@ -64,12 +65,15 @@ def main(argv=None):
     parser.add_argument("--label", required=True)
     parser.add_argument("--method", default="sspg")
     parser.add_argument("--eta", default=None, help="a number, or auto (this pinch's default when left out)")
+    parser.add_argument("--settle_at", type=float, default=None, help="sspg's settle_at (left out: the default)")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     options = {"method": args.method}
     if args.eta is not None:
         options["eta"] = args.eta if args.eta == "auto" else float(args.eta)
+    if args.settle_at is not None:
+        options["settle_at"] = args.settle_at
     data = make_toy_data()
     dense, dense_loss = dense_state(data)
     rows = [run(data, dense, converged, lr, scale, options)

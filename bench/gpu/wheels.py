@@ -36,11 +36,13 @@ HERE = Path(__file__).resolve().parent
 # What the GPU run imports, lazily imported ones included: the tests it runs, the benchmark,
 # their fixtures (with PINCH_TEST_TINY_CORPUS the corpus fixture imports nothing).
 MODULES = ["tests.core.test_gate_fused", "tests.core.test_mixed_precision", "test_model_families", "conftest",
+           "test_training", "test_espnet_training", "espnet2.train.trainer",
            "gate_overhead", "espnet2.asr.encoder.conformer_encoder", "transformers.models.wav2vec2.modeling_wav2vec2",
            "pinch.nemo.bin.tokenizer", "nemo.collections.asr.losses.rnnt", "lightning.pytorch", "matplotlib.pyplot"]
 # Run here as well while imports are watched: what the GPU run imports only when it runs
 # (librosa's submodules load lazily, NeMo's data loaders and losses on first use).
 RUN = ["tests/nemo/test_model_families.py::test_tdt_gates_and_bakes_on_cpu",
+       "tests/nemo/test_training.py::test_mixed_precision_training_keeps_the_gates_in_fp32_and_prunes_as_fp32_does",
        "tests/nemo/test_model_families.py::test_transducer_family_compresses_to_target_and_bakes_to_its_class[rnnt]"]
 # Carried although the image has them: nemo_toolkit 3.0.0 requires lightning<=2.4.0, and the
 # image's lightning is 2.6 (pytorch-lightning 2.6.6 beside it).
@@ -61,7 +63,7 @@ def census():
     imported by the next)."""
     import builtins
 
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "nemo"), str(ROOT / "bench")]
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "nemo"), str(ROOT / "tests" / "espnet"), str(ROOT / "bench")]
     os.environ.setdefault("PINCH_COMPILE", "0")
     owners = md.packages_distributions()
     site = [Path(p).resolve() for p in sys.path if p.endswith("-packages")]

@@ -19,6 +19,10 @@ ETA_START, ETA_MAX = 1.0, 1e4
 # Once the ramp has reached the target, sparsity only dips below it by the few weights one
 # update revives; eta grows again only when it falls this far behind (a fraction of gated weights).
 HOLD_SLACK = 0.005
+# A settled mask's threshold: its square (1e-36) is still a normal fp32 number, so every
+# nonzero weight passes it and an exact zero does not; the mask is then the weights' zeros,
+# which a checkpoint keeps (a resumed run finds its mask settled by this value).
+SETTLED_THRESHOLD = 1e-18
 
 
 class SelfPinching(PruningMethod):
@@ -46,6 +50,12 @@ class SelfPinching(PruningMethod):
 
     ``gate_path`` (auto | fused | per_matrix) chooses how the gate bank runs the gates' math:
     stacked by shape on CUDA, a loop over matrices elsewhere (`pinch.gates.masking`).
+
+    ``settle_at`` (a beyond-the-paper option, 1: never, the paper's rule): from that share of
+    the run on, once the target is held, the mask stops moving: the pruned weights become
+    exact zeros and stay so after every update, the thresholds drop to `SETTLED_THRESHOLD`,
+    and the kept weights fine-tune under a fixed mask. Without it weights near a threshold
+    keep reviving and dropping to the end of the run (docs/method.md, "A mask that settles").
     """
 
     name = "sspg"
@@ -56,16 +66,19 @@ class SelfPinching(PruningMethod):
         "reach_at": number(0, 1, low_open=True),
         "weight_grad": choice("hard", "soft"),
         "gate_path": choice(*GATE_PATHS),
+        "settle_at": number(0, 1, low_open=True),
     }
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
                  eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.2, weight_grad="hard",
-                 gate_path="auto"):
+                 gate_path="auto", settle_at=1.0):
         self.targets, self.target_sparsity, self.clock = targets, target_sparsity, clock
         self.adaptive = eta == "auto"
         self.tau_start, self.tau_end, self.reach_at = float(tau_start), float(tau_end), float(reach_at)
         self.eta_fixed = None if self.adaptive else float(eta)
         self.soft_weight_grad = weight_grad == "soft"
+        self.settle_at = float(settle_at)
+        self.settled_masks = None  # the fixed mask once settled, one per gate
         # Structured targets carry their group layout (FFN rows, attention heads).
         self.gates = [
             Gate(t.module, t.param_name, t.layout, clock=self, bias_name="bias" if t.layout.kind != "element" else None)
@@ -91,6 +104,8 @@ class SelfPinching(PruningMethod):
         return cosine(self.clock.step, self.clock.total_steps, self.tau_start, self.tau_end)
 
     def start(self):
+        if all(float(g.threshold.detach()) == _settled(g.threshold) for g in self.gates):
+            self._remember_masks()  # resumed after the mask settled
         self._settle(self._kept())
 
     def penalty(self):
@@ -103,6 +118,8 @@ class SelfPinching(PruningMethod):
 
     def after_step(self):
         self.bank.clear()  # the forward's masks are pre-update: measure the weights now
+        if self.settled_masks is not None:
+            self._hold()
         thresholds = torch.stack([g.threshold.detach() for g in self.gates])
         # One device-to-host read per step: the finiteness check and the kept count together.
         finite, kept = torch.stack([torch.isfinite(thresholds).all().long(), self._kept_tensor()]).tolist()
@@ -116,6 +133,32 @@ class SelfPinching(PruningMethod):
         self._settle(kept)
         if self.adaptive and self.eta_on:
             self._adapt_eta()
+        if (self.settled_masks is None and self.settle_at < 1 and not self.eta_on
+                and self.clock.step >= self.settle_at * self.clock.total_steps):
+            self._settle_mask()
+
+    @torch.no_grad()
+    def _settle_mask(self):
+        """Fix the mask as it is (see ``settle_at``)."""
+        for g in self.gates:
+            g.weight.mul_(g.keep_mask())
+            g.threshold.fill_(_settled(g.threshold))
+        self._remember_masks()
+        self.bank.clear()
+        logger.info("pinch sspg: mask settled at update %d of %d (sparsity %.4f)", self.clock.step,
+                    self.clock.total_steps, self.sparsity_now)
+
+    def _remember_masks(self):
+        self.settled_masks = [g.keep_mask() for g in self.gates]
+
+    @torch.no_grad()
+    def _hold(self):
+        """Undo what the update did to the settled mask: the optimizer's momentum moves pruned
+        weights off zero (and thresholds off their settled value) for a while after their
+        gradients stop."""
+        for g, keep in zip(self.gates, self.settled_masks):
+            g.weight.mul_(keep)
+            g.threshold.fill_(_settled(g.threshold))
 
     def _adapt_eta(self):
         """Double eta over 2% of the run while sparsity is behind a linear ramp that reaches the
@@ -170,12 +213,20 @@ class SelfPinching(PruningMethod):
             yield t.qualified_name, g.keep_mask()
 
     def stats(self):
-        return {"eta": self.eta if self.eta_on else 0.0, "tau": self.tau}
+        stats = {"eta": self.eta if self.eta_on else 0.0, "tau": self.tau}
+        if self.settle_at < 1:
+            stats["settled"] = float(self.settled_masks is not None)
+        return stats
 
     def finish(self):
         self.bank.clear()
         for g in self.gates:
             g.remove(apply_mask=True)
+
+
+def _settled(threshold):
+    """`SETTLED_THRESHOLD` as the threshold's dtype holds it."""
+    return float(torch.tensor(SETTLED_THRESHOLD, dtype=threshold.dtype))
 
 
 def common_threshold_scale(groups, thresholds, sparsity, costs=None):

@@ -1,6 +1,7 @@
 """Tables in the README and docs/ generated from committed result files, never copied by hand.
 
-A generated block sits between two markers that name what makes it and from which file:
+A generated block sits between two markers that name what makes it and from which file (or
+files, comma-separated):
 
     <!-- pinch-table: lossless bench/sweep/embedded -->
     ...
@@ -11,6 +12,7 @@ source; ``--check`` only says which block differs from its data (a test runs it)
 results table or a hand-edited figure cannot go unnoticed.
 """
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -52,7 +54,27 @@ def sspg_against_baselines(table_dir, corpus="embedded"):
             + ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items())) + ".\n")
 
 
-GENERATORS = {"lossless": lossless, "against-baselines": sspg_against_baselines}
+def sspg_toy(reference, *runs):
+    """bench/sspg_toy.py's final losses, each label a row, each as a multiple of the
+    ``reference`` label's loss in the same setting (global magnitude: what the toy can keep)."""
+    def load_runs(path):
+        data = json.loads(read_text(path))
+        return data, {(r["model"], r["lr"], r["loss_scale"]): r for r in data["runs"]}
+
+    ref_data, ref = load_runs(reference)
+    settings = list(ref)
+    header = [f"{m} {r['target']:.0%}, lr {lr:g}, loss x{scale:g}" for (m, lr, scale), r in ref.items()]
+    lines = [f"| variant (final loss, x {ref_data['label']}'s) | " + " | ".join(header) + " |",
+             "|---|" + "---|" * len(header)]
+    for path in (reference, *runs):
+        data, rows = load_runs(path)
+        options = ", ".join(f"{k} {v}" for k, v in data["options"].items())
+        cells = [f"{rows[k]['loss_end']:.2e} ({rows[k]['loss_end'] / ref[k]['loss_end']:.2f}x)" for k in settings]
+        lines.append(f"| {data['label']} ({options}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+GENERATORS = {"lossless": lossless, "against-baselines": sspg_against_baselines, "sspg-toy": sspg_toy}
 
 
 def render(text, root):
@@ -61,7 +83,7 @@ def render(text, root):
         kind, source = match.group(2), match.group(3)
         if kind not in GENERATORS:
             raise ValueError(f"unknown generated table {kind!r} (known: {', '.join(GENERATORS)})")
-        return match.group(1) + GENERATORS[kind](Path(root) / source) + match.group(5)
+        return match.group(1) + GENERATORS[kind](*(Path(root) / s for s in source.split(","))) + match.group(5)
     return BLOCK.sub(make, text)
 
 
