@@ -274,3 +274,12 @@ def test_a_compression_run_on_your_sets_reaches_scoring(user, held):
     assert "corpus=own, data " in rows[1]["notes"] and "train my_train, valid my_dev" in rows[1]["notes"]
     assert set(rows[1]["mapsswe"]) == {"dense"} and "eval1" in rows[1]["mapsswe"]["dense"]
     assert f"|{LATEST_TAG}/eval1|5|" in (run / "baked" / "RESULTS.md").read_text()
+    # Stage 15: the ONNX forms decode encoder + CTC with beam 1, so their reference is the dense
+    # model decoded the same way (not the joint beam search of stage 12), named in DEPLOY.
+    ctc_ref = held["dense"] / "decode_ctc_asr_model_valid.loss.ave" / "eval1"
+    assert (ctc_ref / "text").is_file()
+    deploy = json.loads((exp / "DEPLOY.json").read_text())
+    assert "CTC prefix search with beam 1 (decode_ctc_asr_model_valid.loss.ave)" in deploy["note"]
+    compare = json.loads((run / "baked" / "onnx" / "fp32_onnxruntime" / "decode_eval1" / "mapsswe_vs_dense"
+                          / "compare.json").read_text())
+    assert compare["hyp_a"].endswith("pretrained_asr_mine/decode_ctc_asr_model_valid.loss.ave/eval1/text")

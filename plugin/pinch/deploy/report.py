@@ -51,6 +51,8 @@ def main(argv=None):
     parser.add_argument("--runtimes", nargs="+", required=True)
     parser.add_argument("--test_sets", nargs="+", required=True)
     parser.add_argument("--out", required=True, help="DEPLOY.md to write (and DEPLOY.json)")
+    parser.add_argument("--reference", default="the dense PyTorch model",
+                        help="what the MAPSSWE tests compare with, for the table's note (its decoding rule)")
     args = parser.parse_args(argv)
     try:
         files = {(d, f): form_files(d, f) for d in args.model_dirs for f in FORMS}
@@ -72,7 +74,8 @@ def main(argv=None):
     note = (f"Latency: onnxruntime, 1 thread, batch 1 x {SECONDS} s of features, ratio of the dense fp32 "
             "ONNX model's time to each form's (above 1: faster; a transducer's: its encoder's), median [range] "
             "of 3 interleaved rounds. Download: the form's files and tokens.txt as "
-            "<model dir>/onnx/download/<model>-<form>.tar.bz2 (tar -xjf unpacks it).")
+            "<model dir>/onnx/download/<model>-<form>.tar.bz2 (tar -xjf unpacks it). "
+            f"p vs dense PyTorch: MAPSSWE against {args.reference}.")
     write_table(args.out, rows, args.test_sets, note)
     print(Path(args.out).read_text())
     return 0

@@ -468,40 +468,49 @@ model_dirs() {
 # made_by ROLE: the stage that makes a model of model_dirs.
 made_by() { if [ "$1" = dense ]; then echo "${dense_stage}"; else echo 11; fi; }
 
+# As asr.sh: GPU decoding takes one GPU per job from cuda_cmd, CPU decoding one thread.
+dec_cmd="${decode_cmd} --num_threads 1" dec_ngpu=0
+[ "${gpu_inference}" = false ] || dec_cmd="${cuda_cmd} --gpu 1" dec_ngpu=1
+
+# decode_set STAGE CONFIG MODEL DECODING_CONFIG OUT DSET [ARG ...]: one test set decoded by
+# espnet2 as asr.sh decodes it: the key file split into --inference_nj parts, one decoding job
+# each (decode_cmd), outputs merged; single-threaded jobs use the cores better than one threaded
+# job. ARGs go to espnet2's inference (--inference_args).
+decode_set() {
+    local stage=$1 config=$2 model=$3 decoding=$4 out=$5 dset=$6 n_utts nj_dec job f
+    shift 6
+    done_or_redo "${out}/text" "${stage}" && return 0
+    need "${dumpdir}/raw/${dset}/wav.scp" 3
+    rm -rf "${out}" && mkdir -p "${out}/logdir"
+    n_utts=$(wc -l < "${dumpdir}/raw/${dset}/wav.scp")
+    nj_dec=$(( inference_nj < n_utts ? inference_nj : n_utts ))
+    split -n "l/${nj_dec}" --numeric-suffixes=1 -a 3 "${dumpdir}/raw/${dset}/wav.scp" "${out}/logdir/keys."
+    for job in $(seq 1 "${nj_dec}"); do
+        mv "${out}/logdir/keys.$(printf %03d "${job}")" "${out}/logdir/keys.${job}.scp"
+    done
+    # shellcheck disable=SC2086
+    ${dec_cmd} "JOB=1:${nj_dec}" "${out}/logdir/asr_inference.JOB.log" \
+        ${python} -m pinch.offline "${inference_module}" --ngpu "${dec_ngpu}" --config "${decoding}" \
+        --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
+        --key_file "${out}/logdir/keys.JOB.scp" --asr_train_config "${config}" --asr_model_file "${model}" \
+        --output_dir "${out}/logdir/output.JOB" "$@" || die "Stage ${stage}: decoding ${out} failed (named above)"
+    for f in token token_int score text; do
+        for job in $(seq 1 "${nj_dec}"); do
+            cat "${out}/logdir/output.${job}/1best_recog/${f}"
+        done | LC_ALL=C sort -k1,1 > "${out}/${f}.tmp"
+    done
+    for f in token token_int score text; do mv "${out}/${f}.tmp" "${out}/${f}"; done
+    log "Stage ${stage}: ${out}/text"
+}
+
 if run_stage 12; then
     t0=${SECONDS}
-    # As asr.sh: GPU decoding takes one GPU per job from cuda_cmd, CPU decoding one thread.
-    dec_cmd="${decode_cmd} --num_threads 1" dec_ngpu=0
-    [ "${gpu_inference}" = false ] || dec_cmd="${cuda_cmd} --gpu 1" dec_ngpu=1
-    log "Stage 12: Decoding with unmodified ${inference_module} (${inference_config}, $([ "${dec_ngpu}" = 1 ] && echo GPU || echo CPU))"
+    log "Stage 12: Decoding with unmodified ${inference_module} (${inference_config}${inference_args:+ ${inference_args}}, $([ "${dec_ngpu}" = 1 ] && echo GPU || echo CPU))"
     while read -r role dir config model tag; do
         need "${model}" "$(made_by "${role}")"
         for dset in ${test_sets}; do
-            out="${dir}/${tag}/${dset}"
-            done_or_redo "${out}/text" 12 && continue
-            need "${dumpdir}/raw/${dset}/wav.scp" 3
-            rm -rf "${out}" && mkdir -p "${out}/logdir"
-            # As asr.sh: the key file split into nj parts, one decoding job each (decode_cmd),
-            # outputs merged; single-threaded jobs use the cores better than one threaded job.
-            n_utts=$(wc -l < "${dumpdir}/raw/${dset}/wav.scp")
-            nj_dec=$(( inference_nj < n_utts ? inference_nj : n_utts ))
-            split -n "l/${nj_dec}" --numeric-suffixes=1 -a 3 "${dumpdir}/raw/${dset}/wav.scp" "${out}/logdir/keys."
-            for job in $(seq 1 "${nj_dec}"); do
-                mv "${out}/logdir/keys.$(printf %03d "${job}")" "${out}/logdir/keys.${job}.scp"
-            done
             # shellcheck disable=SC2086
-            ${dec_cmd} "JOB=1:${nj_dec}" "${out}/logdir/asr_inference.JOB.log" \
-                ${python} -m pinch.offline "${inference_module}" --ngpu "${dec_ngpu}" --config "${inference_config}" \
-                --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
-                --key_file "${out}/logdir/keys.JOB.scp" --asr_train_config "${config}" --asr_model_file "${model}" \
-                --output_dir "${out}/logdir/output.JOB" ${inference_args} || die "Stage 12: decoding ${out} failed (named above)"
-            for f in token token_int score text; do
-                for job in $(seq 1 "${nj_dec}"); do
-                    cat "${out}/logdir/output.${job}/1best_recog/${f}"
-                done | LC_ALL=C sort -k1,1 > "${out}/${f}.tmp"
-            done
-            for f in token token_int score text; do mv "${out}/${f}.tmp" "${out}/${f}"; done
-            log "Stage 12: ${out}/text"
+            decode_set 12 "${config}" "${model}" "${inference_config}" "${dir}/${tag}/${dset}" "${dset}" ${inference_args}
         done
     done < <(model_dirs "${runs}")
     stage_time 12 "${t0}"
@@ -585,7 +594,18 @@ if skipped_stage 15; then
     :
 elif run_stage 15; then
     t0=${SECONDS}
-    log "Stage 15: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${valid_set}) of the encoder + CTC of the dense and compressed models, decoded by onnxruntime, scored vs the dense model"
+    # The forms decode the encoder + CTC by espnet2's CTC prefix search, beam 1
+    # (conf/decode_ctc.yaml): they are scored against the dense PyTorch model decoded by that
+    # same rule, stage 12's decode where it is the rule, else one made here.
+    deploy_decoding=conf/decode_ctc.yaml deploy_ref=${dense_tag}
+    if [ -n "${inference_args}" ] || ! cmp -s "${inference_config}" "${deploy_decoding}"; then
+        deploy_ref="$(basename "${deploy_decoding}" .yaml)_asr_model_$(basename "${inference_asr_model}" .pth)"
+    fi
+    log "Stage 15: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${valid_set}) of the encoder + CTC of the dense and compressed models, decoded by onnxruntime, scored vs the dense PyTorch model decoded the same way (${dense_dir}/${deploy_ref})"
+    need "${dense_model}" "${dense_stage}"
+    for dset in ${test_sets}; do
+        decode_set 15 "${dense_dir}/config.yaml" "${dense_model}" "${deploy_decoding}" "${dense_dir}/${deploy_ref}/${dset}" "${dset}"
+    done
     deployed=()
     mkdir -p "${expdir}/logs"
     while read -r role dir config model _; do
@@ -623,15 +643,16 @@ elif run_stage 15; then
         for form in fp32 int8 int8_static; do
             for dset in ${test_sets}; do
                 out="${onnx}/${form}_onnxruntime/decode_${dset}"
-                need "${dense_dir}/${dense_tag}/${dset}/text" 12
                 score_set 15 "${dumpdir}/raw/${dset}/text" "${out}/text" "${out}" \
-                    "dense:${dense_dir}/${dense_tag}/${dset}/text"
+                    "dense:${dense_dir}/${deploy_ref}/${dset}/text"
             done
         done
         deployed+=("${dir}")
     done < <(model_dirs "$(compressed_runs)")
     ${python} -m pinch.deploy.report --model_dirs "${deployed[@]}" --runtimes onnxruntime \
-        --test_sets ${test_sets} --out "${expdir}/DEPLOY.md" > "${expdir}/logs/deploy_results.log" 2>&1 \
+        --test_sets ${test_sets} --out "${expdir}/DEPLOY.md" \
+        --reference "the dense PyTorch model decoded as the forms are, by espnet2's CTC prefix search with beam 1 (${deploy_ref})" \
+        > "${expdir}/logs/deploy_results.log" 2>&1 \
         || failed "deployment table" "${expdir}/logs/deploy_results.log"
     log "Stage 15: deployment table -> ${expdir}/DEPLOY.md"
     stage_time 15 "${t0}"
