@@ -66,7 +66,8 @@ def recipe(nemo_dense, tmp_path_factory):
         text.write_text(original)
     log += run(tts_cmd(root, "--stage", "7")).stderr
     exp = root / "tts_exp"
-    return {"root": root, "exp": exp, "dense": exp / "fastpitch", "compressed": exp / "fastpitch_sspg0.5",
+    return {"root": root, "exp": exp, "dense": exp / "fastpitch", "control": exp / "fastpitch_finetune",
+            "compressed": exp / "fastpitch_sspg0.5",
             "test_ids": [line.split()[0] for line in original.splitlines()], "stderr": log}
 
 
@@ -78,20 +79,29 @@ def test_every_stage_ran_and_wrote_results(recipe):
     assert "TTSDataset (train) read the cached pitch" in log and "librosa.pyin not run" in log
     stats = json.loads((recipe["root"] / "tts_dump" / "sup_data" / "pitch_stats.json").read_text())["default"]
     assert 60 < stats["pitch_mean"] < 400 and stats["pitch_std"] > 0
-    for model in (recipe["dense"], recipe["compressed"]):
+    for model in (recipe["dense"], recipe["control"], recipe["compressed"]):
         out = model / SYNTH
         assert [line.split()[0] for line in (out / "wav.scp").read_text().splitlines()] == recipe["test_ids"]
         assert json.loads((out / "tts_metrics" / "tts_metrics.json").read_text())["mcd"] > 0
         assert (out / ASR_TAG / "score_wer" / "result.json").is_file()
-    assert (recipe["compressed"] / SYNTH / ASR_TAG / "mapsswe_vs_dense" / "compare.json").is_file()
-    assert (recipe["compressed"] / SYNTH / "judges" / "pocketsphinx" / "mapsswe_vs_dense" / "compare.json").is_file()
+    # The compressed model is tested against the dense model and the dense control (the same
+    # pass without pruning: the verdict's reference), by both ASR judges.
+    for ref in ("dense", "dense_finetune"):
+        assert (recipe["compressed"] / SYNTH / ASR_TAG / f"mapsswe_vs_{ref}" / "compare.json").is_file()
+        assert (recipe["compressed"] / SYNTH / "judges" / "pocketsphinx" / f"mapsswe_vs_{ref}" / "compare.json").is_file()
+    control_log = (recipe["control"] / "train.log").read_text()
+    assert "Stage 4: One-pass compression" in log and "and the dense control (the pass without pruning)" in log
+    assert "pinch: gates " not in control_log and "pinch: gates " in (recipe["compressed"] / "train.log").read_text()
     assert json.loads((exp / "judges" / "test" / "judges.json").read_text())["utterances"] == len(recipe["test_ids"])
     results = (exp / "RESULTS.md").read_text()
-    assert "|fastpitch|" in results and "|fastpitch_sspg0.5|" in results
+    assert all(f"|fastpitch{s}|" in results for s in ("", "_finetune", "_sspg0.5"))
     rows = json.loads((recipe["root"] / "results" / "results.json").read_text())
-    assert [(r["task"], r["toolkit"], r["method"]) for r in rows] == [("tts", "nemo", "dense"), ("tts", "nemo", "sspg")]
-    dense, sspg = rows
-    assert set(sspg["pocketsphinx_mapsswe"]) == {"dense"}
+    assert [(r["task"], r["toolkit"], r["method"]) for r in rows] == [
+        ("tts", "nemo", "dense"), ("tts", "nemo", "dense_finetune"), ("tts", "nemo", "sspg")]
+    dense, control, sspg = rows
+    assert sspg["reference"] == "dense_finetune" and set(sspg["mapsswe"]) == {"dense", "dense_finetune"}
+    assert set(sspg["pocketsphinx_mapsswe"]) == {"dense", "dense_finetune"}
+    assert control["encoder_sparsity"] < 0.01 and control["params"] == dense["params"]
     assert all(1 <= r["dnsmos_ovrl"] <= 5 and r["pocketsphinx_cer"] >= 0 for r in rows)
     assert dense["encoder_sparsity"] < 0.01 and "corpus=embedded" in sspg["notes"]
     # Half of the gated matrices' weights are zero; the encoder's embedding and biases are not

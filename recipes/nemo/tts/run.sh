@@ -8,13 +8,14 @@
 #    layout (WORLD dio, not librosa.pyin during the first epoch) and the train set's pitch
 #    mean and std, which the training configs read
 #  3 dense FastPitch training (learned alignment, character tokenizer)
-#  4 one-pass compression of the text encoder from the dense .nemo
+#  4 one-pass compression of the text encoder from the dense .nemo, and the dense control
+#    (the same pass without pruning: the reference of the verdicts)
 #  5 bake: plain FastPitchModel .nemo per compressed run
 #  6 synthesis of the test sentences with plain NeMo (Griffin-Lim, or --vocoder); sentences
 #    the tokenizer cannot spell are named in skipped/ and left out
 #  7 scoring: MCD and log-F0 RMSE against the recordings, ASR-CER of the synthesized speech
 #    by the NeMo ASR recipe's dense model (and of the recordings, for reference), MAPSSWE of
-#    each compressed model against the dense one, judges not trained on the corpus
+#    each compressed model against the dense model and the dense control, judges not trained on the corpus
 #    (pinch.scoring.judges: pocketsphinx's CER with the corpus's words, its MAPSSWE likewise,
 #    DNSMOS SIG/BAK/OVRL), RESULTS.md, samples, the results table
 #   ./run.sh                                          # embedded corpus, encoder to 50%
@@ -48,7 +49,10 @@ config_dir=../../../conf/nemo/tts  # Folder of the NeMo Hydra configs.
 train_config=fastpitch           # Hydra config name (dense training; stage 2 reads its data settings).
 compress_config=fastpitch_sspg   # Hydra config name (compression).
 train_args=             # Extra Hydra overrides of dense training, e.g. "trainer.max_epochs=20".
-finetune_args=          # Extra Hydra overrides of the compression pass, e.g. "trainer.max_epochs=2".
+finetune_args=          # Extra Hydra overrides of the compression pass (and the control), e.g. "trainer.max_epochs=2".
+# The dense control: the dense model fine-tuned as long as the compression pass, no pruning
+# (the reference of "lossless": the pass trains the dense model further too).
+dense_control=true
 pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
 preset=auto             # Layers to gate: auto (FastPitch's text encoder), "[auto,fastpitch_decoder]", ...
 target_sparsity=0.5     # Share of the gated weights to prune (0..1).
@@ -73,6 +77,7 @@ cd "$(dirname "$0")"
 config_dir="$(cd "${config_dir}" 2>/dev/null && pwd)" || die "--config_dir: no such directory"
 
 check_common_options
+is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 is_count "${fs}" && [ "${fs}" -gt 0 ] || die "--fs must be a sample rate in Hz, not '${fs}'"
 is_count "${n_samples}" || die "--n_samples must be a non-negative integer, not '${n_samples}'"
 { is_count "${griffin_lim_iters}" && [ "${griffin_lim_iters}" -gt 0 ]; } \
@@ -89,6 +94,7 @@ fi
 tts_corpus
 
 dense_dir="${expdir}/${train_config}"
+control_dir="${dense_dir}_finetune"
 sup_dir="${dumpdir}/sup_data"
 pitch_stats="${sup_dir}/pitch_stats.json"
 synth_tag=synth_griffin_lim
@@ -105,9 +111,10 @@ data_overrides=(
 )
 
 # model_dirs: "DIR STAGE" per model to synthesize with (STAGE writes its model.nemo): the
-# dense model, then each baked one.
+# dense model, the dense control, then each baked one.
 model_dirs() {
     echo "${dense_dir} 3"
+    [ "${dense_control}" = true ] && echo "${control_dir} 4"
     while read -r _ _ dir; do echo "${dir} 5"; done < <(compressed_runs)
 }
 
@@ -151,7 +158,17 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-    log "Stage 4: One-pass compression of the text encoder of ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}', preset '${preset}'"
+    log "Stage 4: One-pass compression of the text encoder of ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}', preset '${preset}'$([ "${dense_control}" = true ] && echo ', and the dense control (the pass without pruning)')"
+    if [ "${dense_control}" = true ] && ! done_or_redo "${control_dir}/model.nemo" 4; then
+        t0=${SECONDS}
+        need "${dense_dir}/model.nemo" 3
+        need "${pitch_stats}" 2
+        # shellcheck disable=SC2086
+        nemo_train "${control_dir}" "dense control" "${compress_config}" "${data_overrides[@]}" \
+            "init_from_nemo_model=$(abspath "${dense_dir}")/model.nemo" pruning_config=null model.pruning.preset=null \
+            "output_nemo=$(abspath "${control_dir}")/model.nemo" ${finetune_args}
+        log "Stage 4: ${control_dir} done in $(( SECONDS - t0 ))s"
+    fi
     while read -r m t dir; do
         t0=${SECONDS}
         done_or_redo "${dir}/gated.nemo" 4 && continue
@@ -223,7 +240,7 @@ fi
 
 if run_stage 7; then
     t0=${SECONDS}
-    log "Stage 7: Scoring: MCD and log-F0 RMSE vs the recordings, ASR-CER by ${asr_model}, MAPSSWE vs dense, pocketsphinx CER and DNSMOS"
+    log "Stage 7: Scoring: MCD and log-F0 RMSE vs the recordings, ASR-CER by ${asr_model}, MAPSSWE vs the dense model and the dense control, pocketsphinx CER and DNSMOS"
     ref_dir="${datadir}/${splits}${test_set}"
     # The ASR model's own CER on the recordings: what the synthesized speech is measured against.
     ref_out="${expdir}/${asr_tag}/${test_set}"
@@ -259,14 +276,18 @@ if run_stage 7; then
         fi
         tests=()
         [ "${made_by}" = 5 ] && tests=("dense:${dense_dir}/${synth_tag}/${test_set}/${asr_tag}/hyp.txt")
+        [ "${made_by}" = 5 ] && [ "${dense_control}" = true ] \
+            && tests+=("dense_finetune:${control_dir}/${synth_tag}/${test_set}/${asr_tag}/hyp.txt")
         # The reference text of the sentences that were synthesized.
         score_set 7 "${out}/text" "${out}/${asr_tag}/hyp.txt" "${out}/${asr_tag}" "${tests[@]}"
         # The same references, their pocketsphinx hypotheses in place of the ASR model's.
         judge "${out}/wav.scp" "${out}/text" "${out}/judges" "${tests[@]/%\/${asr_tag}\/hyp.txt//judges/pocketsphinx/hyp}"
     done < <(model_dirs)
-    models=()
-    while read -r dir _; do models+=("${dir}:${dir}/model.nemo"); done < <(model_dirs)
-    ${python} -m pinch.nemo.bin.tts_results --models "${models[@]}" --synth_tag "${synth_tag}" \
+    models=() control=()
+    while read -r dir made_by; do
+        if [ "${made_by}" = 4 ]; then control=(--control "${dir}:${dir}/model.nemo"); else models+=("${dir}:${dir}/model.nemo"); fi
+    done < <(model_dirs)
+    ${python} -m pinch.nemo.bin.tts_results --models "${models[@]}" "${control[@]}" --synth_tag "${synth_tag}" \
         --test_set "${test_set}" --asr_tag "${asr_tag}" --reference_cer "${ref_out}/score_wer/result.json" \
         --reference_judges "${expdir}/judges/${test_set}/judges.json" \
         --ref_scp "${ref_dir}/wav.scp" --n_samples "${n_samples}" \
