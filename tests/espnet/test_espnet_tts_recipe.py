@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "espnet"
 ASR_MODEL = "exp/asr_train_asr_conformer_ctc_raw_bpe30"

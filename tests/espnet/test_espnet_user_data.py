@@ -193,6 +193,8 @@ def test_skip_train_decodes_and_scores_the_held_model_on_your_sets(user, held):
     rows = held["rows"]
     assert [r["method"] for r in rows] == ["dense"] and set(rows[0]["wer"]) == {"eval1", "eval2"}
     assert "corpus=own" in rows[0]["notes"] and "nothing trained (--skip_train true)" in rows[0]["notes"]
+    # the held model by its file name: a machine's path does not belong in a results table
+    assert f"pretrained {user['pack'].name}" in rows[0]["notes"] and str(user["pack"].parent) not in rows[0]["notes"]
 
 
 def refused(root, *options):
@@ -257,6 +259,7 @@ def test_a_compression_run_on_your_sets_reaches_scoring(user, held):
                      "--stop_stage", "15", *DECODE).stderr
     exp, raw = root / "exp", root / "dump" / "raw"
     assert f"{held['dense']}/{TAG}/eval1/text exists; skipping" in err
+    assert "Stage 11: the dense model is --pretrained" in err and "Stage 11: ASR Training (dense)" not in err
     assert sorted(p.name for p in raw.iterdir()) == ["eval1", "eval2", "my_dev", "my_train", "org"]
     text = kaldi(raw / "my_train" / "text")
     assert len(text) == 8 and text == {u: user["texts"][u] for u in text}
