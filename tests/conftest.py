@@ -23,6 +23,25 @@ SLOWEST_FIRST = ("espnet/test_espnet_recipe.py", "nemo/test_recipe.py", "espnet/
                  "nemo/test_nemo_held_transducer.py", "nemo/test_nemo_user_data.py")
 
 
+def _forget_nemo_version():
+    """NeMo's exp_manager, run in a test's own process without resume_if_exists, leaves its run's
+    version in os.environ (NEMO_EXPM_VERSION, for the ranks it would spawn): every NeMo training a
+    later test starts as a subprocess would inherit it and log into a dated version folder
+    (seen in full suites: a resumed run's checkpoints under <name>/2026-12-07_04-16-34/)."""
+    os.environ.pop("NEMO_EXPM_VERSION", None)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_nemo_version_for_module_fixtures():
+    _forget_nemo_version()  # before the module's own fixtures (a recipe run) start
+
+
+@pytest.fixture(autouse=True)
+def _no_nemo_version_after_a_test():
+    yield
+    _forget_nemo_version()
+
+
 def pytest_collection_modifyitems(items):
     def rank(item):
         path = item.nodeid.split("::")[0]
