@@ -16,14 +16,18 @@ STEPS = 300
 def _pass(model, data, settle_at, steps=STEPS, lr=3e-3):
     """A pass at lr 3e-3 (where an unsettled mask churns most); the keep masks after each update."""
     pruner = pinch.Pruner(model, target_sparsity=0.5, targets=TARGETS, total_steps=STEPS, settle_at=settle_at)
-    x, y = data
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    return pruner, opt, _updates(model, pruner, opt, data, steps)
+
+
+def _updates(model, pruner, opt, data, steps):
+    x, y = data
     masks = []
     with single_thread():
         for _ in range(steps):
             optimizer_step(((model(x) - y) ** 2).mean(), opt, pruner)
             masks.append({n: m.clone() for n, m in pruner.method.keep_masks()})
-    return pruner, opt, masks
+    return masks
 
 
 def _changes(masks):
@@ -61,17 +65,12 @@ def test_a_resumed_pass_finds_its_mask_settled_in_the_checkpoint(converged_toy, 
 def _pass_from(model, state, opt_state, data, steps=50):
     pruner = pinch.Pruner(model, target_sparsity=0.5, targets=TARGETS, total_steps=STEPS, settle_at=0.5)
     model.load_state_dict(state)
-    x, y = data
+    x = data[0]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     opt.load_state_dict(opt_state)
     model(x)  # the first training forward starts the pass: the settled mask is found there
     assert pruner.method.settled_masks is not None
-    masks = []
-    with single_thread():
-        for _ in range(steps):
-            optimizer_step(((model(x) - y) ** 2).mean(), opt, pruner)
-            masks.append({n: m.clone() for n, m in pruner.method.keep_masks()})
-    return pruner, opt, masks
+    return pruner, opt, _updates(model, pruner, opt, data, steps)
 
 
 def test_bake_writes_the_settled_mask(converged_toy, toy_data):
