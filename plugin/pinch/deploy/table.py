@@ -79,10 +79,15 @@ def deploy_row(model_dir, name, form, runtime, test_sets, latency):
 
 
 def render(rows, test_sets, latency_note):
+    return "\n".join(["# Deployment: ONNX forms decoded by their runtimes", "", latency_note, "",
+                      markdown_table(rows, test_sets)])
+
+
+def markdown_table(rows, test_sets):
+    """The forms' rows as a Markdown table (DEPLOY.md's, and the docs' generated copies)."""
     head = ["model", "form", "runtime", "size MB", "download MB", "latency x dense fp32 [range]"]
     head += [f"WER {d}" for d in test_sets] + [f"p vs dense PyTorch ({d})" for d in test_sets]
-    lines = ["# Deployment: ONNX forms decoded by their runtimes", "", latency_note, "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lo, hi = r["latency_ratio_range"]
         cells = [r["model"], r["form"], r["runtime"], f"{r['size_mb']:.2f}", f"{r['download_mb']:.2f}",

@@ -156,9 +156,10 @@ class SelfPinching(PruningMethod):
         """Undo what the update did to the settled mask: the optimizer's momentum moves pruned
         weights off zero (and thresholds off their settled value) for a while after their
         gradients stop."""
+        settled = _settled(self.gates[0].threshold)  # thresholds share the weights' dtype
         for g, keep in zip(self.gates, self.settled_masks):
             g.weight.mul_(keep)
-            g.threshold.fill_(_settled(g.threshold))
+            g.threshold.fill_(settled)
 
     def _adapt_eta(self):
         """Double eta over 2% of the run while sparsity is behind a linear ramp that reaches the

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pinch.data.atomic import write_text_atomic
 from pinch.data.reading import read_text
-from pinch.deploy.table import render as render_deploy
+from pinch.deploy.table import markdown_table
 from pinch.scoring.mapsswe import ALPHA
 from pinch.sweep.lossless import lossless_table
 from pinch.sweep.against import against_baselines
@@ -78,9 +78,7 @@ def sspg_toy(reference, *runs):
 def deploy(path):
     """A recipe's DEPLOY.json (its deploy stage) as DEPLOY.md's table, its note below it."""
     data = json.loads(read_text(path))
-    test_sets = list(data["rows"][0]["wer"])
-    table = render_deploy(data["rows"], test_sets, data["note"]).split("\n\n", 2)[2]
-    return table + "\n" + data["note"] + "\n"
+    return markdown_table(data["rows"], list(data["rows"][0]["wer"])) + "\n" + data["note"] + "\n"
 
 
 GENERATORS = {"lossless": lossless, "against-baselines": sspg_against_baselines, "sspg-toy": sspg_toy,
