@@ -247,6 +247,16 @@ espnet_bake() {
     done
 }
 
+# record_overrides CONFIG DIR KEYS: for a pass DIR of a held model (--pretrained) whose config
+# is CONFIG, each change of its training settings KEYS (espnet2's names) is written to
+# DIR/finetune_overrides.yaml (old -> new), so none goes unseen.
+record_overrides() {
+    [ -n "${pretrained}" ] || return 0
+    # shellcheck disable=SC2086
+    ${python} -m pinch.config_changes --old "$1" --new "$2/config.yaml" \
+        --out "$2/finetune_overrides.yaml" --under $3 2>&1 | tail -n 1 >&2
+}
+
 # compressed_runs: "METHOD TARGET DIR" per compression run: every method, target, (with
 # --compress_seeds) seed and (with --compress_epochs) length of the pass. A run is structured when
 # --granularity structured asks for it or its preset says so (e.g. sspg_structured.yaml); its dir

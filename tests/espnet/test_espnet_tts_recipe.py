@@ -128,3 +128,71 @@ def test_bad_options_are_refused_with_their_name(recipe, tmp_path):
     assert proc.returncode != 0 and "--vocoder_file" in proc.stderr and "no such file" in proc.stderr
     proc = run(tts_cmd(recipe["root"], "--stage", "10", "--asr_model_dir", "exp/nothing"), check=False)
     assert proc.returncode != 0 and "exp/nothing/config.yaml is missing" in proc.stderr
+
+
+def pack_with_espnet2(dense, stats, tree, zip_path):
+    """The recipe's dense model packed as a user would get it: espnet2.bin.pack tts, run from a
+    tree where its config names the statistics by a path relative to the pack's root."""
+    import yaml
+
+    config = yaml.safe_load((dense / "config.yaml").read_text())
+    config["normalize_conf"]["stats_file"] = "exp/tts_stats/train/feats_stats.npz"
+    (tree / "exp" / "tts_tiny").mkdir(parents=True)
+    (tree / "exp" / "tts_stats" / "train").mkdir(parents=True)
+    (tree / "exp" / "tts_tiny" / "config.yaml").write_text(yaml.safe_dump(config))
+    (tree / "exp" / "tts_tiny" / "train.loss.ave.pth").write_bytes((dense / "valid.loss.ave.pth").read_bytes())
+    (tree / config["normalize_conf"]["stats_file"]).write_bytes(stats.read_bytes())
+    proc = subprocess.run([sys.executable, "-m", "espnet2.bin.pack", "tts", "--train_config", "exp/tts_tiny/config.yaml",
+                           "--model_file", "exp/tts_tiny/train.loss.ave.pth", "--option",
+                           config["normalize_conf"]["stats_file"], "--outpath", str(zip_path)],
+                          cwd=tree, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return zip_path, config
+
+
+def pretrained_root(recipe, tmp_path):
+    """A recipe root of its own on the fixture's corpus and dumps, nothing trained in it."""
+    root = tmp_path / "pre"
+    root.mkdir()
+    for d in ("data", "tts_dump"):
+        (root / d).symlink_to(recipe["root"] / d)
+    (root / "exp").symlink_to(recipe["root"] / "exp")  # the ASR recipe's (the ASR judge)
+    return root
+
+
+def test_a_held_model_packed_by_espnet2_is_compressed_and_its_settings_changes_are_on_record(recipe, tmp_path):
+    import torch
+    import yaml
+
+    stats = recipe["exp"] / "tts_stats_raw_char" / "train" / "feats_stats.npz"
+    pack, config = pack_with_espnet2(recipe["dense"], stats, tmp_path / "tree", tmp_path / "tts_tiny.zip")
+    root = pretrained_root(recipe, tmp_path)
+    proc = run(tts_cmd(root, "--pretrained", str(pack), "--corpus", "embedded", "--stage", "4", "--stop_stage", "8",
+                       "--train_args", "", "--dense_control", "false"))
+    assert "Stage 6: the dense model is --pretrained" in proc.stderr and "TTS Training (dense)" not in proc.stderr
+    dense = root / "tts_exp" / "tts_pretrained_tts_tiny"
+    placed = yaml.safe_load((dense / "config.yaml").read_text())
+    assert placed["normalize_conf"]["stats_file"] == str(dense / "feats_stats.npz")
+    assert (dense / "tokens.txt").read_text().split() == config["token_list"]
+    assert torch.equal(torch.load(dense / "valid.loss.ave.pth")["tts.enc.embed.weight"],
+                       torch.load(recipe["dense"] / "valid.loss.ave.pth")["tts.enc.embed.weight"])
+    run_dir = root / "tts_exp" / "tts_pretrained_tts_tiny_sspg0.5"
+    # The pass normalised the features with the model's own statistics, not the recipe's.
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["normalize_conf"]["stats_file"] == str(dense / "feats_stats.npz")
+    overrides = yaml.safe_load((run_dir / "finetune_overrides.yaml").read_text())
+    assert overrides["max_epoch"] == {"old": 1, "new": 5} and overrides["optim_conf.lr"]["new"] == 0.02
+    sparsity = json.loads((run_dir / "baked" / "sparsity.json").read_text())
+    assert sparsity["sparsity_gated"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_held_model_without_data_named_or_of_another_task_is_refused(recipe, tmp_path):
+    root = pretrained_root(recipe, tmp_path)
+    asr_pack = tmp_path / "asr"
+    asr_pack.mkdir()
+    (asr_pack / "meta.yaml").write_text("yaml_files: {asr_train_config: exp/a/config.yaml}\nfiles: {asr_model_file: exp/a/m.pth}\n")
+    proc = run(tts_cmd(root, "--pretrained", str(asr_pack)), check=False)
+    assert proc.returncode != 0 and "name the data to fine-tune and test it on: --corpus embedded" in proc.stderr
+    proc = run(tts_cmd(root, "--pretrained", str(asr_pack), "--corpus", "embedded", "--stage", "4", "--stop_stage", "4"),
+               check=False)
+    assert proc.returncode != 0 and "no yaml_files.train_config / files.model_file: not an ESPnet TTS model pack" in proc.stderr
+    assert not (root / "tts_exp" / "tts_pretrained_asr").exists()

@@ -209,3 +209,47 @@ def test_world_pitch_has_pyins_frames_and_values():
     assert len(f0) == len(ref) == frame_count(len(audio), hop)
     both = (f0 > 0) & (ref > 0)
     assert both.mean() > 0.8 and np.median(np.abs(f0[both] / ref[both] - 1)) < 0.02
+
+
+def held_root(recipe, tmp_path):
+    """A recipe root of its own on the fixture's corpus, with the fixture's dense FastPitch as a
+    model a user holds (a .nemo outside every recipe dir)."""
+    root = tmp_path / "held"
+    root.mkdir()
+    for d in ("data", "asr_exp"):
+        (root / d).symlink_to(recipe["root"] / d)
+    shutil.copy(recipe["dense"] / "model.nemo", tmp_path / "fastpitch_mine.nemo")
+    return root, tmp_path / "fastpitch_mine.nemo"
+
+
+def test_a_held_fastpitch_is_compressed_with_its_own_mel_settings(recipe, tmp_path):
+    from pinch.nemo.archive import nemo_config
+
+    root, held = held_root(recipe, tmp_path)
+    # --fs says 22050; the held model's preprocessor (16000 Hz) is what counts.
+    err = run(tts_cmd(root, "--pretrained", str(held), "--corpus", "embedded", "--stage", "2", "--stop_stage", "5",
+                      "--dense_control", "false", "--fs", "22050")).stderr
+    assert "Stage 3: the dense model is --pretrained" in err and "Stage 3: Dense training" not in err
+    dense = root / "tts_exp" / "pretrained_fastpitch_mine"
+    assert (dense / "model.nemo").resolve() == held.resolve()
+    assert "model.sample_rate=16000\n" in (dense / "audio_overrides").read_text()
+    assert any((root / "tts_dump" / "sup_data_pretrained_fastpitch_mine" / "pitch").iterdir())
+    run_dir = root / "tts_exp" / "pretrained_fastpitch_mine_sspg0.5"
+    cfg = nemo_config(run_dir / "model.nemo")
+    assert cfg.train_ds.dataset.sample_rate == 16000 and cfg.get("pruning") is None
+    # Every key of the held config the pass changed is on record (the recipe's learning rate).
+    changed = (run_dir / "finetune_overrides.yaml").read_text()
+    assert "optim.lr" in changed and "sample_rate" not in changed
+    report = json.loads((run_dir / "model.json").read_text())  # bake's report
+    assert report["gated"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_held_model_without_data_named_or_of_another_task_is_refused(recipe, tmp_path):
+    root, held = held_root(recipe, tmp_path)
+    proc = run(tts_cmd(root, "--pretrained", str(held)), check=False)
+    assert proc.returncode != 0 and "name the data to fine-tune and test it on: --corpus embedded" in proc.stderr
+    asr = root / ASR_MODEL
+    proc = run(tts_cmd(root, "--pretrained", str(asr), "--corpus", "embedded", "--stage", "2", "--stop_stage", "2"),
+               check=False)
+    assert proc.returncode != 0 and "not a TTS model (a FastPitch .nemo)" in proc.stderr, proc.stderr[-2000:]
+    assert not (root / "tts_exp" / "pretrained_model" / "model.nemo").exists()

@@ -286,18 +286,10 @@ train_asr() {
 }
 
 
-# The training settings of a held model (--pretrained) that a pass may change: each change is
-# written to DIR/finetune_overrides.yaml (old -> new), so none goes unseen.
+# The training settings of a held model (--pretrained) that a pass may change (record_overrides).
 training_keys="optim optim_conf scheduler scheduler_conf max_epoch batch_type batch_size batch_bins
     accum_grad grad_clip num_workers patience keep_nbest_models seed use_amp specaug specaug_conf
     frontend_conf normalize normalize_conf"
-# record_overrides DIR: that record, for a pass of a held model.
-record_overrides() {
-    [ -n "${pretrained}" ] || return 0
-    # shellcheck disable=SC2086
-    ${python} -m pinch.config_changes --old "${asr_config}" --new "$1/config.yaml" \
-        --out "$1/finetune_overrides.yaml" --under ${training_keys} 2>&1 | tail -n 1 >&2
-}
 
 # compress METHOD TARGET DIR: one compression run (stage 11).
 compress() {
@@ -311,7 +303,7 @@ compress() {
         --pruning_config "${pruning_conf_dir}/${m}.yaml" --pruning_conf "target_sparsity=${t}" \
         --pruning_conf "granularity=$(run_granularity "${dir}")" ${asr_args} ${finetune_args} ${compress_args} \
         ${seed:+--seed "${seed}"} ${epochs:+--max_epoch "${epochs}"}
-    record_overrides "${dir}"
+    record_overrides "${asr_config}" "${dir}" "${training_keys}"
     log "Stage 11: ${dir} done in $(( SECONDS - t0 ))s"
 }
 
@@ -326,7 +318,7 @@ run_job() {
         # shellcheck disable=SC2086
         dense_finetune) train_asr "${control_dir}" "${train_module}" "dense control" \
             --init_param "${dense_dir}/${inference_asr_model}" ${asr_args} ${finetune_args}
-            record_overrides "${control_dir}" ;;
+            record_overrides "${asr_config}" "${control_dir}" "${training_keys}" ;;
         *) compress "${m}" "${t}" "${dir}" ;;
     esac
 }

@@ -3,7 +3,8 @@
 #
 # Stages keep the numbers of egs2/TEMPLATE/tts1/tts.sh where they match (1 data, 2 format,
 # 3 filter, 4 token list, 5 collect stats, 6 training, 7 decoding, 8 scoring) with pinch's
-# stages put in after training: 6 dense training, 7 compression (and the dense control: the
+# stages put in after training: 6 dense training (or, with --pretrained, the model you hold: stage 4
+# takes its token list, config and statistics from the pack), 7 compression (and the dense control: the
 # same pass without pruning), 8 bake (the pass's last epoch), 9 synthesis of the test
 # sentences (Griffin-Lim unless --vocoder_file), 10 scoring: MCD and log-F0 RMSE against the
 # recordings, and ASR-CER of the synthesized speech by the ASR recipe's dense model, with a
@@ -12,7 +13,8 @@
 # words (MAPSSWE as the ASR-CER's) and DNSMOS SIG/BAK/OVRL, of the recordings and each model.
 #   ./run.sh                                   # embedded corpus's TTS view, encoder to 50%
 #   ./run.sh --datadir ../asr1/data            # reuse the ASR recipe's corpus (same stamp)
-#   ./run.sh --corpus ljspeech --ljspeech_dir /data/LJSpeech-1.1 --fs 22050
+#   ./run.sh --corpus ljspeech --ljspeech_dir /data/LJSpeech-1.1 --train_config my_22k.yaml  # the config's fs
+#   ./run.sh --pretrained /models/tts_model.zip --corpus embedded   # compress a model you hold
 #   ./run.sh --stage 7 --sweep "0.3 0.5 0.7"
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
@@ -31,7 +33,7 @@ dumpdir=dump            # Formatted and filtered data.
 expdir=exp              # Models, synthesized speech, scores, logs.
 
 # Data
-corpus=embedded         # embedded (its single-voice TTS view) | ljspeech
+corpus=                 # embedded (its single-voice TTS view) | ljspeech (default: embedded; with --pretrained, name it).
 ljspeech_dir=           # LJSpeech-1.1 root (metadata.csv, wavs/).
 size=default            # Embedded corpus size: default | tiny.
 seed=0                  # Embedded corpus generator seed.
@@ -40,6 +42,10 @@ max_wav_duration=15     # Stage 3 drops longer training utterances (seconds).
 
 # Training, compression, synthesis
 train_config=conf/train_tacotron2.yaml  # espnet2 training config of the dense model (stage 6).
+# A pretrained ESPnet TTS model (a zip or directory as espnet_model_zoo packs it, or a dir with
+# config.yaml and one .pth): the dense model in place of stage 6's, with its own config, tokens
+# (char or phn, its cleaner and g2p), feature statistics and sample rate.
+pretrained=
 train_args=             # Extra training options (stages 6 and 7).
 # Stage 7: the pass that compresses the dense model's encoder while it fine-tunes.
 finetune_args="--max_epoch 4"
@@ -83,41 +89,75 @@ is_bool "${dense_control}" || die "--dense_control must be true or false, not '$
 for v in min_wav_duration max_wav_duration; do
     awk -v x="${!v}" 'BEGIN { exit !(x ~ /^[0-9]*\.?[0-9]+$/) }' || die "--${v} must be a number of seconds, not '${!v}'"
 done
-[ -f "${train_config}" ] || die "config ${train_config} not found"
+[ -f "${train_config}" ] || [ -n "${pretrained}" ] || die "config ${train_config} not found"
 [ -f "${inference_config}" ] || die "config ${inference_config} not found"
+[ -z "${pretrained}" ] || [ -e "${pretrained}" ] || die "--pretrained ${pretrained}: no such model zip or directory"
+if [ -z "${corpus}" ]; then
+    [ -z "${pretrained}" ] || die "--pretrained ${pretrained}: name the data to fine-tune and test it on: --corpus embedded (the demo corpus synthesized here) or --corpus ljspeech --ljspeech_dir DIR"
+    corpus=embedded
+fi
 [ -z "${vocoder_file}" ] || [ -f "${vocoder_file}" ] || die "--vocoder_file ${vocoder_file}: no such file"
 [ -z "${vocoder_config}" ] || [ -f "${vocoder_config}" ] || die "--vocoder_config ${vocoder_config}: no such file"
 
 tts_corpus
-# The sample rate of the features (and of the synthesized speech) is the config's.
-fs=$(awk '/^feats_extract_conf:/ { f = 1 } f && $1 == "fs:" { print $2; exit }' "${train_config}")
-[ -n "${fs}" ] || die "${train_config}: feats_extract_conf has no fs"
 
 token_type=char
 token_list="${token_listdir}/${token_type}/tokens.txt"
 tts_tag="$(basename "${train_config}" .yaml)_raw_${token_type}"
 stats_dir="${expdir}/tts_stats_raw_${token_type}"
 dense_dir="${expdir}/tts_${tts_tag}"
+if [ -n "${pretrained}" ]; then
+    # The model's own token list, config and statistics (stage 4 places them in its dir).
+    tts_tag="pretrained_$(basename "${pretrained%/}" .zip)"
+    dense_dir="${expdir}/tts_${tts_tag}"
+    stats_dir="${expdir}/tts_stats_${tts_tag}"
+    train_config="${dense_dir}/config.yaml"
+    token_list="${dense_dir}/tokens.txt"
+fi
 control_dir="${dense_dir}_finetune"
+dense_stage=6  # the stage that makes the dense model
+[ -z "${pretrained}" ] || dense_stage=4
 synth_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
 [ -n "${vocoder_file}" ] && synth_tag+="_$(basename "${vocoder_file%.*}")" || synth_tag+="_griffin_lim"
 asr_tag="asr_$(basename "${asr_model_dir}")"
 
-data_opts=(
-    --use_preprocessor true --token_type "${token_type}" --token_list "${token_list}"
-    --cleaner none --g2p none --non_linguistic_symbols none
-    --train_data_path_and_name_and_type "${dumpdir}/raw/${train_set}/text,text,text"
-    --train_data_path_and_name_and_type "${dumpdir}/raw/${train_set}/wav.scp,speech,sound"
-    --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/text,text,text"
-    --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/wav.scp,speech,sound"
-)
-shape_opts=(
-    --train_shape_file "${stats_dir}/train/text_shape.${token_type}"
-    --train_shape_file "${stats_dir}/train/speech_shape"
-    --valid_shape_file "${stats_dir}/valid/text_shape.${token_type}"
-    --valid_shape_file "${stats_dir}/valid/speech_shape"
-    --normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz"
-)
+# config_value KEY [SUBKEY]: the dense model's training config's value (none if unset).
+config_value() {
+    ${python} -c 'import sys, yaml
+v = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
+for k in sys.argv[2:]: v = v.get(k) if isinstance(v, dict) else None
+print("none" if v is None else v)' "${train_config}" "$@"
+}
+# set_data_opts: the options of the recipe's data, tokenized as the dense model's config says
+# (a held model's token type, cleaner and g2p; the recipe's own: characters, no cleaner, no g2p).
+# Called where a stage needs them: a held model's config exists from stage 4 on.
+set_data_opts() {
+    local cleaner=none g2p=none
+    need "${train_config}" 4
+    if [ -n "${pretrained}" ]; then
+        token_type=$(config_value token_type) cleaner=$(config_value cleaner) g2p=$(config_value g2p)
+    fi
+    data_opts=(
+        --use_preprocessor true --token_type "${token_type}" --token_list "${token_list}"
+        --cleaner "${cleaner}" --g2p "${g2p}" --non_linguistic_symbols none
+        --train_data_path_and_name_and_type "${dumpdir}/raw/${train_set}/text,text,text"
+        --train_data_path_and_name_and_type "${dumpdir}/raw/${train_set}/wav.scp,speech,sound"
+        --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/text,text,text"
+        --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/wav.scp,speech,sound"
+    )
+    shape_opts=(
+        --train_shape_file "${stats_dir}/train/text_shape.${token_type}"
+        --train_shape_file "${stats_dir}/train/speech_shape"
+        --valid_shape_file "${stats_dir}/valid/text_shape.${token_type}"
+        --valid_shape_file "${stats_dir}/valid/speech_shape"
+    )
+    # A held model keeps its config's normalisation (its own statistics).
+    [ -n "${pretrained}" ] || shape_opts+=(--normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz")
+}
+
+# The training settings of a held model that a pass may change (record_overrides).
+training_keys="optim optim_conf scheduler scheduler_conf max_epoch batch_type batch_size batch_bins
+    accum_grad grad_clip num_workers patience keep_nbest_models seed use_amp normalize normalize_conf"
 
 # train_tts DIR MODULE WHAT [OPTION ...]: one espnet2 training run on the recipe's data.
 train_tts() {
@@ -127,7 +167,7 @@ train_tts() {
 # model_dirs: "DIR CONFIG MODEL STAGE" per model to synthesize with: dense, the dense control
 # (made by stage 7), then each baked one (stage 8).
 model_dirs() {
-    echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_model} 6"
+    echo "${dense_dir} ${dense_dir}/config.yaml ${dense_dir}/${inference_model} ${dense_stage}"
     [ "${dense_control}" = true ] && echo "${control_dir} ${control_dir}/config.yaml ${control_dir}/${finetune_model} 7"
     while read -r _ _ dir; do
         echo "${dir}/baked ${dir}/baked/config.yaml ${dir}/baked/model.pth 8"
@@ -156,7 +196,18 @@ if run_stage 3; then
     stage_time 3 "${t0}"
 fi
 
-if run_stage 4; then
+if run_stage 4 && [ -n "${pretrained}" ]; then
+    t0=${SECONDS}
+    log "Stage 4: Token list, config and statistics of --pretrained ${pretrained} -> ${dense_dir}"
+    if ! done_or_redo "${dense_dir}/${inference_model}" 4; then
+        mkdir -p "${expdir}/logs"
+        ${python} -m pinch.espnet.bin.pretrained --task tts --pretrained "${pretrained}" --out_dir "${dense_dir}" \
+            --model_name "${inference_model}" > "${expdir}/logs/pretrained.log" 2>&1 \
+            || failed "pretrained model" "${expdir}/logs/pretrained.log"
+        tail -n 1 "${expdir}/logs/pretrained.log" >&2
+    fi
+    stage_time 4 "${t0}"
+elif run_stage 4; then
     t0=${SECONDS}
     log "Stage 4: Generate character token_list from ${dumpdir}/raw/${train_set}/text"
     if ! done_or_redo "${token_list}" 4; then
@@ -176,6 +227,15 @@ fi
 if run_stage 5; then
     t0=${SECONDS}
     log "Stage 5: TTS collect stats: ${dumpdir}/raw/${train_set} -> ${stats_dir}"
+    set_data_opts
+    # The features are computed at the config's fs, whatever the audio's rate: a mismatch would
+    # train on speech at the wrong pitch and speed, so it stops here.
+    fs=$(config_value feats_extract_conf fs)
+    [ "${fs}" != none ] || die "${train_config}: feats_extract_conf has no fs"
+    need "${dumpdir}/raw/${train_set}/wav.scp" 3
+    rate=$(${python} -c 'import sys, soundfile; print(soundfile.info(open(sys.argv[1]).readline().split(maxsplit=1)[1].strip()).samplerate)' \
+        "${dumpdir}/raw/${train_set}/wav.scp")
+    [ "${rate}" = "${fs}" ] || die "${dumpdir}/raw/${train_set}: audio at ${rate} Hz, but ${train_config} computes its features at ${fs} Hz (feats_extract_conf.fs): the recipe does not resample; give data at ${fs} Hz"
     if ! done_or_redo "${stats_dir}/train/feats_stats.npz" 5; then
         need "${token_list}" 4
         espnet_collect_stats espnet2.bin.tts_train text "${data_opts[@]}" --config "${train_config}" --normalize none
@@ -185,8 +245,13 @@ fi
 
 if run_stage 6; then
     t0=${SECONDS}
-    log "Stage 6: TTS Training (dense): ${dense_dir}"
-    if ! done_or_redo "${dense_dir}/${inference_model}" 6; then
+    if [ -n "${pretrained}" ]; then
+        log "Stage 6: the dense model is --pretrained ${pretrained} (${dense_dir}, stage 4); no dense training"
+    else
+        log "Stage 6: TTS Training (dense): ${dense_dir}"
+    fi
+    if [ -z "${pretrained}" ] && ! done_or_redo "${dense_dir}/${inference_model}" 6; then
+        set_data_opts
         need "${stats_dir}/train/feats_stats.npz" 5
         # shellcheck disable=SC2086
         train_tts "${dense_dir}" espnet2.bin.tts_train "dense training" ${train_args}
@@ -195,25 +260,33 @@ if run_stage 6; then
 fi
 
 if run_stage 7; then
+    set_data_opts
+    # FastSpeech and FastSpeech2 learn from durations (egs2's --teacher_dumpdir), which this
+    # recipe does not make yet.
+    case "$(config_value tts)" in
+        fastspeech|fastspeech2) die "${train_config}: tts $(config_value tts) trains on durations (tts.sh's --teacher_dumpdir), which this recipe does not make yet; a Tacotron2, VITS or JETS model trains here" ;;
+    esac
     log "Stage 7: One-pass compression of the encoder of ${dense_dir}/${inference_model}: methods '${pruning}', targets '${targets}', preset '${preset}'$([ "${dense_control}" = true ] && echo ', and the dense control (fine-tuned without pruning)')"
     if [ "${dense_control}" = true ] && ! done_or_redo "${control_dir}/${finetune_model}" 7; then
         t0=${SECONDS}
-        need "${dense_dir}/${inference_model}" 6
+        need "${dense_dir}/${inference_model}" "${dense_stage}"
         # shellcheck disable=SC2086
         train_tts "${control_dir}" espnet2.bin.tts_train "dense control" \
             --init_param "${dense_dir}/${inference_model}" ${train_args} ${finetune_args}
+        record_overrides "${train_config}" "${control_dir}" "${training_keys}"
         log "Stage 7: ${control_dir} done in $(( SECONDS - t0 ))s"
     fi
     while read -r m t dir; do
         t0=${SECONDS}
         done_or_redo "${dir}/${finetune_model}" 7 && continue
-        need "${dense_dir}/${inference_model}" 6
+        need "${dense_dir}/${inference_model}" "${dense_stage}"
         # shellcheck disable=SC2086
         train_tts "${dir}" pinch.espnet.bin.tts_train "compression ${m} ${t}" \
             --init_param "${dense_dir}/${inference_model}" \
             --pruning_config "${pruning_conf_dir}/${m}.yaml" --pruning_conf "preset=${preset}" \
             --pruning_conf "target_sparsity=${t}" --pruning_conf "granularity=${granularity}" \
             ${train_args} ${finetune_args} ${compress_args}
+        record_overrides "${train_config}" "${dir}" "${training_keys}"
         log "Stage 7: ${dir} done in $(( SECONDS - t0 ))s"
     done < <(compressed_runs)
 fi
@@ -319,7 +392,8 @@ if run_stage 10; then
         --reference_judges "${expdir}/judges/${test_set}/judges.json" \
         --ref_scp "${dumpdir}/raw/${test_set}/wav.scp" --n_samples "${n_samples}" \
         --samples_dir "${expdir}/samples" --results_md "${expdir}/RESULTS.md" \
-        --results_table "${results_table}" --overwrite "${overwrite}" --notes "corpus=${corpus}" \
+        --results_table "${results_table}" --overwrite "${overwrite}" \
+        --notes "corpus=${corpus}${pretrained:+, pretrained $(basename "${pretrained%/}")}" \
         > "${expdir}/logs/tts_results.log" 2>&1 || failed "results" "${expdir}/logs/tts_results.log"
     cat "${expdir}/logs/tts_results.log" >&2
     stage_time 10 "${t0}"

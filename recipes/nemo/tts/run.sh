@@ -7,7 +7,9 @@
 #  2 supplementary data: the pitch of every train/dev utterance in NeMo's TTSDataset cache
 #    layout (WORLD dio, not librosa.pyin during the first epoch) and the train set's pitch
 #    mean and std, which the training configs read
-#  3 dense FastPitch training (learned alignment, character tokenizer)
+#  3 dense FastPitch training (learned alignment, character tokenizer); with --pretrained, the
+#    FastPitch .nemo you hold is the dense model (stage 2 places it first: its mel settings are
+#    those of the pitch cache and of every pass)
 #  4 one-pass compression of the text encoder from the dense .nemo, and the dense control
 #    (the same pass without pruning: the reference of the verdicts)
 #  5 bake: plain FastPitchModel .nemo per compressed run
@@ -23,6 +25,7 @@
 #   ./run.sh --stage 4 --sweep "0.3 0.5 0.7"
 #   ./run.sh --vocoder /models/hifigan.nemo           # a NeMo vocoder instead of Griffin-Lim
 #   ./run.sh --corpus ljspeech --ljspeech_dir /data/LJSpeech-1.1 --fs 22050
+#   ./run.sh --pretrained /models/fastpitch.nemo --corpus embedded   # compress a FastPitch you hold
 # Every stage skips work whose outputs are complete; --overwrite true redoes it.
 set -euo pipefail
 
@@ -38,15 +41,20 @@ dumpdir=dump            # Supplementary data (pitch cache and statistics).
 expdir=exp              # Models, synthesized speech, scores, logs.
 
 # Data
-corpus=embedded         # embedded (its single-voice TTS view) | ljspeech
+corpus=                 # embedded (its single-voice TTS view) | ljspeech (default: embedded; with --pretrained, name it).
 ljspeech_dir=           # LJSpeech-1.1 root (metadata.csv, wavs/).
 size=default            # Embedded corpus size: default | tiny.
 seed=0                  # Embedded corpus generator seed (and training seed).
-fs=16000                # Sample rate of the model (the corpus's: LJSpeech is 22050).
+fs=16000                # Sample rate of the model (the corpus's: LJSpeech is 22050; with --pretrained, the model's).
 
 # Training, compression, synthesis
 config_dir=../../../conf/nemo/tts  # Folder of the NeMo Hydra configs.
 train_config=fastpitch           # Hydra config name (dense training; stage 2 reads its data settings).
+# A FastPitch .nemo to compress instead of training one (stage 3 skipped): its network, text
+# tokenizer and mel settings; the passes fine-tune it with this recipe's loaders and optimizer,
+# on the pitch statistics of the data given (as NeMo's FastPitch fine-tuning does for a new
+# voice), every changed key on record in the run's finetune_overrides.yaml.
+pretrained=
 compress_config=fastpitch_sspg   # Hydra config name (compression).
 train_args=             # Extra Hydra overrides of dense training, e.g. "trainer.max_epochs=20".
 finetune_args=          # Extra Hydra overrides of the compression pass (and the control), e.g. "trainer.max_epochs=2".
@@ -87,6 +95,11 @@ for c in "${train_config}" "${compress_config}"; do
     [ -f "${config_dir}/${c}.yaml" ] || die "config ${config_dir}/${c}.yaml not found"
 done
 [ -z "${vocoder}" ] || [ -f "${vocoder}" ] || die "--vocoder ${vocoder}: no such file"
+[ -z "${pretrained}" ] || [ -f "${pretrained}" ] || die "--pretrained ${pretrained}: no such .nemo file"
+if [ -z "${corpus}" ]; then
+    [ -z "${pretrained}" ] || die "--pretrained ${pretrained}: name the data to fine-tune and test it on: --corpus embedded (the demo corpus synthesized here) or --corpus ljspeech --ljspeech_dir DIR"
+    corpus=embedded
+fi
 if run_stage 7; then
     [ -f "${asr_model}" ] || die "--asr_model ${asr_model}: no such file: the ASR model that scores the synthesized speech comes from the NeMo ASR recipe: run it first (cd ../asr && ./run.sh --stop_stage 3), or pass --asr_model MODEL.nemo"
 fi
@@ -94,26 +107,42 @@ fi
 tts_corpus
 
 dense_dir="${expdir}/${train_config}"
+dense_stage=3  # the stage that makes the dense model
+if [ -n "${pretrained}" ]; then
+    dense_dir="${expdir}/pretrained_$(basename "${pretrained}" .nemo)"
+    dense_stage=2
+fi
 control_dir="${dense_dir}_finetune"
 sup_dir="${dumpdir}/sup_data"
+# A held model's pitch cache is its own: its hop and sample rate set the frames.
+[ -z "${pretrained}" ] || sup_dir="${dumpdir}/sup_data_$(basename "${dense_dir}")"
 pitch_stats="${sup_dir}/pitch_stats.json"
 synth_tag=synth_griffin_lim
 [ -n "${vocoder}" ] && synth_tag="synth_$(basename "${vocoder}" .nemo)"
 asr_tag="asr_$(basename "$(dirname "${asr_model}")")"
 
-# Hydra overrides shared by stage 2, dense training and compression: the data and its
-# supplementary data, the sample rate.
-data_overrides=(
-    "model.train_ds.dataset.manifest_filepath=$(abspath "${datadir}")/${splits}${train_set}/manifest.json"
-    "model.validation_ds.dataset.manifest_filepath=$(abspath "${datadir}")/${splits}${valid_set}/manifest.json"
-    "model.sup_data_path=$(abspath "${sup_dir}")" "model.pitch_stats_path=$(abspath "${pitch_stats}")"
-    "model.sample_rate=${fs}" "seed=${seed}"
-)
+# set_data_overrides: the Hydra overrides shared by stage 2, dense training and compression: the
+# data and its supplementary data, the sample rate (a held model's: all its mel settings, once
+# stage 2 has placed it).
+set_data_overrides() {
+    data_overrides=(
+        "model.train_ds.dataset.manifest_filepath=$(abspath "${datadir}")/${splits}${train_set}/manifest.json"
+        "model.validation_ds.dataset.manifest_filepath=$(abspath "${datadir}")/${splits}${valid_set}/manifest.json"
+        "model.sup_data_path=$(abspath "${sup_dir}")" "model.pitch_stats_path=$(abspath "${pitch_stats}")"
+        "seed=${seed}"
+    )
+    if [ -n "${pretrained}" ] && [ -f "${dense_dir}/audio_overrides" ]; then
+        mapfile -t -O "${#data_overrides[@]}" data_overrides < "${dense_dir}/audio_overrides"
+    else
+        data_overrides+=("model.sample_rate=${fs}")
+    fi
+}
+set_data_overrides
 
 # model_dirs: "DIR STAGE" per model to synthesize with (STAGE writes its model.nemo): the
 # dense model, the dense control, then each baked one.
 model_dirs() {
-    echo "${dense_dir} 3"
+    echo "${dense_dir} ${dense_stage}"
     [ "${dense_control}" = true ] && echo "${control_dir} 4"
     while read -r _ _ dir; do echo "${dir} 5"; done < <(compressed_runs)
 }
@@ -124,6 +153,18 @@ if run_stage 1; then
     log "Stage 1: Data preparation (${corpus}) -> ${datadir}"
     prepare_data
     stage_time 1 "${t0}"
+fi
+
+if run_stage 2 && [ -n "${pretrained}" ]; then
+    log "Stage 2: Pretrained model ${pretrained} as the dense model -> ${dense_dir}/model.nemo (its mel settings: ${dense_dir}/audio_overrides)"
+    if ! done_or_redo "${dense_dir}/model.nemo" 2; then
+        mkdir -p "${expdir}/logs"
+        rm -f "${dense_dir}/model.nemo"
+        ${python} -m pinch.nemo.bin.pretrained --task tts --nemo "${pretrained}" --dense_dir "${dense_dir}" \
+            > "${expdir}/logs/pretrained.log" 2>&1 || failed "pretrained model" "${expdir}/logs/pretrained.log"
+        grep '^pinch.nemo:' "${expdir}/logs/pretrained.log" >&2
+    fi
+    set_data_overrides
 fi
 
 if run_stage 2; then
@@ -144,7 +185,9 @@ if run_stage 2; then
     stage_time 2 "${t0}"
 fi
 
-if run_stage 3; then
+if run_stage 3 && [ -n "${pretrained}" ]; then
+    log "Stage 3: the dense model is --pretrained ${pretrained} (${dense_dir}, stage 2); no dense training"
+elif run_stage 3; then
     t0=${SECONDS}
     log "Stage 3: Dense training (${train_config}) -> ${dense_dir}/model.nemo"
     if ! done_or_redo "${dense_dir}/model.nemo" 3; then
@@ -161,7 +204,7 @@ if run_stage 4; then
     log "Stage 4: One-pass compression of the text encoder of ${dense_dir}/model.nemo: methods '${pruning}', targets '${targets}', preset '${preset}'$([ "${dense_control}" = true ] && echo ', and the dense control (the pass without pruning)')"
     if [ "${dense_control}" = true ] && ! done_or_redo "${control_dir}/model.nemo" 4; then
         t0=${SECONDS}
-        need "${dense_dir}/model.nemo" 3
+        need "${dense_dir}/model.nemo" "${dense_stage}"
         need "${pitch_stats}" 2
         # shellcheck disable=SC2086
         nemo_train "${control_dir}" "dense control" "${compress_config}" "${data_overrides[@]}" \
@@ -172,7 +215,7 @@ if run_stage 4; then
     while read -r m t dir; do
         t0=${SECONDS}
         done_or_redo "${dir}/gated.nemo" 4 && continue
-        need "${dense_dir}/model.nemo" 3
+        need "${dense_dir}/model.nemo" "${dense_stage}"
         need "${pitch_stats}" 2
         # shellcheck disable=SC2086
         nemo_train "${dir}" "compression ${m} ${t}" "${compress_config}" "${data_overrides[@]}" \
@@ -292,7 +335,8 @@ if run_stage 7; then
         --reference_judges "${expdir}/judges/${test_set}/judges.json" \
         --ref_scp "${ref_dir}/wav.scp" --n_samples "${n_samples}" \
         --samples_dir "${expdir}/samples" --results_md "${expdir}/RESULTS.md" \
-        --results_table "${results_table}" --overwrite "${overwrite}" --notes "corpus=${corpus}" \
+        --results_table "${results_table}" --overwrite "${overwrite}" \
+        --notes "corpus=${corpus}${pretrained:+, pretrained $(basename "${pretrained}")}" \
         > "${expdir}/logs/tts_results.log" 2>&1 || failed "results" "${expdir}/logs/tts_results.log"
     sed -n '/^<!-- Generated/,$p' "${expdir}/logs/tts_results.log" >&2
     stage_time 7 "${t0}"

@@ -1,19 +1,23 @@
-"""Take a user's pretrained ESPnet ASR model as the recipe's dense model (``run.sh --pretrained``).
+"""Take a user's pretrained ESPnet model (ASR or TTS) as a recipe's dense model (``run.sh --pretrained``).
 
 The model comes as espnet_model_zoo packs it: a zip, or the directory it unpacks to, with
-``meta.yaml`` naming ``asr_train_config`` and ``asr_model_file``; or a plain model dir
-holding ``config.yaml`` and one ``*.pth``. Its ``config.yaml`` names the token list, the BPE
-model and the normalisation statistics by paths relative to the pack's root. They are taken
-from inside the pack only (never the working directory, nor through ``../``, an absolute path
-or a symlink out of it), checked to be what the config takes them for, and copied next to the
-model with the paths rewritten, so the recipe tokenizes its data and builds the network
-exactly as the model was trained; a pack that fails is refused before any network is built.
-The checkpoint is read as data and loaded strictly into the network espnet2's ASR task builds
-from that config: a token list that does not fit the model, or a config of another task,
-stops here, naming it.
+``meta.yaml`` naming its training config and model file (``asr_train_config`` and
+``asr_model_file``; ``train_config`` and ``model_file`` for TTS, as ``espnet2.bin.pack tts``
+writes them); or a plain model dir holding ``config.yaml`` and one ``*.pth``. Its
+``config.yaml`` names the token list, the BPE model and the normalisation statistics (of the
+features, and of a FastSpeech2's pitch and energy) by paths relative to the pack's root. They
+are taken from inside the pack only (never the working directory, nor through ``../``, an
+absolute path or a symlink out of it), checked to be what the config takes them for, and
+copied next to the model with the paths rewritten, so the recipe tokenizes its data and builds
+the network exactly as the model was trained; a pack that fails is refused before any network
+is built. The checkpoint is read as data and loaded strictly into the network espnet2's task
+builds from that config: a token list that does not fit the model, or a config of another
+task, stops here, naming it.
 
     python -m pinch.espnet.bin.pretrained --pretrained /models/asr_librispeech.zip \
         --out_dir exp/pretrained_asr_librispeech --model_name valid.loss.ave.pth
+    python -m pinch.espnet.bin.pretrained --task tts --pretrained /models/tts_ljspeech.zip \
+        --out_dir exp/tts_pretrained_tts_ljspeech --model_name train.loss.ave.pth
 """
 import argparse
 import copy
@@ -139,21 +143,53 @@ def check_mvn_stats(path, name):
 # Files a config names that the model needs at training and decoding: copied under these
 # names, once the check shows each is what the config takes it for.
 COPIED = {("token_list",): ("tokens.txt", check_token_list), ("bpemodel",): ("bpe.model", check_bpe_model),
-          ("normalize_conf", "stats_file"): ("feats_stats.npz", check_mvn_stats)}
+          ("normalize_conf", "stats_file"): ("feats_stats.npz", check_mvn_stats),
+          ("pitch_normalize_conf", "stats_file"): ("pitch_stats.npz", check_mvn_stats),
+          ("energy_normalize_conf", "stats_file"): ("energy_stats.npz", check_mvn_stats)}
 
 
-def locate(pack):
+class Task:
+    """What differs between the tasks: meta.yaml's keys (espnet2.bin.pack's), the config keys
+    that show a config is the task's, and espnet2's task class."""
+
+    def __init__(self, name, meta_config, meta_model, network):
+        self.name, self.meta_config, self.meta_model, self.network = name, meta_config, meta_model, network
+
+    def espnet2_task(self):
+        if self.name == "asr":
+            from espnet2.tasks.asr import ASRTask
+            return ASRTask
+        from espnet2.tasks.tts import TTSTask
+        return TTSTask
+
+    def check_config(self, config, name):
+        """The config is this task's, and the recipe can tokenize text as the model did."""
+        if self.network not in config or "token_list" not in config:
+            raise ValueError(f"{name}: not an espnet2 {self.name.upper()} training config (no {self.network} / token_list)")
+        if self.name == "asr" and (config.get("token_type") != "bpe" or not config.get("bpemodel")):
+            raise ValueError(f"{name}: token_type {config.get('token_type')!r}; pinch's recipe "
+                             "tokenizes with the model's BPE model (token_type bpe and a bpemodel)")
+        if self.name == "tts" and config.get("token_type") not in ("char", "phn"):
+            raise ValueError(f"{name}: token_type {config.get('token_type')!r}; the TTS recipe tokenizes text as "
+                             "characters or phonemes (token_type char or phn), with the model's cleaner and g2p")
+
+
+TASKS = {"asr": Task("asr", "asr_train_config", "asr_model_file", "encoder"),
+         "tts": Task("tts", "train_config", "model_file", "tts")}
+
+
+def locate(pack, task):
     """(config.yaml, model .pth) of an unpacked model: meta.yaml's, or the dir's only ones."""
     if (pack.root / "meta.yaml").is_file():
         meta = pack.file("meta.yaml", f"{pack.given}:")
         info = pack.mapping(meta)
         named = {k: v for part in ("yaml_files", "files") if isinstance(info.get(part), dict)
                  for k, v in info[part].items()}
-        if not named.get("asr_train_config") or not named.get("asr_model_file"):
-            raise ValueError(f"{pack.name(meta)}: no yaml_files.asr_train_config / files.asr_model_file: "
-                             "not an ASR model pack")
-        return (pack.file(named["asr_train_config"], f"{pack.name(meta)}: yaml_files.asr_train_config"),
-                pack.file(named["asr_model_file"], f"{pack.name(meta)}: files.asr_model_file"))
+        if not named.get(task.meta_config) or not named.get(task.meta_model):
+            raise ValueError(f"{pack.name(meta)}: no yaml_files.{task.meta_config} / files.{task.meta_model}: "
+                             f"not an ESPnet {task.name.upper()} model pack")
+        return (pack.file(named[task.meta_config], f"{pack.name(meta)}: yaml_files.{task.meta_config}"),
+                pack.file(named[task.meta_model], f"{pack.name(meta)}: files.{task.meta_model}"))
     configs, models = sorted(pack.root.rglob("config.yaml")), sorted(pack.root.rglob("*.pth"))
     if len(configs) != 1 or len(models) != 1:
         raise ValueError(f"{pack.given}: expected meta.yaml, or one config.yaml and one .pth; found "
@@ -161,31 +197,24 @@ def locate(pack):
     return tuple(pack.file(str(f.relative_to(pack.root)), f"{pack.given}:") for f in (configs[0], models[0]))
 
 
-def model_options(config):
+def model_options(config, task=TASKS["asr"]):
     """The options of a trained model's config.yaml. Why: it also records run-time values
     (``distributed``, ...) that espnet2's parser refuses as --config, and its data options, which
     a command line would append to; the model's options are what is kept."""
-    from espnet2.tasks.asr import ASRTask
-
-    actions = ASRTask.get_parser()._actions
+    actions = task.espnet2_task().get_parser()._actions
     keep = {a.dest for a in actions if not isinstance(a, argparse._AppendAction)} - {"config", "output_dir"}
     return {k: v for k, v in config.items() if k in keep}
 
 
-def place(pretrained, out_dir, model_name):
-    """Write ``out_dir``: config.yaml, tokens.txt, bpe.model (feats_stats.npz) and the checkpoint."""
-    from espnet2.tasks.asr import ASRTask
-
+def place(pretrained, out_dir, model_name, task="asr"):
+    """Write ``out_dir``: config.yaml, tokens.txt, the files of COPIED it names and the checkpoint."""
+    task = TASKS[task]
     out_dir = Path(out_dir)
     with atomic_output_dir(out_dir) as tmp:
         pack = Pack(pretrained, unpack(pretrained, tmp / "pack"))
-        config_file, model_file = locate(pack)
+        config_file, model_file = locate(pack, task)
         config = pack.mapping(config_file)
-        if "encoder" not in config or "token_list" not in config:
-            raise ValueError(f"{pack.name(config_file)}: not an espnet2 ASR training config (no encoder / token_list)")
-        if config.get("token_type") != "bpe" or not config.get("bpemodel"):
-            raise ValueError(f"{pack.name(config_file)}: token_type {config.get('token_type')!r}; pinch's recipe "
-                             "tokenizes with the model's BPE model (token_type bpe and a bpemodel)")
+        task.check_config(config, pack.name(config_file))
         build = copy.deepcopy(config)  # paths into tmp, to build the network now
         for keys, (name, check) in COPIED.items():
             holders = [config, build]
@@ -203,14 +232,14 @@ def place(pretrained, out_dir, model_name):
             config["token_list"], build["token_list"] = str(out_dir.resolve() / "tokens.txt"), str(tmp / "tokens.txt")
         if not (tmp / "tokens.txt").is_file():
             raise ValueError(f"{pack.name(config_file)}: its token_list is neither a list nor a file")
-        model = ASRTask.build_model(argparse.Namespace(**build))
+        model = task.espnet2_task().build_model(argparse.Namespace(**build))
         try:
             model.load_state_dict(load_state_dict(str(model_file)), strict=True)
         except RuntimeError as err:
             size = sum(1 for t in (tmp / "tokens.txt").read_text(encoding="utf-8").splitlines() if t)
             raise ValueError(f"{pack.name(model_file)} does not fit the network its config builds with its token "
                              f"list ({size} tokens): {' '.join(str(err).splitlines()[:3])}") from None
-        config = model_options(config)
+        config = model_options(config, task)
         with (tmp / "config.yaml").open("w", encoding="utf-8") as f:
             yaml_no_alias_safe_dump(config, f, indent=4, sort_keys=False)
         (tmp / "source").write_text(f"{Path(pretrained).resolve()}\n{model_file.relative_to(pack.root)}\n")
@@ -222,16 +251,18 @@ def place(pretrained, out_dir, model_name):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pinch.espnet.bin.pretrained", description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="asr", help="the model's espnet2 task")
     parser.add_argument("--pretrained", required=True, help="model zip or directory (espnet_model_zoo layout)")
     parser.add_argument("--out_dir", required=True, help="the recipe's dense model directory")
     parser.add_argument("--model_name", default="valid.loss.ave.pth", help="file name the recipe decodes")
     args = parser.parse_args(argv)
     try:
-        out_dir, config = place(args.pretrained, args.out_dir, args.model_name)
+        out_dir, config = place(args.pretrained, args.out_dir, args.model_name, args.task)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"pinch.espnet.bin.pretrained: error: {err}", file=sys.stderr)
         return 1
-    print(f"pinch.espnet: {args.pretrained} -> {out_dir} (encoder {config['encoder']}, "
+    network = TASKS[args.task].network
+    print(f"pinch.espnet: {args.pretrained} -> {out_dir} ({network} {config[network]}, "
           f"token_type {config['token_type']}, normalize {config.get('normalize')})")
     return 0
 
