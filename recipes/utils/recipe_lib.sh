@@ -260,12 +260,13 @@ record_overrides() {
 # compressed_runs: "METHOD TARGET DIR" per compression run: every method, target, (with
 # --compress_seeds) seed and (with --compress_epochs) length of the pass. A run is structured when
 # --granularity structured asks for it or its preset says so (e.g. sspg_structured.yaml); its dir
-# ends in _structured, a seeded one in _seedN, one of a pass of N epochs in _epN.
+# ends in _structured, a seeded one in _seedN, one of a pass of N epochs in _epN. A TTS recipe's
+# --preset other than auto marks the dir too (preset_tag), before those.
 compressed_runs() {
     local m t s e suffix
     for m in ${pruning}; do
-        suffix=
-        [ "$(preset_granularity "${m}")" = structured ] && suffix=_structured
+        suffix=$(preset_tag)
+        [ "$(preset_granularity "${m}")" = structured ] && suffix+=_structured
         for t in ${targets}; do
             for s in ${compress_seeds:-_}; do
                 for e in ${compress_epochs:-_}; do
@@ -274,6 +275,13 @@ compressed_runs() {
             done
         done
     done
+}
+
+# preset_tag: the mark of a --preset other than auto (the TTS recipes' layers to gate), so that a
+# run of the whole model sits beside the encoder's: "[tacotron2,tacotron2_decoder]" ->
+# _tacotron2_tacotron2_decoder. Nothing for auto, or where a recipe has no --preset (ASR).
+preset_tag() {
+    [ "${preset:-auto}" = auto ] || sed -E -e 's/[^A-Za-z0-9_]+/_/g' -e 's/^_*/_/' -e 's/_+$//' <<< "${preset}"
 }
 
 # preset_granularity METHOD: structured if --granularity structured or the preset asks for it.

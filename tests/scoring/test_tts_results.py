@@ -63,6 +63,9 @@ def test_encoder_and_model_counted_apart(tmp_path):
 def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
     dense = _model(tmp_path, "tts_dense", 0, 6.0, 4.0, baked=False)
     pruned = _model(tmp_path, "tts_dense_sspg0.5", 50, 6.2, 5.0, baked=True)
+    # The same target on the encoder and the decoder: a row of its own, its preset named.
+    whole = _model(tmp_path, "tts_dense_sspg0.5_tacotron2_tacotron2_decoder", 50, 6.4, 5.5, baked=True)
+    whole.pruning.update(preset="[tacotron2, tacotron2_decoder]", gated_params=150)
     ref_scp = tmp_path / "ref.scp"
     for u in ("u1", "u2"):
         _tone(tmp_path / f"ref_{u}.wav", 200)
@@ -72,12 +75,12 @@ def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
     table = tmp_path / "table"
 
     def run():
-        return tts_results([dense, pruned], "asr", tmp_path / "ref_cer.json", tmp_path / "ref_judges.json", ref_scp,
+        return tts_results([dense, pruned, whole], "asr", tmp_path / "ref_cer.json", tmp_path / "ref_judges.json", ref_scp,
                            "test",
                            tmp_path / "RESULTS.md", tmp_path / "samples", 1, "espnet", table, notes="corpus=embedded")
 
     rows = run()
-    assert [r["encoder_sparsity"] for r in rows] == [0.0, 0.5]
+    assert [r["encoder_sparsity"] for r in rows] == [0.0, 0.5, 0.5]
     md = (tmp_path / "RESULTS.md").read_text()
     assert "on the recordings themselves it is 3.50%" in md
     assert ("|tts_dense_sspg0.5|100|0.5000|150|0.3333|6.200|0.1000|5.00|10.00||0.4 (no significant increase)|"
@@ -86,17 +89,20 @@ def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
     header = next(line for line in md.splitlines() if line.startswith("|model|"))
     assert all(line.count("|") == header.count("|") for line in md.splitlines() if line.startswith("|"))
     assert sorted(p.name for p in (tmp_path / "samples" / "u1").iterdir()) == [
-        "mel.png", "reference.wav", "tts_dense.wav", "tts_dense_sspg0.5.wav"]
+        "mel.png", "reference.wav", "tts_dense.wav", "tts_dense_sspg0.5.wav",
+        "tts_dense_sspg0.5_tacotron2_tacotron2_decoder.wav"]
     assert not (tmp_path / "samples" / "u2").exists()  # n_samples=1
     stored = read_rows(table)
-    assert [r["task"] for r in stored] == ["tts", "tts"] and stored[1]["significance"] == {
+    assert [r["task"] for r in stored] == ["tts"] * 3 and stored[1]["significance"] == {
         "test": {"p_value": 0.4, "lossless": True}}
     assert stored[1]["pocketsphinx_cer"] == 15.0 and stored[1]["dnsmos_ovrl"] == 2.5
     assert stored[1]["pocketsphinx_mapsswe"] == {"dense": {"test": {"p_value": 0.4, "lossless": True}}}
     assert "pocketsphinx CER of the recordings 12.00; DNSMOS of the recordings SIG 3.700 BAK 4.000 OVRL 3.200" \
         in stored[0]["notes"]
+    assert [r.get("preset") for r in stored] == [None, "auto", "[tacotron2, tacotron2_decoder]"]
+    assert stored[2]["gated_params"] == 150 and stored[2]["model_sparsity"] == pytest.approx(0.3333)
     run()  # a rerun appends no row twice
-    assert len(read_rows(table)) == 2
+    assert len(read_rows(table)) == 3
     text = render_markdown(stored + [{"system": "asr_dense", "toolkit": "espnet", "wer": {"test_clean": 9.0}}])
     asr_part, tts_part = text.split("## TTS")
     assert "asr_dense" in asr_part and "MCD" not in asr_part and "tts_dense" not in asr_part
@@ -104,7 +110,9 @@ def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
     assert "| pocketsphinx CER | DNSMOS SIG | DNSMOS BAK | DNSMOS OVRL |" in tts_part and "DNSMOS" not in asr_part
     assert side_by_side_main(["--table", str(table), "--task", "tts"]) == 0
     out = capsys.readouterr().out
-    assert "espnet MCD dB" in out and "| sspg | 0.5 | 100 | 0.5 | 150 | 6.2 | 0.1 | 5.00 (p=0.4 vs dense, lossless)" in out
+    assert "espnet gated params | espnet model sparsity | espnet MCD dB" in out
+    assert "| sspg | 0.5 | 100 | 0.5 | 150 |  | 0.3333 | 6.2 | 0.1 | 5.00 (p=0.4 vs dense, lossless)" in out
+    assert "| sspg [tacotron2, tacotron2_decoder] | 0.5 | 100 | 0.5 | 150 | 150 | 0.3333 | 6.4 | 0.1 | 5.50 (p=0.4" in out
     assert side_by_side_main(["--table", str(table)]) == 1  # no ASR rows there
 
 

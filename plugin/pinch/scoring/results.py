@@ -53,6 +53,10 @@ COLUMNS = {
                 "made, and the digest of the reference's hypotheses it was made against"),
     "dense_fingerprint": (str, "dense", "fingerprint of the dense model the row descends from "
                           "(pinch.export.checkpoint.fingerprint)"),
+    "preset": (str, "gated", "TTS: the layers the pass gated (its preset: auto is the text encoder; a list such "
+               "as [tacotron2, tacotron2_decoder] adds the decoder)"),
+    "gated_params": (numbers.Integral, "gated params", "TTS: parameters of the gated weight matrices (their share of "
+                     "params: how much of the model the pass compressed)"),
     "encoder_params": (numbers.Integral, "encoder params", "TTS: parameters of the text encoder"),
     "encoder_sparsity": (numbers.Real, "encoder sparsity", "TTS: share of zeros in the encoder (0..1)"),
     "mcd": (numbers.Real, "MCD dB", "TTS: mel-cepstral distortion to the recordings (DTW)"),
@@ -190,7 +194,7 @@ def append_result(table_dir: Path, row: dict) -> dict:
 
 
 # Columns of one task's table only; the rest are shared.
-TTS_ONLY = ("task", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer", "pocketsphinx_cer",
+TTS_ONLY = ("task", "preset", "gated_params", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer", "pocketsphinx_cer",
             "pocketsphinx_mapsswe", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 ASR_ONLY = ("sparsity", "size_mb", "compact_mb", "wall_time_s", "attempts", "wer")
 # In results.json only: the sweep report reads them (python -m pinch.sweep).

@@ -39,7 +39,8 @@ TASKS = {
     "asr": TaskColumns((("params", "params"), ("nonzero_params", "nonzero"), ("sparsity", "sparsity")),
                        "wer", "WER", "sparsity", (("wall_time_s", "time s"),)),
     "tts": TaskColumns((("encoder_params", "encoder params"), ("encoder_sparsity", "encoder sparsity"),
-                        ("params", "params"), ("mcd", "MCD dB"), ("log_f0_rmse", "log-F0 RMSE")),
+                        ("params", "params"), ("gated_params", "gated params"), ("model_sparsity", "model sparsity"),
+                        ("mcd", "MCD dB"), ("log_f0_rmse", "log-F0 RMSE")),
                        "cer", "ASR-CER", "encoder_sparsity", ()),
 }
 
@@ -64,8 +65,15 @@ def newest_rows(rows: list[dict], corpus: str | None = None, task: str = "asr") 
         raise ValueError(f"no espnet or nemo {task} rows" + (f" for corpus {corpus!r}" if corpus else ""))
     newest: dict[tuple, dict] = {}
     for r in sorted(rows, key=lambda r: r.get("date") or ""):
-        newest[(r.get("method") or "", r.get("target_sparsity"), r["toolkit"])] = r
+        newest[(method_label(r), r.get("target_sparsity"), r["toolkit"])] = r
     return newest
+
+
+def method_label(row: dict) -> str:
+    """A row's method, with the layers it gated where they are not the preset auto (a TTS
+    model's encoder): the whole model's run is a line of its own beside the encoder's."""
+    method, preset = row.get("method") or "", row.get("preset")
+    return method if preset in (None, "auto") else f"{method} {preset}"
 
 
 def side_by_side(newest: dict[tuple, dict], task: str = "asr") -> str:

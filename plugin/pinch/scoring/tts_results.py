@@ -130,6 +130,17 @@ def results_md(rows: list[dict], reference: dict, test_set: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def preset_name(preset) -> str:
+    """The layers a pass gated as one string, however the config wrote them: auto, or the
+    presets' names (``[tacotron2, tacotron2_decoder]`` as a list or as YAML text)."""
+    if preset is None:
+        return "auto"
+    if isinstance(preset, str):
+        preset = preset.strip().strip("[]").split(",")
+    names = [str(p).strip() for p in preset if str(p).strip()]
+    return names[0] if len(names) == 1 else f"[{', '.join(names)}]"
+
+
 def log_mel(path: str, n_mels: int = 80) -> tuple[np.ndarray, int]:
     import librosa
 
@@ -195,6 +206,7 @@ def tts_results(models: list[TTSModel], asr_tag: str, reference_cer: Path, refer
                 "system": str(m.model_dir), "toolkit": toolkit, "task": "tts",
                 "method": r["pruning"]["method"] if "pruning" in r else m.method,
                 "params": r["params"], "nonzero_params": r["nonzero_params"],
+                "model_sparsity": round(r["sparsity_model"], 4),
                 "encoder_params": r["encoder_params"], "encoder_sparsity": round(r["encoder_sparsity"], 4),
                 "mcd": round(r["mcd"], 3), "log_f0_rmse": r["log_f0_rmse"], "cer": {test_set: r["cer"]},
                 "pocketsphinx_cer": r["pocketsphinx_cer"], **{f"dnsmos_{k}": round(r[f"dnsmos_{k}"], 3) for k in DNSMOS},
@@ -203,6 +215,8 @@ def tts_results(models: list[TTSModel], asr_tag: str, reference_cer: Path, refer
             if "pruning" in r:
                 ref = reference_of(r["mapsswe"])
                 table_row.update(target_sparsity=r["pruning"]["target_sparsity"], reference=ref,
+                                 preset=preset_name(r["pruning"].get("preset")),
+                                 gated_params=r["pruning"].get("gated_params"),
                                  significance={test_set: r["mapsswe"][ref]},
                                  mapsswe={name: {test_set: t} for name, t in r["mapsswe"].items()},
                                  pocketsphinx_mapsswe={name: {test_set: t}

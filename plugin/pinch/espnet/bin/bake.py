@@ -132,6 +132,7 @@ def bake_model_dir(task, train_config, model_file, out_dir, target_sparsity=None
     summary = {
         "method": config["pruning"],
         "target_sparsity": config["pruning_conf"].get("target_sparsity"),
+        "preset": config["pruning_conf"].get("preset", "auto"),
         "sparsity_gated": report.gated,
         # as the pass left it: differs from sparsity_gated only where --target_sparsity rescaled
         "sparsity_trained": report.gated if trained is None else trained,

@@ -22,7 +22,11 @@ def load(model_dir, weights):
 
     model = SpectrogramGenerator.restore_from(str(check_nemo_file(weights)), map_location="cpu")
     report = Path(weights).with_suffix(".json")
-    pruning = json.loads(report.read_text()).get("pruning") if report.is_file() else None
+    pruning = None
+    if report.is_file():
+        baked = json.loads(report.read_text())
+        if baked.get("pruning"):
+            pruning = {**baked["pruning"], "gated_params": baked.get("gated_params")}
     return list(model.named_parameters()), pruning
 
 
