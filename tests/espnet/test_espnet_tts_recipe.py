@@ -126,6 +126,11 @@ def test_a_sentence_it_cannot_spell_is_named_and_the_others_are_synthesized(reci
 def test_bad_options_are_refused_with_their_name(recipe, tmp_path):
     proc = run(tts_cmd(recipe["root"], "--vocoder_file", str(tmp_path / "none.pkl")), check=False)
     assert proc.returncode != 0 and "--vocoder_file" in proc.stderr and "no such file" in proc.stderr
+    # espnet2's Text2Speech reads ParallelWaveGAN .pkl vocoders only: another file stops before stage 1.
+    (tmp_path / "vocoder.pth").write_bytes(b"")
+    proc = run(tts_cmd(recipe["root"], "--vocoder_file", str(tmp_path / "vocoder.pth")), check=False)
+    assert proc.returncode != 0 and "reads ParallelWaveGAN checkpoints only (.pkl" in proc.stderr
+    assert "Stage 1" not in proc.stderr
     proc = run(tts_cmd(recipe["root"], "--stage", "10", "--asr_model_dir", "exp/nothing"), check=False)
     assert proc.returncode != 0 and "exp/nothing/config.yaml is missing" in proc.stderr
 

@@ -253,3 +253,52 @@ def test_a_held_model_without_data_named_or_of_another_task_is_refused(recipe, t
                check=False)
     assert proc.returncode != 0 and "not a TTS model (a FastPitch .nemo)" in proc.stderr, proc.stderr[-2000:]
     assert not (root / "tts_exp" / "pretrained_model" / "model.nemo").exists()
+
+
+def tiny_hifigan(path, hop=256, sample_rate=16000):
+    """An untrained NeMo HiFi-GAN (HifiGanModel, small discriminators) on the recipe's mel
+    settings, saved as a user's vocoder .nemo: its upsampling makes ``hop`` samples a frame."""
+    from nemo.collections.tts.models import HifiGanModel
+    from omegaconf import OmegaConf
+
+    rates = {256: [8, 8, 4], 128: [8, 4, 4]}[hop]
+    cfg = OmegaConf.create({
+        "train_ds": {"defer_setup": True, "dataset": {"_target_": "nemo.collections.tts.data.vocoder_dataset.VocoderDataset"}},
+        "debug": True, "max_steps": 1, "optim": {"_target_": "torch.optim.AdamW", "lr": 1e-4},
+        "preprocessor": {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+                         "sample_rate": sample_rate, "features": 80, "n_window_size": 1024, "n_window_stride": hop,
+                         "n_fft": 1024, "window_size": False, "window_stride": False, "lowfreq": 0, "highfreq": 8000,
+                         "window": "hann", "normalize": None, "dither": 0.0, "pad_to": 1, "pad_value": 0,
+                         "log": True, "log_zero_guard_type": "add", "log_zero_guard_value": 1e-05, "mag_power": 1.0},
+        "generator": {"_target_": "nemo.collections.tts.modules.hifigan_modules.Generator", "resblock": 1,
+                      "upsample_rates": rates, "upsample_kernel_sizes": [2 * r for r in rates],
+                      "upsample_initial_channel": 16, "resblock_kernel_sizes": [3],
+                      "resblock_dilation_sizes": [[1, 3, 5]]},
+    })
+    HifiGanModel(cfg=cfg).save_to(str(path))
+    return path
+
+
+def test_a_nemo_vocoder_speaks_in_place_of_griffin_lim_and_a_foreign_one_is_named(recipe, tmp_path, capsys):
+    import soundfile as sf
+
+    from pinch.nemo.bin import synthesize
+
+    vocoder = tiny_hifigan(tmp_path / "hifigan_16k.nemo")
+    err = run(tts_cmd(recipe["root"], "--stage", "6", "--stop_stage", "6", "--vocoder", str(vocoder))).stderr
+    for model in (recipe["dense"], recipe["control"], recipe["compressed"]):
+        out = model / "synth_hifigan_16k" / "test"
+        wavs = [line.split()[1] for line in (out / "wav.scp").read_text().splitlines()]
+        assert len(wavs) == len(recipe["test_ids"]), err[-2000:]
+        # The vocoder's upsampling: 256 samples a frame, at the generator's 16 kHz.
+        info = sf.info(wavs[0])
+        assert info.samplerate == 16000 and info.frames % 256 == 0
+    # A vocoder of another hop would speak at another speed: refused before a sentence is spoken.
+    foreign = tiny_hifigan(tmp_path / "hifigan_hop128.nemo", hop=128)
+    text = tmp_path / "text"
+    text.write_text("u1 we need eggs\n")
+    out = tmp_path / "synth"
+    assert synthesize.main(["--set", str(recipe["compressed"] / "model.nemo"), str(text), str(out),
+                            "--vocoder", str(foreign)]) == 1
+    assert "the vocoder's hop is 128, the spectrogram generator" in capsys.readouterr().err
+    assert not (out / "wav.scp").exists()

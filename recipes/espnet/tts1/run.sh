@@ -65,7 +65,7 @@ inference_model=valid.loss.ave.pth  # The dense model's checkpoint (stage 6).
 # synthesized with: the pass's last epoch. espnet2's average of the best epochs by valid loss
 # mixes in an earlier, less pruned epoch (docs/evidence.md, "Evidence sweep").
 finetune_model=latest.pth
-vocoder_file=           # A trained vocoder (espnet2 / ParallelWaveGAN checkpoint); empty: Griffin-Lim.
+vocoder_file=           # A trained vocoder (ParallelWaveGAN checkpoint, .pkl: what Text2Speech reads); empty: Griffin-Lim.
 vocoder_config=         # Its config, if not beside it.
 n_samples=3             # Test sentences copied to ${expdir}/samples, with mel spectrogram plots.
 
@@ -97,6 +97,16 @@ if [ -z "${corpus}" ]; then
     corpus=embedded
 fi
 [ -z "${vocoder_file}" ] || [ -f "${vocoder_file}" ] || die "--vocoder_file ${vocoder_file}: no such file"
+if [ -n "${vocoder_file}" ]; then
+    # espnet2's Text2Speech reads a vocoder through ParallelWaveGAN's loader only (.pkl); anything
+    # else would fail at stage 9 after the trainings, deep inside espnet2.
+    case "${vocoder_file}" in
+        *.pkl) ;;
+        *) die "--vocoder_file ${vocoder_file}: espnet2's Text2Speech reads ParallelWaveGAN checkpoints only (.pkl, config.yml beside it or --vocoder_config); leave it out for Griffin-Lim" ;;
+    esac
+    ${python} -c 'import parallel_wavegan' 2> /dev/null \
+        || die "--vocoder_file ${vocoder_file}: espnet2 reads it with the parallel_wavegan package, which ${python} does not have (pip install parallel_wavegan)"
+fi
 [ -z "${vocoder_config}" ] || [ -f "${vocoder_config}" ] || die "--vocoder_config ${vocoder_config}: no such file"
 
 tts_corpus

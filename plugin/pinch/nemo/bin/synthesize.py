@@ -135,14 +135,13 @@ class Synthesizer:
 
     def __init__(self, model_path, vocoder=None, griffin_lim_iters=32):
         self.model = restore(model_path, "spectrogram generator")
-        self.params = mel_params(self.model)
         self.vocoder = vocoder
         self.iters = griffin_lim_iters
-        if vocoder is not None:
-            vsr = vocoder_sample_rate(vocoder)
-            if vsr is not None and vsr != self.params["sr"]:
-                raise ValueError(f"the vocoder makes {vsr} Hz audio, the spectrogram generator {model_path} "
-                                 f"{self.params['sr']} Hz: they do not belong together")
+        if vocoder is None:
+            self.params = mel_params(self.model)  # what Griffin-Lim needs, and can invert
+        else:
+            check_vocoder(self.model, vocoder, model_path)
+            self.params = {"sr": int(self.model.cfg.preprocessor.sample_rate)}
 
     def __call__(self, text):
         import torch
@@ -161,13 +160,27 @@ class Synthesizer:
         return np.clip(audio, -1.0, 1.0), self.params["sr"]
 
 
-def vocoder_sample_rate(vocoder):
-    cfg = vocoder.cfg
-    for key in ("sample_rate",):
-        if cfg.get(key):
-            return int(cfg[key])
-    pre = cfg.get("preprocessor")
-    return int(pre.sample_rate) if pre is not None and pre.get("sample_rate") else None
+def frame_settings(pre):
+    """Sample rate, hop and mel channels of an AudioToMelSpectrogramPreprocessor config: what a
+    spectrogram generator and its vocoder must share (the preprocessor's default: 64 mels)."""
+    sr = int(pre.sample_rate)
+    hop = pre.get("n_window_stride") or int(pre.window_stride * sr)
+    return {"sample rate": sr, "hop": int(hop), "mel channels": int(pre.get("features") or pre.get("nfilt") or 64)}
+
+
+def check_vocoder(model, vocoder, model_path):
+    """The vocoder hears the generator's spectrograms as they are: the same sample rate, hop and
+    mel channels (a vocoder of another hop would speak at the wrong speed, of other mels fail deep
+    inside its first convolution). A vocoder whose config has no preprocessor is held to the
+    sample rate it names."""
+    own = frame_settings(model.cfg.preprocessor)
+    pre = vocoder.cfg.get("preprocessor")
+    theirs = frame_settings(pre) if pre is not None and pre.get("sample_rate") else (
+        {"sample rate": int(vocoder.cfg.sample_rate)} if vocoder.cfg.get("sample_rate") else {})
+    for key, value in theirs.items():
+        if value != own[key]:
+            raise ValueError(f"the vocoder's {key} is {value}, the spectrogram generator {model_path}'s {own[key]}: "
+                             "they do not belong together")
 
 
 def synthesize_set(synth, text_path, out_dir):
