@@ -53,8 +53,11 @@ case "${1:-main}" in
     pinch compare --table exp/results --corpus embedded --out exp/results/compare_toolkits.md \
         --plot exp/results/compare_toolkits.png
     # TTS: the corpus's TTS view, and the dense ASR models, which score the synthesized speech.
-    recipes/espnet/tts1/run.sh "${espnet_tts[@]}" --datadir "${data}" --asr_model_dir "${espnet_asr}"
-    recipes/nemo/tts/run.sh "${nemo_tts[@]}" --datadir "${data}" --asr_model "${nemo_asr}"
+    # Each is judged by its own toolkit's ASR model and by the other's (--cross_asr_*).
+    recipes/espnet/tts1/run.sh "${espnet_tts[@]}" --datadir "${data}" --asr_model_dir "${espnet_asr}" \
+        --cross_asr_model "../../nemo/${nemo_asr#../}"
+    recipes/nemo/tts/run.sh "${nemo_tts[@]}" --datadir "${data}" --asr_model "${nemo_asr}" \
+        --cross_asr_recipe ../../espnet/asr1 --cross_asr_model_dir "${espnet_asr}"
     pinch compare --task tts --table exp/results --corpus embedded --out exp/results/compare_toolkits_tts.md
     ;;
   *)

@@ -1,6 +1,9 @@
 """Shared fixtures: tiny models the tests build themselves."""
 import contextlib
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,6 +51,49 @@ def pytest_collection_modifyitems(items):
         return next((i for i, name in enumerate(SLOWEST_FIRST) if path.endswith(name)), len(SLOWEST_FIRST))
 
     items.sort(key=rank)  # stable: every module keeps its own order
+
+
+def _helpers_of(folder):
+    """The recipe-run helpers of tests/<folder> (recipe_runs, asr_recipe_runs) importable, also in
+    a run that collected none of that folder's modules."""
+    path = str(Path(__file__).resolve().parent / folder)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+@pytest.fixture(scope="session")
+def espnet_dense(tmp_path_factory):
+    """The tiny ESPnet ASR recipe's stages 1-11 with no compression run (the tiny embedded corpus,
+    its dumps, statistics, token list and a dense model), made once per test run for every module
+    that starts from them (the NeMo TTS recipe's cross-toolkit judge too); read-only for them (each
+    compresses, decodes and scores in a root or experiment of its own)."""
+    pytest.importorskip("espnet2", reason="the ESPnet adapter needs espnet (pip install pinch[espnet])")
+    _helpers_of("espnet")
+    from recipe_runs import run_recipe
+    from shared_dirs import made_once
+
+    def make(root):
+        (root / "stages_1-11.stderr").write_text(run_recipe(root, "--stop_stage", "11", "--pruning", "none", "--dense_control", "false").stderr)
+
+    return made_once(tmp_path_factory, "espnet_dense", make)
+
+
+@pytest.fixture(scope="session")
+def nemo_dense(tmp_path_factory):
+    """The tiny NeMo ASR recipe's stages 1-3 (the embedded corpus, its tokenizer, a dense model of
+    2 epochs), made once per test run for the ASR and TTS recipe modules (the ESPnet TTS recipe's
+    cross-toolkit judge too); read-only for them."""
+    _helpers_of("nemo")
+    from asr_recipe_runs import TINY, recipe_cmd, recipe_env
+    from shared_dirs import made_once
+
+    def make(root):
+        proc = subprocess.run(recipe_cmd(root, "--stop_stage", "3", "--train_args", f"{TINY} trainer.max_epochs=2"),
+                              env=recipe_env(), capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        (root / "stages_1-3.stderr").write_text(proc.stderr)
+
+    return made_once(tmp_path_factory, "nemo_dense", make)
 
 
 @pytest.fixture(scope="session")

@@ -166,6 +166,23 @@ score_set() {
     done
 }
 
+# espnet_transcribe STAGE RECIPE MODEL_DIR CONFIG WAV_SCP OUT: an ESPnet ASR model's transcripts
+# of WAV_SCP in OUT/text, by plain espnet2.bin.asr_inference on the CPU, run from RECIPE (the
+# ESPnet ASR recipe: the paths in MODEL_DIR/config.yaml, MODEL_DIR and CONFIG are relative to
+# it); MODEL_DIR holds config.yaml and valid.loss.ave.pth. The TTS recipes' ASR judges.
+espnet_transcribe() {
+    local stage=$1 recipe scp out
+    recipe=$(cd "$2" && pwd)
+    scp=$(cd "$(dirname "$5")" && pwd)/$(basename "$5")
+    out=$(mkdir -p "$6" && cd "$6" && pwd)
+    done_or_redo "${out}/text" "${stage}" && return
+    (cd "${recipe}" && ${python} -m pinch.offline espnet2.bin.asr_inference --ngpu 0 \
+        --config "$4" --data_path_and_name_and_type "${scp},speech,sound" \
+        --asr_train_config "$3/config.yaml" --asr_model_file "$3/valid.loss.ave.pth" --output_dir "${out}/decode") \
+        > "${out}/asr_inference.log" 2>&1 || failed "ASR decoding" "${out}/asr_inference.log"
+    LC_ALL=C sort "${out}/decode/1best_recog/text" > "${out}/text.tmp" && mv "${out}/text.tmp" "${out}/text"
+}
+
 # judge_set STAGE VOCAB_TEXT LM_TEXT WAV_SCP TEXT OUT [NAME:HYP ...]: the TTS judges that did
 # not train on the corpus (pinch.scoring judge): pocketsphinx with the words of VOCAB_TEXT (every
 # test sentence's) and a language model of LM_TEXT (the training text), and DNSMOS, into

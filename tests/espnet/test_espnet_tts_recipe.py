@@ -2,7 +2,8 @@
 
 The ASR recipe's stages 1-11 (``espnet_dense``, shared with the ASR recipe modules) made the
 corpus (the TTS recipe's --datadir) and the dense ASR model that scores the synthesized speech;
-the TTS recipe then runs every stage once (module fixture).
+the NeMo ASR recipe's dense model (``nemo_dense``) is the second, cross-toolkit judge; the TTS
+recipe then runs every stage once (module fixture).
 """
 import json
 import os
@@ -14,6 +15,7 @@ import pytest
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "espnet"
 ASR_MODEL = "exp/asr_train_asr_conformer_ctc_raw_bpe30"
+CROSS_MODEL = "nemo_asr_exp/conformer_ctc_bpe_unigram32/model.nemo"  # nemo_dense's, under each root
 TINY_TACOTRON2 = " ".join(f"--tts_conf {kv}" for kv in (
     "embed_dim=16", "eunits=16", "econv_layers=1", "econv_chans=16", "adim=16", "aconv_chans=4", "dunits=32",
     "prenet_units=16", "postnet_layers=1", "postnet_chans=16")) + " --batch_size 4"
@@ -34,14 +36,16 @@ def tts_cmd(root, *options):
             # 20 updates (8 sentences, batches of 2) bring the encoder to the target.
             "--finetune_args", "--max_epoch 5 --batch_size 2 --optim_conf lr=0.02", "--n_samples", "1",
             "--asr_recipe", str(root), "--asr_model_dir", ASR_MODEL,
-            "--asr_inference_config", str(RECIPES / "asr1" / "conf" / "decode_ctc.yaml"), *options]
+            "--asr_inference_config", str(RECIPES / "asr1" / "conf" / "decode_ctc.yaml"),
+            "--cross_asr_model", str(root / CROSS_MODEL), *options]
 
 
 @pytest.fixture(scope="module")
-def recipe(espnet_dense, tmp_path_factory):
+def recipe(espnet_dense, nemo_dense, tmp_path_factory):
     root = tmp_path_factory.mktemp("tts_recipe")
     for d in ("data", "exp"):  # the shared corpus, and the ASR recipe's experiments (read only)
         (root / d).symlink_to(espnet_dense / d)
+    (root / "nemo_asr_exp").symlink_to(nemo_dense / "exp")
     proc = run(tts_cmd(root))
     exp = root / "tts_exp"
     dense = exp / "tts_train_tacotron2_raw_char"
@@ -65,6 +69,11 @@ def test_every_stage_ran_and_wrote_results(recipe):
     assert [(r["task"], r["method"]) for r in rows] == [("tts", "dense"), ("tts", "dense_finetune"), ("tts", "sspg")]
     assert rows[2]["reference"] == "dense_finetune" and set(rows[2]["mapsswe"]) == {"dense", "dense_finetune"}
     assert set(rows[2]["pocketsphinx_mapsswe"]) == {"dense", "dense_finetune"}
+    # The other toolkit's ASR model judged every model too, its tests against the same references.
+    assert all(set(r["cross_cer"]) == {"test"} for r in rows)
+    assert set(rows[2]["cross_mapsswe"]) == {"dense", "dense_finetune"}
+    cross = "cross_asr_conformer_ctc_bpe_unigram32"
+    assert f"ASR model (`{cross}`) as a second judge" in results and f"cross ASR judge {cross}" in rows[0]["notes"]
     assert all(1 <= r["dnsmos_ovrl"] <= 5 and r["pocketsphinx_cer"] >= 0 for r in rows)
     assert "|the recordings|" in results and "pocketsphinx CER of the recordings" in rows[0]["notes"]
     # The control had the compression pass's length: the same finetune_args, no pruning.
@@ -159,9 +168,8 @@ def pretrained_root(recipe, tmp_path):
     """A recipe root of its own on the fixture's corpus and dumps, nothing trained in it."""
     root = tmp_path / "pre"
     root.mkdir()
-    for d in ("data", "tts_dump"):
+    for d in ("data", "tts_dump", "exp", "nemo_asr_exp"):  # exp, nemo_asr_exp: the ASR judges'
         (root / d).symlink_to(recipe["root"] / d)
-    (root / "exp").symlink_to(recipe["root"] / "exp")  # the ASR recipe's (the ASR judge)
     return root
 
 

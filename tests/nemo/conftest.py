@@ -1,7 +1,6 @@
-"""Fixtures of the NeMo tests: the tiny embedded corpus, its tokenizer, a tiny Conformer config, the
-recipe's dense model."""
+"""Fixtures of the NeMo tests: the tiny embedded corpus, its tokenizer, a tiny Conformer config (the
+recipe's dense model, nemo_dense, is in tests/conftest.py)."""
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,22 +22,6 @@ TINY_TRAINER = ["trainer.log_every_n_steps=1", "exp_manager.create_tensorboard_l
 @pytest.fixture(scope="session", autouse=True)
 def _one_thread():
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-@pytest.fixture(scope="session")
-def nemo_dense(tmp_path_factory):
-    """The tiny NeMo ASR recipe's stages 1-3 (the embedded corpus, its tokenizer, a dense model of
-    2 epochs), made once per test run for the ASR and TTS recipe modules; read-only for them."""
-    from asr_recipe_runs import TINY, recipe_cmd, recipe_env
-    from shared_dirs import made_once
-
-    def make(root):
-        proc = subprocess.run(recipe_cmd(root, "--stop_stage", "3", "--train_args", f"{TINY} trainer.max_epochs=2"),
-                              env=recipe_env(), capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        (root / "stages_1-3.stderr").write_text(proc.stderr)
-
-    return made_once(tmp_path_factory, "nemo_dense", make)
 
 
 @pytest.fixture(scope="session")

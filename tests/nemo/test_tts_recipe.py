@@ -2,7 +2,8 @@
 
 The NeMo ASR recipe's stages 1-3 (``nemo_dense``, shared with the ASR recipe module) made the
 corpus (the TTS recipe's --datadir) and the dense ASR model that scores the synthesized speech;
-the TTS recipe then runs every stage once (module fixture).
+the ESPnet ASR recipe's dense model (``espnet_dense``) is the second, cross-toolkit judge; the TTS
+recipe then runs every stage once (module fixture).
 """
 import json
 import shutil
@@ -31,6 +32,7 @@ FINETUNE = ("model.train_ds.dataloader_params.batch_size=4 trainer.max_epochs=3 
             "trainer.log_every_n_steps=1 exp_manager.create_tensorboard_logger=false")
 SYNTH = "synth_griffin_lim/test"
 ASR_TAG = "asr_conformer_ctc_bpe_unigram32"
+CROSS_MODEL_DIR = "exp/asr_train_asr_conformer_ctc_raw_bpe30"  # espnet_dense's, under <root>/espnet_asr
 
 
 def run(cmd, check=True):
@@ -44,16 +46,20 @@ def tts_cmd(root, *options):
     return ["bash", str(RECIPES / "tts" / "run.sh"), "--python", sys.executable, "--size", "tiny",
             "--datadir", str(root / "data"), "--dumpdir", str(root / "tts_dump"), "--expdir", str(root / "tts_exp"),
             "--results_table", str(root / "results"), "--asr_model", str(root / ASR_MODEL), "--n_samples", "1",
-            "--train_args", f"{TINY_FASTPITCH} trainer.max_epochs=2", "--finetune_args", FINETUNE, *options]
+            "--train_args", f"{TINY_FASTPITCH} trainer.max_epochs=2", "--finetune_args", FINETUNE,
+            "--cross_asr_recipe", str(root / "espnet_asr"), "--cross_asr_model_dir", CROSS_MODEL_DIR,
+            "--cross_asr_inference_config", str(REPO / "recipes" / "espnet" / "asr1" / "conf" / "decode_ctc.yaml"),
+            *options]
 
 
 @pytest.fixture(scope="module")
-def recipe(nemo_dense, tmp_path_factory):
+def recipe(nemo_dense, espnet_dense, tmp_path_factory):
     """The TTS recipe on the ASR recipe's corpus and dense model (``nemo_dense``): the corpus a copy
     of its own (stage 6 below edits a text file in it), the ASR model read in place."""
     root = tmp_path_factory.mktemp("nemo_tts_recipe")
     shutil.copytree(nemo_dense / "data", root / "data", symlinks=True)
     (root / "asr_exp").symlink_to(nemo_dense / "exp")
+    (root / "espnet_asr").symlink_to(espnet_dense)  # the cross-toolkit judge's recipe root
     log = run(tts_cmd(root, "--stop_stage", "5")).stderr
     # Stage 6 speaks the test sentences plus two it cannot: digits are no token of the
     # character tokenizer (there is no text normalizer), and an empty line.
@@ -101,6 +107,9 @@ def test_every_stage_ran_and_wrote_results(recipe):
     dense, control, sspg = rows
     assert sspg["reference"] == "dense_finetune" and set(sspg["mapsswe"]) == {"dense", "dense_finetune"}
     assert set(sspg["pocketsphinx_mapsswe"]) == {"dense", "dense_finetune"}
+    # The other toolkit's ASR model (ESPnet's) judged every model too, against the same references.
+    assert all(set(r["cross_cer"]) == {"test"} for r in rows) and set(sspg["cross_mapsswe"]) == {"dense", "dense_finetune"}
+    assert "ASR model (`cross_asr_asr_train_asr_conformer_ctc_raw_bpe30`) as a second judge" in results
     assert control["encoder_sparsity"] < 0.01 and control["params"] == dense["params"]
     assert all(1 <= r["dnsmos_ovrl"] <= 5 and r["pocketsphinx_cer"] >= 0 for r in rows)
     assert dense["encoder_sparsity"] < 0.01 and "corpus=embedded" in sspg["notes"]
@@ -216,7 +225,7 @@ def held_root(recipe, tmp_path):
     model a user holds (a .nemo outside every recipe dir)."""
     root = tmp_path / "held"
     root.mkdir()
-    for d in ("data", "asr_exp"):
+    for d in ("data", "asr_exp", "espnet_asr"):
         (root / d).symlink_to(recipe["root"] / d)
     shutil.copy(recipe["dense"] / "model.nemo", tmp_path / "fastpitch_mine.nemo")
     return root, tmp_path / "fastpitch_mine.nemo"

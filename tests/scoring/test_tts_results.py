@@ -141,3 +141,41 @@ def test_the_verdict_of_a_compressed_model_is_against_the_dense_control_where_th
     assert "|MAPSSWE p vs dense control|MAPSSWE p vs dense model|" in md
     assert "|5.00|10.00|0.02 (worse)|0.4 (no significant increase)|15.00|0.02 (worse) vs dense control|" in md
     assert stored[2]["pocketsphinx_mapsswe"]["dense"] == {"test": {"p_value": 0.4, "lossless": True}}
+
+
+def test_the_other_toolkits_asr_judge_has_its_table_and_its_row_fields(tmp_path):
+    """A second ASR judge (the other toolkit's model): its CER and MAPSSWE tests per model, its CER
+    on the recordings, in RESULTS.md's second table and in the rows (results.json)."""
+    dense = _model(tmp_path, "tts_dense", 0, 6.0, 4.0, baked=False)
+    pruned = _model(tmp_path, "tts_dense_sspg0.5", 50, 6.2, 5.0, baked=True)
+    for m, cer in ((dense, 8.0), (pruned, 9.5)):
+        scores = m.synth_dir / "cross_asr_nemo"
+        (scores / "score_wer").mkdir(parents=True)
+        (scores / "score_wer" / "result.json").write_text(json.dumps({"cer": cer, "wer": 2 * cer}))
+    (pruned.synth_dir / "cross_asr_nemo" / "mapsswe_vs_dense").mkdir()
+    (pruned.synth_dir / "cross_asr_nemo" / "mapsswe_vs_dense" / "compare.json").write_text(
+        json.dumps({"p_value": 0.03, "lossless": False}))
+    ref_scp = tmp_path / "ref.scp"
+    _tone(tmp_path / "ref_u1.wav", 200)
+    _tone(tmp_path / "ref_u2.wav", 200)
+    ref_scp.write_text("".join(f"{u} {tmp_path / f'ref_{u}.wav'}\n" for u in ("u1", "u2")))
+    (tmp_path / "ref_cer.json").write_text(json.dumps({"cer": 3.5, "wer": 7.0}))
+    (tmp_path / "cross_ref.json").write_text(json.dumps({"cer": 2.25, "wer": 4.5}))
+    _judges(tmp_path / "ref_judges.json", 12.0, 3.2)
+    table = tmp_path / "table"
+    tts_results([dense, pruned], "asr", tmp_path / "ref_cer.json", tmp_path / "ref_judges.json", ref_scp, "test",
+                tmp_path / "RESULTS.md", tmp_path / "samples", 1, "espnet", table,
+                cross=("cross_asr_nemo", tmp_path / "cross_ref.json"))
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "ASR model (`cross_asr_nemo`) as a second judge" in md and "(on the recordings 2.25%)" in md
+    assert "|tts_dense|8.00|||" in md and "|tts_dense_sspg0.5|9.50||0.03 (worse)|" in md
+    stored = read_rows(table)
+    assert [r["cross_cer"] for r in stored] == [{"test": 8.0}, {"test": 9.5}]
+    assert stored[1]["cross_mapsswe"] == {"dense": {"test": {"p_value": 0.03, "lossless": False}}}
+    assert "cross ASR judge cross_asr_nemo: CER of the recordings 2.25" in stored[0]["notes"]
+    # Absent a judge's scores, the results stop and name the file.
+    (pruned.synth_dir / "cross_asr_nemo" / "score_wer" / "result.json").unlink()
+    with pytest.raises(ValueError, match="cross_asr_nemo/score_wer/result.json is missing"):
+        tts_results([dense, pruned], "asr", tmp_path / "ref_cer.json", tmp_path / "ref_judges.json", ref_scp, "test",
+                    tmp_path / "RESULTS2.md", tmp_path / "samples", 1, "espnet",
+                    cross=("cross_asr_nemo", tmp_path / "cross_ref.json"))

@@ -15,6 +15,7 @@ lhotse adapter names cuts; a name that repeats gets its line number appended).
 
     python -m pinch.data.manifest check train.json           # validate; files must exist
     python -m pinch.data.manifest text test.json data/test/text   # references, text as written
+    python -m pinch.data.manifest from-kaldi dump/raw/test        # dump/raw/test/manifest.json
 """
 from __future__ import annotations
 
@@ -195,6 +196,34 @@ def reference_text(entries: list[Entry]) -> str:
     return "".join(lines)
 
 
+def kaldi_manifest(data_dir: Path) -> Path:
+    """``DATA_DIR/manifest.json`` of a formatted Kaldi data dir (wav.scp of audio files, text):
+    what a NeMo model transcribes, with the dir's utterance ids (see above). Why: the TTS recipes'
+    cross-toolkit ASR judge reads ESPnet's dirs with NeMo."""
+    import soundfile
+
+    from .atomic import write_text_atomic
+    from .kaldi import read_table
+
+    data_dir = Path(data_dir)
+    if (data_dir / "segments").exists():
+        raise ValueError(f"{data_dir}: has a segments file; format the dir first (one audio file per utterance)")
+    wavs = read_table(data_dir / "wav.scp")
+    texts = read_table(data_dir / "text", allow_empty_value=True) if (data_dir / "text").is_file() else {}
+    lines = []
+    for utt, audio in sorted(wavs.items()):
+        if audio.rstrip().endswith("|"):
+            raise ValueError(f"{data_dir}/wav.scp: {utt} is a command; format the dir first (audio files)")
+        try:
+            duration = soundfile.info(audio).duration
+        except (RuntimeError, OSError) as err:
+            raise ValueError(f"{data_dir}/wav.scp: {utt}: {audio} cannot be read ({err})") from None
+        lines.append(json.dumps({"audio_filepath": audio, "duration": round(duration, 4), "text": texts.get(utt, "")}))
+    out = data_dir / MANIFEST
+    write_text_atomic(out, "".join(f"{line}\n" for line in lines))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pinch.data.manifest", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,9 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("text", help="write the Kaldi text (references) of a test manifest")
     t.add_argument("manifest")
     t.add_argument("out")
+    k = sub.add_parser("from-kaldi", help="write DATA_DIR/manifest.json from its wav.scp and text")
+    k.add_argument("data_dir")
     args = parser.parse_args(argv)
     try:
-        if args.command == "check":
+        if args.command == "from-kaldi":
+            print(f"{kaldi_manifest(Path(args.data_dir))}: written")
+        elif args.command == "check":
             for m in args.manifests:
                 entries = manifest_entries(m)
                 seconds = sum(e.duration for e in entries)

@@ -67,6 +67,10 @@ COLUMNS = {
                          "(pinch.scoring.judges)"),
     "pocketsphinx_mapsswe": (dict, "pocketsphinx MAPSSWE", "TTS: reference -> test set -> {p_value, lossless, "
                              "reference_hyps}: pocketsphinx's errors against the reference model's"),
+    "cross_cer": (dict, "cross ASR-CER", "TTS: test set -> CER in percent of the synthesized speech by the other "
+                  "toolkit's ASR model (a judge the TTS recipe's own toolkit did not make)"),
+    "cross_mapsswe": (dict, "cross MAPSSWE", "TTS: reference -> test set -> {p_value, lossless, reference_hyps}: the "
+                      "other toolkit's ASR errors against the reference model's"),
     "dnsmos_sig": (numbers.Real, "DNSMOS SIG", "TTS: DNSMOS P.835 speech quality (1-5), mean over utterances"),
     "dnsmos_bak": (numbers.Real, "DNSMOS BAK", "TTS: DNSMOS P.835 background quality (1-5), mean over utterances"),
     "dnsmos_ovrl": (numbers.Real, "DNSMOS OVRL", "TTS: DNSMOS P.835 overall quality (1-5), mean over utterances"),
@@ -194,12 +198,12 @@ def append_result(table_dir: Path, row: dict) -> dict:
 
 
 # Columns of one task's table only; the rest are shared.
-TTS_ONLY = ("task", "preset", "gated_params", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer", "pocketsphinx_cer",
+TTS_ONLY = ("task", "preset", "gated_params", "cross_cer", "cross_mapsswe", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer", "pocketsphinx_cer",
             "pocketsphinx_mapsswe", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 ASR_ONLY = ("sparsity", "size_mb", "compact_mb", "wall_time_s", "attempts", "wer")
 # In results.json only: the sweep report reads them (python -m pinch.sweep).
 JSON_ONLY = ("seed", "epochs", "sparsity_trained", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s",
-             "mapsswe", "dense_fingerprint", "pocketsphinx_mapsswe")
+             "mapsswe", "dense_fingerprint", "pocketsphinx_mapsswe", "cross_cer", "cross_mapsswe")
 
 
 def render_markdown(rows: list[dict]) -> str:

@@ -57,16 +57,24 @@ def parameter_counts(named_parameters, encoder_prefix: str) -> dict:
             "encoder_sparsity": 1 - enc_nonzero / enc_params}
 
 
-def model_scores(model: TTSModel, asr_tag: str) -> dict:
+def asr_judge(scores: Path) -> tuple[dict, dict]:
+    """An ASR judge's result.json (cer, wer) under ``scores`` and its MAPSSWE tests, by reference."""
+    tests = {compare.parent.name.removeprefix("mapsswe_vs_"): significance_of(_read_json(compare))
+             for compare in sorted(scores.glob("mapsswe_vs_*/compare.json"))}
+    return _read_json(scores / "score_wer" / "result.json"), tests
+
+
+def model_scores(model: TTSModel, asr_tag: str, cross_tag: str | None = None) -> dict:
+    """``cross_tag``: the scores of the other toolkit's ASR judge, beside the recipe's own."""
     metrics = _read_json(model.synth_dir / "tts_metrics" / "tts_metrics.json")
-    cer = _read_json(model.synth_dir / asr_tag / "score_wer" / "result.json")
+    cer, tests = asr_judge(model.synth_dir / asr_tag)
     out = {"mcd": metrics["mcd"], "log_f0_rmse": metrics["log_f0_rmse"],
            "utterances": metrics["utterances"], "cer": cer["cer"], "wer": cer["wer"]}
-    tests = {}
-    for compare in sorted((model.synth_dir / asr_tag).glob("mapsswe_vs_*/compare.json")):
-        tests[compare.parent.name.removeprefix("mapsswe_vs_")] = significance_of(_read_json(compare))
     if tests:
         out["mapsswe"] = tests
+    if cross_tag:
+        cross, cross_tests = asr_judge(model.synth_dir / cross_tag)
+        out |= {"cross_cer": cross["cer"], "cross_mapsswe": cross_tests}
     return out | judge_scores(_read_json(model.synth_dir / JUDGES))
 
 
@@ -127,6 +135,15 @@ def results_md(rows: list[dict], reference: dict, test_set: str) -> str:
         lines.append(f"|{r['name']}|{r['encoder_params']:,}|{r['encoder_sparsity']:.4f}|{r['params']:,}|"
                      f"{r['sparsity_model']:.4f}|{r['mcd']:.3f}|{f0}|{r['cer']:.2f}|{r['wer']:.2f}|" + "|".join(ps)
                      + "|" + _judge_cells(r))
+    if "cross_cer" in reference:
+        lines += ["", f"The other toolkit's ASR model (`{reference['cross_tag']}`) as a second judge: its CER on the "
+                  f"synthesized speech (on the recordings {reference['cross_cer']:.2f}%) and its MAPSSWE tests.", "",
+                  "|model|cross ASR-CER %|" + "|".join(f"MAPSSWE p vs {name}" for _, name in REFERENCES) + "|",
+                  "|---|---|" + "---|" * len(REFERENCES)]
+        for r in rows:
+            tests = r["cross_mapsswe"]
+            lines.append(f"|{r['name']}|{r['cross_cer']:.2f}|"
+                         + "|".join(_verdict(tests[ref]) if ref in tests else "" for ref, _ in REFERENCES) + "|")
     return "\n".join(lines) + "\n"
 
 
@@ -181,21 +198,26 @@ def write_samples(models: list[TTSModel], ref_scp: Path, n: int, out: Path) -> l
 def tts_results(models: list[TTSModel], asr_tag: str, reference_cer: Path, reference_judges: Path,
                 ref_scp: Path, test_set: str, results_md_path: Path, samples_dir: Path,
                 n_samples: int, toolkit: str, results_table: Path | None = None,
-                overwrite: bool = False, notes: str = "") -> list[dict]:
-    """Score rows of every model; RESULTS.md, samples and (once per model dir) table rows."""
+                overwrite: bool = False, notes: str = "", cross: tuple[str, Path] | None = None) -> list[dict]:
+    """Score rows of every model; RESULTS.md, samples and (once per model dir) table rows.
+    ``cross``: (tag, result.json on the recordings) of the other toolkit's ASR judge."""
     check_outputs({"--results_md": results_md_path},
                   {"--reference_cer": reference_cer, "--reference_judges": reference_judges, "--ref_scp": ref_scp})
+    cross_tag = cross[0] if cross else None
     rows = []
     for m in models:
-        row = {"name": m.name, **m.counts, **model_scores(m, asr_tag)}
+        row = {"name": m.name, **m.counts, **model_scores(m, asr_tag, cross_tag)}
         if m.pruning:
             row["pruning"] = m.pruning
         rows.append(row)
     reference = _read_json(reference_cer) | judge_scores(_read_json(reference_judges))
+    if cross:
+        reference |= {"cross_tag": cross_tag, "cross_cer": _read_json(cross[1])["cer"]}
     write_text_atomic(results_md_path, results_md(rows, reference, test_set))
     recordings = (f"ASR-CER of the recordings {reference['cer']:.2f}; pocketsphinx CER of the recordings "
                   f"{reference['pocketsphinx_cer']:.2f}; DNSMOS of the recordings "
-                  + " ".join(f"{k.upper()} {reference[f'dnsmos_{k}']:.3f}" for k in DNSMOS))
+                  + " ".join(f"{k.upper()} {reference[f'dnsmos_{k}']:.3f}" for k in DNSMOS)
+                  + (f"; cross ASR judge {cross_tag}: CER of the recordings {reference['cross_cer']:.2f}" if cross else ""))
     write_samples(models, ref_scp, n_samples, samples_dir)
     if results_table is not None:
         for m, r in zip(models, rows):
@@ -210,6 +232,7 @@ def tts_results(models: list[TTSModel], asr_tag: str, reference_cer: Path, refer
                 "encoder_params": r["encoder_params"], "encoder_sparsity": round(r["encoder_sparsity"], 4),
                 "mcd": round(r["mcd"], 3), "log_f0_rmse": r["log_f0_rmse"], "cer": {test_set: r["cer"]},
                 "pocketsphinx_cer": r["pocketsphinx_cer"], **{f"dnsmos_{k}": round(r[f"dnsmos_{k}"], 3) for k in DNSMOS},
+                **({"cross_cer": {test_set: r["cross_cer"]}} if cross else {}),
                 "notes": "; ".join(x for x in (notes, recordings) if x),
             }
             if "pruning" in r:
@@ -221,6 +244,8 @@ def tts_results(models: list[TTSModel], asr_tag: str, reference_cer: Path, refer
                                  mapsswe={name: {test_set: t} for name, t in r["mapsswe"].items()},
                                  pocketsphinx_mapsswe={name: {test_set: t}
                                                        for name, t in r["pocketsphinx_mapsswe"].items()})
+                if cross:
+                    table_row["cross_mapsswe"] = {name: {test_set: t} for name, t in r["cross_mapsswe"].items()}
             append_result(results_table, table_row)
             marker.write_text(f"{results_table}\n")
     return rows
@@ -239,6 +264,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--reference_judges", required=True,
                         help="judges.json of the recordings (python -m pinch.scoring judge)")
     parser.add_argument("--ref_scp", required=True, help="wav.scp of the recordings")
+    parser.add_argument("--cross_asr_tag", help="folder of the other toolkit's ASR judge's scores under each test set")
+    parser.add_argument("--cross_reference_cer", help="result.json of that judge on the recordings")
     parser.add_argument("--n_samples", type=int, default=3)
     parser.add_argument("--samples_dir", required=True)
     parser.add_argument("--results_md", required=True)
@@ -266,7 +293,8 @@ def run(args, load, encoder_prefix: str, toolkit: str) -> list[dict]:
     rows = tts_results(models, args.asr_tag, Path(args.reference_cer), Path(args.reference_judges),
                        Path(args.ref_scp), args.test_set,
                        Path(args.results_md), Path(args.samples_dir), args.n_samples, toolkit,
-                       args.results_table, args.overwrite == "true", args.notes)
+                       args.results_table, args.overwrite == "true", args.notes,
+                       (args.cross_asr_tag, Path(args.cross_reference_cer)) if args.cross_asr_tag else None)
     print(Path(args.results_md).read_text(), end="")
     print(f"samples and mel spectrograms of up to {args.n_samples} sentences in {args.samples_dir}")
     return rows

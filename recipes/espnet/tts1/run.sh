@@ -73,6 +73,9 @@ n_samples=3             # Test sentences copied to ${expdir}/samples, with mel s
 asr_recipe=../asr1      # The ESPnet ASR recipe whose model scores (run it first).
 asr_model_dir=exp/asr_train_asr_conformer_ctc_raw_bpe50  # Relative to ${asr_recipe}.
 asr_inference_config=conf/decode_ctc.yaml                # Relative to ${asr_recipe}.
+# A second ASR judge from the other toolkit, so that no toolkit grades its speech alone: a NeMo
+# ASR .nemo (e.g. the NeMo ASR recipe's dense model); empty: none.
+cross_asr_model=
 results_table=../../../exp/results  # Shared results table (append-only).
 
 help_message="Usage: $0 [--option value] ...  (every option below; --help lists them)"
@@ -108,6 +111,9 @@ if [ -n "${vocoder_file}" ]; then
         || die "--vocoder_file ${vocoder_file}: espnet2 reads it with the parallel_wavegan package, which ${python} does not have (pip install parallel_wavegan)"
 fi
 [ -z "${vocoder_config}" ] || [ -f "${vocoder_config}" ] || die "--vocoder_config ${vocoder_config}: no such file"
+if run_stage 10 && [ -n "${cross_asr_model}" ]; then
+    [ -f "${cross_asr_model}" ] || die "--cross_asr_model ${cross_asr_model}: no such file (a NeMo ASR .nemo, e.g. the NeMo ASR recipe's dense model)"
+fi
 
 tts_corpus
 
@@ -130,6 +136,8 @@ dense_stage=6  # the stage that makes the dense model
 synth_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
 [ -n "${vocoder_file}" ] && synth_tag+="_$(basename "${vocoder_file%.*}")" || synth_tag+="_griffin_lim"
 asr_tag="asr_$(basename "${asr_model_dir}")"
+cross_tag=
+[ -z "${cross_asr_model}" ] || cross_tag="cross_asr_$(basename "$(dirname "${cross_asr_model}")")"
 
 # config_value KEY [SUBKEY]: the dense model's training config's value (none if unset).
 config_value() {
@@ -347,20 +355,8 @@ if run_stage 10; then
     asr_dir="${asr_recipe}/${asr_model_dir}"
     [ -f "${asr_dir}/config.yaml" ] \
         || die "${asr_dir}/config.yaml is missing: run ${asr_recipe}/run.sh first, or pass --asr_recipe/--asr_model_dir"
-    asr_recipe_abs=$(cd "${asr_recipe}" && pwd)
-    # transcribe WAV_SCP OUT: the ASR recipe's model decodes WAV_SCP into OUT/text (run from
-    # the ASR recipe's directory, which its config's paths are relative to).
-    transcribe() {
-        local scp out
-        scp=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); out=$(mkdir -p "$2" && cd "$2" && pwd)
-        done_or_redo "${out}/text" 10 && return
-        (cd "${asr_recipe_abs}" && ${python} -m pinch.offline espnet2.bin.asr_inference --ngpu 0 \
-            --config "${asr_inference_config}" --data_path_and_name_and_type "${scp},speech,sound" \
-            --asr_train_config "${asr_model_dir}/config.yaml" \
-            --asr_model_file "${asr_model_dir}/valid.loss.ave.pth" --output_dir "${out}/decode") \
-            > "${out}/asr_inference.log" 2>&1 || failed "ASR decoding" "${out}/asr_inference.log"
-        LC_ALL=C sort "${out}/decode/1best_recog/text" > "${out}/text.tmp" && mv "${out}/text.tmp" "${out}/text"
-    }
+    # transcribe WAV_SCP OUT: the ASR recipe's model decodes WAV_SCP into OUT/text.
+    transcribe() { espnet_transcribe 10 "${asr_recipe}" "${asr_model_dir}" "${asr_inference_config}" "$1" "$2"; }
     # judge WAV_SCP TEXT OUT [NAME:HYP ...]: judge_set with the corpus's words and training text.
     judge() {
         need "${dumpdir}/raw/${train_set}/text" 3
@@ -393,13 +389,46 @@ if run_stage 10; then
         judge "${out}/wav.scp" "${out}/text" "${out}/judges" "${tests[@]/%\/${asr_tag}\/text//judges/pocketsphinx/hyp}"
     done < <(model_dirs)
     mkdir -p "${expdir}/logs"
+    cross=()
+    if [ -n "${cross_asr_model}" ]; then
+        # The other toolkit's ASR model hears the recordings and every model's speech (one NeMo
+        # process for all of them), scored and tested as the ASR judge's hypotheses are.
+        cross_ref="${expdir}/${cross_tag}/${test_set}"
+        sets=()
+        # cross_set DIR HYP: DIR (wav.scp, text) to transcribe into HYP, its NeMo manifest written.
+        cross_set() {
+            done_or_redo "$2" 10 && return
+            mkdir -p "$(dirname "$2")"
+            [ -f "$1/manifest.json" ] || ${python} -m pinch.data.manifest from-kaldi "$1" > /dev/null
+            sets+=(--set "$1" "$2")
+        }
+        cross_set "${dumpdir}/raw/${test_set}" "${cross_ref}/hyp.txt"
+        while read -r dir _ _ _; do
+            out="${dir}/${synth_tag}/${test_set}"
+            cross_set "${out}" "${out}/${cross_tag}/hyp.txt"
+        done < <(model_dirs)
+        if [ ${#sets[@]} -gt 0 ]; then
+            ${python} -m pinch.nemo.bin.transcribe --model "${cross_asr_model}" "${sets[@]}" \
+                > "${expdir}/logs/cross_transcribe.log" 2>&1 || failed "cross ASR transcription" "${expdir}/logs/cross_transcribe.log"
+        fi
+        score_set 10 "${dumpdir}/raw/${test_set}/text" "${cross_ref}/hyp.txt" "${cross_ref}"
+        while read -r dir _ _ made_by; do
+            out="${dir}/${synth_tag}/${test_set}"
+            tests=()
+            [ "${made_by}" = 8 ] && tests=("dense:${dense_dir}/${synth_tag}/${test_set}/${cross_tag}/hyp.txt")
+            [ "${made_by}" = 8 ] && [ "${dense_control}" = true ] \
+                && tests+=("dense_finetune:${control_dir}/${synth_tag}/${test_set}/${cross_tag}/hyp.txt")
+            score_set 10 "${out}/text" "${out}/${cross_tag}/hyp.txt" "${out}/${cross_tag}" "${tests[@]}"
+        done < <(model_dirs)
+        cross=(--cross_asr_tag "${cross_tag}" --cross_reference_cer "${cross_ref}/score_wer/result.json")
+    fi
     models=() control=()
     while read -r dir _ model made_by; do
         if [ "${made_by}" = 7 ]; then control=(--control "${dir}:${model}"); else models+=("${dir}:${model}"); fi
     done < <(model_dirs)
     ${python} -m pinch.espnet.bin.tts_results --models "${models[@]}" "${control[@]}" --synth_tag "${synth_tag}" \
         --test_set "${test_set}" --asr_tag "${asr_tag}" --reference_cer "${ref_out}/score_wer/result.json" \
-        --reference_judges "${expdir}/judges/${test_set}/judges.json" \
+        --reference_judges "${expdir}/judges/${test_set}/judges.json" "${cross[@]}" \
         --ref_scp "${dumpdir}/raw/${test_set}/wav.scp" --n_samples "${n_samples}" \
         --samples_dir "${expdir}/samples" --results_md "${expdir}/RESULTS.md" \
         --results_table "${results_table}" --overwrite "${overwrite}" \

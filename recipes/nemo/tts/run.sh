@@ -74,6 +74,12 @@ n_samples=3             # Test sentences copied to ${expdir}/samples, with mel s
 # Scoring: the NeMo ASR recipe's dense model transcribes the synthesized speech (ASR-CER).
 asr_model=../asr/exp/conformer_ctc_bpe_unigram64/model.nemo
 batch_size=16           # Transcription batch size.
+# A second ASR judge from the other toolkit, so that no toolkit grades its speech alone: an ESPnet
+# ASR model dir (config.yaml, valid.loss.ave.pth; e.g. the ESPnet ASR recipe's dense model),
+# relative to --cross_asr_recipe; empty: none.
+cross_asr_model_dir=
+cross_asr_recipe=../../espnet/asr1  # The ESPnet ASR recipe the model dir and config are relative to.
+cross_asr_inference_config=conf/decode_ctc.yaml  # Its decoding config (relative to --cross_asr_recipe).
 results_table=../../../exp/results  # Shared results table (append-only).
 
 help_message="Usage: $0 [--option value] ...  (every option below; --help lists them)"
@@ -100,6 +106,10 @@ if [ -z "${corpus}" ]; then
     [ -z "${pretrained}" ] || die "--pretrained ${pretrained}: name the data to fine-tune and test it on: --corpus embedded (the demo corpus synthesized here) or --corpus ljspeech --ljspeech_dir DIR"
     corpus=embedded
 fi
+if run_stage 7 && [ -n "${cross_asr_model_dir}" ]; then
+    [ -f "${cross_asr_recipe}/${cross_asr_model_dir}/config.yaml" ] \
+        || die "--cross_asr_model_dir ${cross_asr_model_dir}: no config.yaml under --cross_asr_recipe ${cross_asr_recipe} (an ESPnet ASR model dir, e.g. the ESPnet ASR recipe's dense model)"
+fi
 if run_stage 7; then
     [ -f "${asr_model}" ] || die "--asr_model ${asr_model}: no such file: the ASR model that scores the synthesized speech comes from the NeMo ASR recipe: run it first (cd ../asr && ./run.sh --stop_stage 3), or pass --asr_model MODEL.nemo"
 fi
@@ -120,6 +130,8 @@ pitch_stats="${sup_dir}/pitch_stats.json"
 synth_tag=synth_griffin_lim
 [ -n "${vocoder}" ] && synth_tag="synth_$(basename "${vocoder}" .nemo)"
 asr_tag="asr_$(basename "$(dirname "${asr_model}")")"
+cross_tag=
+[ -z "${cross_asr_model_dir}" ] || cross_tag="cross_asr_$(basename "${cross_asr_model_dir}")"
 
 # set_data_overrides: the Hydra overrides shared by stage 2, dense training and compression: the
 # data and its supplementary data, the sample rate (a held model's: all its mel settings, once
@@ -326,13 +338,32 @@ if run_stage 7; then
         # The same references, their pocketsphinx hypotheses in place of the ASR model's.
         judge "${out}/wav.scp" "${out}/text" "${out}/judges" "${tests[@]/%\/${asr_tag}\/hyp.txt//judges/pocketsphinx/hyp}"
     done < <(model_dirs)
+    cross=()
+    if [ -n "${cross_asr_model_dir}" ]; then
+        # The other toolkit's ASR model hears the recordings and every model's speech, scored and
+        # tested as the ASR judge's hypotheses are.
+        cross_judge() { espnet_transcribe 7 "${cross_asr_recipe}" "${cross_asr_model_dir}" "${cross_asr_inference_config}" "$1" "$2"; }
+        cross_ref="${expdir}/${cross_tag}/${test_set}"
+        cross_judge "${ref_dir}/wav.scp" "${cross_ref}"
+        score_set 7 "${ref_dir}/text" "${cross_ref}/text" "${cross_ref}"
+        while read -r dir made_by; do
+            out="${dir}/${synth_tag}/${test_set}"
+            cross_judge "${out}/wav.scp" "${out}/${cross_tag}"
+            tests=()
+            [ "${made_by}" = 5 ] && tests=("dense:${dense_dir}/${synth_tag}/${test_set}/${cross_tag}/text")
+            [ "${made_by}" = 5 ] && [ "${dense_control}" = true ] \
+                && tests+=("dense_finetune:${control_dir}/${synth_tag}/${test_set}/${cross_tag}/text")
+            score_set 7 "${out}/text" "${out}/${cross_tag}/text" "${out}/${cross_tag}" "${tests[@]}"
+        done < <(model_dirs)
+        cross=(--cross_asr_tag "${cross_tag}" --cross_reference_cer "${cross_ref}/score_wer/result.json")
+    fi
     models=() control=()
     while read -r dir made_by; do
         if [ "${made_by}" = 4 ]; then control=(--control "${dir}:${dir}/model.nemo"); else models+=("${dir}:${dir}/model.nemo"); fi
     done < <(model_dirs)
     ${python} -m pinch.nemo.bin.tts_results --models "${models[@]}" "${control[@]}" --synth_tag "${synth_tag}" \
         --test_set "${test_set}" --asr_tag "${asr_tag}" --reference_cer "${ref_out}/score_wer/result.json" \
-        --reference_judges "${expdir}/judges/${test_set}/judges.json" \
+        --reference_judges "${expdir}/judges/${test_set}/judges.json" "${cross[@]}" \
         --ref_scp "${ref_dir}/wav.scp" --n_samples "${n_samples}" \
         --samples_dir "${expdir}/samples" --results_md "${expdir}/RESULTS.md" \
         --results_table "${results_table}" --overwrite "${overwrite}" \
