@@ -13,6 +13,7 @@ names the device, whether any compiled gate function fell back to eager, and the
 the machine (a CPU shared with other jobs gives upper bounds).
 Usage: python bench/gate_overhead.py [--model conformer wav2vec2] [--device cpu|cuda]
     [--batch 1x10 8x10] [--dtype fp32 bf16] [--threads 1 2] [--repeats 3] [--steps 20] [--quick]
+    [--whole_pass STEPS [--max_repeats 9]]   (a whole pass instead, projections included)
 """
 import argparse
 import contextlib
@@ -81,14 +82,14 @@ def inputs(model_name, device, batch):
     return (waveform(batch=size, seconds=seconds).to(device),)
 
 
-def make(model_name, variant, device, quick=False):
+def make(model_name, variant, device, quick=False, total_steps=1000, lr=2e-4):
     sizes = QUICK[model_name] if quick else {}
     model = (conformer_encoder(**sizes) if model_name == "conformer" else wav2vec2_base(**sizes)).to(device)
     pruner = None
     if VARIANTS[variant]:
-        pruner = pinch.Pruner(model, target_sparsity=0.65, preset=MODELS[model_name][1], total_steps=1000,
+        pruner = pinch.Pruner(model, target_sparsity=0.65, preset=MODELS[model_name][1], total_steps=total_steps,
                               gate_path=VARIANTS[variant][0])
-    return model, pruner, torch.optim.AdamW(model.parameters(), lr=2e-4)
+    return model, pruner, torch.optim.AdamW(model.parameters(), lr=lr)
 
 
 def step_fn(model, pruner, opt, args, variant, dtype):
@@ -303,6 +304,63 @@ def measure(model_name, args):
     }
 
 
+def whole_pass(model_name, args):
+    """A whole compression pass against a dense pass of as many steps, from the same weights:
+    the gated pass's schedule ramps to the target (reach_at) and projects the thresholds whenever
+    an update overshoots it, so its total time holds every projection, amortized over the pass
+    (the early steps that ``measure`` times have none). The steps of the two passes interleave,
+    so machine load hits both alike; each repeat is a fresh pair of passes, and repeats go on
+    until the spread of the ratio is smaller than its distance from 1 (or --max_repeats)."""
+    device, steps, variant = args.device, args.whole_pass, args.variants[0]
+    batch = (args.batch or [QUICK_BATCH if args.quick else MODELS[model_name][2]])[0]
+    data = inputs(model_name, device, batch)
+    torch.set_num_threads(args.threads[0])
+    seconds, ratios, passes = {"dense": [], variant: []}, [], []
+    while len(ratios) < args.max_repeats:
+        models = {v: make(model_name, v, device, args.quick, total_steps=steps, lr=args.whole_pass_lr)
+                  for v in ("dense", variant)}
+        models[variant][0].load_state_dict(models["dense"][0].state_dict(), strict=False)
+        pruner = models[variant][1]
+        method = pruner.method
+        projections = []
+        project = method._project
+
+        def counted_project():
+            projections.append(method.clock.step)
+            return project()
+
+        method._project = counted_project
+        if VARIANTS[variant][1]:
+            compile_gate_kernels(pruner)  # its one-time cost is no step's
+        runs = {v: step_fn(*models[v], data, v, "fp32") for v in models}
+        total = {v: 0.0 for v in runs}
+        for _ in range(steps):
+            for v, fn in runs.items():
+                total[v] += timed(fn)
+        for v in runs:
+            seconds[v].append(total[v])
+        ratios.append(total[variant] / total["dense"])
+        passes.append({"projections": len(projections), "first_reached": method.first_reached,
+                       "sparsity_end": round(pruner.sparsity().gated, 4)})
+        if len(ratios) >= args.repeats:
+            mid, lo, hi = spread(ratios)
+            if hi - lo < abs(mid - 1):
+                break
+    mid, lo, hi = spread(ratios)
+    functions = fused_functions()
+    return {
+        "model": MODELS[model_name][0] + (" (--quick: toy sizes)" if args.quick else ""),
+        "device": device, "device_name": device_name(device), "quick": args.quick,
+        "batch": batch, "threads": args.threads[0], "variant": variant, "steps": steps, "lr": args.whole_pass_lr,
+        "target_sparsity": 0.65, "pass_seconds": seconds, "passes": passes,
+        "pass_time_ratio": {"median": mid, "min": lo, "max": hi}, "repeats": len(ratios),
+        "spread_below_effect": hi - lo < abs(mid - 1),
+        "compiled": sorted(name for name, f in functions.items() if f.compiled is not None),
+        "compile_fell_back_to_eager": sorted(name for name, f in functions.items() if f.failed),
+        "target_step_time_ratio": TARGET_TIME,
+    }
+
+
 def report(result, path):
     print(f"{result['model']} on {result['device_name']}: {result['gated_params']:,} of {result['params']:,} "
           f"parameters gated, {result['gated_matrices']} matrices in {result['fused_stacks']} fused stacks")
@@ -340,6 +398,13 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="interleaved steps per repeat")
     parser.add_argument("--quick", action="store_true",
                         help=f"toy models, batch {QUICK_BATCH}, 3 steps, one thread: proves the code runs")
+    parser.add_argument("--whole_pass", type=int, default=0, metavar="STEPS",
+                        help="instead: a whole compression pass of STEPS steps against a dense one (the first "
+                             "--variants, the first --threads), projections included")
+    parser.add_argument("--max_repeats", type=int, default=9, help="--whole_pass: most repeats")
+    parser.add_argument("--whole_pass_lr", type=float, default=1e-3,
+                        help="--whole_pass: AdamW's rate (the recipes' fine-tuning rate: thresholds climb to the "
+                             "target within the pass, so projections happen as in a recipe's)")
     parser.add_argument("--out", default="bench/results")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -359,6 +424,18 @@ def main(argv=None):
     results = []
     for model_name in args.model:
         load = os.getloadavg()[0]
+        if args.whole_pass:
+            result = whole_pass(model_name, args)
+            result["load_average_1min"] = {"start": load, "end": os.getloadavg()[0]}
+            name = f"gate_overhead_{model_name}_whole_pass" + ("" if args.device == "cpu" else "_gpu") + (
+                "_smoke" if args.quick else "")
+            path = write_json(args.out, name, result)
+            r = result["pass_time_ratio"]
+            print(f"{result['model']}: a whole pass of {result['steps']} steps ({result['variant']}) / dense: "
+                  f"{r['median']:.3f} [{r['min']:.3f}, {r['max']:.3f}] over {result['repeats']} repeats; projections "
+                  f"per pass {[p['projections'] for p in result['passes']]}; wrote {path}")
+            results.append(result)
+            continue
         result = measure(model_name, args)
         result["load_average_1min"] = {"start": load, "end": os.getloadavg()[0]}
         name = f"gate_overhead_{model_name}" + ("" if args.device == "cpu" else "_gpu") + ("_smoke" if args.quick else "")

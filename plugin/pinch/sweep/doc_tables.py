@@ -81,8 +81,28 @@ def deploy(path):
     return markdown_table(data["rows"], list(data["rows"][0]["wer"])) + "\n" + data["note"] + "\n"
 
 
+def compare_tts(table_dir, corpus="embedded"):
+    """``pinch compare --task tts``'s table of a results table: both toolkits side by side."""
+    from pinch.scoring.results import read_rows
+    from pinch.scoring.side_by_side import newest_rows, side_by_side
+
+    return side_by_side(newest_rows(read_rows(Path(table_dir)), corpus, "tts"), "tts")
+
+
+def main_job_time(path):
+    """bench/main_job_time.py's result: minutes per recipe, the slowest stages, the total."""
+    data = json.loads(read_text(path))
+    lines = ["| recipe | minutes | slowest stages (s) |", "|---|---|---|"]
+    for r in data["recipes"]:
+        slowest = sorted(r["stages_s"].items(), key=lambda kv: -kv[1])[:3]
+        lines.append(f"| {r['recipe']} | {r['elapsed_s'] / 60:.1f} | "
+                     + ", ".join(f"stage {k}: {v}" for k, v in slowest) + " |")
+    lines.append(f"| the main job (rc {data['rc']}) | {data['total_s'] / 60:.1f} | |")
+    return "\n".join(lines) + "\n"
+
+
 GENERATORS = {"lossless": lossless, "against-baselines": sspg_against_baselines, "sspg-toy": sspg_toy,
-              "deploy": deploy}
+              "deploy": deploy, "compare-tts": compare_tts, "main-job-time": main_job_time}
 
 
 def render(text, root):
