@@ -274,10 +274,11 @@ def tiny_hifigan(path, hop=256, sample_rate=16000):
     cfg = OmegaConf.create({
         "train_ds": {"defer_setup": True, "dataset": {"_target_": "nemo.collections.tts.data.vocoder_dataset.VocoderDataset"}},
         "debug": True, "max_steps": 1, "optim": {"_target_": "torch.optim.AdamW", "lr": 1e-4},
-        "preprocessor": {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
-                         "sample_rate": sample_rate, "features": 80, "n_window_size": 1024, "n_window_stride": hop,
-                         "n_fft": 1024, "window_size": False, "window_stride": False, "lowfreq": 0, "highfreq": 8000,
-                         "window": "hann", "normalize": None, "dither": 0.0, "pad_to": 1, "pad_value": 0,
+        # NeMo's hifigan configs name FilterbankFeatures here (HifiGanModel passes it use_grads)
+        "preprocessor": {"_target_": "nemo.collections.asr.parts.preprocessing.features.FilterbankFeatures",
+                         "sample_rate": sample_rate, "nfilt": 80, "n_window_size": 1024, "n_window_stride": hop,
+                         "n_fft": 1024, "lowfreq": 0, "highfreq": 8000, "window": "hann", "normalize": None,
+                         "dither": 0.0, "pad_to": 1, "pad_value": 0, "preemph": None, "exact_pad": True,
                          "log": True, "log_zero_guard_type": "add", "log_zero_guard_value": 1e-05, "mag_power": 1.0},
         "generator": {"_target_": "nemo.collections.tts.modules.hifigan_modules.Generator", "resblock": 1,
                       "upsample_rates": rates, "upsample_kernel_sizes": [2 * r for r in rates],

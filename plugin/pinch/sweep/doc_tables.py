@@ -101,8 +101,29 @@ def main_job_time(path):
     return "\n".join(lines) + "\n"
 
 
+def gate_overhead_pass(*paths):
+    """bench/gate_overhead.py --whole_pass results: a whole gated pass against a dense one, a row
+    per file, with every repeat's ratio (so an outlying repeat is seen, not averaged away)."""
+    lines = ["| model | threads | steps | dense s / pass (median) | projections / pass | whole pass, gated / dense: "
+             "median [range] | every repeat | spread below effect | fell back to eager |", "|---|" + "---|" * 8]
+    for path in paths:
+        d = json.loads(read_text(path))
+        seconds = d["pass_seconds"]
+        ratios = [g / dense for dense, g in zip(seconds["dense"], seconds[d["variant"]])]
+        r = d["pass_time_ratio"]
+        projections = sorted({p["projections"] for p in d["passes"]})
+        lines.append(f"| {d['model']} ({d['device_name']}) | {d['threads']} | {d['steps']} | "
+                     f"{sorted(seconds['dense'])[len(seconds['dense']) // 2]:.1f} | "
+                     f"{', '.join(map(str, projections))} | **{r['median']:.3f}** [{r['min']:.3f}, {r['max']:.3f}] "
+                     f"over {d['repeats']} | {', '.join(f'{x:.3f}' for x in ratios)} | "
+                     f"{'yes' if d['spread_below_effect'] else 'no'} | "
+                     f"{', '.join(d['compile_fell_back_to_eager']) or 'none'} |")
+    return "\n".join(lines) + "\n"
+
+
 GENERATORS = {"lossless": lossless, "against-baselines": sspg_against_baselines, "sspg-toy": sspg_toy,
-              "deploy": deploy, "compare-tts": compare_tts, "main-job-time": main_job_time}
+              "deploy": deploy, "compare-tts": compare_tts, "main-job-time": main_job_time,
+              "gate-overhead-pass": gate_overhead_pass}
 
 
 def render(text, root):
