@@ -32,3 +32,22 @@ def test_an_unknown_table_is_named(tmp_path, capsys):
     page.write_text("<!-- pinch-table: nonsense bench -->\nx\n<!-- /pinch-table -->\n")
     assert main(["--check", "--root", str(tmp_path), str(page)]) == 2
     assert "unknown generated table 'nonsense'" in capsys.readouterr().err
+
+
+def test_a_whole_pass_row_shows_every_repeat_and_its_warm_up_apart(tmp_path):
+    import json
+
+    from pinch.sweep.doc_tables import gate_overhead_pass
+
+    result = {"model": "toy", "device_name": "cpu", "threads": 2, "steps": 10, "variant": "per_matrix",
+              "pass_seconds": {"dense": [10.0, 10.0, 12.0], "per_matrix": [11.0, 12.0, 13.2]},
+              "passes": [{"projections": 4}] * 3, "repeats": 3, "spread_below_effect": False,
+              "pass_time_ratio": {"median": 1.1, "min": 1.1, "max": 1.2}, "compile_fell_back_to_eager": [],
+              "warmup_pass": {"ratio": 1.37}}
+    path = tmp_path / "whole_pass.json"
+    path.write_text(json.dumps(result))
+    row = gate_overhead_pass(path).splitlines()[2]
+    assert "| 1.100, 1.200, 1.100 | 1.370 | no | none |" in row and "**1.100** [1.100, 1.200] over 3" in row
+    del result["warmup_pass"]
+    path.write_text(json.dumps(result))
+    assert "| none: counted |" in gate_overhead_pass(path)

@@ -101,11 +101,20 @@ def main_job_time(path):
     return "\n".join(lines) + "\n"
 
 
+def main_job_total(path):
+    """The README's sentence on the main job's time: bench/main_job_time.py's total and date."""
+    data = json.loads(read_text(path))
+    return (f"On this project's 2-core CPU machine the main job took {data['total_s'] / 60:.1f} minutes from a "
+            f"fresh checkout's state ({data['started'][:10]}, rc {data['rc']}, {data['note']}; `{path.name}` "
+            "in bench/results, written by `python bench/main_job_time.py`).\n")
+
+
 def gate_overhead_pass(*paths):
     """bench/gate_overhead.py --whole_pass results: a whole gated pass against a dense one, a row
     per file, with every repeat's ratio (so an outlying repeat is seen, not averaged away)."""
     lines = ["| model | threads | steps | dense s / pass (median) | projections / pass | whole pass, gated / dense: "
-             "median [range] | every repeat | spread below effect | fell back to eager |", "|---|" + "---|" * 8]
+             "median [range] | every repeat | warm-up pair (not counted) | spread below effect | fell back to eager |",
+             "|---|" + "---|" * 9]
     for path in paths:
         d = json.loads(read_text(path))
         seconds = d["pass_seconds"]
@@ -116,6 +125,7 @@ def gate_overhead_pass(*paths):
                      f"{sorted(seconds['dense'])[len(seconds['dense']) // 2]:.1f} | "
                      f"{', '.join(map(str, projections))} | **{r['median']:.3f}** [{r['min']:.3f}, {r['max']:.3f}] "
                      f"over {d['repeats']} | {', '.join(f'{x:.3f}' for x in ratios)} | "
+                     f"{f'{warmup:.3f}' if (warmup := (d.get('warmup_pass') or {}).get('ratio')) else 'none: counted'} | "
                      f"{'yes' if d['spread_below_effect'] else 'no'} | "
                      f"{', '.join(d['compile_fell_back_to_eager']) or 'none'} |")
     return "\n".join(lines) + "\n"
@@ -123,7 +133,7 @@ def gate_overhead_pass(*paths):
 
 GENERATORS = {"lossless": lossless, "against-baselines": sspg_against_baselines, "sspg-toy": sspg_toy,
               "deploy": deploy, "compare-tts": compare_tts, "main-job-time": main_job_time,
-              "gate-overhead-pass": gate_overhead_pass}
+              "gate-overhead-pass": gate_overhead_pass, "main-job-total": main_job_total}
 
 
 def render(text, root):
