@@ -126,3 +126,25 @@ assert "pinch" not in sys.modules
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     torch.testing.assert_close(torch.load(tmp_path / "plain.pt"), gated)
+
+
+def test_fastspeech2_decoder_opt_in_gates_the_decoder_and_the_predictors_not_the_outputs(tmp_path):
+    token_list = tmp_path / "tokens.txt"
+    token_list.write_text("\n".join(TOKENS) + "\n")
+    conf = {"adim": 16, "aheads": 2, "elayers": 1, "eunits": 16, "dlayers": 1, "dunits": 16,
+            "positionwise_layer_type": "conv1d", "positionwise_conv_kernel_size": 3,
+            "duration_predictor_chans": 8, "pitch_predictor_chans": 8, "energy_predictor_chans": 8,
+            "postnet_layers": 1, "postnet_chans": 8}
+    cmd = ["--token_list", str(token_list), "--token_type", "char", "--cleaner", "none", "--g2p", "none",
+           "--normalize", "none", "--tts", "fastspeech2", "--pruning", "sspg",
+           "--pruning_conf", "preset=[fastspeech2, fastspeech2_decoder]"]
+    for k, v in conf.items():
+        cmd += ["--tts_conf", f"{k}={v}"]
+    model = TTSTask.build_model(TTSTask.get_parser().parse_args(cmd))
+    gated = {n.removesuffix("_threshold") for n, _ in model.named_parameters() if n.endswith("_threshold")}
+    parts = {n.split(".")[1] for n in gated}
+    assert parts == {"encoder", "decoder", "duration_predictor", "pitch_predictor", "energy_predictor"}, parts
+    assert "tts.decoder.encoders.0.feed_forward.w_2.weight" in gated
+    assert "tts.pitch_predictor.conv.1.0.weight" in gated
+    # The outputs, embeddings and the postnet stay dense: they shape every frame's mel values.
+    assert not any(p in n for n in gated for p in ("feat_out", "embed", "postnet", "predictor.linear"))

@@ -209,3 +209,71 @@ def test_a_held_model_without_data_named_or_of_another_task_is_refused(recipe, t
                check=False)
     assert proc.returncode != 0 and "no yaml_files.train_config / files.model_file: not an ESPnet TTS model pack" in proc.stderr
     assert not (root / "tts_exp" / "tts_pretrained_asr").exists()
+
+
+TINY_FASTSPEECH2 = " ".join(f"--tts_conf {kv}" for kv in (
+    "adim=16", "aheads=2", "elayers=1", "eunits=16", "dlayers=1", "dunits=16", "duration_predictor_chans=16",
+    "energy_predictor_chans=16", "pitch_predictor_chans=16", "postnet_layers=1", "postnet_chans=16")) + " --batch_size 4"
+
+
+def test_a_fastspeech2_learns_from_the_tacotron2s_durations_and_is_compressed(recipe):
+    """egs2's non-autoregressive path: the recipe's dense Tacotron2 (reduction factor 2, as the
+    FastSpeech2 config's) decodes the training and validation sets with teacher forcing at stage 5;
+    the FastSpeech2 trains on those durations, with pitch and energy token-averaged over them and
+    normalized by statistics of stage 5, is compressed and synthesizes the test set."""
+    import soundfile as sf
+
+    root, exp = recipe["root"], recipe["root"] / "fs2_exp"
+    fs2 = str(RECIPES / "tts1" / "conf" / "train_fastspeech2.yaml")
+    refused = run(tts_cmd(root, "--expdir", str(exp), "--train_config", fs2), check=False)
+    assert refused.returncode != 0 and "tts fastspeech2 trains on durations: pass --teacher_model" in refused.stderr
+    assert "Stage 1" not in refused.stderr
+    proc = run(tts_cmd(root, "--expdir", str(exp), "--train_config", fs2,
+                       "--teacher_model", str(recipe["dense"] / "valid.loss.ave.pth"),
+                       "--train_args", f"--max_epoch 1 {TINY_FASTSPEECH2}", "--dense_control", "false",
+                       "--stage", "5", "--stop_stage", "9"))
+    assert "Stage 5: Durations of train and dev from" in proc.stderr
+    teacher = exp / "teacher_tts_train_tacotron2_raw_char"
+    texts = dict(line.split(" ", 1) for line in (root / "tts_dump" / "raw" / "dev" / "text").read_text().splitlines())
+    wavs = dict(line.split(" ", 1) for line in (root / "tts_dump" / "raw" / "dev" / "wav.scp").read_text().splitlines())
+    durations = {u: [int(d) for d in ds.split()] for u, ds in
+                 (line.split(" ", 1) for line in (teacher / "dev" / "durations").read_text().splitlines())}
+    assert durations.keys() == texts.keys() and (teacher / "train" / "durations").is_file()
+    for utt, ds in durations.items():
+        assert len(ds) == len(texts[utt]) + 1  # a character each, and the end of the sentence
+        frames = sf.info(wavs[utt]).frames // 256 + 1  # the fbank's frames (hop 256, centred)
+        assert 0 <= frames - 2 * sum(ds) < 2  # reduction factor 2
+    stats = exp / "tts_stats_train_fastspeech2_raw_char" / "train"
+    assert (stats / "pitch_stats.npz").is_file() and (stats / "energy_stats.npz").is_file()
+    dense = exp / "tts_train_fastspeech2_raw_char"
+    import yaml
+    config = yaml.safe_load((dense / "config.yaml").read_text())
+    assert config["tts"] == "fastspeech2" and config["pitch_normalize_conf"]["stats_file"].endswith("pitch_stats.npz")
+    assert any(p[0].endswith("dev/durations") for p in config["valid_data_path_and_name_and_type"])
+    baked = Path(f"{dense}_sspg0.5") / "baked"
+    assert json.loads((baked / "sparsity.json").read_text())["sparsity_gated"] > 0.3
+    for model in (dense, baked):
+        assert len((model / "decode_valid.loss.ave_griffin_lim" / "test" / "wav.scp").read_text().splitlines()) == 4
+
+
+def test_teacher_durations_refuse_a_student_that_counts_other_frames_or_tokens(recipe, tmp_path):
+    import yaml
+
+    from pinch.espnet.bin import teacher_durations
+
+    student = yaml.safe_load((RECIPES / "tts1" / "conf" / "train_fastspeech2.yaml").read_text())
+    dense = recipe["dense"]
+    common = ["--train_config", str(dense / "config.yaml"), "--model_file", str(dense / "valid.loss.ave.pth"),
+              "--set", str(recipe["root"] / "tts_dump" / "raw" / "dev"), str(tmp_path / "dev")]
+    cases = [({"tts_conf": {**student["tts_conf"], "reduction_factor": 1}},
+              "tts_conf.reduction_factor is 1, the teacher's reduction factor 2"),
+             ({"pitch_extract_conf": {**student["pitch_extract_conf"], "reduction_factor": 1}},
+              "pitch_extract_conf.reduction_factor is 1"),
+             ({"token_list": ["<blank>", "<unk>", "a", "<sos/eos>"]}, "its token list differs from the teacher's"),
+             ({"tts": "tacotron2"}, "tts tacotron2 does not train on durations")]
+    for change, message in cases:
+        path = tmp_path / "student.yaml"
+        path.write_text(yaml.safe_dump({**student, **change}))
+        with pytest.raises(SystemExit, match=message):
+            teacher_durations.main(common + ["--student_config", str(path)])
+    assert not (tmp_path / "dev").exists()  # refused before any decoding

@@ -113,6 +113,9 @@ def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
     assert "espnet gated params | espnet model sparsity | espnet MCD dB" in out
     assert "| sspg | 0.5 | 100 | 0.5 | 150 |  | 0.3333 | 6.2 | 0.1 | 5.00 (p=0.4 vs dense, lossless)" in out
     assert "| sspg [tacotron2, tacotron2_decoder] | 0.5 | 100 | 0.5 | 150 | 150 | 0.3333 | 6.4 | 0.1 | 5.50 (p=0.4" in out
+    # Every judge beside the first, each CER marked against the same reference.
+    assert "espnet DNSMOS OVRL | espnet pocketsphinx CER test | espnet cross ASR-CER test |" in out
+    assert "5.00 (p=0.4 vs dense, lossless) | 2.5 | 15.00 (p=0.4 vs dense, lossless) |  |" in out
     assert side_by_side_main(["--table", str(table)]) == 1  # no ASR rows there
 
 

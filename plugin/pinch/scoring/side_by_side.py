@@ -6,7 +6,9 @@ not do. For each (method, target) the newest row of each toolkit is shown: param
 measured sparsity, WER per test set with the MAPSSWE mark against that toolkit's own
 reference (the dense control where the run has one, else the dense model; the mark names
 it), and the compression wall time. TTS rows (``--task tts``) have their own columns: the
-encoder's parameters and sparsity, MCD, log-F0 RMSE and the ASR-CER of the synthesized speech.
+encoder's parameters and sparsity, MCD, log-F0 RMSE and the ASR-CER of the synthesized speech,
+then every other judge: pocketsphinx's CER, DNSMOS OVRL and the other toolkit's ASR-CER, each
+CER marked against the same reference as the first.
 
     python -m pinch.scoring.side_by_side --table exp/results [--corpus embedded] [--out FILE]
         [--plot PNG] [--task asr|tts]
@@ -33,6 +35,8 @@ class TaskColumns:
     rate_name: str
     sparsity: str  # the row key the plot's x axis reads
     after: tuple[tuple[str, str], ...]
+    # Other judges' rates (row key, its MAPSSWE key, header), per test set and marked as the rate is.
+    judges: tuple[tuple[str, str, str], ...] = ()
 
 
 TASKS = {
@@ -41,7 +45,9 @@ TASKS = {
     "tts": TaskColumns((("encoder_params", "encoder params"), ("encoder_sparsity", "encoder sparsity"),
                         ("params", "params"), ("gated_params", "gated params"), ("model_sparsity", "model sparsity"),
                         ("mcd", "MCD dB"), ("log_f0_rmse", "log-F0 RMSE")),
-                       "cer", "ASR-CER", "encoder_sparsity", ()),
+                       "cer", "ASR-CER", "encoder_sparsity", (("dnsmos_ovrl", "DNSMOS OVRL"),),
+                       (("pocketsphinx_cer", "pocketsphinx_mapsswe", "pocketsphinx CER"),
+                        ("cross_cer", "cross_mapsswe", "cross ASR-CER"))),
 }
 
 
@@ -86,21 +92,31 @@ def side_by_side(newest: dict[tuple, dict], task: str = "asr") -> str:
     for tk in TOOLKITS:
         headers += [f"{tk} {h}" for _, h in cols.before]
         headers += [f"{tk} {cols.rate_name} {s}" for s in test_sets] + [f"{tk} {h}" for _, h in cols.after]
+        headers += [f"{tk} {h} {s}" for _, _, h in cols.judges for s in test_sets]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for method, target in systems:
         cells = [method, _num(target)]
         for tk in TOOLKITS:
             r = newest.get((method, target, tk), {})
             cells += [_num(r.get(k)) for k, _ in cols.before]
-            for s in test_sets:
-                rate = (r.get(cols.rate) or {}).get(s)
-                sig = (r.get("significance") or {}).get(s)
-                mark = "" if sig is None else (f" (p={sig['p_value']:.2g} vs {r.get('reference', 'dense')}, "
-                                               f"{'lossless' if sig['lossless'] else 'worse'})")
-                cells.append("" if rate is None else f"{rate:.2f}{mark}")
+            reference = r.get("reference", "dense")
+            cells += [_marked((r.get(cols.rate) or {}).get(s), (r.get("significance") or {}).get(s), reference)
+                      for s in test_sets]
             cells += [_num(r.get(k)) for k, _ in cols.after]
+            for key, tests, _ in cols.judges:
+                rates = r.get(key)
+                for s in test_sets:  # a judge's rate over the one test set it heard, or one per set
+                    rate = rates.get(s) if isinstance(rates, dict) else rates
+                    cells.append(_marked(rate, ((r.get(tests) or {}).get(reference) or {}).get(s), reference))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _marked(rate, sig, reference) -> str:
+    """A rate with its MAPSSWE mark against ``reference`` (none where no test was made)."""
+    mark = "" if sig is None else (f" (p={sig['p_value']:.2g} vs {reference}, "
+                                   f"{'lossless' if sig['lossless'] else 'worse'})")
+    return "" if rate is None else f"{rate:.2f}{mark}"
 
 
 def _num(value) -> str:

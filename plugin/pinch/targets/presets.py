@@ -164,6 +164,15 @@ PRESETS = {
         Preset("fastspeech2", "ESPnet FastSpeech2 / FastSpeech encoder blocks: attention and conv FFN", **_ESPNET_TTS),
         Preset("transformer_tts", "ESPnet Transformer-TTS encoder blocks: attention and FFN", **_ESPNET_TTS),
         Preset(
+            "fastspeech2_decoder",
+            "ESPnet FastSpeech2 / FastSpeech decoder blocks (attention and conv FFN, mel frames) and the "
+            "variance adaptor's duration, pitch and energy predictor convs; opt-in beside fastspeech2",
+            modules=(_ANY + r"decoder\.encoders\.\d+\.(?:" + _ESPNET_ATT + r"|feed_forward\.w_[12])",
+                     _ANY + r"(?:duration|pitch|energy)_predictor\.conv\.\d+\.0"),
+            ffn=(FFNBlock(_ANY + r"decoder\.encoders\.\d+\.feed_forward", "w_1", "w_2"),),
+            attention=(AttentionBlock(_ANY + r"decoder\.encoders\.\d+\.self_attn"),),
+        ),
+        Preset(
             "tacotron2",
             "ESPnet Tacotron2 encoder: conv stack and BLSTM weight matrices",
             modules=(_ANY + r"enc\.(?:convs\.\d+\.0|blstm)",),

@@ -65,6 +65,13 @@ inference_model=valid.loss.ave.pth  # The dense model's checkpoint (stage 6).
 # synthesized with: the pass's last epoch. espnet2's average of the best epochs by valid loss
 # mixes in an earlier, less pruned epoch (docs/evidence.md, "Evidence sweep").
 finetune_model=latest.pth
+# FastSpeech and FastSpeech2 (e.g. --train_config conf/train_fastspeech2.yaml) learn from durations,
+# as in egs2: tts.sh's --teacher_dumpdir (DIR/<set>/durations of the training and validation sets),
+# or --teacher_model, a Tacotron2's weights (its config.yaml beside them, e.g. this recipe's
+# exp/tts_train_tacotron2_raw_char/valid.loss.ave.pth), which stage 5 decodes with teacher forcing
+# into ${expdir}/teacher_<its dir> (pinch.espnet.bin.teacher_durations).
+teacher_dumpdir=
+teacher_model=
 vocoder_file=           # A trained vocoder (ParallelWaveGAN checkpoint, .pkl: what Text2Speech reads); empty: Griffin-Lim.
 vocoder_config=         # Its config, if not beside it.
 n_samples=3             # Test sentences copied to ${expdir}/samples, with mel spectrogram plots.
@@ -111,6 +118,13 @@ if [ -n "${vocoder_file}" ]; then
         || die "--vocoder_file ${vocoder_file}: espnet2 reads it with the parallel_wavegan package, which ${python} does not have (pip install parallel_wavegan)"
 fi
 [ -z "${vocoder_config}" ] || [ -f "${vocoder_config}" ] || die "--vocoder_config ${vocoder_config}: no such file"
+if [ -n "${teacher_model}" ]; then
+    [ -f "${teacher_model}" ] || die "--teacher_model ${teacher_model}: no such file (a Tacotron2's weights, its config.yaml beside them)"
+    [ -f "$(dirname "${teacher_model}")/config.yaml" ] || die "--teacher_model ${teacher_model}: no config.yaml beside it"
+    [ -n "${teacher_dumpdir}" ] || teacher_dumpdir="${expdir}/teacher_$(basename "$(dirname "${teacher_model}")")"
+elif [ -n "${teacher_dumpdir}" ]; then
+    [ -d "${teacher_dumpdir}" ] || die "--teacher_dumpdir ${teacher_dumpdir}: no such directory"
+fi
 if run_stage 10 && [ -n "${cross_asr_model}" ]; then
     [ -f "${cross_asr_model}" ] || die "--cross_asr_model ${cross_asr_model}: no such file (a NeMo ASR .nemo, e.g. the NeMo ASR recipe's dense model)"
 fi
@@ -146,6 +160,15 @@ v = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
 for k in sys.argv[2:]: v = v.get(k) if isinstance(v, dict) else None
 print("none" if v is None else v)' "${train_config}" "$@"
 }
+# needs_durations: the dense model's config is a FastSpeech or FastSpeech2, which learn from durations.
+needs_durations() {
+    case "$(config_value tts)" in fastspeech|fastspeech2) return 0 ;; *) return 1 ;; esac
+}
+# check_durations: a model that learns from durations has a teacher to take them from.
+check_durations() {
+    needs_durations || return 0
+    [ -n "${teacher_dumpdir}" ] || die "${train_config}: tts $(config_value tts) trains on durations: pass --teacher_model (a Tacotron2's weights, e.g. exp/tts_train_tacotron2_raw_char/valid.loss.ave.pth) or --teacher_dumpdir DIR (DIR/<set>/durations, as tts.sh's)"
+}
 # set_data_opts: the options of the recipe's data, tokenized as the dense model's config says
 # (a held model's token type, cleaner and g2p; the recipe's own: characters, no cleaner, no g2p).
 # Called where a stage needs them: a held model's config exists from stage 4 on.
@@ -163,6 +186,15 @@ set_data_opts() {
         --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/text,text,text"
         --valid_data_path_and_name_and_type "${dumpdir}/raw/${valid_set}/wav.scp,speech,sound"
     )
+    if needs_durations; then
+        check_durations
+        need "${teacher_dumpdir}/${train_set}/durations" 5
+        need "${teacher_dumpdir}/${valid_set}/durations" 5
+        data_opts+=(
+            --train_data_path_and_name_and_type "${teacher_dumpdir}/${train_set}/durations,durations,text_int"
+            --valid_data_path_and_name_and_type "${teacher_dumpdir}/${valid_set}/durations,durations,text_int"
+        )
+    fi
     shape_opts=(
         --train_shape_file "${stats_dir}/train/text_shape.${token_type}"
         --train_shape_file "${stats_dir}/train/speech_shape"
@@ -170,7 +202,13 @@ set_data_opts() {
         --valid_shape_file "${stats_dir}/valid/speech_shape"
     )
     # A held model keeps its config's normalisation (its own statistics).
-    [ -n "${pretrained}" ] || shape_opts+=(--normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz")
+    [ -n "${pretrained}" ] && return
+    shape_opts+=(--normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz")
+    local v
+    for v in pitch energy; do  # a FastSpeech2's, as tts.sh passes them
+        [ "$(config_value "${v}_normalize")" = none ] \
+            || shape_opts+=(--"${v}_normalize_conf" "stats_file=${stats_dir}/train/${v}_stats.npz")
+    done
 }
 
 # The training settings of a held model that a pass may change (record_overrides).
@@ -192,6 +230,12 @@ model_dirs() {
     done < <(compressed_runs)
 }
 
+# A held model's config is known from stage 4 (checked at stage 5); the recipe's own, now. A
+# duration model's statistics hold its pitch and energy too: a dir of its own, beside a Tacotron2's.
+if [ -z "${pretrained}" ] && needs_durations; then
+    check_durations
+    stats_dir="${expdir}/tts_stats_${tts_tag}"
+fi
 
 if run_stage 1; then
     t0=${SECONDS}
@@ -244,6 +288,21 @@ fi
 
 if run_stage 5; then
     t0=${SECONDS}
+    need "${train_config}" 4
+    check_durations
+    if [ -n "${teacher_model}" ] && needs_durations; then
+        log "Stage 5: Durations of ${train_set} and ${valid_set} from ${teacher_model}'s attention (teacher forcing) -> ${teacher_dumpdir}"
+        if ! done_or_redo "${teacher_dumpdir}/${valid_set}/durations" 5; then
+            need "${dumpdir}/raw/${valid_set}/wav.scp" 3
+            mkdir -p "${expdir}/logs"
+            ${python} -m pinch.espnet.bin.teacher_durations --train_config "$(dirname "${teacher_model}")/config.yaml" \
+                --model_file "${teacher_model}" --student_config "${train_config}" --token_list "${token_list}" \
+                --set "${dumpdir}/raw/${train_set}" "${teacher_dumpdir}/${train_set}" \
+                --set "${dumpdir}/raw/${valid_set}" "${teacher_dumpdir}/${valid_set}" \
+                > "${expdir}/logs/teacher_durations.log" 2>&1 || failed "teacher durations" "${expdir}/logs/teacher_durations.log"
+            grep -v '^pinch' "${expdir}/logs/teacher_durations.log" | tail -n 2 >&2
+        fi
+    fi
     log "Stage 5: TTS collect stats: ${dumpdir}/raw/${train_set} -> ${stats_dir}"
     set_data_opts
     # The features are computed at the config's fs, whatever the audio's rate: a mismatch would
@@ -256,7 +315,10 @@ if run_stage 5; then
     [ "${rate}" = "${fs}" ] || die "${dumpdir}/raw/${train_set}: audio at ${rate} Hz, but ${train_config} computes its features at ${fs} Hz (feats_extract_conf.fs): the recipe does not resample; give data at ${fs} Hz"
     if ! done_or_redo "${stats_dir}/train/feats_stats.npz" 5; then
         need "${token_list}" 4
-        espnet_collect_stats espnet2.bin.tts_train text "${data_opts[@]}" --config "${train_config}" --normalize none
+        extra=()  # a FastSpeech2's pitch and energy are collected unnormalized, as the features
+        for v in pitch energy; do [ "$(config_value "${v}_normalize")" = none ] || extra+=(--"${v}_normalize" none); done
+        espnet_collect_stats espnet2.bin.tts_train text "${data_opts[@]}" --config "${train_config}" --normalize none \
+            "${extra[@]}"
     fi
     stage_time 5 "${t0}"
 fi
@@ -279,11 +341,6 @@ fi
 
 if run_stage 7; then
     set_data_opts
-    # FastSpeech and FastSpeech2 learn from durations (egs2's --teacher_dumpdir), which this
-    # recipe does not make yet.
-    case "$(config_value tts)" in
-        fastspeech|fastspeech2) die "${train_config}: tts $(config_value tts) trains on durations (tts.sh's --teacher_dumpdir), which this recipe does not make yet; a Tacotron2, VITS or JETS model trains here" ;;
-    esac
     log "Stage 7: One-pass compression of the encoder of ${dense_dir}/${inference_model}: methods '${pruning}', targets '${targets}', preset '${preset}'$([ "${dense_control}" = true ] && echo ', and the dense control (fine-tuned without pruning)')"
     if [ "${dense_control}" = true ] && ! done_or_redo "${control_dir}/${finetune_model}" 7; then
         t0=${SECONDS}
