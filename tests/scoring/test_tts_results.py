@@ -58,6 +58,12 @@ def test_encoder_and_model_counted_apart(tmp_path):
     assert c["sparsity_model"] == pytest.approx(50 / 150)
     with pytest.raises(ValueError, match="no parameter starts with the encoder prefix 'fastpitch.encoder.'"):
         parameter_counts({"tts.enc.w": torch.ones(2)}.items(), "fastpitch.encoder.")
+    # ESPnet's TTS encoders: Tacotron2's enc, FastSpeech2's encoder (not its decoder's "encoders").
+    from pinch.espnet.bin.tts_results import ENCODER_PREFIXES
+
+    fastspeech2 = {"tts.encoder.encoders.0.w": torch.zeros(3), "tts.decoder.encoders.0.w": torch.ones(5)}
+    c = parameter_counts(fastspeech2.items(), ENCODER_PREFIXES)
+    assert c["encoder_params"] == 3 and c["encoder_sparsity"] == 1.0 and c["params"] == 8
 
 
 def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
@@ -116,6 +122,7 @@ def test_results_rows_samples_and_side_by_side(tmp_path, capsys):
     # Every judge beside the first, each CER marked against the same reference.
     assert "espnet DNSMOS OVRL | espnet pocketsphinx CER test | espnet cross ASR-CER test |" in out
     assert "5.00 (p=0.4 vs dense, lossless) | 2.5 | 15.00 (p=0.4 vs dense, lossless) |  |" in out
+    assert "nemo" not in out  # a toolkit with no rows gets no empty columns
     assert side_by_side_main(["--table", str(table)]) == 1  # no ASR rows there
 
 

@@ -88,15 +88,16 @@ def side_by_side(newest: dict[tuple, dict], task: str = "asr") -> str:
     systems = sorted({(m, t) for m, t, _ in newest},
                      key=lambda k: (k[0] not in REFERENCES, k[0] != "dense", k[0], k[1] or 0))
     test_sets = sorted({s for r in newest.values() for s in (r.get(cols.rate) or {})})
+    toolkits = [tk for tk in TOOLKITS if any(k[2] == tk for k in newest)]  # no empty column group
     headers = ["method", "target"]
-    for tk in TOOLKITS:
+    for tk in toolkits:
         headers += [f"{tk} {h}" for _, h in cols.before]
         headers += [f"{tk} {cols.rate_name} {s}" for s in test_sets] + [f"{tk} {h}" for _, h in cols.after]
         headers += [f"{tk} {h} {s}" for _, _, h in cols.judges for s in test_sets]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for method, target in systems:
         cells = [method, _num(target)]
-        for tk in TOOLKITS:
+        for tk in toolkits:
             r = newest.get((method, target, tk), {})
             cells += [_num(r.get(k)) for k, _ in cols.before]
             reference = r.get("reference", "dense")

@@ -40,9 +40,10 @@ class TTSModel:
     method: str = "dense"        # the table's method of an unpruned model: dense or dense_finetune (the control)
 
 
-def parameter_counts(named_parameters, encoder_prefix: str) -> dict:
-    """Parameters and non-zeros of the whole model and of its encoder, from the model's
-    ``named_parameters()`` (buffers such as feature statistics are not parameters)."""
+def parameter_counts(named_parameters, encoder_prefix: str | tuple[str, ...]) -> dict:
+    """Parameters and non-zeros of the whole model and of its encoder (the parameters under
+    ``encoder_prefix``, or under any of several), from the model's ``named_parameters()``
+    (buffers such as feature statistics are not parameters)."""
     tensors = dict(named_parameters)
     enc = {k: v for k, v in tensors.items() if k.startswith(encoder_prefix)}
     if not enc:
@@ -274,7 +275,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--notes", default="")
 
 
-def run(args, load, encoder_prefix: str, toolkit: str) -> list[dict]:
+def run(args, load, encoder_prefix: str | tuple[str, ...], toolkit: str) -> list[dict]:
     """``load(model_dir, weights)`` builds a model the toolkit's way: its ``named_parameters()``
     and, for a compressed model, the pruning its bake report names (method, target_sparsity)."""
     models = []

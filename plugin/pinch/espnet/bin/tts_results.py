@@ -12,6 +12,10 @@ from pinch.offline import forbid_downloads
 from pinch.scoring import tts_results
 
 
+# The text encoder, what preset auto gates: Tacotron2's ``enc``; FastSpeech(2)'s and Transformer-TTS's ``encoder``.
+ENCODER_PREFIXES = ("tts.enc.", "tts.encoder.")
+
+
 def load(model_dir, weights):
     """The model's parameters and, for a baked model dir, the pruning its bake report names."""
     # Not espnet2's build_model_from_file, which unpickles the weights file.
@@ -28,7 +32,7 @@ def main(cmd=None):
     tts_results.add_arguments(parser)
     args = parser.parse_args(cmd)
     try:
-        tts_results.run(args, load, "tts.enc.", "espnet")
+        tts_results.run(args, load, ENCODER_PREFIXES, "espnet")
     except (ValueError, OSError) as err:
         sys.exit(f"tts_results: {err}")
 
