@@ -16,6 +16,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from statistics import median
 
 from pinch.data.atomic import write_text_atomic
 from pinch.data.reading import read_text
@@ -122,7 +123,7 @@ def gate_overhead_pass(*paths):
         r = d["pass_time_ratio"]
         projections = sorted({p["projections"] for p in d["passes"]})
         lines.append(f"| {d['model']} ({d['device_name']}) | {d['threads']} | {d['steps']} | "
-                     f"{sorted(seconds['dense'])[len(seconds['dense']) // 2]:.1f} | "
+                     f"{median(seconds['dense']):.1f} | "
                      f"{', '.join(map(str, projections))} | **{r['median']:.3f}** [{r['min']:.3f}, {r['max']:.3f}] "
                      f"over {d['repeats']} | {', '.join(f'{x:.3f}' for x in ratios)} | "
                      f"{f'{warmup:.3f}' if (warmup := (d.get('warmup_pass') or {}).get('ratio')) else 'none: counted'} | "

@@ -160,9 +160,13 @@ v = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
 for k in sys.argv[2:]: v = v.get(k) if isinstance(v, dict) else None
 print("none" if v is None else v)' "${train_config}" "$@"
 }
-# needs_durations: the dense model's config is a FastSpeech or FastSpeech2, which learn from durations.
+# needs_durations: the dense model's config is a FastSpeech or FastSpeech2, which learn from durations
+# (read once, where the config exists: a held model's from stage 4 on).
 needs_durations() {
-    case "$(config_value tts)" in fastspeech|fastspeech2) return 0 ;; *) return 1 ;; esac
+    if [ -z "${duration_model:-}" ]; then
+        case "$(config_value tts)" in fastspeech|fastspeech2) duration_model=yes ;; *) duration_model=no ;; esac
+    fi
+    [ "${duration_model}" = yes ]
 }
 # check_durations: a model that learns from durations has a teacher to take them from.
 check_durations() {

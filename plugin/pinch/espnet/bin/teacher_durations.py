@@ -126,8 +126,8 @@ def main(cmd=None):
                         type=Path, help="a Kaldi dir (text, wav.scp) and where its durations go; repeatable")
     args = parser.parse_args(cmd)
     try:
-        for path in (args.train_config, args.model_file, args.student_config, *([args.token_list] * bool(args.token_list))):
-            if not path.is_file():
+        for path in (args.train_config, args.model_file, args.student_config, args.token_list):
+            if path is not None and not path.is_file():
                 raise FileNotFoundError(f"{path}: no such file")
         config, model, preprocess = load_teacher(args.train_config, args.model_file)
         tokens = token_list({"token_list": str(args.token_list)}, args.token_list) if args.token_list else None
