@@ -45,6 +45,17 @@ def _no_nemo_version_after_a_test():
     _forget_nemo_version()
 
 
+@pytest.fixture(autouse=True)
+def _gradients_left_on():
+    """A test (or the code it calls in-process) that switches gradients off for the process fails
+    here, not the tests a worker runs after it (seen in CI: a teacher's torch.set_grad_enabled(False)
+    broke 13 training tests that followed on the same worker)."""
+    yield
+    leaked = not torch.is_grad_enabled()
+    torch.set_grad_enabled(True)
+    assert not leaked, "this test left torch's gradients switched off for the process"
+
+
 def pytest_collection_modifyitems(items):
     def rank(item):
         path = item.nodeid.split("::")[0]

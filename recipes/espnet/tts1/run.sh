@@ -70,8 +70,8 @@ finetune_model=latest.pth
 # or --teacher_model, a Tacotron2's weights (its config.yaml beside them, e.g. this recipe's
 # exp/tts_train_tacotron2_raw_char/valid.loss.ave.pth), which stage 5 decodes with teacher forcing
 # into ${expdir}/teacher_<its dir> (pinch.espnet.bin.teacher_durations).
-teacher_dumpdir=
-teacher_model=
+teacher_dumpdir=        # DIR/<set>/durations, as tts.sh's --teacher_dumpdir.
+teacher_model=          # A Tacotron2's weights whose attention stage 5 turns into durations.
 vocoder_file=           # A trained vocoder (ParallelWaveGAN checkpoint, .pkl: what Text2Speech reads); empty: Griffin-Lim.
 vocoder_config=         # Its config, if not beside it.
 n_samples=3             # Test sentences copied to ${expdir}/samples, with mel spectrogram plots.

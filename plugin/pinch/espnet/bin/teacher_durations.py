@@ -77,8 +77,6 @@ def check_student(teacher, student, student_path, tokens=None):
 
 def load_teacher(train_config, model_file):
     """The teacher as espnet2's TTS task builds it from its config, its weights read as data."""
-    import torch
-
     from pinch.espnet.bin.bake import load_task
     from pinch.export.checkpoint import load_state_dict
 
@@ -89,7 +87,6 @@ def load_teacher(train_config, model_file):
     if type(model.tts).__name__ not in ("Tacotron2", "Transformer"):
         raise ValueError(f"{train_config}: tts {config.get('tts')} has no attention to take durations from "
                          "(a Tacotron2 or Transformer TTS teaches)")
-    torch.set_grad_enabled(False)
     return config, model.eval(), task.build_preprocess_fn(argparse.Namespace(**config), False)
 
 
@@ -107,7 +104,9 @@ def durations_of_set(model, preprocess, fs, data_dir):
         if rate != fs:
             raise ValueError(f"{data_dir}/wav.scp: {utt} is at {rate} Hz, the teacher's features at {fs} Hz")
         text = preprocess(utt, {"text": texts[utt]})["text"]
-        result = model.inference(text=torch.tensor(text), speech=torch.tensor(speech), use_teacher_forcing=True)
+        with torch.no_grad():  # scoped: a caller in the same process (a test) keeps its gradients
+            result = model.inference(text=torch.tensor(text), speech=torch.tensor(speech),
+                                     use_teacher_forcing=True)
         duration, focus_rate = calculator(result["att_w"])
         out[utt] = (duration.long().tolist(), float(focus_rate))
     return out
