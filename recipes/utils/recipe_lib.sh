@@ -166,21 +166,37 @@ score_set() {
     done
 }
 
-# espnet_transcribe STAGE RECIPE MODEL_DIR CONFIG WAV_SCP OUT: an ESPnet ASR model's transcripts
-# of WAV_SCP in OUT/text, by plain espnet2.bin.asr_inference on the CPU, run from RECIPE (the
-# ESPnet ASR recipe: the paths in MODEL_DIR/config.yaml, MODEL_DIR and CONFIG are relative to
-# it); MODEL_DIR holds config.yaml and valid.loss.ave.pth. The TTS recipes' ASR judges.
+# espnet_transcribe STAGE RECIPE MODEL_DIR CONFIG LOG WAV_SCP OUT [WAV_SCP OUT ...]: an ESPnet ASR
+# model's transcripts of each WAV_SCP in its OUT/text, by plain espnet2.bin.asr_inference on the
+# CPU, run from RECIPE (the ESPnet ASR recipe: the paths in MODEL_DIR/config.yaml, MODEL_DIR and
+# CONFIG are relative to it); MODEL_DIR holds config.yaml and valid.loss.ave.pth. The TTS recipes'
+# ASR judges. One process for every set not yet transcribed (espnet2's import alone takes over
+# 10 s): their utterances decoded as one list, each id prefixed with its set's number, LOG its log.
 espnet_transcribe() {
-    local stage=$1 recipe scp out
+    local stage=$1 recipe model_dir=$3 config=$4 log_file=$5 work i=0 scp out outs=()
     recipe=$(cd "$2" && pwd)
-    scp=$(cd "$(dirname "$5")" && pwd)/$(basename "$5")
-    out=$(mkdir -p "$6" && cd "$6" && pwd)
-    done_or_redo "${out}/text" "${stage}" && return
+    shift 5
+    work="${log_file%.log}.work"  # beside the log: a rerun starts it afresh
+    rm -rf "${work}" && mkdir -p "${work}"
+    while [ $# -ge 2 ]; do
+        scp=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+        out=$(mkdir -p "$2" && cd "$2" && pwd)
+        shift 2
+        done_or_redo "${out}/text" "${stage}" && continue
+        i=$((i + 1)) && outs+=("${out}")
+        awk -v p="s${i}-" '{ print p $0 }' "${scp}" >> "${work}/wav.scp"
+    done
+    [ ${#outs[@]} -gt 0 ] || { rm -rf "${work}"; return 0; }
     (cd "${recipe}" && ${python} -m pinch.offline espnet2.bin.asr_inference --ngpu 0 \
-        --config "$4" --data_path_and_name_and_type "${scp},speech,sound" \
-        --asr_train_config "$3/config.yaml" --asr_model_file "$3/valid.loss.ave.pth" --output_dir "${out}/decode") \
-        > "${out}/asr_inference.log" 2>&1 || failed "ASR decoding" "${out}/asr_inference.log"
-    LC_ALL=C sort "${out}/decode/1best_recog/text" > "${out}/text.tmp" && mv "${out}/text.tmp" "${out}/text"
+        --config "${config}" --data_path_and_name_and_type "${work}/wav.scp,speech,sound" \
+        --asr_train_config "${model_dir}/config.yaml" --asr_model_file "${model_dir}/valid.loss.ave.pth" \
+        --output_dir "${work}/decode") > "${log_file}" 2>&1 || failed "ASR decoding" "${log_file}"
+    for i in "${!outs[@]}"; do
+        awk -v p="s$((i + 1))-" 'index($1, p) == 1 { print substr($0, length(p) + 1) }' \
+            "${work}/decode/1best_recog/text" | LC_ALL=C sort > "${outs[i]}/text.tmp"
+        mv "${outs[i]}/text.tmp" "${outs[i]}/text"
+    done
+    rm -rf "${work}"
 }
 
 # judge_set STAGE VOCAB_TEXT LM_TEXT WAV_SCP TEXT OUT [NAME:HYP ...]: the TTS judges that did

@@ -123,13 +123,16 @@ def test_a_sentence_it_cannot_spell_is_named_and_the_others_are_synthesized(reci
     original = text.read_text()
     try:
         text.write_text(original + "zz-bad-1 caf\u00e9 at noon\n")
-        proc = run(tts_cmd(root, "--stage", "9", "--stop_stage", "9", "--overwrite", "true"))
+        # The dense model alone (--pruning none: no compression run, as the ASR recipe's).
+        proc = run(tts_cmd(root, "--stage", "9", "--stop_stage", "9", "--overwrite", "true", "--pruning", "none",
+                           "--dense_control", "false"))
     finally:
         text.write_text(original)
     out = recipe["dense"] / "decode_valid.loss.ave_griffin_lim" / "test"
     assert "1 sentence(s) skipped" in proc.stderr
     assert (out / "skipped").read_text() == "zz-bad-1: characters not in the token list: '\u00e9'\n"
     assert len((out / "wav.scp").read_text().splitlines()) == 4
+    assert proc.stderr.count("waveforms in") == 1  # the dense model's only
 
 
 def test_bad_options_are_refused_with_their_name(recipe, tmp_path):

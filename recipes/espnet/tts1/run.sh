@@ -53,7 +53,7 @@ compress_args=          # Stage 7 only, e.g. "--pruning_conf eta=300".
 # Also fine-tune the dense model with finetune_args and no pruning (${dense_dir}_finetune): a
 # dense model with as much training as the compressed ones, the reference of their verdicts.
 dense_control=true
-pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
+pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each; none: no compression run.
 preset=auto             # Layers to gate: auto (the TTS model's encoder), tacotron2, fastspeech2, ...
 target_sparsity=0.5     # Share of the gated weights to prune (0..1).
 sweep=                  # Several targets, e.g. "0.3 0.5 0.7" (replaces target_sparsity).
@@ -92,6 +92,7 @@ parse_options "$@"
 # Paths below are relative to the recipe directory.
 cd "$(dirname "$0")"
 
+[ "${pruning}" != none ] || pruning=
 check_common_options
 is_count "${ngpu}" || die "--ngpu must be a non-negative integer, not '${ngpu}'"
 is_count "${n_samples}" || die "--n_samples must be a non-negative integer, not '${n_samples}'"
@@ -416,8 +417,6 @@ if run_stage 10; then
     asr_dir="${asr_recipe}/${asr_model_dir}"
     [ -f "${asr_dir}/config.yaml" ] \
         || die "${asr_dir}/config.yaml is missing: run ${asr_recipe}/run.sh first, or pass --asr_recipe/--asr_model_dir"
-    # transcribe WAV_SCP OUT: the ASR recipe's model decodes WAV_SCP into OUT/text.
-    transcribe() { espnet_transcribe 10 "${asr_recipe}" "${asr_model_dir}" "${asr_inference_config}" "$1" "$2"; }
     # judge WAV_SCP TEXT OUT [NAME:HYP ...]: judge_set with the corpus's words and training text.
     judge() {
         need "${dumpdir}/raw/${train_set}/text" 3
@@ -425,12 +424,20 @@ if run_stage 10; then
     }
     # The ASR model's own CER on the recordings: what the synthesized speech is measured against.
     ref_out="${expdir}/${asr_tag}/${test_set}"
-    transcribe "${dumpdir}/raw/${test_set}/wav.scp" "${ref_out}"
+    # The ASR recipe's model decodes the recordings and every model's speech (one process).
+    sets=("${dumpdir}/raw/${test_set}/wav.scp" "${ref_out}")
+    while read -r dir _ _ _; do
+        out="${dir}/${synth_tag}/${test_set}"
+        need "${out}/wav.scp" 9
+        sets+=("${out}/wav.scp" "${out}/${asr_tag}")
+    done < <(model_dirs)
+    mkdir -p "${expdir}/logs"
+    espnet_transcribe 10 "${asr_recipe}" "${asr_model_dir}" "${asr_inference_config}" \
+        "${expdir}/logs/asr_inference.log" "${sets[@]}"
     score_set 10 "${dumpdir}/raw/${test_set}/text" "${ref_out}/text" "${ref_out}"
     judge "${dumpdir}/raw/${test_set}/wav.scp" "${dumpdir}/raw/${test_set}/text" "${expdir}/judges/${test_set}"
     while read -r dir config model made_by; do
         out="${dir}/${synth_tag}/${test_set}"
-        need "${out}/wav.scp" 9
         if ! done_or_redo "${out}/tts_metrics/tts_metrics.json" 10; then
             # The recordings of the sentences synthesized (stage 9 skips those it cannot spell).
             awk 'NR == FNR { keep[$1]; next } $1 in keep' "${out}/text" "${dumpdir}/raw/${test_set}/wav.scp" \
@@ -439,7 +446,6 @@ if run_stage 10; then
                 --syn-scp "${out}/wav.scp" --out "${out}/tts_metrics" > "${out}/tts_metrics.log" 2>&1 \
                 || failed "MCD / F0 scoring" "${out}/tts_metrics.log"
         fi
-        transcribe "${out}/wav.scp" "${out}/${asr_tag}"
         tests=()
         [ "${made_by}" = 8 ] && tests=("dense:${dense_dir}/${synth_tag}/${test_set}/${asr_tag}/text")
         [ "${made_by}" = 8 ] && [ "${dense_control}" = true ] \
@@ -449,7 +455,6 @@ if run_stage 10; then
         # The same references, their pocketsphinx hypotheses in place of the ASR model's.
         judge "${out}/wav.scp" "${out}/text" "${out}/judges" "${tests[@]/%\/${asr_tag}\/text//judges/pocketsphinx/hyp}"
     done < <(model_dirs)
-    mkdir -p "${expdir}/logs"
     cross=()
     if [ -n "${cross_asr_model}" ]; then
         # The other toolkit's ASR model hears the recordings and every model's speech (one NeMo

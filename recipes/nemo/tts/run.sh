@@ -61,7 +61,7 @@ finetune_args=          # Extra Hydra overrides of the compression pass (and the
 # The dense control: the dense model fine-tuned as long as the compression pass, no pruning
 # (the reference of "lossless": the pass trains the dense model further too).
 dense_control=true
-pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each.
+pruning=sspg            # Method(s): a preset ${pruning_conf_dir}/<method>.yaml each; none: no compression run.
 preset=auto             # Layers to gate: auto (FastPitch's text encoder), "[auto,fastpitch_decoder]", ...
 target_sparsity=0.5     # Share of the gated weights to prune (0..1).
 sweep=                  # Several targets, e.g. "0.3 0.5 0.7" (replaces target_sparsity).
@@ -90,6 +90,7 @@ parse_options "$@"
 cd "$(dirname "$0")"
 config_dir="$(cd "${config_dir}" 2>/dev/null && pwd)" || die "--config_dir: no such directory"
 
+[ "${pruning}" != none ] || pruning=
 check_common_options
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 is_count "${fs}" && [ "${fs}" -gt 0 ] || die "--fs must be a sample rate in Hz, not '${fs}'"
@@ -340,15 +341,18 @@ if run_stage 7; then
     done < <(model_dirs)
     cross=()
     if [ -n "${cross_asr_model_dir}" ]; then
-        # The other toolkit's ASR model hears the recordings and every model's speech, scored and
-        # tested as the ASR judge's hypotheses are.
-        cross_judge() { espnet_transcribe 7 "${cross_asr_recipe}" "${cross_asr_model_dir}" "${cross_asr_inference_config}" "$1" "$2"; }
+        # The other toolkit's ASR model hears the recordings and every model's speech (one
+        # process), scored and tested as the ASR judge's hypotheses are.
         cross_ref="${expdir}/${cross_tag}/${test_set}"
-        cross_judge "${ref_dir}/wav.scp" "${cross_ref}"
+        sets=("${ref_dir}/wav.scp" "${cross_ref}")
+        while read -r dir _; do
+            sets+=("${dir}/${synth_tag}/${test_set}/wav.scp" "${dir}/${synth_tag}/${test_set}/${cross_tag}")
+        done < <(model_dirs)
+        espnet_transcribe 7 "${cross_asr_recipe}" "${cross_asr_model_dir}" "${cross_asr_inference_config}" \
+            "${expdir}/logs/cross_asr_inference.log" "${sets[@]}"
         score_set 7 "${ref_dir}/text" "${cross_ref}/text" "${cross_ref}"
         while read -r dir made_by; do
             out="${dir}/${synth_tag}/${test_set}"
-            cross_judge "${out}/wav.scp" "${out}/${cross_tag}"
             tests=()
             [ "${made_by}" = 5 ] && tests=("dense:${dense_dir}/${synth_tag}/${test_set}/${cross_tag}/text")
             [ "${made_by}" = 5 ] && [ "${dense_control}" = true ] \
