@@ -139,10 +139,10 @@ def test_an_epoch_summary_under_the_same_tag_is_not_a_history_point():
     assert kept == sorted(interval)
 
 
-def _longer(table, system, method, target, time_s, steps, hyps, epochs=None, wer=10.0):
+def _longer(table, system, method, target, time_s, steps, hyps, epochs=None, wer=10.0, seed=None):
     """A run of ``method`` at ``target`` with the given wall time, updates and stored hypotheses
     (a newer row of a system replaces the older in the sweep)."""
-    row = dict(_row(system, method, target, wer=wer), wall_time_s=time_s, steps=steps)
+    row = dict(_row(system, method, target, wer=wer, seed=seed), wall_time_s=time_s, steps=steps)
     if epochs is not None:
         row["epochs"] = epochs
     stored = append_result(table, row)
@@ -227,6 +227,21 @@ def test_a_verdict_about_a_cell_holds_only_if_it_holds_for_every_seed(table, tmp
     text = build(table, "embedded", tmp_path / "report" / "REPORT.md")
     assert "| espnet | sspg | 65% |" in text
     assert "against imp is **mixed (open 1, refuted 1, shown 1)** over sspg's 3 seeds" in text
+
+
+def test_the_cost_sets_each_sspg_seed_against_the_baselines_runs_of_the_same_seed(table):
+    """A seeded longer pass of a baseline meets the sspg run of its seed only; an sspg seed the
+    baseline has no run of meets its unseeded one (the seed rule's single run)."""
+    from pinch.sweep.cost import equal_wer
+
+    _longer(table, "exp/imp0.8/baked", "imp", 0.8, 100.0, 40, table / "bad")
+    _longer(table, "exp/imp0.8_ep4/baked", "imp", 0.8, 200.0, 80, table / "bad", epochs=4)
+    _longer(table, "exp/imp0.8_seed1_ep4/baked", "imp", 0.8, 210.0, 80, table / "good", epochs=4, seed=1)
+    by_seed = {seed_number(c.sspg): c for c in equal_wer(load(table, "embedded"), SETS) if c.label == "imp"}
+    systems = {seed: [p.run.row["system"] for p in c.points] for seed, c in by_seed.items()}
+    assert systems[1] == ["exp/imp0.8/baked", "exp/imp0.8_seed1_ep4/baked"]
+    assert systems[0] == systems[2] == ["exp/imp0.8/baked", "exp/imp0.8_ep4/baked"]
+    assert by_seed[1].bracket() == (100.0, 210.0) and by_seed[0].bracket() == (200.0, None)
 
 
 def test_the_seed_rule_pairs_seeds_and_counts_disagreement():

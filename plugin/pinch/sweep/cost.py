@@ -90,14 +90,24 @@ def equal_wer(sweep, test_sets):
             seeds = sorted(sweep.repeats(tk, "sspg", target), key=seed_number)
             labels = sorted({r.label for r in sweep.longer[tk] if r.target == target and r.label != "sspg"})
             for label in labels:
-                runs = [r for r in sweep.longer[tk] if r.target == target and r.label == label and r.seed is None]
-                base = sweep.base(tk, label, target)
-                runs = ([base] if base is not None else []) + runs
-                runs.sort(key=lambda r: r.row.get("steps") or 0)
                 for sspg in seeds:
+                    runs = seed_mates(sweep.repeats(tk, label, target), sspg)
+                    for epochs in sorted({r.epochs for r in sweep.longer[tk]
+                                          if r.target == target and r.label == label}):
+                        runs += seed_mates([r for r in sweep.longer[tk] if r.target == target
+                                            and r.label == label and r.epochs == epochs], sspg)
+                    runs.sort(key=lambda r: r.row.get("steps") or 0)
                     points = [Point(r, {t: r.against(sspg, t) for t in test_sets}) for r in runs]
                     out.append(Comparison(tk, target, label, sspg, points))
     return out
+
+
+def seed_mates(runs, sspg):
+    """Of a baseline's runs at one pass length, the one to set against an sspg seed: the run of
+    the same seed where there is one, else the unseeded run (the seed rule's single run)."""
+    by_seed = {seed_number(r): r for r in runs}
+    mate = by_seed.get(seed_number(sspg), by_seed.get(0))
+    return [mate] if mate is not None else []
 
 
 def cell_verdicts(comparisons):

@@ -9,7 +9,8 @@ RULE = ("a claim about a cell with seeds holds only if it holds for every seed: 
         "if every seed's run is; sspg better (or worse) than a baseline only if it is so in every "
         "seed pair (seed against the same seed; a cell with one run pairs it with each of the "
         "other's); the cost at equal WER shown (or refuted) only if it is for every sspg seed, each "
-        "seed's time paired with its own WER. Otherwise the verdict is mixed, with its counts.")
+        "seed's time paired with its own WER, against the baseline's runs of the same seed where it has "
+        "them. Otherwise the verdict is mixed, with its counts.")
 
 
 def seed_number(run):
