@@ -90,12 +90,11 @@ def equal_wer(sweep, test_sets):
             seeds = sorted(sweep.repeats(tk, "sspg", target), key=seed_number)
             labels = sorted({r.label for r in sweep.longer[tk] if r.target == target and r.label != "sspg"})
             for label in labels:
+                longer = [r for r in sweep.longer[tk] if r.target == target and r.label == label]
                 for sspg in seeds:
                     runs = seed_mates(sweep.repeats(tk, label, target), sspg)
-                    for epochs in sorted({r.epochs for r in sweep.longer[tk]
-                                          if r.target == target and r.label == label}):
-                        runs += seed_mates([r for r in sweep.longer[tk] if r.target == target
-                                            and r.label == label and r.epochs == epochs], sspg)
+                    for epochs in sorted({r.epochs for r in longer}):
+                        runs += seed_mates([r for r in longer if r.epochs == epochs], sspg)
                     runs.sort(key=lambda r: r.row.get("steps") or 0)
                     points = [Point(r, {t: r.against(sspg, t) for t in test_sets}) for r in runs]
                     out.append(Comparison(tk, target, label, sspg, points))
