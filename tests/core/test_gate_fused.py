@@ -104,3 +104,34 @@ def test_pinch_compile_setting_is_checked(monkeypatch):
     monkeypatch.setenv("PINCH_COMPILE", "yes")
     with pytest.raises(ValueError, match="PINCH_COMPILE must be 0 or 1, got 'yes'"):
         pinch_weight(torch.ones(2, 2), torch.tensor(0.1), 0.3)
+
+
+PROBE = """
+import torch
+from pinch.gates.masking import _masked_and_count
+_masked_and_count([torch.randn(64, 64), torch.randn(32, 128)], [torch.tensor(0.5), torch.tensor(0.4)])
+"""
+
+
+def test_a_process_gets_a_kernel_for_its_own_thread_count(tmp_path):
+    """inductor's disk cache keys a compiled graph by its options, not by the process's threads:
+    a kernel compiled for 2 threads ran in the recipe's 1-thread training jobs side by side,
+    OpenMP oversubscribed, 3-8x slower (seen in session 22's sweep). A 1-thread process after a
+    2-thread one, on the same cache, compiles a kernel of its own, with no 2-thread region."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    def kernels():
+        return {p: p.read_text() for p in tmp_path.rglob("*.cpp")}
+
+    seen = []
+    for threads in (2, 1):
+        env = dict(os.environ, PINCH_COMPILE="1", TORCHINDUCTOR_CACHE_DIR=str(tmp_path), OMP_NUM_THREADS=str(threads))
+        done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        seen.append(kernels())
+    assert any("num_threads(2)" in text for text in seen[0].values())
+    own = set(seen[1]) - set(seen[0])
+    assert own and not any(re.search(r"num_threads\(2\)", seen[1][p]) for p in own)

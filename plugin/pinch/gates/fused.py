@@ -36,7 +36,10 @@ class Fused:
         if self.failed or not compile_enabled():
             return self.fn(*args)
         if self.compiled is None:
-            self.compiled = torch.compile(self.fn, dynamic=True)
+            # The thread count as an option: inductor's disk cache keys its options, not the
+            # process's threads, and would hand a kernel compiled for 2 threads to 1-thread jobs
+            # running side by side (OpenMP oversubscribed: a recipe's training 3-8x slower).
+            self.compiled = torch.compile(self.fn, dynamic=True, options={"cpp.threads": torch.get_num_threads()})
         try:
             return self.compiled(*args)
         except Exception as err:  # noqa: BLE001 -- any compiler failure: the eager math is the same
