@@ -298,7 +298,7 @@ def measure(model_name, args):
         "repeats": args.repeats, "steps_per_repeat": args.steps,
         "settings": settings,
         "alone": alone,
-        "compiled": sorted(name for name, f in functions.items() if f.compiled is not None),
+        "compiled": sorted(name for name, f in functions.items() if f.compiled),
         "compile_fell_back_to_eager": sorted(name for name, f in functions.items() if f.failed),
         "target_step_time_ratio": TARGET_TIME, "target_peak_memory_ratio": TARGET_MEMORY,
     }
@@ -361,7 +361,7 @@ def whole_pass(model_name, args):
         "target_sparsity": 0.65, "warmup_pass": warmup, "pass_seconds": seconds, "passes": passes,
         "pass_time_ratio": {"median": mid, "min": lo, "max": hi}, "repeats": len(ratios),
         "spread_below_effect": hi - lo < abs(mid - 1),
-        "compiled": sorted(name for name, f in functions.items() if f.compiled is not None),
+        "compiled": sorted(name for name, f in functions.items() if f.compiled),
         "compile_fell_back_to_eager": sorted(name for name, f in functions.items() if f.failed),
         "target_step_time_ratio": TARGET_TIME,
     }

@@ -55,7 +55,7 @@ def test_compiled_gate_matches_eager(monkeypatch):
         for a, b in zip(got, ref):
             assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), case
     assert not any(f.failed for f in FUSED + STACKED), "the compiled path fell back to eager"
-    assert all(f.compiled is not None for f in FUSED + STACKED), "a path was not compiled"
+    assert all(f.compiled for f in FUSED + STACKED), "a path was not compiled"
 
 
 @pytest.mark.cuda
@@ -88,7 +88,7 @@ def test_failing_compiler_falls_back_to_eager_once(monkeypatch, caplog):
     monkeypatch.setenv("PINCH_COMPILE", "1")
     monkeypatch.setattr(torch, "compile", broken)
     for f in FUSED:
-        monkeypatch.setattr(f, "compiled", None)
+        monkeypatch.setattr(f, "compiled", {})
         monkeypatch.setattr(f, "failed", False)
     with caplog.at_level(logging.WARNING, logger="pinch"):
         first = _run(w, t, None, False, 0.5)
@@ -107,9 +107,12 @@ def test_pinch_compile_setting_is_checked(monkeypatch):
 
 
 PROBE = """
-import torch
+import sys, torch
 from pinch.gates.masking import _masked_and_count
-_masked_and_count([torch.randn(64, 64), torch.randn(32, 128)], [torch.tensor(0.5), torch.tensor(0.4)])
+for threads in sys.argv[1:]:  # a process that changes its thread count gets a kernel per count
+    torch.set_num_threads(int(threads))
+    _masked_and_count([torch.randn(64, 64), torch.randn(32, 128)], [torch.tensor(0.5), torch.tensor(0.4)])
+print(sorted(_masked_and_count.compiled))
 """
 
 
@@ -117,7 +120,8 @@ def test_a_process_gets_a_kernel_for_its_own_thread_count(tmp_path):
     """inductor's disk cache keys a compiled graph by its options, not by the process's threads:
     a kernel compiled for 2 threads ran in the recipe's 1-thread training jobs side by side,
     OpenMP oversubscribed, 3-8x slower (seen in session 22's sweep). A 1-thread process after a
-    2-thread one, on the same cache, compiles a kernel of its own, with no 2-thread region."""
+    2-thread one, on the same cache, compiles a kernel of its own, with no 2-thread region; set to
+    2 threads, it takes the 2-thread kernel."""
     import os
     import re
     import subprocess
@@ -127,10 +131,12 @@ def test_a_process_gets_a_kernel_for_its_own_thread_count(tmp_path):
         return {p: p.read_text() for p in tmp_path.rglob("*.cpp")}
 
     seen = []
-    for threads in (2, 1):
-        env = dict(os.environ, PINCH_COMPILE="1", TORCHINDUCTOR_CACHE_DIR=str(tmp_path), OMP_NUM_THREADS=str(threads))
-        done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=600)
+    for threads in (["2"], ["1", "2"]):
+        env = dict(os.environ, PINCH_COMPILE="1", TORCHINDUCTOR_CACHE_DIR=str(tmp_path), OMP_NUM_THREADS=threads[0])
+        done = subprocess.run([sys.executable, "-c", PROBE, *threads], env=env, capture_output=True, text=True,
+                              timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.split("\n")[-2] == str(sorted(map(int, threads)))
         seen.append(kernels())
     assert any("num_threads(2)" in text for text in seen[0].values())
     own = set(seen[1]) - set(seen[0])

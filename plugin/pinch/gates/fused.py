@@ -29,19 +29,21 @@ class Fused:
     """Call ``fn`` compiled when compiling is on and has not failed, else eagerly."""
 
     def __init__(self, fn):
-        self.fn, self.compiled, self.failed = fn, None, False
+        self.fn, self.compiled, self.failed = fn, {}, False  # compiled: by torch thread count
         self.__name__ = fn.__name__
 
     def __call__(self, *args):
         if self.failed or not compile_enabled():
             return self.fn(*args)
-        if self.compiled is None:
-            # The thread count as an option: inductor's disk cache keys its options, not the
-            # process's threads, and would hand a kernel compiled for 2 threads to 1-thread jobs
-            # running side by side (OpenMP oversubscribed: a recipe's training 3-8x slower).
-            self.compiled = torch.compile(self.fn, dynamic=True, options={"cpp.threads": torch.get_num_threads()})
+        threads = torch.get_num_threads()
+        if threads not in self.compiled:
+            # A CPU kernel runs the thread count it was compiled for, so it is one per count, and
+            # the count is an option: inductor's disk cache keys options, not the process's
+            # threads, and handed a kernel compiled for 2 threads to 1-thread training jobs
+            # running side by side (OpenMP oversubscribed: a recipe's sspg training 3-8x slower).
+            self.compiled[threads] = torch.compile(self.fn, dynamic=True, options={"cpp.threads": threads})
         try:
-            return self.compiled(*args)
+            return self.compiled[threads](*args)
         except Exception as err:  # noqa: BLE001 -- any compiler failure: the eager math is the same
             self.failed = True
             logger.warning("pinch: torch.compile of the gate's %s failed (%s: %s); running it eagerly",
