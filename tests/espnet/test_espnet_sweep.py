@@ -89,7 +89,7 @@ def test_the_sweep_on_slurm_gives_the_local_table_and_a_rerun_resubmits_only_the
     again = run_recipe(root, *sweep, "--nproc_per_node", "2")
     assert "Stage 11: 1 training jobs" in again.stderr and "1 jobs submitted as Slurm job" in again.stderr
     assert f"{exp / DENSE}/{DENSE_TAG}/test_clean/text exists; skipping" in again.stderr
-    split = local_sweep["runs"][1].name, "baked", LATEST_TAG, "test_clean", "logdir"
+    split = local_sweep["runs"][1].name, "baked", LATEST_TAG, "logdir"  # both test sets, in two jobs
     for job in (1, 2):
         assert "# Ended (code 0)" in exp.joinpath(*split, f"asr_inference.{job}.log").read_text()
     # espnet2 trained it as rank 0 of 2 (its log's prefix), the other rank beside it.

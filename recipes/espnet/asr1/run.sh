@@ -99,8 +99,8 @@ inference_asr_model=valid.loss.ave.pth  # The dense model's checkpoint that is d
 # espnet2's average of the best epochs by valid loss mixes in an earlier, less pruned epoch of
 # the methods that prune gradually (docs/evidence.md, "Evidence sweep").
 finetune_model=latest.pth
-nj=2                    # Parallel jobs: decoding jobs per test set (one CPU thread, or GPU, each).
-inference_nj=           # Decoding jobs per test set, as asr.sh (default: --nj).
+nj=2                    # Parallel jobs: decoding jobs per model (one CPU thread, or GPU, each).
+inference_nj=           # Decoding jobs per model, its test sets split over them (default: --nj).
 results_table=../../../exp/results  # Shared results table (append-only).
 
 # Jobs (cmd.sh): the trainings of stage 11 and the decoding of stage 12.
@@ -464,35 +464,47 @@ made_by() { if [ "$1" = dense ]; then echo "${dense_stage}"; else echo 11; fi; }
 dec_cmd="${decode_cmd} --num_threads 1" dec_ngpu=0
 [ "${gpu_inference}" = false ] || dec_cmd="${cuda_cmd} --gpu 1" dec_ngpu=1
 
-# decode_set STAGE CONFIG MODEL DECODING_CONFIG OUT DSET [ARG ...]: one test set decoded by
-# espnet2 as asr.sh decodes it: the key file split into --inference_nj parts, one decoding job
-# each (decode_cmd), outputs merged; single-threaded jobs use the cores better than one threaded
-# job. ARGs go to espnet2's inference (--inference_args).
-decode_set() {
-    local stage=$1 config=$2 model=$3 decoding=$4 out=$5 dset=$6 n_utts nj_dec job f
-    shift 6
-    done_or_redo "${out}/text" "${stage}" && return 0
-    need "${dumpdir}/raw/${dset}/wav.scp" 3
-    rm -rf "${out}" && mkdir -p "${out}/logdir"
-    n_utts=$(wc -l < "${dumpdir}/raw/${dset}/wav.scp")
+# decode_model STAGE CONFIG MODEL DECODING_CONFIG DIR [ARG ...]: the test sets not yet decoded
+# into DIR/<set>/ by espnet2 as asr.sh decodes them (the keys split into --inference_nj parts,
+# one decoding job each by decode_cmd, outputs merged: single-threaded jobs use the cores better
+# than one threaded job), but every set in the same jobs, their keys prefixed sN- and split
+# apart after: a job loads espnet2 and the model once, not once per set (about 12 s of imports
+# each). Its logs: DIR/logdir/asr_inference.JOB.log. ARGs go to espnet2's inference (--inference_args).
+decode_model() {
+    local stage=$1 config=$2 model=$3 decoding=$4 dir=$5 logdir=$5/logdir dset i=0 n_utts nj_dec job f outs=()
+    shift 5
+    for dset in ${test_sets}; do
+        done_or_redo "${dir}/${dset}/text" "${stage}" || outs+=("${dset}")
+    done
+    [ ${#outs[@]} -gt 0 ] || return 0
+    rm -rf "${logdir}" && mkdir -p "${logdir}"
+    for dset in "${outs[@]}"; do
+        need "${dumpdir}/raw/${dset}/wav.scp" 3
+        i=$((i + 1)) && awk -v p="s${i}-" '{ print p $0 }' "${dumpdir}/raw/${dset}/wav.scp" >> "${logdir}/wav.scp"
+    done
+    n_utts=$(wc -l < "${logdir}/wav.scp")
     nj_dec=$(( inference_nj < n_utts ? inference_nj : n_utts ))
-    split -n "l/${nj_dec}" --numeric-suffixes=1 -a 3 "${dumpdir}/raw/${dset}/wav.scp" "${out}/logdir/keys."
+    split -n "l/${nj_dec}" --numeric-suffixes=1 -a 3 "${logdir}/wav.scp" "${logdir}/keys."
     for job in $(seq 1 "${nj_dec}"); do
-        mv "${out}/logdir/keys.$(printf %03d "${job}")" "${out}/logdir/keys.${job}.scp"
+        mv "${logdir}/keys.$(printf %03d "${job}")" "${logdir}/keys.${job}.scp"
     done
     # shellcheck disable=SC2086
-    ${dec_cmd} "JOB=1:${nj_dec}" "${out}/logdir/asr_inference.JOB.log" \
+    ${dec_cmd} "JOB=1:${nj_dec}" "${logdir}/asr_inference.JOB.log" \
         ${python} -m pinch.offline "${inference_module}" --ngpu "${dec_ngpu}" --config "${decoding}" \
-        --data_path_and_name_and_type "${dumpdir}/raw/${dset}/wav.scp,speech,sound" \
-        --key_file "${out}/logdir/keys.JOB.scp" --asr_train_config "${config}" --asr_model_file "${model}" \
-        --output_dir "${out}/logdir/output.JOB" "$@" || die "Stage ${stage}: decoding ${out} failed (named above)"
-    for f in token token_int score text; do
-        for job in $(seq 1 "${nj_dec}"); do
-            cat "${out}/logdir/output.${job}/1best_recog/${f}"
-        done | LC_ALL=C sort -k1,1 > "${out}/${f}.tmp"
+        --data_path_and_name_and_type "${logdir}/wav.scp,speech,sound" \
+        --key_file "${logdir}/keys.JOB.scp" --asr_train_config "${config}" --asr_model_file "${model}" \
+        --output_dir "${logdir}/output.JOB" "$@" || die "Stage ${stage}: decoding into ${dir} failed (named above)"
+    for i in "${!outs[@]}"; do
+        mkdir -p "${dir}/${outs[i]}"
+        for f in token token_int score text; do
+            for job in $(seq 1 "${nj_dec}"); do
+                cat "${logdir}/output.${job}/1best_recog/${f}"
+            done | awk -v p="s$((i + 1))-" 'index($1, p) == 1 { print substr($0, length(p) + 1) }' \
+                | LC_ALL=C sort -k1,1 > "${dir}/${outs[i]}/${f}.tmp"
+        done
+        for f in token token_int score text; do mv "${dir}/${outs[i]}/${f}.tmp" "${dir}/${outs[i]}/${f}"; done
+        log "Stage ${stage}: ${dir}/${outs[i]}/text"
     done
-    for f in token token_int score text; do mv "${out}/${f}.tmp" "${out}/${f}"; done
-    log "Stage ${stage}: ${out}/text"
 }
 
 if run_stage 12; then
@@ -500,10 +512,8 @@ if run_stage 12; then
     log "Stage 12: Decoding with unmodified ${inference_module} (${inference_config}${inference_args:+ ${inference_args}}, $([ "${dec_ngpu}" = 1 ] && echo GPU || echo CPU))"
     while read -r role dir config model tag; do
         need "${model}" "$(made_by "${role}")"
-        for dset in ${test_sets}; do
-            # shellcheck disable=SC2086
-            decode_set 12 "${config}" "${model}" "${inference_config}" "${dir}/${tag}/${dset}" "${dset}" ${inference_args}
-        done
+        # shellcheck disable=SC2086
+        decode_model 12 "${config}" "${model}" "${inference_config}" "${dir}/${tag}" ${inference_args}
     done < <(model_dirs "${runs}")
     stage_time 12 "${t0}"
 fi
@@ -595,9 +605,7 @@ elif run_stage 15; then
     fi
     log "Stage 15: Deploy: ONNX fp32, int8 and static int8 (calibrated on ${valid_set}) of the encoder + CTC of the dense and compressed models, decoded by onnxruntime, scored vs the dense PyTorch model decoded the same way (${dense_dir}/${deploy_ref})"
     need "${dense_model}" "${dense_stage}"
-    for dset in ${test_sets}; do
-        decode_set 15 "${dense_dir}/config.yaml" "${dense_model}" "${deploy_decoding}" "${dense_dir}/${deploy_ref}/${dset}" "${dset}"
-    done
+    decode_model 15 "${dense_dir}/config.yaml" "${dense_model}" "${deploy_decoding}" "${dense_dir}/${deploy_ref}"
     deployed=()
     mkdir -p "${expdir}/logs"
     while read -r role dir config model _; do
