@@ -480,6 +480,7 @@ decode_model() {
     rm -rf "${logdir}" && mkdir -p "${logdir}"
     for dset in "${outs[@]}"; do
         need "${dumpdir}/raw/${dset}/wav.scp" 3
+        rm -rf "${dir:?}/${dset}"  # a decode redone: its old scores go with it
         i=$((i + 1)) && awk -v p="s${i}-" '{ print p $0 }' "${dumpdir}/raw/${dset}/wav.scp" >> "${logdir}/wav.scp"
     done
     n_utts=$(wc -l < "${logdir}/wav.scp")
