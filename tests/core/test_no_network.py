@@ -114,3 +114,15 @@ def test_no_import_nor_entry_point_reaches_the_network(tmp_path):
     failed = {run: code for run, code in json.loads((work / "exit_codes.json").read_text()).items() if code}
     assert not failed, f"{failed}\n{proc.stderr[-4000:]}"
     assert not calls, f"{len(calls)} network calls, DNS lookups of {hosts}:\n" + "\n".join(calls[:10])
+
+
+def test_nltk_imported_after_pinch_refuses_downloads_and_pinch_does_not_import_it():
+    """pinch processes refuse NLTK's downloader without importing nltk themselves (2 s each,
+    most never need it): the refusal is put in place when something imports nltk later."""
+    probe = ("import sys\nfrom pinch.offline import forbid_downloads\nforbid_downloads()\n"
+             "print('nltk imported by pinch:', 'nltk' in sys.modules)\n"
+             "import nltk\nprint('download returned:', nltk.download('punkt_tab'))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "nltk imported by pinch: False" in done.stdout and "download returned: False" in done.stdout
+    assert "not downloading NLTK data 'punkt_tab'" in done.stderr
