@@ -119,7 +119,7 @@ print(sorted(_masked_and_count.compiled))
 def test_a_process_gets_a_kernel_for_its_own_thread_count(tmp_path):
     """inductor's disk cache keys a compiled graph by its options, not by the process's threads:
     a kernel compiled for 2 threads ran in the recipe's 1-thread training jobs side by side,
-    OpenMP oversubscribed, 3-8x slower (seen in session 22's sweep). A 1-thread process after a
+    OpenMP oversubscribed, 1.5-5.7x slower a batch (seen in session 22's sweep). A 1-thread process after a
     2-thread one, on the same cache, compiles a kernel of its own, with no 2-thread region; set to
     2 threads, it takes the 2-thread kernel."""
     import os
@@ -136,7 +136,7 @@ def test_a_process_gets_a_kernel_for_its_own_thread_count(tmp_path):
         done = subprocess.run([sys.executable, "-c", PROBE, *threads], env=env, capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert done.stdout.split("\n")[-2] == str(sorted(map(int, threads)))
+        assert done.stdout.splitlines()[-1] == str(sorted(map(int, threads)))
         seen.append(kernels())
     assert any("num_threads(2)" in text for text in seen[0].values())
     own = set(seen[1]) - set(seen[0])

@@ -40,7 +40,7 @@ class Fused:
             # A CPU kernel runs the thread count it was compiled for, so it is one per count, and
             # the count is an option: inductor's disk cache keys options, not the process's
             # threads, and handed a kernel compiled for 2 threads to 1-thread training jobs
-            # running side by side (OpenMP oversubscribed: a recipe's sspg training 3-8x slower).
+            # running side by side (OpenMP oversubscribed: sspg batches 1.5-5.7x slower).
             self.compiled[threads] = torch.compile(self.fn, dynamic=True, options={"cpp.threads": threads})
         try:
             return self.compiled[threads](*args)
