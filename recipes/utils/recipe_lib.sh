@@ -166,6 +166,12 @@ score_set() {
     done
 }
 
+# tag_keys N SCP: SCP's lines, each key prefixed sN-: several sets decoded as one list, by one
+# process that loads the toolkit and the model once; untag_keys N (a filter) takes set N's
+# lines back out of such a list's outputs, the prefix removed.
+tag_keys() { awk -v p="s$1-" '{ print p $0 }' "$2"; }
+untag_keys() { awk -v p="s$1-" 'index($1, p) == 1 { print substr($0, length(p) + 1) }'; }
+
 # espnet_transcribe STAGE RECIPE MODEL_DIR CONFIG LOG WAV_SCP OUT [WAV_SCP OUT ...]: an ESPnet ASR
 # model's transcripts of each WAV_SCP in its OUT/text, by plain espnet2.bin.asr_inference on the
 # CPU, run from RECIPE (the ESPnet ASR recipe: the paths in MODEL_DIR/config.yaml, MODEL_DIR and
@@ -184,7 +190,7 @@ espnet_transcribe() {
         shift 2
         done_or_redo "${out}/text" "${stage}" && continue
         i=$((i + 1)) && outs+=("${out}")
-        awk -v p="s${i}-" '{ print p $0 }' "${scp}" >> "${work}/wav.scp"
+        tag_keys "${i}" "${scp}" >> "${work}/wav.scp"
     done
     [ ${#outs[@]} -gt 0 ] || { rm -rf "${work}"; return 0; }
     (cd "${recipe}" && ${python} -m pinch.offline espnet2.bin.asr_inference --ngpu 0 \
@@ -192,8 +198,7 @@ espnet_transcribe() {
         --asr_train_config "${model_dir}/config.yaml" --asr_model_file "${model_dir}/valid.loss.ave.pth" \
         --output_dir "${work}/decode") > "${log_file}" 2>&1 || failed "ASR decoding" "${log_file}"
     for i in "${!outs[@]}"; do
-        awk -v p="s$((i + 1))-" 'index($1, p) == 1 { print substr($0, length(p) + 1) }' \
-            "${work}/decode/1best_recog/text" | LC_ALL=C sort > "${outs[i]}/text.tmp"
+        untag_keys $((i + 1)) < "${work}/decode/1best_recog/text" | LC_ALL=C sort > "${outs[i]}/text.tmp"
         mv "${outs[i]}/text.tmp" "${outs[i]}/text"
     done
     rm -rf "${work}"

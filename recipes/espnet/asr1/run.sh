@@ -481,7 +481,7 @@ decode_model() {
     for dset in "${outs[@]}"; do
         need "${dumpdir}/raw/${dset}/wav.scp" 3
         rm -rf "${dir:?}/${dset}"  # a decode redone: its old scores go with it
-        i=$((i + 1)) && awk -v p="s${i}-" '{ print p $0 }' "${dumpdir}/raw/${dset}/wav.scp" >> "${logdir}/wav.scp"
+        i=$((i + 1)) && tag_keys "${i}" "${dumpdir}/raw/${dset}/wav.scp" >> "${logdir}/wav.scp"
     done
     n_utts=$(wc -l < "${logdir}/wav.scp")
     nj_dec=$(( inference_nj < n_utts ? inference_nj : n_utts ))
@@ -500,8 +500,7 @@ decode_model() {
         for f in token token_int score text; do
             for job in $(seq 1 "${nj_dec}"); do
                 cat "${logdir}/output.${job}/1best_recog/${f}"
-            done | awk -v p="s$((i + 1))-" 'index($1, p) == 1 { print substr($0, length(p) + 1) }' \
-                | LC_ALL=C sort -k1,1 > "${dir}/${outs[i]}/${f}.tmp"
+            done | untag_keys $((i + 1)) | LC_ALL=C sort -k1,1 > "${dir}/${outs[i]}/${f}.tmp"
         done
         for f in token token_int score text; do mv "${dir}/${outs[i]}/${f}.tmp" "${dir}/${outs[i]}/${f}"; done
         log "Stage ${stage}: ${dir}/${outs[i]}/text"
