@@ -5,6 +5,8 @@
 # recipes check), so rerunning this after a kill, or in a fresh checkout, continues the sweep.
 #   bench/sweep/run.sh                         # both toolkits, every method and target, seeds, cost
 #   bench/sweep/run.sh --toolkits espnet --targets "0.8"
+#   bench/sweep/run.sh --table DIR --planned "..." ...   # another table from the same dense models
+#                                                          # (bench/structured/run.sh: the structured search)
 # Runs go target by target (0.8 first: the headline), --train_nj methods per recipe call, so that
 # every --train_nj runs are scored and in the table before the next start.
 set -euo pipefail
@@ -17,22 +19,25 @@ seeds="1 2"          # the headline repeats: sspg and the best baseline at each 
 seed_targets="0.8 0.65"  # where the headline lives (issue 32: every verdict there over 3 seeds)
 cost_epochs="4"      # the cost at equal WER: gmp and imp at 0.8 in passes of these epochs ("4 8": more), seeded too
 train_nj=2
+table=               # the results table and its REPORT.md (default: beside the dense models)
+planned="0.5 0.65 0.8 0.9"  # the targets the report expects (a run missing at one is named)
 while [ $# -gt 0 ]; do
     case "$1" in
-        --toolkits|--targets|--methods|--seeds|--seed_targets|--cost_epochs|--train_nj) v=${1#--}; [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 1; }
+        --toolkits|--targets|--methods|--seeds|--seed_targets|--cost_epochs|--train_nj|--table|--planned) v=${1#--}; [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 1; }
             printf -v "$v" '%s' "$2"; shift 2 ;;
-        *) echo "usage: $0 [--toolkits \"espnet nemo\"] [--targets \"0.8 ...\"] [--methods \"...\"] [--seeds \"1 2\"] [--seed_targets \"0.8 0.65\"] [--cost_epochs \"4 8\"] [--train_nj N]" >&2; exit 1 ;;
+        *) echo "usage: $0 [--toolkits \"espnet nemo\"] [--targets \"0.8 ...\"] [--methods \"...\"] [--seeds \"1 2\"] [--seed_targets \"0.8 0.65\"] [--cost_epochs \"4 8\"] [--train_nj N] [--table DIR] [--planned \"0.5 ...\"]" >&2; exit 1 ;;
     esac
 done
-table=${root}/bench/sweep/${corpus}
+held=${root}/bench/sweep/${corpus}  # the dense models every run starts from
+table=${table:-${held}}
 export PATH="${PINCH_VENV:-${root}/.venv}/bin:${PATH}"
 
 recipe() {  # recipe TOOLKIT OPTION...: the toolkit's ASR recipe, stages up to scoring
     case "$1" in
-        espnet) (cd "${root}/recipes/espnet/asr1" && ./run.sh --pretrained "${table}/espnet_conformer_ctc.zip" --corpus "${corpus}" \
+        espnet) (cd "${root}/recipes/espnet/asr1" && ./run.sh --pretrained "${held}/espnet_conformer_ctc.zip" --corpus "${corpus}" \
                     --stop_stage 13 --results_table "${table}" --train_nj "${train_nj}" "${@:2}") ;;
-        nemo) [ -f "${table}/nemo_conformer_ctc.nemo" ] || { echo "${table}/nemo_conformer_ctc.nemo is missing: train it with recipes/nemo/asr/run.sh --stop_stage 3 and copy its exp/conformer_ctc_bpe_unigram64/model.nemo there" >&2; exit 1; }
-              (cd "${root}/recipes/nemo/asr" && ./run.sh --pretrained "${table}/nemo_conformer_ctc.nemo" --corpus "${corpus}" \
+        nemo) [ -f "${held}/nemo_conformer_ctc.nemo" ] || { echo "${held}/nemo_conformer_ctc.nemo is missing: train it with recipes/nemo/asr/run.sh --stop_stage 3 and copy its exp/conformer_ctc_bpe_unigram64/model.nemo there" >&2; exit 1; }
+              (cd "${root}/recipes/nemo/asr" && ./run.sh --pretrained "${held}/nemo_conformer_ctc.nemo" --corpus "${corpus}" \
                     --stop_stage 7 --results_table "${table}" --train_nj "${train_nj}" "${@:2}") ;;
         *) echo "unknown toolkit $1" >&2; exit 1 ;;
     esac
@@ -44,7 +49,7 @@ for tk in ${toolkits}; do
         for ((i = 0; i < ${#all[@]}; i += train_nj)); do
             recipe "${tk}" --pruning "${all[*]:i:train_nj}" --sweep "${t}"
         done
-        python -m pinch.sweep --table "${table}" --corpus "${corpus}"
+        python -m pinch.sweep --table "${table}" --corpus "${corpus}" --targets "${planned}"
     done
 done
 # The headline repeated: sspg and the baseline with the lowest mean WER at each seed target,
@@ -74,4 +79,4 @@ for tk in ${toolkits}; do
     [ -z "${seeds}" ] || recipe "${tk}" --pruning "gmp imp" --sweep 0.8 --compress_epochs "${cost_epochs}" \
         --compress_seeds "${seeds}"
 done
-python -m pinch.sweep --table "${table}" --corpus "${corpus}"
+python -m pinch.sweep --table "${table}" --corpus "${corpus}" --targets "${planned}"

@@ -161,3 +161,15 @@ class PruningConfig:
     def distill_kwargs(self):
         """The distillation keys, as ``Pruner`` takes them."""
         return {k: getattr(self, k) for k in DISTILL_KEYS}
+
+
+def variant(pruning):
+    """What sets a pass apart from its method at its preset's counts, for the results row and
+    the sweep's label (``rows cost``, ``distilled``; None: nothing): the structured search runs
+    one method in these variants side by side. ``pruning``: the pass's pruning mapping."""
+    parts = []
+    if pruning.get("group_cost") == "rows":
+        parts.append("rows cost")
+    if float(pruning.get("distill_weight") or 0) > 0:
+        parts.append("distilled")
+    return ", ".join(parts) or None

@@ -170,6 +170,43 @@ def test_structured_groups_cost_the_weights_they_remove():
                                                                              pruner.method.gates))
 
 
+def test_group_cost_rows_charges_the_gated_rows_and_reports_what_shrink_removes():
+    """group_cost: rows (the count before pinch's deviation) charges a group only the weights
+    its gate sits on, in the L0 count and at the target, while the report still counts what
+    shrink removes, so both counts are read at the size a user ships."""
+    runs = {}
+    for cost in ("weights", "rows"):
+        encoder = _espnet_conformer()
+        pruner = pinch.Pruner(encoder, target_sparsity=0.5, preset="conformer", granularity="structured",
+                              total_steps=10, group_cost=cost)
+        with torch.no_grad():  # about 80% of each gate's groups pruned, then projected to the target
+            for g in pruner.method.gates:
+                g.threshold.fill_(float(g.weight.reshape(g.groups, -1).square().mean(1).sqrt().quantile(0.8)))
+        before = pruner.sparsity()
+        with torch.no_grad():
+            pruner.method._project()
+        runs[cost] = pruner, before, pruner.sparsity()
+    (weights, before_w, after_w), (rows, before_r, after_r) = runs["weights"], runs["rows"]
+    charged = {t.module_name.split(".", 2)[-1]: g.cost for t, g in zip(rows.method.targets, rows.method.gates)}
+    # d=32, 4 heads of 8, kernel 3: an FFN unit's w_1 row, a head's value rows, a channel's kernel row
+    assert charged == {"feed_forward.w_1": 32, "feed_forward_macaron.w_1": 32, "self_attn.linear_v": 8 * 32,
+                       "conv_module.depthwise_conv": 3}
+    assert rows.method.gated == sum(g.groups * g.cost for g in rows.method.gates) < weights.method.gated
+    # The same weights and thresholds give the same report, whatever the count.
+    assert before_r.gated == pytest.approx(before_w.gated) and before_w.gated > 0.6
+    assert before_r.params == before_w.params
+    # Projected, each count meets the target in its own terms; the report is shrink's.
+    assert after_w.gated == pytest.approx(0.5, abs=0.02)
+    assert 1 - rows.method._kept() / rows.method.gated == pytest.approx(0.5, abs=0.02)
+    assert after_r.gated < before_r.gated
+
+
+def test_group_cost_rows_is_refused_for_single_weights():
+    encoder = _espnet_conformer()
+    with pytest.raises(ValueError, match="group_cost: rows is for granularity: structured"):
+        pinch.Pruner(encoder, target_sparsity=0.5, preset="conformer", total_steps=10, group_cost="rows")
+
+
 def test_structured_shrink_of_nemo_conformer_and_hugging_face_attention():
     from nemo.collections.asr.modules import ConformerEncoder
     from transformers import Wav2Vec2Config, Wav2Vec2Model

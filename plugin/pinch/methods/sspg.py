@@ -1,4 +1,5 @@
 """Sparsity-aware self-pinching gates (Xu et al., Interspeech 2025): see shared method.md."""
+import dataclasses
 import logging
 
 import torch
@@ -56,6 +57,12 @@ class SelfPinching(PruningMethod):
     exact zeros and stay so after every update, the thresholds drop to `SETTLED_THRESHOLD`,
     and the kept weights fine-tune under a fixed mask. Without it weights near a threshold
     keep reviving and dropping to the end of the run (docs/method.md, "A mask that settles").
+
+    ``group_cost`` (structured only): what the L0 count and the target charge a kept group:
+    ``weights``, every weight shrink removes with it (pinch's deviation, docs/structured.md),
+    or ``rows``, only the weights its gate sits on (an FFN unit's row, a head's value rows, a
+    conv channel's kernel), the count pinch used before. Either way the reported sparsity is
+    the share shrink removes, so the two are compared at the size a user ships.
     """
 
     name = "sspg"
@@ -67,11 +74,15 @@ class SelfPinching(PruningMethod):
         "weight_grad": choice("hard", "soft"),
         "gate_path": choice(*GATE_PATHS),
         "settle_at": number(0, 1, low_open=True),
+        "group_cost": choice("weights", "rows"),
     }
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
                  eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.2, weight_grad="hard",
-                 gate_path="auto", settle_at=1.0):
+                 gate_path="auto", settle_at=1.0, group_cost="weights"):
+        if group_cost != "weights" and granularity != "structured":
+            raise ValueError(f"sspg option group_cost: {group_cost} is for granularity: structured; "
+                             "single weights cost themselves")
         self.targets, self.target_sparsity, self.clock = targets, target_sparsity, clock
         self.adaptive = eta == "auto"
         self.tau_start, self.tau_end, self.reach_at = float(tau_start), float(tau_end), float(reach_at)
@@ -79,9 +90,11 @@ class SelfPinching(PruningMethod):
         self.soft_weight_grad = weight_grad == "soft"
         self.settle_at = float(settle_at)
         self.settled_masks = None  # the fixed mask once settled, one per gate
-        # Structured targets carry their group layout (FFN rows, attention heads).
+        # Structured targets carry their group layout (FFN rows, attention heads) and what a
+        # group's removal takes from the model; under group_cost: rows a group counts its own rows.
         self.gates = [
-            Gate(t.module, t.param_name, t.layout, clock=self, bias_name="bias" if t.layout.kind != "element" else None)
+            Gate(t.module, t.param_name, t.layout if group_cost == "weights" else dataclasses.replace(t.layout, cost=0),
+                 clock=self, bias_name="bias" if t.layout.kind != "element" else None)
             for t in targets
         ]
         self.gated = sum(g.numel for g in self.gates)

@@ -61,6 +61,34 @@ def _reference_versions(runs):
     return lines
 
 
+def _shrunk_share_section(sweep, tables, sets):
+    """Structured variants compared at the size a user ships: the share shrink removes at each
+    one's largest lossless target (their targets count groups differently under group_cost)."""
+    labels = [(tk, label) for tk in sorted(sweep.runs) for label in sweep.labels(tk)
+              if label.startswith("sspg structured")]
+    if not labels:
+        return []
+    lines = ["", "## Structured: the largest lossless shrunk share", "",
+             "What shrink removes (the governed weights' share, the `sparsity` column; the smallest of a "
+             "cell's seeds) at each structured variant's largest lossless target above, so that variants "
+             "whose targets count a group differently (`group_cost: weights | rows`) or that distil are "
+             "compared at the size a user ships. The target follows in brackets.", "",
+             "| toolkit | method | " + " | ".join(f"vs dense: {t}" for t in sets) + " | "
+             + " | ".join(f"vs dense control: {t}" for t in sets) + " |",
+             "|" + "---|" * (2 + 2 * len(sets))]
+    for tk, label in labels:
+        cells = []
+        for ref in ("dense", "dense_finetune"):
+            for t in sets:
+                found = tables[ref][tk][label][t]
+                runs = sweep.repeats(tk, label, found.sparsity) if found.sparsity else []
+                shares = [r.row["sparsity"] for r in runs if "sparsity" in r.row]
+                known = ref in sweep.references.get(tk, {}) or ref == "dense"
+                cells.append("" if not known else f"{min(shares):.1%} ({found})" if shares else str(found))
+        lines.append(f"| {tk} | {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def build(table_dir, corpus, out, command=None, planned=PLANNED):
     """Write ``out`` (REPORT.md) and its figures beside it; returns the report's text.
     ``planned``: the targets the sweep is to cover; a method's run missing at one is named."""
@@ -122,6 +150,8 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
             has_control = "dense_finetune" in sweep.references.get(tk, {})
             cells += [str(tables["dense_finetune"][tk][label][t]) if has_control else "" for t in sets]
             lines.append(f"| {tk} | {label} | " + " | ".join(cells) + " |")
+
+    lines += _shrunk_share_section(sweep, tables, sets)
 
     # Every run
     lines += ["", "## Every run", "",

@@ -28,7 +28,8 @@ class Run:
     @property
     def label(self):
         structured = self.row.get("granularity") == "structured"
-        return self.row["method"] + (" structured" if structured else "")
+        variant = self.row.get("variant")
+        return self.row["method"] + (" structured" if structured else "") + (f" ({variant})" if variant else "")
 
     @property
     def target(self):

@@ -17,6 +17,7 @@ import torch
 import yaml
 
 import pinch
+from pinch.config import variant
 from pinch.export.checkpoint import fingerprint, load_state_dict
 from pinch.export.sparse_format import compact_bytes
 from pinch.offline import forbid_downloads
@@ -175,6 +176,7 @@ def main():
         row.update(
             method=pruning["method"],
             granularity=run_config["pruning_conf"].get("granularity", "unstructured"),
+            variant=variant(run_config["pruning_conf"]),
             target_sparsity=pruning["target_sparsity"],
             sparsity=pruning["sparsity_gated"],
             sparsity_trained=pruning.get("sparsity_trained", pruning["sparsity_gated"]),

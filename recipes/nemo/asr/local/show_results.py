@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from pinch.config import variant
 from pinch.data.atomic import write_text_atomic
 from pinch.export.checkpoint import fingerprint, load_state_dict
 from pinch.export.sparse_format import compact_bytes
@@ -53,6 +54,7 @@ def result_row(model_dir, test_sets, corpus, method="dense", notes="", dense=Non
         # NeMo's bake writes the masks as trained (nothing rescaled): both figures are one
         row.update(method=report["pruning"]["method"], target_sparsity=target, sparsity=report["gated"],
                    sparsity_trained=report["gated"], granularity=report["pruning"].get("granularity", "unstructured"),
+                   variant=variant(report["pruning"]),
                    model_sparsity=report["model"], steps=report["steps"], **facts)
         details = (report["layers"], history)
     else:
