@@ -64,6 +64,29 @@ def _tar_bz2(sources, tmp, folder):
             tar.add(src, f"{folder}/{src.name}", recursive=False, filter=anonymous)
 
 
+class _Counter:
+    """A sink that keeps only the count of the bytes written to it."""
+
+    def __init__(self):
+        self.size = 0
+
+    def write(self, data):
+        self.size += len(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def gzip_size(path):
+    """The bytes of ``path`` gzip-compressed as its ``.gz`` download form would be (`LEVEL`),
+    counted without writing it: the results tables' download column."""
+    counter = _Counter()
+    with open(path, "rb") as fin, gzip.GzipFile(Path(path).name, "wb", LEVEL, counter, mtime=0) as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    return counter.size
+
+
 def write_download(sources, out):
     """Write the download form ``out`` of ``sources`` (one file; files for a .tar.bz2), the form
     chosen by ``out``'s suffix (``SUFFIXES``); returns its size in bytes."""

@@ -31,6 +31,8 @@ COLUMNS = {
     "nonzero_params": (numbers.Integral, "nonzero", "non-zero parameters"),
     "size_mb": (numbers.Real, "shipped MB", "the model file the toolkit loads, as a user ships it: ESPnet's "
                 "model.pth, NeMo's .nemo (MB)"),
+    "download_mb": (numbers.Real, "download MB", "the shipped model file gzip-compressed (level 6, "
+                    "pinch.deploy.download): what a user downloads, which shrinks with the zeros"),
     "compact_mb": (numbers.Real, "compact MB", "pinch's compact file of the same weights (bitmask + non-zeros), "
                    "the same measure in both toolkits (MB)"),
     "wer": (dict, "WER", "test set -> WER in percent"),
@@ -202,7 +204,7 @@ def append_result(table_dir: Path, row: dict) -> dict:
 # Columns of one task's table only; the rest are shared.
 TTS_ONLY = ("task", "preset", "gated_params", "cross_cer", "cross_mapsswe", "encoder_params", "encoder_sparsity", "mcd", "log_f0_rmse", "cer", "pocketsphinx_cer",
             "pocketsphinx_mapsswe", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
-ASR_ONLY = ("sparsity", "size_mb", "compact_mb", "wall_time_s", "attempts", "wer")
+ASR_ONLY = ("sparsity", "size_mb", "download_mb", "compact_mb", "wall_time_s", "attempts", "wer")
 # In results.json only: the sweep report reads them (python -m pinch.sweep).
 JSON_ONLY = ("seed", "epochs", "sparsity_trained", "model_sparsity", "steps", "peak_rss_mb", "reach_step", "reach_s",
              "mapsswe", "dense_fingerprint", "pocketsphinx_mapsswe", "cross_cer", "cross_mapsswe")

@@ -157,14 +157,15 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
     lines += ["", "## Every run", "",
               "WER per test set; p: MAPSSWE against the dense model / the dense control ('*': "
               "significantly worse); sparsity over the gated weights and over the whole model; shipped MB: "
-              "the model file the toolkit loads (ESPnet model.pth, NeMo .nemo), compact MB: pinch's compact "
+              "the model file the toolkit loads (ESPnet model.pth, NeMo .nemo), download MB: that file "
+              "gzip-compressed (rows from 2026-12-07 on), compact MB: pinch's compact "
               "file of the same weights (rows before 2026-12-06 have one of the two: ESPnet's the compact "
               "size, NeMo's the shipped one).", ""]
     for tk in toolkits:
         lines += [f"### {tk}", "",
                   "| method | target | seed | " + " | ".join(f"WER {t}" for t in sets) + " | "
-                  + " | ".join(f"p {t}" for t in sets) + " | sparsity gated / model | non-zero | shipped MB | compact MB | time s | steps | peak MB |",
-                  "|" + "---|" * (10 + 2 * len(sets))]
+                  + " | ".join(f"p {t}" for t in sets) + " | sparsity gated / model | non-zero | shipped MB | download MB | compact MB | time s | steps | peak MB |",
+                  "|" + "---|" * (11 + 2 * len(sets))]
         for run in sorted(sweep.runs[tk], key=lambda r: (sweep.labels(tk).index(r.label), r.target,
                                                           r.seed if r.seed is not None else -1)):
             r = run.row
@@ -180,7 +181,7 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
                 f"| {run.label} | {run.target:.2f} | {'' if run.seed is None else run.seed} | "
                 + " | ".join(_pct(r["wer"].get(t)) for t in sets) + " | " + " | ".join(ps)
                 + f" | {r.get('sparsity', 0):.3f} / {r.get('model_sparsity', 0):.3f} | {r.get('nonzero_params', '')} "
-                f"| {_mb(r.get('size_mb'))} | {_mb(r.get('compact_mb'))} | {r.get('wall_time_s', 0):.0f} | {r.get('steps', '')} "
+                f"| {_mb(r.get('size_mb'))} | {_mb(r.get('download_mb'))} | {_mb(r.get('compact_mb'))} | {r.get('wall_time_s', 0):.0f} | {r.get('steps', '')} "
                 f"| {r.get('peak_rss_mb', '')} |")
         lines.append("")
 

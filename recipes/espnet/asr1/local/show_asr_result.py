@@ -18,6 +18,7 @@ import yaml
 
 import pinch
 from pinch.config import variant
+from pinch.deploy.download import gzip_size
 from pinch.export.checkpoint import fingerprint, load_state_dict
 from pinch.export.sparse_format import compact_bytes
 from pinch.offline import forbid_downloads
@@ -161,6 +162,7 @@ def main():
         "wer": {d: s["wer"] for d, s in scores.items()},
         # what a user ships (the model file espnet2 loads), and the compact form's size
         "size_mb": round(os.path.getsize(args.model_file) / 1e6, 3),
+        "download_mb": round(gzip_size(args.model_file) / 1e6, 3),
         "compact_mb": round(compact_bytes(load_state_dict(str(args.model_file))) / 1e6, 3),
         "dense_fingerprint": dense,
         "seed": args.seed,

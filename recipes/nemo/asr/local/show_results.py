@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pinch.config import variant
 from pinch.data.atomic import write_text_atomic
+from pinch.deploy.download import gzip_size
 from pinch.export.checkpoint import fingerprint, load_state_dict
 from pinch.export.sparse_format import compact_bytes
 from pinch.scoring import append_result, render_markdown
@@ -44,6 +45,7 @@ def result_row(model_dir, test_sets, corpus, method="dense", notes="", dense=Non
     report = _json(model_dir / "model.json")
     row = {"system": model_dir.name, "toolkit": "nemo", "params": report["params"],
            "nonzero_params": report["nonzero"], "size_mb": nemo_file.stat().st_size / 1e6,  # what a user ships
+           "download_mb": gzip_size(nemo_file) / 1e6,
            "compact_mb": compact_bytes(load_state_dict(str(nemo_file))) / 1e6,
            "notes": "; ".join(filter(None, [f"corpus={corpus}", notes])), "dense_fingerprint": dense, "seed": seed,
            "epochs": epochs}
