@@ -75,6 +75,28 @@ def save_and_bake(task, args, model, tmp_path):
     return exp, tmp_path / "baked"
 
 
+def tiny_char_aligner(out_dir, token_list):
+    """A randomly initialised ~15k-parameter character Conformer CTC model on 16 kHz waveforms,
+    as an ESPnet ASR model dir (config.yaml, model.pth): a duration aligner's shape, not its skill."""
+    from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
+
+    from pinch.espnet.tasks.asr import ASRTask
+
+    args = ASRTask.get_parser().parse_args([
+        "--token_list", str(token_list), "--token_type", "char", "--frontend", "default",
+        "--frontend_conf", "n_fft=512", "--frontend_conf", "hop_length=160", "--frontend_conf", "n_mels=20",
+        "--normalize", "none", "--encoder", "conformer", "--encoder_conf", "output_size=16",
+        "--encoder_conf", "linear_units=32", "--encoder_conf", "attention_heads=2", "--encoder_conf", "num_blocks=1",
+        "--encoder_conf", "input_layer=conv2d", "--model_conf", "ctc_weight=1.0"])
+    torch.manual_seed(0)
+    model = ASRTask.build_model(args)
+    out_dir.mkdir(parents=True)
+    torch.save(model.state_dict(), out_dir / "model.pth")
+    with open(out_dir / "config.yaml", "w") as f:
+        yaml_no_alias_safe_dump(vars(args), f)
+    return out_dir
+
+
 def distributed_worker(rank, world, port, out_dir):
     """One DDP rank (torch.multiprocessing): the process group from the given rank and port."""
     import os

@@ -313,3 +313,21 @@ def test_bad_input_stops_with_its_name(tmp_path, options, message):
     proc = run_recipe(tmp_path, *options, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def test_a_character_model_gets_its_token_list_at_stage_5(espnet_dense, tmp_path):
+    """--token_type char (as asr.sh's: a duration aligner for the TTS recipe is one) makes
+    data/token_list/char/tokens.txt: <blank> and <unk> first, <sos/eos> last, a character each,
+    <space> between words; another token type is refused by name."""
+    root = tmp_path / "root"
+    (root / "data").mkdir(parents=True)
+    for d in (espnet_dense / "data").iterdir():  # the shared corpus, read only; a token list of its own
+        if d.name != "token_list":
+            (root / "data" / d.name).symlink_to(d)
+    (root / "dump").symlink_to(espnet_dense / "dump")
+    run_recipe(root, "--token_type", "char", "--stage", "5", "--stop_stage", "5")
+    tokens = (root / "data" / "token_list" / "char" / "tokens.txt").read_text().split()
+    assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>" and "<space>" in tokens
+    assert all(len(t) == 1 for t in tokens[2:-1] if t != "<space>") and "a" in tokens
+    refused = run_recipe(root, "--token_type", "word", "--stage", "5", "--stop_stage", "5", check=False)
+    assert refused.returncode != 0 and "--token_type must be bpe or char, not 'word'" in refused.stderr

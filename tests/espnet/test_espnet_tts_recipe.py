@@ -259,6 +259,34 @@ def test_a_fastspeech2_learns_from_the_tacotron2s_durations_and_is_compressed(re
         assert len((model / "decode_valid.loss.ave_griffin_lim" / "test" / "wav.scp").read_text().splitlines()) == 4
 
 
+def test_a_character_ctc_aligner_gives_stage_5_its_durations(recipe, tmp_path):
+    """--aligner_model, the other source of durations: stage 5 force-aligns the training and
+    validation recordings with a character CTC model (a random tiny one here: the wiring, not
+    its skill), one count per character and the end of sentence over the reduced frames."""
+    import soundfile as sf
+    from espnet_tiny import tiny_char_aligner
+
+    root, exp = recipe["root"], tmp_path / "exp"
+    aligner = tiny_char_aligner(tmp_path / "aligner", root / "tts_token_list" / "char" / "tokens.txt")
+    fs2 = str(RECIPES / "tts1" / "conf" / "train_fastspeech2.yaml")
+    both = run(tts_cmd(root, "--expdir", str(exp), "--train_config", fs2, "--aligner_model",
+                       str(aligner / "model.pth"), "--teacher_model", str(recipe["dense"] / "valid.loss.ave.pth")),
+               check=False)
+    assert both.returncode != 0 and "--teacher_model and --aligner_model: give one source of durations" in both.stderr
+    proc = run(tts_cmd(root, "--expdir", str(exp), "--train_config", fs2, "--aligner_model", str(aligner / "model.pth"),
+                       "--stage", "5", "--stop_stage", "5"))
+    assert "CTC alignment of the recordings" in proc.stderr
+    texts = dict(line.split(" ", 1) for line in (root / "tts_dump" / "raw" / "dev" / "text").read_text().splitlines())
+    wavs = dict(line.split(" ", 1) for line in (root / "tts_dump" / "raw" / "dev" / "wav.scp").read_text().splitlines())
+    found = exp / "aligner_aligner"
+    durations = {u: [int(d) for d in ds.split()] for u, ds in
+                 (line.split(" ", 1) for line in (found / "dev" / "durations").read_text().splitlines())}
+    assert durations.keys() == texts.keys() and (found / "train" / "durations").is_file()
+    for utt, ds in durations.items():
+        assert len(ds) == len(texts[utt]) + 1
+        assert sum(ds) == (sf.info(wavs[utt]).frames // 256 + 1) // 2  # hop 256, centred; reduction factor 2
+
+
 def test_teacher_durations_refuse_a_student_that_counts_other_frames_or_tokens(recipe, tmp_path):
     import yaml
 

@@ -60,7 +60,8 @@ skip_train=false
 feats_normalize=utterance_mvn  # utterance_mvn | global_mvn (statistics of stage 10)
 
 # Tokens
-token_type=bpe          # Token unit of the recipe's own model (stage 5): bpe (sentencepiece).
+token_type=bpe          # Token unit of the recipe's own model (stage 5): bpe (sentencepiece) | char (e.g. a
+                        # CTC aligner for the TTS recipe's --aligner_model).
 nbpe=50                 # BPE vocabulary size (stage 5).
 bpemode=unigram         # sentencepiece model type: unigram | bpe.
 
@@ -128,6 +129,7 @@ inference_nj=${inference_nj:-${nj}}
 is_bool "${gpu_inference}" || die "--gpu_inference must be true or false, not '${gpu_inference}'"
 is_bool "${dense_control}" || die "--dense_control must be true or false, not '${dense_control}'"
 { is_count "${nbpe}" && [ "${nbpe}" -gt 0 ]; } || die "--nbpe must be a positive integer, not '${nbpe}'"
+case "${token_type}" in bpe|char) ;; *) die "--token_type must be bpe or char, not '${token_type}'" ;; esac
 check_sweep_options
 check_job_options
 . ./cmd.sh
@@ -212,9 +214,13 @@ done < <(set_roles)
 
 token_dir="${datadir}/token_list/${token_type}_${bpemode}${nbpe}"
 bpemodel="${token_dir}/bpe.model"
+tokens_tag=${token_type}${nbpe}
+if [ "${token_type}" = char ]; then  # as asr.sh names them: data/token_list/char, asr_stats_raw_char
+    token_dir="${datadir}/token_list/char" bpemodel=none tokens_tag=char
+fi
 token_list="${token_dir}/tokens.txt"
-stats_dir="${expdir}/asr_stats_raw_${token_type}${nbpe}"
-asr_tag="$(basename "${asr_config}" .yaml)_raw_${token_type}${nbpe}"
+stats_dir="${expdir}/asr_stats_raw_${tokens_tag}"
+asr_tag="$(basename "${asr_config}" .yaml)_raw_${tokens_tag}"
 dense_dir="${expdir}/asr_${asr_tag}"
 if [ -n "${pretrained}" ]; then
     # The model's own tokens, BPE model and config (network, frontend, normalisation).
@@ -380,9 +386,18 @@ elif run_stage 5 && [ "${skip_train}" = true ]; then
     log "Stage 5: skipped: --skip_train true (the dense model's token list: ${token_list})"
 elif run_stage 5; then
     t0=${SECONDS}
-    log "Stage 5: Generate token_list from ${dumpdir}/raw/${train_set}/text using ${bpemode} (${nbpe})"
-    [ "${token_type}" = bpe ] || die "--token_type: this recipe builds bpe token lists only"
-    if ! done_or_redo "${token_list}" 5; then
+    log "Stage 5: Generate token_list from ${dumpdir}/raw/${train_set}/text using $([ "${token_type}" = char ] && echo characters || echo "${bpemode} (${nbpe})")"
+    if [ "${token_type}" = char ] && ! done_or_redo "${token_list}" 5; then
+        need "${dumpdir}/raw/${train_set}/text" 4
+        tmp="${token_dir}.tmp"
+        rm -rf "${tmp}" && mkdir -p "${tmp}"
+        cut -f 2- -d " " "${dumpdir}/raw/${train_set}/text" > "${tmp}/train.txt"
+        # As asr.sh: <blank> first (CTC blank id 0), <unk> second, <sos/eos> last; spaces as <space>.
+        ${python} -m pinch.offline espnet2.bin.tokenize_text --token_type char \
+            --input "${tmp}/train.txt" --output "${tmp}/tokens.txt" --write_vocabulary true \
+            --add_symbol "<blank>:0" --add_symbol "<unk>:1" --add_symbol "<sos/eos>:-1"
+        rm -rf "${token_dir}" && mv "${tmp}" "${token_dir}"
+    elif ! done_or_redo "${token_list}" 5; then
         need "${dumpdir}/raw/${train_set}/text" 4
         tmp="${token_dir}.tmp"
         rm -rf "${tmp}" && mkdir -p "${tmp}"

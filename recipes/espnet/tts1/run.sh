@@ -69,9 +69,13 @@ finetune_model=latest.pth
 # as in egs2: tts.sh's --teacher_dumpdir (DIR/<set>/durations of the training and validation sets),
 # or --teacher_model, a Tacotron2's weights (its config.yaml beside them, e.g. this recipe's
 # exp/tts_train_tacotron2_raw_char/valid.loss.ave.pth), which stage 5 decodes with teacher forcing
-# into ${expdir}/teacher_<its dir> (pinch.espnet.bin.teacher_durations).
+# into ${expdir}/teacher_<its dir> (pinch.espnet.bin.teacher_durations), or --aligner_model, an
+# ESPnet ASR model with a CTC head over characters (its config.yaml beside it, e.g. the ASR recipe's
+# --token_type char model), which stage 5 force-aligns with the recordings into
+# ${expdir}/aligner_<its dir> (pinch.espnet.bin.ctc_durations).
 teacher_dumpdir=        # DIR/<set>/durations, as tts.sh's --teacher_dumpdir.
 teacher_model=          # A Tacotron2's weights whose attention stage 5 turns into durations.
+aligner_model=          # A character CTC ASR model's weights whose alignment stage 5 turns into durations.
 vocoder_file=           # A trained vocoder (ParallelWaveGAN checkpoint, .pkl: what Text2Speech reads); empty: Griffin-Lim.
 vocoder_config=         # Its config, if not beside it.
 n_samples=3             # Test sentences copied to ${expdir}/samples, with mel spectrogram plots.
@@ -119,7 +123,12 @@ if [ -n "${vocoder_file}" ]; then
         || die "--vocoder_file ${vocoder_file}: espnet2 reads it with the parallel_wavegan package, which ${python} does not have (pip install parallel_wavegan)"
 fi
 [ -z "${vocoder_config}" ] || [ -f "${vocoder_config}" ] || die "--vocoder_config ${vocoder_config}: no such file"
-if [ -n "${teacher_model}" ]; then
+[ -z "${teacher_model}" ] || [ -z "${aligner_model}" ] || die "--teacher_model and --aligner_model: give one source of durations"
+if [ -n "${aligner_model}" ]; then
+    [ -f "${aligner_model}" ] || die "--aligner_model ${aligner_model}: no such file (a character CTC ASR model's weights, its config.yaml beside them)"
+    [ -f "$(dirname "${aligner_model}")/config.yaml" ] || die "--aligner_model ${aligner_model}: no config.yaml beside it"
+    [ -n "${teacher_dumpdir}" ] || teacher_dumpdir="${expdir}/aligner_$(basename "$(dirname "${aligner_model}")")"
+elif [ -n "${teacher_model}" ]; then
     [ -f "${teacher_model}" ] || die "--teacher_model ${teacher_model}: no such file (a Tacotron2's weights, its config.yaml beside them)"
     [ -f "$(dirname "${teacher_model}")/config.yaml" ] || die "--teacher_model ${teacher_model}: no config.yaml beside it"
     [ -n "${teacher_dumpdir}" ] || teacher_dumpdir="${expdir}/teacher_$(basename "$(dirname "${teacher_model}")")"
@@ -172,7 +181,7 @@ needs_durations() {
 # check_durations: a model that learns from durations has a teacher to take them from.
 check_durations() {
     needs_durations || return 0
-    [ -n "${teacher_dumpdir}" ] || die "${train_config}: tts $(config_value tts) trains on durations: pass --teacher_model (a Tacotron2's weights, e.g. exp/tts_train_tacotron2_raw_char/valid.loss.ave.pth) or --teacher_dumpdir DIR (DIR/<set>/durations, as tts.sh's)"
+    [ -n "${teacher_dumpdir}" ] || die "${train_config}: tts $(config_value tts) trains on durations: pass --teacher_model (a Tacotron2's weights, e.g. exp/tts_train_tacotron2_raw_char/valid.loss.ave.pth), --aligner_model (a character CTC ASR model's weights) or --teacher_dumpdir DIR (DIR/<set>/durations, as tts.sh's)"
 }
 # set_data_opts: the options of the recipe's data, tokenized as the dense model's config says
 # (a held model's token type, cleaner and g2p; the recipe's own: characters, no cleaner, no g2p).
@@ -306,6 +315,19 @@ if run_stage 5; then
                 --set "${dumpdir}/raw/${valid_set}" "${teacher_dumpdir}/${valid_set}" \
                 > "${expdir}/logs/teacher_durations.log" 2>&1 || failed "teacher durations" "${expdir}/logs/teacher_durations.log"
             grep -v '^pinch' "${expdir}/logs/teacher_durations.log" | tail -n 2 >&2
+        fi
+    elif [ -n "${aligner_model}" ] && needs_durations; then
+        log "Stage 5: Durations of ${train_set} and ${valid_set} from ${aligner_model}'s CTC alignment of the recordings -> ${teacher_dumpdir}"
+        if ! done_or_redo "${teacher_dumpdir}/${valid_set}/durations" 5; then
+            need "${dumpdir}/raw/${valid_set}/wav.scp" 3
+            mkdir -p "${expdir}/logs"
+            ${python} -m pinch.espnet.bin.ctc_durations --asr_train_config "$(dirname "${aligner_model}")/config.yaml" \
+                --asr_model_file "${aligner_model}" --student_config "${train_config}" --token_list "${token_list}" \
+                --cleaner "$([ -n "${pretrained}" ] && config_value cleaner || echo none)" \
+                --set "${dumpdir}/raw/${train_set}" "${teacher_dumpdir}/${train_set}" \
+                --set "${dumpdir}/raw/${valid_set}" "${teacher_dumpdir}/${valid_set}" \
+                > "${expdir}/logs/ctc_durations.log" 2>&1 || failed "CTC durations" "${expdir}/logs/ctc_durations.log"
+            grep -v '^pinch' "${expdir}/logs/ctc_durations.log" | tail -n 2 >&2
         fi
     fi
     log "Stage 5: TTS collect stats: ${dumpdir}/raw/${train_set} -> ${stats_dir}"
