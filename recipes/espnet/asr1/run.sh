@@ -60,8 +60,7 @@ skip_train=false
 feats_normalize=utterance_mvn  # utterance_mvn | global_mvn (statistics of stage 10)
 
 # Tokens
-token_type=bpe          # Token unit of the recipe's own model (stage 5): bpe (sentencepiece) | char (e.g. a
-                        # CTC aligner for the TTS recipe's --aligner_model).
+token_type=bpe          # Token unit of the recipe's own model (stage 5): bpe (sentencepiece) | char (a TTS aligner).
 nbpe=50                 # BPE vocabulary size (stage 5).
 bpemode=unigram         # sentencepiece model type: unigram | bpe.
 
