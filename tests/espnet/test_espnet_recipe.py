@@ -65,10 +65,11 @@ def test_every_stage_leaves_espnet_results(recipe):
     # the sparsity the pass reached: bake rescales nothing onto the target
     assert pruned["sparsity_trained"] == pruned["sparsity"] and abs(pruned["sparsity"] - float(TARGET)) < 0.01
     assert pruned["nonzero_params"] < rows[0]["nonzero_params"]
-    # What a user downloads shrinks with the zeros, the dense model's barely: float32 weights with
-    # a share s of zeros gzip to about 0.93 - 0.78 s of their size (measured: 0.56 at 50%).
-    ratio = {name: r["download_mb"] / r["size_mb"] for name, r in (("dense", rows[0]), ("pruned", pruned))}
-    assert ratio["dense"] > 0.8 and ratio["pruned"] < ratio["dense"] - 0.5 * pruned["model_sparsity"]
+    # What a user downloads shrinks with the zeros: by at least half the 4 bytes of each weight
+    # pruned (measured: 0.76 on the tiny NeMo model, 0.79 on random float32 at 50-65% zeros; the
+    # tiny models' containers keep the dense download at 0.55-0.68 of the file, not 0.93).
+    zeroed = rows[0]["nonzero_params"] - pruned["nonzero_params"]
+    assert (rows[0]["download_mb"] - pruned["download_mb"]) * 1e6 > 0.5 * 4 * zeroed > 0
     # the row's verdict is the MAPSSWE test the scoring stage wrote against the control
     compare = json.loads((comp / "baked" / LATEST_TAG / "test_clean" / "mapsswe_vs_dense_finetune" /
                           "compare.json").read_text())

@@ -45,10 +45,11 @@ def test_recipe_stages_and_results(recipe):
     assert sspg["toolkit"] == "nemo" and sspg["target_sparsity"] == TARGET
     assert abs(sspg["sparsity"] - TARGET) < 0.02
     assert sspg["params"] == dense["params"] and sspg["nonzero_params"] < dense["nonzero_params"]
-    # What a user downloads shrinks with the zeros, the dense model's barely: float32 weights with
-    # a share s of zeros gzip to about 0.93 - 0.78 s of their size (measured: 0.56 at 50%).
-    ratio = {name: r["download_mb"] / r["size_mb"] for name, r in (("dense", dense), ("pruned", sspg))}
-    assert ratio["dense"] > 0.8 and ratio["pruned"] < ratio["dense"] - 0.5 * sspg["model_sparsity"]
+    # What a user downloads shrinks with the zeros: by at least half the 4 bytes of each weight
+    # pruned (measured: 0.76 on the tiny NeMo model, 0.79 on random float32 at 50-65% zeros; the
+    # tiny models' containers keep the dense download at 0.55-0.68 of the file, not 0.93).
+    zeroed = dense["nonzero_params"] - sspg["nonzero_params"]
+    assert (dense["download_mb"] - sspg["download_mb"]) * 1e6 > 0.5 * 4 * zeroed > 0
     assert set(sspg["wer"]) == set(sspg["significance"]) == {"test_clean", "test_other"}
     # "Lossless" is judged against the dense control (the compression pass without pruning),
     # the test against the shorter-trained dense model is a note.
