@@ -5,7 +5,10 @@ attention, and a teacher that is hard to train (a small corpus, few epochs) teac
 alignments with many tokens given no frame. A CTC model of the same language trained on the
 recordings (an ASR model) places each token where the audio says it is, whatever the TTS model.
 """
+import numpy as np
 import torch
+
+from pinch.data.atomic import write_text_atomic
 
 
 def durations_from_ctc(log_probs, targets, blank, n_frames):
@@ -42,3 +45,15 @@ def durations_from_ctc(log_probs, targets, blank, n_frames):
     score = float(sum(span.score * (span.end - span.start) for span in spans)
                   / sum(span.end - span.start for span in spans))
     return durations, score
+
+
+def write_durations(out_dir, found, measure):
+    """``OUT/durations`` (``utt d1 d2 ...``, what espnet2 reads as ``durations,text_int``) and
+    ``OUT/<measure>`` (one number per sentence: how sure its alignment is) from ``found``,
+    ``{utt: (durations, value)}``; returns a line that states the set's mean and worst value."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / measure, "".join(f"{u} {v:.5f}\n" for u, (_, v) in found.items()))
+    write_text_atomic(out_dir / "durations", "".join(f"{u} {' '.join(map(str, d))}\n" for u, (d, _) in found.items()))
+    values = np.array([v for _, v in found.values()])
+    return (f"durations of {len(found)} sentences -> {out_dir}/durations; {measure.replace('_', ' ')} "
+            f"mean {values.mean():.3f}, min {values.min():.3f}")

@@ -300,35 +300,35 @@ elif run_stage 4; then
     stage_time 4 "${t0}"
 fi
 
+# durations_by MODULE SOURCE [OPTION ...]: stage 5's durations of the training and validation
+# sets into ${teacher_dumpdir}, by MODULE (pinch.espnet.bin.teacher_durations or ctc_durations)
+# for the student ${train_config}; its log: ${expdir}/logs/<module>.log.
+durations_by() {
+    local module=$1 source=$2 log_file
+    shift 2
+    log_file="${expdir}/logs/${module##*.}.log"
+    log "Stage 5: Durations of ${train_set} and ${valid_set} from ${source} -> ${teacher_dumpdir}"
+    done_or_redo "${teacher_dumpdir}/${valid_set}/durations" 5 && return 0
+    need "${dumpdir}/raw/${valid_set}/wav.scp" 3
+    mkdir -p "${expdir}/logs"
+    ${python} -m "${module}" "$@" --student_config "${train_config}" --token_list "${token_list}" \
+        --set "${dumpdir}/raw/${train_set}" "${teacher_dumpdir}/${train_set}" \
+        --set "${dumpdir}/raw/${valid_set}" "${teacher_dumpdir}/${valid_set}" \
+        > "${log_file}" 2>&1 || failed "durations" "${log_file}"
+    grep -v '^pinch' "${log_file}" | tail -n 2 >&2
+}
+
 if run_stage 5; then
     t0=${SECONDS}
     need "${train_config}" 4
     check_durations
     if [ -n "${teacher_model}" ] && needs_durations; then
-        log "Stage 5: Durations of ${train_set} and ${valid_set} from ${teacher_model}'s attention (teacher forcing) -> ${teacher_dumpdir}"
-        if ! done_or_redo "${teacher_dumpdir}/${valid_set}/durations" 5; then
-            need "${dumpdir}/raw/${valid_set}/wav.scp" 3
-            mkdir -p "${expdir}/logs"
-            ${python} -m pinch.espnet.bin.teacher_durations --train_config "$(dirname "${teacher_model}")/config.yaml" \
-                --model_file "${teacher_model}" --student_config "${train_config}" --token_list "${token_list}" \
-                --set "${dumpdir}/raw/${train_set}" "${teacher_dumpdir}/${train_set}" \
-                --set "${dumpdir}/raw/${valid_set}" "${teacher_dumpdir}/${valid_set}" \
-                > "${expdir}/logs/teacher_durations.log" 2>&1 || failed "teacher durations" "${expdir}/logs/teacher_durations.log"
-            grep -v '^pinch' "${expdir}/logs/teacher_durations.log" | tail -n 2 >&2
-        fi
+        durations_by pinch.espnet.bin.teacher_durations "${teacher_model}'s attention (teacher forcing)" \
+            --train_config "$(dirname "${teacher_model}")/config.yaml" --model_file "${teacher_model}"
     elif [ -n "${aligner_model}" ] && needs_durations; then
-        log "Stage 5: Durations of ${train_set} and ${valid_set} from ${aligner_model}'s CTC alignment of the recordings -> ${teacher_dumpdir}"
-        if ! done_or_redo "${teacher_dumpdir}/${valid_set}/durations" 5; then
-            need "${dumpdir}/raw/${valid_set}/wav.scp" 3
-            mkdir -p "${expdir}/logs"
-            ${python} -m pinch.espnet.bin.ctc_durations --asr_train_config "$(dirname "${aligner_model}")/config.yaml" \
-                --asr_model_file "${aligner_model}" --student_config "${train_config}" --token_list "${token_list}" \
-                --cleaner "$([ -n "${pretrained}" ] && config_value cleaner || echo none)" \
-                --set "${dumpdir}/raw/${train_set}" "${teacher_dumpdir}/${train_set}" \
-                --set "${dumpdir}/raw/${valid_set}" "${teacher_dumpdir}/${valid_set}" \
-                > "${expdir}/logs/ctc_durations.log" 2>&1 || failed "CTC durations" "${expdir}/logs/ctc_durations.log"
-            grep -v '^pinch' "${expdir}/logs/ctc_durations.log" | tail -n 2 >&2
-        fi
+        durations_by pinch.espnet.bin.ctc_durations "${aligner_model}'s CTC alignment of the recordings" \
+            --asr_train_config "$(dirname "${aligner_model}")/config.yaml" --asr_model_file "${aligner_model}" \
+            --cleaner "$([ -n "${pretrained}" ] && config_value cleaner || echo none)"
     fi
     log "Stage 5: TTS collect stats: ${dumpdir}/raw/${train_set} -> ${stats_dir}"
     set_data_opts

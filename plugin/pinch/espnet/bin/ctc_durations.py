@@ -19,9 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from pinch.data.atomic import write_text_atomic
+from pinch.data.durations import durations_from_ctc, write_durations
 from pinch.data.kaldi import check_same_ids, read_table
 from pinch.espnet.bin.teacher_durations import read_yaml, reduction_factors, token_list
 from pinch.offline import forbid_downloads
@@ -95,8 +93,6 @@ def durations_of_set(model, fs, student, student_tokens, cleaner, asr_tokens, da
     import soundfile as sf
     import torch
 
-    from pinch.data.durations import durations_from_ctc
-
     frames, student_fs = student_frames(student)
     text_ids = student_text(student_tokens, cleaner)
     index = {t: i for i, t in enumerate(asr_tokens)}
@@ -146,13 +142,7 @@ def main(cmd=None):
         for data_dir, out_dir in args.set:
             found = durations_of_set(model, fs, student, tokens, args.cleaner, token_list(config, "the aligner"),
                                      data_dir)
-            scores = np.array([score for _, score in found.values()])
-            out_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(out_dir / "align_scores", "".join(f"{u} {s:.5f}\n" for u, (_, s) in found.items()))
-            write_text_atomic(out_dir / "durations", "".join(
-                f"{u} {' '.join(map(str, d))}\n" for u, (d, _) in found.items()))
-            print(f"{data_dir}: durations of {len(found)} sentences -> {out_dir}/durations; alignment score "
-                  f"mean {scores.mean():.3f}, min {scores.min():.3f}")
+            print(f"{data_dir}: {write_durations(out_dir, found, 'align_scores')}")
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"ctc_durations: {err}")
 

@@ -20,10 +20,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from pinch.data.atomic import write_text_atomic
+from pinch.data.durations import write_durations
 from pinch.data.kaldi import check_same_ids, read_table
 from pinch.offline import forbid_downloads
 
@@ -134,13 +133,7 @@ def main(cmd=None):
         fs = (config.get("feats_extract_conf") or {}).get("fs")
         for data_dir, out_dir in args.set:
             found = durations_of_set(model, preprocess, fs, data_dir)
-            rates = np.array([rate for _, rate in found.values()])
-            out_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(out_dir / "focus_rates", "".join(f"{u} {r:.5f}\n" for u, (_, r) in found.items()))
-            write_text_atomic(out_dir / "durations", "".join(
-                f"{u} {' '.join(map(str, d))}\n" for u, (d, _) in found.items()))
-            print(f"{data_dir}: durations of {len(found)} sentences -> {out_dir}/durations; focus rate "
-                  f"mean {rates.mean():.3f}, min {rates.min():.3f}")
+            print(f"{data_dir}: {write_durations(out_dir, found, 'focus_rates')}")
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"teacher_durations: {err}")
 
