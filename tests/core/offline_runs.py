@@ -56,7 +56,7 @@ def runs(w):
     # decodes of exported ones: their module-level imports and parsers only.
     heavy = [f"pinch.espnet.bin.{m}" for m in ("asr_train", "asr_transducer_train", "tts_train", "bake",
                                                 "export_onnx", "onnx_decode", "asr_inference", "pretrained",
-                                                "pack", "tts_results", "teacher_durations")]
+                                                "pack", "tts_results", "teacher_durations", "ctc_durations")]
     heavy += [f"pinch.nemo.bin.{m}" for m in ("train", "bake", "export_onnx", "onnx_transcribe", "transcribe",
                                               "pretrained", "synthesize", "tts_sup_data", "tts_results")]
     heavy += ["pinch.deploy.report"]

@@ -19,7 +19,22 @@ def test_lands_on_target_when_compressing_a_converged_model(converged_toy, toy_d
     assert max(layer_sparsities) - min(layer_sparsities) > 0.05, "thresholds, not a uniform ratio, allocate"
     dense_loss = losses[0]  # nothing is pruned before the first update
     if lr == 3e-3:
-        assert losses[-1] < 20 * dense_loss
+        # Fine-tuning recovers what the mask costs: the final loss against the converged weights
+        # under the same final mask, not fine-tuned. Measured on an Intel Xeon: 0.006-0.021 for
+        # converged models of seeds 0-3 (0.027-0.053 with weight_grad: soft; 1 with no fine-tuning).
+        # It replaces "below 20x the dense loss", which held on the AMD machines and failed here
+        # (31x for seed 0): at this rate the toy's final loss swings from 0.8x to 31x the dense
+        # loss across seeds, while its share of the unrecovered loss stays small.
+        x, y = toy_data
+        masks = dict(pruner.method.keep_masks())
+        unrecovered = ToyNet()
+        unrecovered.load_state_dict(_converged_state)
+        with torch.no_grad():
+            for name, param in unrecovered.named_parameters():
+                param.mul_(masks.get(name, 1))
+            unrecovered_loss = ((unrecovered(x) - y) ** 2).mean().item()
+        assert losses[-1] < 0.1 * unrecovered_loss
+        assert unrecovered_loss > 10 * dense_loss  # the mask does cost something to recover
     else:
         # 1500 updates at lr 2e-4 do not give any method 20x back (bench/sspg_toy.py): the
         # yardstick is global magnitude pruning fine-tuned with the same updates. Measured: 2.18x
