@@ -15,6 +15,7 @@ import argparse
 import json
 import re
 import sys
+from functools import partial
 from pathlib import Path
 from statistics import median
 
@@ -82,12 +83,12 @@ def deploy(path):
     return markdown_table(data["rows"], list(data["rows"][0]["wer"])) + "\n" + data["note"] + "\n"
 
 
-def compare_tts(table_dir, corpus="embedded"):
-    """``pinch compare --task tts``'s table of a results table: both toolkits side by side."""
+def compare(task, table_dir, corpus="embedded"):
+    """``pinch compare --task TASK``'s table of a results table: both toolkits side by side."""
     from pinch.scoring.results import read_rows
     from pinch.scoring.side_by_side import newest_rows, side_by_side
 
-    return side_by_side(newest_rows(read_rows(Path(table_dir)), corpus, "tts"), "tts")
+    return side_by_side(newest_rows(read_rows(Path(table_dir)), corpus, task), task)
 
 
 def main_job_time(path):
@@ -133,7 +134,7 @@ def gate_overhead_pass(*paths):
 
 
 GENERATORS = {"lossless": lossless, "against-baselines": sspg_against_baselines, "sspg-toy": sspg_toy,
-              "deploy": deploy, "compare-tts": compare_tts, "main-job-time": main_job_time,
+              "deploy": deploy, "compare-tts": partial(compare, "tts"), "compare-asr": partial(compare, "asr"), "main-job-time": main_job_time,
               "gate-overhead-pass": gate_overhead_pass, "main-job-total": main_job_total}
 
 
