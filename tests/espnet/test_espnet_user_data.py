@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile
+import torch
 import yaml
 from recipe_runs import RECIPE, TINY_MODEL, run_recipe
 from test_espnet_sweep import pack_model_zoo_zip
@@ -165,6 +166,12 @@ def test_skip_train_decodes_and_scores_the_held_model_on_your_sets(user, held):
     # Nothing trained: no statistics, no control, no compression run; no training set formatted.
     assert held["exp"] == ["RESULTS.md", "logs", "pretrained_asr_mine"] and held["dump"] == ["eval1", "eval2"]
     assert not (dense / "train.log").exists()
+    # The held pack unpacked as the recipe's dense model: its config names its own copies of the
+    # token list and BPE model, and its weights are the pack's.
+    config = yaml.safe_load((dense / "config.yaml").read_text())
+    assert config["token_list"] == str(dense / "tokens.txt") and config["bpemodel"] == str(dense / "bpe.model")
+    packed = torch.load(user["root"] / "held" / "asr_mine" / "valid.loss.ave.pth")
+    assert all(torch.equal(w, packed[k]) for k, w in torch.load(dense / "valid.loss.ave.pth").items())
     # Segments cut into one flac file per utterance (asr.sh's format stage), of the segment's length.
     eval1 = root / "dump" / "raw" / "eval1"
     wavs, lengths = kaldi(eval1 / "wav.scp"), kaldi(eval1 / "utt2num_samples")
