@@ -61,6 +61,12 @@ def _reference_versions(runs):
     return lines
 
 
+def _by_reference_header(sets):
+    """The header lines of a table with a cell per reference (dense, control) and test set."""
+    return ["| toolkit | method | " + " | ".join(f"vs dense: {t}" for t in sets) + " | "
+            + " | ".join(f"vs dense control: {t}" for t in sets) + " |", "|" + "---|" * (2 + 2 * len(sets))]
+
+
 def _shrunk_share_section(sweep, tables, sets):
     """Structured variants compared at the size a user ships: the share shrink removes at each
     one's largest lossless target (their targets count groups differently under group_cost)."""
@@ -73,9 +79,7 @@ def _shrunk_share_section(sweep, tables, sets):
              "cell's seeds) at each structured variant's largest lossless target above, so that variants "
              "whose targets count a group differently (`group_cost: weights | rows`) or that distil are "
              "compared at the size a user ships. The target follows in brackets.", "",
-             "| toolkit | method | " + " | ".join(f"vs dense: {t}" for t in sets) + " | "
-             + " | ".join(f"vs dense control: {t}" for t in sets) + " |",
-             "|" + "---|" * (2 + 2 * len(sets))]
+             *_by_reference_header(sets)]
     for tk, label in labels:
         cells = []
         for ref in ("dense", "dense_finetune"):
@@ -141,9 +145,7 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
               f"(MAPSSWE, alpha {ALPHA}) than the reference, every smaller target lossless too "
               "(`pinch.sweep.lossless`).", ""]
     tables = {ref: lossless_table(sweep, ref) for ref in ("dense", "dense_finetune")}
-    header = "| toolkit | method | " + " | ".join(f"vs dense: {t}" for t in sets) + " | " + \
-        " | ".join(f"vs dense control: {t}" for t in sets) + " |"
-    lines += [header, "|" + "---|" * (2 + 2 * len(sets))]
+    lines += _by_reference_header(sets)
     for tk in toolkits:
         for label in sweep.labels(tk):
             cells = [str(tables["dense"][tk][label][t]) for t in sets]
