@@ -165,11 +165,14 @@ class PruningConfig:
 
 def variant(pruning):
     """What sets a pass apart from its method at its preset's counts, for the results row and
-    the sweep's label (``rows cost``, ``distilled``; None: nothing): the structured search runs
-    one method in these variants side by side. ``pruning``: the pass's pruning mapping."""
+    the sweep's label (``rows cost``, ``block gates``, ``distilled``; None: nothing): the
+    structured search runs one method in these variants side by side. ``pruning``: the pass's
+    pruning mapping."""
     parts = []
     if pruning.get("group_cost") == "rows":
         parts.append("rows cost")
+    if pruning.get("block_gates"):
+        parts.append("block gates")
     if float(pruning.get("distill_weight") or 0) > 0:
         parts.append("distilled")
     return ", ".join(parts) or None

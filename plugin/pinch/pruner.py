@@ -7,7 +7,6 @@ from pinch.config import DISTILL_KEYS, SSPG_KEYS, PruningConfig
 from pinch.distill import Distiller, DistillSites
 from pinch.gates import iter_gates
 from pinch.gates.gate import THRESHOLD_SUFFIX
-from pinch.gates.masking import group_cost
 from pinch.methods import METHODS
 from pinch.sparsity import report_from_groups, report_from_masks
 from pinch.targets import select_structured, select_targets
@@ -66,7 +65,7 @@ class Pruner:
         if granularity == "structured":
             if method != "sspg":
                 raise ValueError(f"structured granularity is implemented for sspg only, not {method!r}")
-            found = select_structured(model, names)
+            found = select_structured(model, names, blocks=bool(self.config.options.get("block_gates")))
         else:
             found = select_targets(model, names, targets)
         self.coverage = measure(gateable_weights(model), [t.qualified_name for t in found],
@@ -139,8 +138,8 @@ class Pruner:
     def sparsity(self):
         params = ((n, p) for n, p in self.model.named_parameters() if not n.endswith(THRESHOLD_SUFFIX))
         if self.config.granularity == "structured":  # groups count the weights shrink removes with them
-            return report_from_groups(((t.qualified_name, g.groups, int(g.group_keep().sum()),
-                                        group_cost(g.weight, g.groups, t.layout.cost))
+            return report_from_groups(((t.qualified_name, g.groups, int(g.kept_groups().sum()),
+                                        t.layout.charge(g.weight, g.groups))
                                        for g, t in zip(self.method.gates, self.method.targets)), params)
         return report_from_masks(self.method.keep_masks(), params)
 

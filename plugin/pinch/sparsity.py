@@ -49,12 +49,14 @@ def report_from_groups(named_groups, all_params):
     outside the tensor its gate sits on; counting the zeros of the gated tensors would report
     a conv channel as 3 of its 99 weights. So ``gated`` is the share of the governed weights
     that shrink removes (the target's measure) and ``nonzero`` what the shrunk model keeps,
-    biases of removed groups aside. Per layer: the share of its groups pruned.
+    biases of removed groups aside; a gate whose groups were all pruned (a whole block's, under
+    ``block_gates``) keeps one zeroed in the shrunk model, so one counts as kept. Per layer: the
+    share of its groups pruned.
     """
     layers, governed, removed = {}, 0, 0
     for name, groups, kept, cost in named_groups:
         layers[name] = 1.0 - kept / groups
-        governed, removed = governed + groups * cost, removed + (groups - kept) * cost
+        governed, removed = governed + groups * cost, removed + min(groups - kept, groups - 1) * cost
     params = sum(tensor.numel() for _, tensor in all_params)
     return SparsityReport(
         layers=layers,

@@ -110,7 +110,7 @@ def test_preset_lists_and_auto_are_checked_by_name():
 
 
 def test_the_structured_search_presets_are_valid_and_labelled_by_what_they_change():
-    """conf/pruning/sspg_structured*.yaml: the search's three passes, each a valid config whose
+    """conf/pruning/sspg_structured*.yaml: the search's four passes, each a valid config whose
     results rows get a label of their own (pinch.config.variant)."""
     from pathlib import Path
 
@@ -118,13 +118,13 @@ def test_the_structured_search_presets_are_valid_and_labelled_by_what_they_chang
 
     conf = Path(__file__).resolve().parents[2] / "conf" / "pruning"
     found = {}
-    for name in ("sspg_structured", "sspg_structured_rows", "sspg_structured_distill"):
+    for name in ("sspg_structured", "sspg_structured_rows", "sspg_structured_blocks", "sspg_structured_distill"):
         mapping = pinch.PruningConfig.read_file(conf / f"{name}.yaml")
         cfg = pinch.PruningConfig.from_dict(mapping)
         assert cfg.granularity == "structured"
         found[name] = variant(mapping)
     assert found == {"sspg_structured": None, "sspg_structured_rows": "rows cost",
-                     "sspg_structured_distill": "distilled"}
+                     "sspg_structured_blocks": "block gates", "sspg_structured_distill": "distilled"}
     assert variant({"group_cost": "rows", "distill_weight": 2}) == "rows cost, distilled"
     with pytest.raises(ValueError, match="group_cost"):
         pinch.PruningConfig.from_dict({"preset": "conformer", "granularity": "structured", "group_cost": "heads"})

@@ -118,10 +118,11 @@ def _prune_about_half_and_randomize_norms(model, pruner):
                 m.bias.uniform_(-1, 1)
 
 
-def _shrinks_exactly(model, run, preset, min_cut):
+def _shrinks_exactly(model, run, preset, min_cut, prune=_prune_about_half_and_randomize_norms, **options):
     dense_params = sum(p.numel() for p in model.parameters())
-    pruner = pinch.Pruner(model, target_sparsity=0.5, preset=preset, granularity="structured", total_steps=10)
-    _prune_about_half_and_randomize_norms(model, pruner)
+    pruner = pinch.Pruner(model, target_sparsity=0.5, preset=preset, granularity="structured", total_steps=10,
+                          **options)
+    prune(model, pruner)
     report = pruner.sparsity()
     model.eval()
     with torch.no_grad():
@@ -207,6 +208,63 @@ def test_group_cost_rows_is_refused_for_single_weights():
         pinch.Pruner(encoder, target_sparsity=0.5, preset="conformer", total_steps=10, group_cost="rows")
 
 
+def _pruning_blocks(*names):
+    """About half of each gate's groups pruned, and the branches whose output matrices are
+    ``names`` whole (their block gates' thresholds above their matrices' RMS)."""
+    def prune(model, pruner):
+        _prune_about_half_and_randomize_norms(model, pruner)
+        with torch.no_grad():
+            for g, t in zip(pruner.method.gates, pruner.method.targets):
+                if t.layout.kind == "block":
+                    g.threshold.fill_(float(g.weight.square().mean().sqrt()) * (1.5 if t.module_name in names else 0.5))
+    return prune
+
+
+def test_block_gates_remove_whole_branches_and_count_their_groups_with_them():
+    """block_gates: a gate on each branch's output matrix; a pruned branch's groups count as
+    removed (in the L0 count and the report), shrink cuts it to one zeroed group, and the
+    shrunk encoder computes what the masked one does."""
+    encoder = _espnet_conformer()
+    x, lens = torch.randn(2, 30, 20), torch.tensor([30, 24])
+    two_blocks = _pruning_blocks("encoders.0.conv_module.pointwise_conv2", "encoders.1.self_attn.linear_out")
+    pruner = _shrinks_exactly(encoder, lambda: encoder(x, lens)[0], "conformer", 0.4, prune=two_blocks,
+                              block_gates=True)
+    targets = {t.module_name.split(".", 2)[-1]: (t.layout.kind, t.block and t.block.split(".", 2)[-1][:-7])
+               for t in pruner.method.targets}  # without ".weight"
+    assert targets == {"feed_forward.w_2": ("block", None), "feed_forward.w_1": ("row", "feed_forward.w_2"),
+                       "feed_forward_macaron.w_2": ("block", None),
+                       "feed_forward_macaron.w_1": ("row", "feed_forward_macaron.w_2"),
+                       "self_attn.linear_out": ("block", None), "self_attn.linear_v": ("head", "self_attn.linear_out"),
+                       "conv_module.pointwise_conv2": ("block", None),
+                       "conv_module.depthwise_conv": ("row", "conv_module.pointwise_conv2")}
+    # The block gates cost nothing of their own: the governed weights are their groups'.
+    assert pruner.method.gated == sum(t.layout.cost * g.groups for t, g in zip(pruner.method.targets,
+                                                                             pruner.method.gates)
+                                      if t.layout.kind != "block")
+    # The training count is the same product: a pruned branch's groups charge nothing.
+    fresh = _espnet_conformer()
+    counted = pinch.Pruner(fresh, target_sparsity=0.5, preset="conformer", granularity="structured", total_steps=10,
+                           block_gates=True)
+    two_blocks(fresh, counted)
+    gates = counted.method.gates
+    assert counted.method._kept() == sum(g.cost * int(g.kept_groups().sum()) for g in gates) < sum(
+        g.cost * int(g.group_keep().sum()) for g in gates)
+    with torch.no_grad():  # projected onto the target from above, whole branches counted
+        for g in gates:
+            g.threshold.mul_(1.6)
+        counted.method._project()
+    assert 0.5 - 0.02 < 1 - counted.method._kept() / counted.method.gated <= 0.5
+    conv, attention = encoder.encoders[0].conv_module, encoder.encoders[1].self_attn
+    assert conv.depthwise_conv.out_channels == 1 and not conv.pointwise_conv2.weight.any()
+    assert attention.h == 1 and not attention.linear_out.weight.any() and not attention.linear_out.bias.any()
+    assert encoder.encoders[1].conv_module.depthwise_conv.out_channels > 1 and encoder.encoders[0].self_attn.h > 1
+
+
+def test_block_gates_are_refused_for_single_weights():
+    with pytest.raises(ValueError, match="block_gates: true is for granularity: structured"):
+        pinch.Pruner(_espnet_conformer(), target_sparsity=0.5, preset="conformer", total_steps=10, block_gates=True)
+
+
 def test_structured_shrink_of_nemo_conformer_and_hugging_face_attention():
     from nemo.collections.asr.modules import ConformerEncoder
     from transformers import Wav2Vec2Config, Wav2Vec2Model
@@ -217,6 +275,12 @@ def test_structured_shrink_of_nemo_conformer_and_hugging_face_attention():
     x, lens = torch.randn(2, 20, 40), torch.tensor([40, 33])
     _shrinks_exactly(nemo, lambda: nemo(audio_signal=x, length=lens)[0], "conformer", 0.3)
     assert all(1 <= layer.self_attn.h < 4 and layer.conv.depthwise_conv.out_channels < 32 for layer in nemo.layers)
+    nemo = ConformerEncoder(feat_in=20, n_layers=2, d_model=32, n_heads=4, conv_kernel_size=3,
+                            subsampling_factor=4, subsampling_conv_channels=8, ff_expansion_factor=2)
+    _shrinks_exactly(nemo, lambda: nemo(audio_signal=x, length=lens)[0], "conformer", 0.4,
+                     prune=_pruning_blocks("layers.0.conv.pointwise_conv2", "layers.1.self_attn.linear_out"),
+                     block_gates=True)
+    assert nemo.layers[0].conv.depthwise_conv.out_channels == 1 and nemo.layers[1].self_attn.h == 1
 
     config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                             conv_dim=(8, 8), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=4,

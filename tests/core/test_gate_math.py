@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from pinch.gates.masking import hard_keep, pinch_weight, straight_through_pinched
+from pinch.gates.masking import hard_keep, kept_total, pinch_weight, pinch_weights, straight_through_pinched
 from pinch.schedules import cosine, cubic_sparsity
 
 
@@ -98,6 +99,56 @@ def test_gradients_are_the_papers_straight_through_estimator():
     _matches_the_papers_straight_through(6)
     _matches_the_papers_straight_through(3)
     _matches_the_papers_straight_through(3, cost=20)  # a structured group governing more than its rows
+
+
+@pytest.mark.parametrize("path", ["per_matrix", "fused"])
+@pytest.mark.parametrize("block_kept", [True, False])
+def test_a_block_gate_counts_its_groups_only_while_kept(path, block_kept):
+    """block_gates: a branch's output matrix is one group with its own threshold, and the groups
+    inside the branch count ``cost * kept * kept_block``; the gradients are the straight-through
+    estimator of that product (each factor ``Mbar + M - sg(M)``), written here with autograd."""
+    torch.manual_seed(0)
+    weights = [torch.randn(4, 6, dtype=torch.double),  # the block's output matrix: one group
+               torch.randn(6, 4, dtype=torch.double),  # 6 row groups inside the block
+               torch.randn(6, 4, dtype=torch.double)]  # 6 row groups in no block
+    rms = float(weights[0].square().mean().sqrt())
+    thresholds = [torch.tensor(rms * (0.9 if block_kept else 1.1), dtype=torch.double),
+                  torch.tensor(0.96, dtype=torch.double), torch.tensor(0.9, dtype=torch.double)]
+    groups, costs, blocks = (1, 6, 6), torch.tensor([0, 10, 7]), torch.tensor([-1, 0, -1])
+    ups = [torch.randn_like(w) for w in weights]
+
+    def leaves():
+        return ([w.clone().requires_grad_() for w in weights], [t.clone().requires_grad_() for t in thresholds])
+
+    ws, ts = leaves()
+    masked, count = pinch_weights(ws, ts, 0.3, groups, costs, path=path, blocks=blocks)
+    (sum((m * u).sum() for m, u in zip(masked, ups)) + 0.2 * count).backward()
+
+    ref_ws, ref_ts = leaves()
+    sts = []
+    for w, t, k in zip(ref_ws, ref_ts, groups):
+        score = w.reshape(k, -1).square().mean(dim=1, keepdim=True)
+        soft, hard = torch.sigmoid((score - t.square()) / 0.3), (score >= t.square()).double()
+        sts.append(hard + soft - soft.detach())
+    ref_count = 10 * sts[1].sum() * sts[0].sum() + 7 * sts[2].sum()
+    ref_masked = [(w.reshape(k, -1) * st).view_as(w) for w, k, st in zip(ref_ws, groups, sts)]
+    (sum((m * u).sum() for m, u in zip(ref_masked, ups)) + 0.2 * ref_count).backward()
+
+    kept_rows, kept_free = (round(float(st.detach().sum())) for st in sts[1:])
+    assert 0 < kept_rows < 6 and 0 < kept_free < 6  # both kinds of row in both tensors
+    assert count.item() == 10 * kept_rows * block_kept + 7 * kept_free == pytest.approx(ref_count.item())
+    assert int(kept_total(list(zip(ws, ts, groups, costs.tolist())), costs, path, blocks)) == count.item()
+    for m, ref in zip(masked, ref_masked):
+        assert torch.allclose(m.detach(), ref.detach(), rtol=0, atol=1e-12)
+    for got, ref in zip(ws + ts, ref_ws + ref_ts):
+        assert torch.allclose(got.grad, ref.grad, rtol=1e-10, atol=1e-12)
+    # The count pulls on the block's threshold by what its groups cost, and on theirs only
+    # while the block is kept: a pruned block's groups get the task's gradient alone.
+    task_ws, task_ts = leaves()
+    task_masked, _ = pinch_weights(task_ws, task_ts, 0.3, groups, costs, path=path, blocks=blocks)
+    sum((m * u).sum() for m, u in zip(task_masked, ups)).backward()
+    assert not torch.allclose(ts[0].grad, task_ts[0].grad)
+    assert torch.allclose(ts[1].grad, task_ts[1].grad) != block_kept
 
 
 def test_a_groups_cost_is_what_the_count_charges_and_pushes_with():

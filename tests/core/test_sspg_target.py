@@ -149,6 +149,35 @@ def test_common_threshold_scale_is_the_quantile_of_every_ratio():
             assert torch.equal(common_threshold_scale(weights, thresholds, sparsity), torch.kthvalue(ratios, k).values)
 
 
+def test_common_threshold_scale_prunes_a_blocks_groups_with_it():
+    """block_gates: scaling every threshold by the factor found prunes at most the target's
+    weights, a pruned block's groups counted with it, and the next larger factor more."""
+    g = torch.Generator().manual_seed(0)
+    # a block (one group) holding 10 rows; a block holding 4 heads; 7 rows in no block
+    shapes, costs, blocks = [(1, 8), (10, 4), (1, 8), (4, 6), (7, 3)], [0, 5, 0, 9, 3], [-1, 0, -1, 2, -1]
+    total = 10 * 5 + 4 * 9 + 7 * 3
+    block_pruned = set()
+    for _ in range(20):
+        groups = [torch.randn(s, generator=g) for s in shapes]
+        thresholds = [torch.rand((), generator=g) + 0.3 for _ in groups]
+        ratios = [w.square().mean(dim=1).sqrt() / t for w, t in zip(groups, thresholds)]
+
+        def pruned(a):
+            cut = [r < a for r in ratios]
+            return sum(c * int((cut[i] | (bool(cut[b]) if b >= 0 else False)).sum())
+                       for i, (c, b) in enumerate(zip(costs, blocks)))
+
+        candidates = torch.sort(torch.cat(ratios)).values
+        for sparsity in (0.0, 0.3, 0.5, 0.8, 1.0):
+            a = common_threshold_scale(groups, thresholds, sparsity, costs, blocks)
+            prune = round(sparsity * total)
+            assert pruned(a) <= prune
+            above = candidates[candidates > a]
+            assert len(above) == 0 or pruned(above[0]) > prune
+            block_pruned |= {b for b in (0, 2) if ratios[b] < a}
+    assert block_pruned == {0, 2}  # the search did remove whole blocks
+
+
 def test_auto_eta_holds_once_the_ramp_is_done_and_grows_only_when_far_behind():
     """After the ramp, one update revives a few weights and sparsity dips just below the
     target: eta stays; it grows again only when sparsity falls HOLD_SLACK behind."""

@@ -14,7 +14,8 @@ def shrink(model):
     narrower convolution modules, whose outputs equal the masked model's in eval mode (a
     pruned conv channel leaves a constant behind its BatchNorm's running statistics, which
     goes into ``pointwise2``'s bias). A gate that pruned every group keeps one, zeroed, so
-    no tensor is empty. Returns ``model``.
+    no tensor is empty; so does a pruned block (``block_gates``), whose output matrix and
+    bias bake zeroes: the branch then adds nothing. Returns ``model``.
     """
     pruner = model.__dict__.get("_pinch_pruner")
     if pruner is None or pruner.config.granularity != "structured":
@@ -41,7 +42,7 @@ def shrink(model):
 
 
 def _kept_groups(gate):
-    keep = gate.group_keep().reshape(-1)
+    keep = gate.kept_groups().clone()
     if not keep.any():
         keep[0] = True  # bake zeroes it, so the outputs stay the masked model's
     return keep.nonzero().reshape(-1)

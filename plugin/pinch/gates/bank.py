@@ -29,7 +29,11 @@ class GateBank:
         (auto: stacked by shape on CUDA, a loop over the matrices elsewhere)."""
         self.gates, self.tau, self.soft, self.path = list(gates), tau, soft_weight_grad, path
         self.index = {id(g): i for i, g in enumerate(self.gates)}
-        self.costs = torch.tensor([g.cost for g in self.gates], device=self.gates[0].weight.device)
+        device = self.gates[0].weight.device
+        self.costs = torch.tensor([g.cost for g in self.gates], device=device)
+        # Each gate's block gate, as a position in the bank (-1: none): see `pinch.gates.masking.charged`.
+        blocks = [self.index[id(g.block)] if g.block is not None else -1 for g in self.gates]
+        self.blocks = torch.tensor(blocks, device=device) if max(blocks) >= 0 else None
         self.groups = tuple(g.groups for g in self.gates)
         self._masked = self._kept = self._state = None
 
@@ -56,13 +60,15 @@ class GateBank:
     def kept_count(self):
         """The cost-weighted L0 count of the hard masks now, as an int64 tensor (no graph)."""
         return kept_total([(g.weight, g.threshold, g.groups, g.cost) for g in self.gates], self.costs_on_device(),
-                          self.path)
+                          self.path, self.blocks)
 
     def costs_on_device(self):
-        """The group costs where the weights are now (the model may have moved since)."""
+        """The group costs where the weights are now (the model may have moved since); the
+        block positions follow them."""
         device = self.gates[0].weight.device
         if self.costs.device != device:
             self.costs = self.costs.to(device)
+            self.blocks = None if self.blocks is None else self.blocks.to(device)
         return self.costs
 
     def clear(self):
@@ -71,7 +77,7 @@ class GateBank:
     def _compute(self):
         self._masked, self._kept = pinch_weights(
             [g.weight for g in self.gates], [g.threshold for g in self.gates], self.tau(), self.groups,
-            self.costs_on_device(), self.soft, on_backward=self.clear, path=self.path)
+            self.costs_on_device(), self.soft, on_backward=self.clear, path=self.path, blocks=self.blocks)
         self._state = [_state(g) for g in self.gates]
 
 

@@ -21,22 +21,31 @@ INIT_THRESHOLD = 1e-5
 
 @dataclass(frozen=True)
 class GateLayout:
-    """How a weight splits into gated groups: single weights, output rows, or heads.
+    """How a weight splits into gated groups: single weights, output rows, heads, or the whole
+    tensor as one block.
 
     ``cost``: the weights a pruned group removes from the model, counted by the sparsity
     target and the L0 penalty (0: the group's own size). Structured groups govern more than
-    the rows they sit on (`pinch.targets.selection.select_structured` sets it).
+    the rows they sit on (`pinch.targets.selection.select_structured` sets it). A block gate
+    sits on a branch's output matrix and costs nothing of its own: what its removal takes is
+    its groups' cost, which counts only while it is kept.
     """
 
-    kind: str = "element"  # element | row | head
+    kind: str = "element"  # element | row | head | block
     heads: int = 1
     cost: int = 0
+
+    def charge(self, weight, groups):
+        """The weights one group counts: a block gate's nothing, any other's ``cost``."""
+        return 0 if self.kind == "block" else group_cost(weight, groups, self.cost)
 
     def groups(self, weight):
         if self.kind == "element":
             return weight.numel()
         if self.kind == "row":
             return weight.shape[0]
+        if self.kind == "block":
+            return 1
         if self.kind == "head":
             if weight.shape[0] % self.heads:
                 raise ValueError(f"{weight.shape[0]} output rows do not split into {self.heads} heads")
@@ -47,7 +56,9 @@ class GateLayout:
 class Gate:
     """One learnable threshold shared by every weight (or group) of one tensor."""
 
-    def __init__(self, module, name, layout=GateLayout(), clock=None, bias_name=None):
+    def __init__(self, module, name, layout=GateLayout(), clock=None, bias_name=None, block=None):
+        """``block``: the gate of the block this gate's groups lie in (their count and their
+        removal follow it), or None."""
         weight = module._parameters.get(name)
         if weight is None:
             raise ValueError(f"{type(module).__name__} has no parameter {name!r} to gate")
@@ -55,7 +66,8 @@ class Gate:
             raise ValueError(f"{type(module).__name__}.{name} is already gated")
         self.module, self.name, self.layout, self.clock = module, name, layout, clock
         self.groups = layout.groups(weight)
-        self.cost = group_cost(weight, self.groups, layout.cost)
+        self.cost = layout.charge(weight, self.groups)
+        self.block = block
         self.bias_name = bias_name if layout.kind != "element" else None
         module.register_parameter(
             name + THRESHOLD_SUFFIX,
@@ -94,6 +106,11 @@ class Gate:
     def group_keep(self):
         w2d = self.weight.detach().reshape(self.groups, -1)
         return hard_keep(w2d, self.threshold.detach(), self.groups)[:, :1]
+
+    def kept_groups(self):
+        """Which groups stay, their block's gate included: what shrink keeps, one bool each."""
+        keep = self.group_keep().reshape(-1)
+        return keep if self.block is None else keep & self.block.group_keep().reshape(())
 
     def keep_mask(self):
         return hard_keep(self.weight.detach(), self.threshold.detach(), self.groups)

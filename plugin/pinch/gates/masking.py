@@ -15,7 +15,9 @@ gate on the group's mean squared weight. A group's ``cost`` is what the L0 count
 for keeping it: its own size by default; for structured groups, every weight its removal
 takes away (an FFN unit's row and column, a head's q/k/v rows and out columns, a conv
 channel's path), so that the sparsity target and the penalty count the parameters a
-shrunk model loses.
+shrunk model loses. A group may sit inside a block with its own gate (a whole FFN, attention
+or conv branch, sspg's ``block_gates``): it counts only while its block is kept, so the count
+is ``sum(cost * kept * kept_block)`` (`charged`), and its gradient reaches both gates.
 
 Two paths compute the same values and gradients (``path`` below; the sspg option
 ``gate_path``). ``per_matrix`` loops over the tensors inside one compiled graph: no copies,
@@ -148,6 +150,10 @@ class _Stacked:
         """Per stack: its entries of a tensor of one value per tensor."""
         return values.index_select(0, self.order).split(self.sizes)
 
+    def original_order(self, values):
+        """A tensor of one value per tensor, from stack order back to the original one."""
+        return torch.empty_like(values).index_copy_(0, self.order, values)
+
     def unstack(self, per_stack, like):
         """Tensors of ``like``'s shapes from per-stack results, in the original order."""
         out = [None] * len(like)
@@ -157,16 +163,15 @@ class _Stacked:
         return out
 
 
-def _forward(weights, thresholds, groups, costs, fused):
-    """The masked weights and the cost-weighted L0 count over all tensors."""
+def _forward(weights, thresholds, groups, fused):
+    """The masked weights and each tensor's count of kept groups."""
     if not fused:
         masked, kept = _masked_and_count([w.reshape(g, -1) for w, g in zip(weights, groups)], list(thresholds))
-        return [m.view_as(w) for m, w in zip(masked, weights)], (kept.to(costs.dtype) * costs).sum()
+        return [m.view_as(w) for m, w in zip(masked, weights)], kept
     stacked = _Stacked(weights, groups)
     results = [_stack_masked_and_count(w, t)
                for w, t in zip(stacked.tensors(weights), stacked.values(torch.stack(thresholds)))]
-    kept = torch.cat([k for _, k in results]).to(costs.dtype)
-    return stacked.unstack([m for m, _ in results], weights), (kept * costs.index_select(0, stacked.order)).sum()
+    return stacked.unstack([m for m, _ in results], weights), stacked.original_order(torch.cat([k for _, k in results]))
 
 
 def _backward(weights, grads, thresholds, groups, tau, grad_groups, soft, fused):
@@ -189,44 +194,52 @@ class _Pinch(torch.autograd.Function):
     gates' cost when each weight had its own call (docs/evidence.md, "Gate overhead")."""
 
     @staticmethod
-    def forward(ctx, tau, groups, costs, soft_weight_grad, on_backward, fused, *weights_and_thresholds):
+    def forward(ctx, tau, groups, soft_weight_grad, on_backward, fused, *weights_and_thresholds):
         n = len(groups)
         weights, thresholds = weights_and_thresholds[:n], weights_and_thresholds[n:]
         with _fp32(weights[0].device):
-            masked, total = _forward(weights, thresholds, groups, costs, fused)
-        ctx.save_for_backward(tau, costs, *weights_and_thresholds)
+            masked, kept = _forward(weights, thresholds, groups, fused)
+        ctx.save_for_backward(tau, *weights_and_thresholds)
         ctx.groups, ctx.soft, ctx.on_backward, ctx.fused = groups, soft_weight_grad, on_backward, fused
-        return (total.to(weights[0].dtype), *masked)
+        return (kept.to(weights[0].dtype), *masked)
 
     @staticmethod
     def backward(ctx, grad_kept, *grads):
-        tau, costs, *weights_and_thresholds = ctx.saved_tensors
+        tau, *weights_and_thresholds = ctx.saved_tensors
         if ctx.on_backward is not None:
             ctx.on_backward()
         n = len(ctx.groups)
         weights, thresholds = weights_and_thresholds[:n], weights_and_thresholds[n:]
         if grad_kept is None:
-            grad_kept = torch.zeros((), dtype=weights[0].dtype, device=weights[0].device)
+            grad_kept = torch.zeros(n, dtype=weights[0].dtype, device=weights[0].device)
         # A tensor the forward pass did not use (a branch the loss skipped) gets no task gradient.
         grads = [torch.zeros_like(w) if g is None else g for g, w in zip(grads, weights)]
         with _fp32(weights[0].device):
-            grads_w, grads_t = _backward(weights, grads, thresholds, ctx.groups, tau,
-                                         grad_kept * costs.to(grad_kept.dtype), ctx.soft, ctx.fused)
-        return (None, None, None, None, None, None, *grads_w,
-                *(g.reshape(t.shape) for g, t in zip(grads_t, thresholds)))
+            grads_w, grads_t = _backward(weights, grads, thresholds, ctx.groups, tau, grad_kept, ctx.soft, ctx.fused)
+        return (None, None, None, None, None, *grads_w, *(g.reshape(t.shape) for g, t in zip(grads_t, thresholds)))
 
 
-def pinch_weights(weights, thresholds, tau, groups, costs, soft_weight_grad=False, on_backward=None, path="auto"):
-    """`pinch_weight` for many tensors in one call: ``(masked weights, sum of the L0 counts)``.
+def charged(kept, costs, blocks=None):
+    """The L0 count: each tensor's kept groups times their cost, a group inside a gated block
+    counted only while the block is kept. ``kept``: kept groups per tensor; ``blocks``: per
+    tensor, the position of its block's gate (one group), -1 for none. Differentiable in
+    ``kept``: a group's count pulls on its block's gate, the block's keep on its groups'."""
+    kept = kept * costs.to(kept.dtype) if blocks is None else kept * costs.to(kept.dtype) * torch.where(
+        blocks >= 0, kept.index_select(0, blocks.clamp_min(0)), torch.ones_like(kept))
+    return kept.sum()
+
+
+def pinch_weights(weights, thresholds, tau, groups, costs, soft_weight_grad=False, on_backward=None, path="auto",
+                  blocks=None):
+    """`pinch_weight` for many tensors in one call: ``(masked weights, the L0 count)``.
 
     ``groups``: a tuple of group counts; ``costs``: a tensor of the group costs on the weights'
     device; ``on_backward``: called when the backward pass reaches the gates; ``path``: one of
-    `GATE_PATHS` (the module docstring)."""
+    `GATE_PATHS` (the module docstring); ``blocks``: as `charged` takes them."""
     tau = torch.as_tensor(tau, dtype=weights[0].dtype, device=weights[0].device)
     fused = fused_path(path, weights[0].device)
-    total, *masked = _Pinch.apply(tau, tuple(groups), costs, soft_weight_grad, on_backward, fused,
-                                  *weights, *thresholds)
-    return masked, total
+    kept, *masked = _Pinch.apply(tau, tuple(groups), soft_weight_grad, on_backward, fused, *weights, *thresholds)
+    return masked, charged(kept, costs, blocks)
 
 
 def group_cost(weight, groups, cost):
@@ -247,11 +260,12 @@ def pinch_weight(weight, threshold, tau, groups=None, soft_weight_grad=False, co
     return masked, kept
 
 
-def kept_total(gated, costs=None, path="auto"):
+def kept_total(gated, costs=None, path="auto", blocks=None):
     """The L0 count of the hard masks over ``(weight, threshold, groups, cost)`` tuples, as an
     int64 tensor: one fused call for all tensors, as a call per tensor costs more than counting.
     ``costs``: the tuples' costs as a tensor on the weights' device, when the caller keeps one
-    (sspg does, so a training step copies nothing from the host); ``path``: as `pinch_weights`'s."""
+    (sspg does, so a training step copies nothing from the host); ``path``: as `pinch_weights`'s;
+    ``blocks``: as `charged` takes them."""
     groups = [g or w.numel() for w, _, g, _ in gated]
     weights = [w.detach() for w, _, _, _ in gated]
     thresholds = [t.detach() for _, t, _, _ in gated]
@@ -260,11 +274,11 @@ def kept_total(gated, costs=None, path="auto"):
         costs = torch.tensor([group_cost(w, g, c) for w, g, (_, _, _, c) in zip(weights, groups, gated)], device=device)
     with _fp32(device):
         if not fused_path(path, device):
-            return (_kept_groups([w.reshape(g, -1) for w, g in zip(weights, groups)], thresholds) * costs).sum()
+            return charged(_kept_groups([w.reshape(g, -1) for w, g in zip(weights, groups)], thresholds), costs, blocks)
         stacked = _Stacked(weights, groups)
         kept = torch.cat([_stack_kept_groups(w, t)
                           for w, t in zip(stacked.tensors(weights), stacked.values(torch.stack(thresholds)))])
-        return (kept * costs.index_select(0, stacked.order)).sum()
+        return charged(stacked.original_order(kept), costs, blocks)
 
 
 def straight_through_pinched(weight, threshold, tau, groups=None, cost=None):

@@ -63,6 +63,11 @@ class SelfPinching(PruningMethod):
     or ``rows``, only the weights its gate sits on (an FFN unit's row, a head's value rows, a
     conv channel's kernel), the count pinch used before. Either way the reported sparsity is
     the share shrink removes, so the two are compared at the size a user ships.
+
+    ``block_gates`` (structured only, beyond the paper): each FFN, attention and conv branch
+    also gets a gate of its own on its output matrix, whose groups count only while it is kept
+    (`pinch.gates.masking.charged`), so one threshold can remove a whole branch, which shrink
+    then cuts to a single zeroed group (docs/structured.md, "Whole blocks").
     """
 
     name = "sspg"
@@ -75,14 +80,18 @@ class SelfPinching(PruningMethod):
         "gate_path": choice(*GATE_PATHS),
         "settle_at": number(0, 1, low_open=True),
         "group_cost": choice("weights", "rows"),
+        "block_gates": choice(False, True),
     }
 
     def __init__(self, targets, target_sparsity, clock, granularity="unstructured",
                  eta="auto", tau_start=0.5, tau_end=0.01, reach_at=0.2, weight_grad="hard",
-                 gate_path="auto", settle_at=1.0, group_cost="weights"):
+                 gate_path="auto", settle_at=1.0, group_cost="weights", block_gates=False):
         if group_cost != "weights" and granularity != "structured":
             raise ValueError(f"sspg option group_cost: {group_cost} is for granularity: structured; "
                              "single weights cost themselves")
+        if block_gates and granularity != "structured":
+            raise ValueError("sspg option block_gates: true is for granularity: structured; "
+                             "single weights have no branch to remove")
         self.targets, self.target_sparsity, self.clock = targets, target_sparsity, clock
         self.adaptive = eta == "auto"
         self.tau_start, self.tau_end, self.reach_at = float(tau_start), float(tau_end), float(reach_at)
@@ -92,11 +101,13 @@ class SelfPinching(PruningMethod):
         self.settled_masks = None  # the fixed mask once settled, one per gate
         # Structured targets carry their group layout (FFN rows, attention heads) and what a
         # group's removal takes from the model; under group_cost: rows a group counts its own rows.
-        self.gates = [
-            Gate(t.module, t.param_name, t.layout if group_cost == "weights" else dataclasses.replace(t.layout, cost=0),
-                 clock=self, bias_name="bias" if t.layout.kind != "element" else None)
-            for t in targets
-        ]
+        by_name = {}  # a block's gate comes before its groups' (`select_structured`)
+        for t in targets:
+            by_name[t.qualified_name] = Gate(
+                t.module, t.param_name, t.layout if group_cost == "weights" else dataclasses.replace(t.layout, cost=0),
+                clock=self, bias_name="bias" if t.layout.kind != "element" else None,
+                block=by_name[t.block] if t.block else None)
+        self.gates = list(by_name.values())
         self.gated = sum(g.numel for g in self.gates)
         self.bank = GateBank(self.gates, lambda: self.tau, self.soft_weight_grad, gate_path or "auto")
         for g in self.gates:
@@ -217,7 +228,7 @@ class SelfPinching(PruningMethod):
         """Scale every threshold by one factor so that sparsity equals the target."""
         groups = [g.weight.detach().reshape(g.groups, -1) for g in self.gates]
         factor = common_threshold_scale(groups, [g.threshold.detach() for g in self.gates], self.target_sparsity,
-                                        [g.cost for g in self.gates])
+                                        [g.cost for g in self.gates], self.bank.blocks)
         if factor < 1:
             for g in self.gates:
                 g.threshold.mul_(factor)
@@ -243,23 +254,39 @@ def _settled(threshold):
     return float(torch.tensor(SETTLED_THRESHOLD, dtype=threshold.dtype))
 
 
-def common_threshold_scale(groups, thresholds, sparsity, costs=None):
-    """The factor ``a`` for which thresholds ``a * t`` prune exactly ``sparsity`` of the weights.
+def common_threshold_scale(groups, thresholds, sparsity, costs=None, blocks=None):
+    """The factor ``a`` for which thresholds ``a * t`` prune exactly ``sparsity`` of the weights
+    (at most that share, as close as whole groups allow).
 
     ``groups`` are the gated weights viewed as ``(groups, group_size)``; a group is pruned
     when its RMS falls below its tensor's threshold, i.e. when ``rms / |t| < a``. ``costs``:
-    the weights each tensor's pruned group removes (default: the group's size).
+    the weights each tensor's pruned group removes (default: the group's size); ``blocks``:
+    per tensor, the position of its block's one-group tensor (-1: none), whose pruning removes
+    the tensor's groups with it.
     """
     costs = costs or [w.shape[1] for w in groups]
     if all(c == 1 for c in costs):
         total = sum(w.shape[0] for w in groups)
         return _kth_ratio(groups, thresholds, min(int(round(sparsity * total)) + 1, total))
     ratios = torch.cat([w.square().mean(dim=1).sqrt() / t.abs().clamp_min(1e-12) for w, t in zip(groups, thresholds)])
-    sizes = torch.cat([torch.full((w.shape[0],), c, dtype=torch.long) for w, c in zip(groups, costs)])
+    sizes = torch.cat([torch.full((w.shape[0],), c, dtype=torch.long, device=ratios.device)
+                       for w, c in zip(groups, costs)])
+    counts = torch.tensor([w.shape[0] for w in groups], device=ratios.device)
+    firsts = torch.cumsum(counts, 0) - counts
+    blocks = torch.full_like(counts, -1) if blocks is None else torch.as_tensor(blocks, device=ratios.device)
+    block_group = torch.repeat_interleave(torch.where(blocks >= 0, firsts[blocks.clamp_min(0)], -1), counts)
+
+    def pruned(a):
+        cut = ratios < a
+        return int(((cut | (cut[block_group.clamp_min(0)] & (block_group >= 0))) * sizes).sum())
+
     prune = int(round(sparsity * int(sizes.sum())))
-    order = torch.argsort(ratios)
-    pruned_after = torch.cumsum(sizes[order], 0)
-    return ratios[order][torch.searchsorted(pruned_after, prune, right=True).clamp_max(len(order) - 1)]
+    candidates = torch.sort(ratios).values
+    lo, hi = 0, len(candidates) - 1  # nothing lies below the smallest ratio: pruned(candidates[0]) == 0
+    while lo < hi:  # the largest candidate pruning at most the target: pruned() grows with a
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if pruned(candidates[mid]) <= prune else (lo, mid - 1)
+    return candidates[lo]
 
 
 def _window(w, t, lo, hi):

@@ -77,8 +77,8 @@ def _shrunk_share_section(sweep, tables, sets):
     lines = ["", "## Structured: the largest lossless shrunk share", "",
              "What shrink removes (the governed weights' share, the `sparsity` column; the smallest of a "
              "cell's seeds) at each structured variant's largest lossless target above, so that variants "
-             "whose targets count a group differently (`group_cost: weights | rows`) or that distil are "
-             "compared at the size a user ships. The target follows in brackets.", "",
+             "whose targets count a group differently (`group_cost: weights | rows`, `block_gates`) or that "
+             "distil are compared at the size a user ships. The target follows in brackets.", "",
              *_by_reference_header(sets)]
     for tk, label in labels:
         cells = []

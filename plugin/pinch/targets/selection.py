@@ -1,7 +1,8 @@
 """Resolve presets and name patterns to the weight tensors of a concrete model."""
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Optional
 
 from torch import nn
 
@@ -20,6 +21,7 @@ class Target:
     param_name: str
     module: nn.Module
     layout: GateLayout = GateLayout()
+    block: Optional[str] = None  # the qualified name of the block target its groups lie in
 
     @property
     def qualified_name(self):
@@ -109,10 +111,12 @@ def select_targets(model, preset=None, targets=None):
     return found
 
 
-def select_structured(model, preset):
+def select_structured(model, preset, blocks=False):
     """Row targets on the preset's FFN-in matrices, head targets on its value projections,
     channel targets on its convolution modules' depthwise kernels; each group's cost is every
-    weight its removal takes from the model (`pinch.export.shrink` removes them)."""
+    weight its removal takes from the model (`pinch.export.shrink` removes them). With
+    ``blocks``, each such branch also gets a block target on its output matrix (FFN-out,
+    attention out, the conv module's second pointwise conv), whose gate removes the branch."""
     specs = resolve_presets(model, preset)
     if not specs:
         raise ValueError("structured granularity needs a preset naming FFN/attention blocks, got none")
@@ -125,19 +129,28 @@ def select_structured(model, preset):
             if re.fullmatch(ffn.parent, name):
                 inner, outer = getattr(module, ffn.inner), getattr(module, ffn.outer)
                 cost = inner.weight[0].numel() + outer.weight[:, 0].numel()
-                found.append(Target(f"{name}.{ffn.inner}", "weight", inner, GateLayout("row", cost=cost)))
+                found += _in_block(Target(f"{name}.{ffn.inner}", "weight", inner, GateLayout("row", cost=cost)),
+                                   name, module, ffn.outer, blocks)
         for att in attentions:
             if re.fullmatch(att.parent, name):
-                found.append(_head_target(name, module, att))
+                found += _in_block(_head_target(name, module, att), name, module, att.out, blocks)
         for conv in convs:
             if re.fullmatch(conv.parent, name):
                 target = _channel_target(name, module, conv)
                 if target is not None:
-                    found.append(target)
+                    found += _in_block(target, name, module, conv.pointwise2, blocks)
     if not found:
         raise ValueError(f"preset {', '.join(map(repr, preset_names(preset)))} matches no FFN or attention "
                          f"block of {type(model).__name__}")
     return found
+
+
+def _in_block(target, name, module, out, blocks):
+    """``target``, and with ``blocks`` the block target on the branch's output ``out`` before it."""
+    if not blocks:
+        return [target]
+    block = Target(f"{name}.{out}", "weight", getattr(module, out), GateLayout("block"))
+    return [block, replace(target, block=block.qualified_name)]
 
 
 def _head_target(name, module, att):
