@@ -5,6 +5,8 @@ masks: latency and size do not depend on how the mask was learned). Each structu
 prunes a share of every block's FFN units, attention heads and convolution channels, then
 `pinch.shrink` removes them. Latency: ``--rounds`` rounds of ``--repeats`` interleaved
 forwards; each round's median gives a speed-up, reported as the median and range over rounds.
+The front end (conv2d subsampling and positional encoding), which no group covers, is timed in
+the same rounds, so each row also states its share and the speed-up of the blocks without it.
 Usage: python bench/inference.py [--threads 1] [--rounds 3] [--repeats 20] [--seconds 10] [--structured 0.5 0.65 0.8]
 """
 import argparse
@@ -58,21 +60,29 @@ def structured(model, fraction):
     return pinch.shrink(model)
 
 
-def latencies(models, x, lens, repeats, rounds):
-    """Per round, median seconds per forward; variants interleaved so machine load hits all alike."""
-    out = {name: [] for name in models}
+def latencies(runs, repeats, rounds):
+    """Per round, median seconds per call of each of ``runs`` (name: callable); interleaved so
+    machine load hits all alike."""
+    out = {name: [] for name in runs}
     with torch.no_grad():
-        for model in models.values():
-            model.eval()
-            model(x, lens)
+        for run in runs.values():
+            run()
         for _ in range(rounds):
-            times = {name: [] for name in models}
+            times = {name: [] for name in runs}
             for _ in range(repeats):
-                for name, model in models.items():
-                    times[name].append(timed(lambda: model(x, lens)))
+                for name, run in runs.items():
+                    times[name].append(timed(run))
             for name, t in times.items():
                 out[name].append(median(t))
     return out
+
+
+def front_end(encoder, x, lens):
+    """A call of the encoder's front end alone (``embed``: subsampling, positional encoding)."""
+    from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
+
+    masks = ~make_pad_mask(lens)[:, None, :]
+    return lambda: encoder.embed(x, masks)
 
 
 def size_on_disk(model, sparse):
@@ -108,13 +118,21 @@ def main(argv=None):
         shrunk = structured(copy.deepcopy(dense), fraction)
         variants[f"shrunk {fraction:.0%} (FFN, heads, conv)"] = (shrunk, shrunk, size_on_disk(shrunk, False))
     rows = []
-    seconds = latencies({name: v[0] for name, v in variants.items()}, x, lens, args.repeats, args.rounds)
+    for model, _, _ in variants.values():
+        model.eval()
+    runs = {name: (lambda m=v[0]: m(x, lens)) for name, v in variants.items()}
+    seconds = latencies({**runs, "front end": front_end(dense, x, lens)}, args.repeats, args.rounds)
+    front = seconds.pop("front end")
     for name, (model, stored, size) in variants.items():
         speedups = [d / s for d, s in zip(seconds["dense"], seconds[name])]
+        blocks = [(d - f) / (s - f) for d, s, f in zip(seconds["dense"], seconds[name], front)]
         nonzero = sum(int((p != 0).sum()) for p in stored.parameters())
         rows.append({"variant": name, "latency_ms": median(seconds[name]) * 1000, "speedup": median(speedups),
                      "speedup_range": [min(speedups), max(speedups)], "params": params_of(stored),
-                     "nonzero_params": nonzero, "bytes": size})
+                     "nonzero_params": nonzero, "bytes": size,
+                     "front_end_share": median(f / s for s, f in zip(seconds[name], front)),
+                     "speedup_without_front_end": median(blocks),
+                     "speedup_without_front_end_range": [min(blocks), max(blocks)]})
     dense_bytes = rows[0]["bytes"]
     print(f"{'variant':34s} {'latency ms':>10s} {'speed-up [range]':>20s} {'params':>10s} {'non-zero':>10s} "
           f"{'MB':>7s} {'x dense':>7s}")
@@ -125,7 +143,8 @@ def main(argv=None):
               f"{r['params']:>10,d} {r['nonzero_params']:>10,d} {r['bytes'] / 1e6:7.2f} {r['size_ratio']:7.2f}")
     result = {"model": "ESPnet ConformerEncoder, 6 blocks, d=144, ffn=576",
               "input": f"batch 1 x {args.seconds} s of 80-dim features", "rounds": args.rounds,
-              "repeats": args.repeats, "rows": rows, "target_structured_speedup": 1.6}
+              "repeats": args.repeats, "threads": args.threads, "front_end_ms": median(front) * 1000,
+              "rows": rows, "target_structured_speedup": 1.6}
     name = "inference" if args.threads == 1 else f"inference_{args.threads}threads"
     path = write_json(args.out, name, result)
     bar_plot(args.out, name, [r["variant"].split(" (")[0] for r in rows], [r["latency_ms"] for r in rows],

@@ -133,9 +133,26 @@ def gate_overhead_pass(*paths):
     return "\n".join(lines) + "\n"
 
 
+def inference(path):
+    """bench/inference.py's result: latency, speed-up and size per variant, and the front end's
+    share (which no structured group covers) with the speed-up of the blocks without it."""
+    d = json.loads(read_text(path))
+    lines = [f"Front end (conv2d subsampling, positional encoding) {d['front_end_ms']:.1f} ms of each forward.", "",
+             "| variant | latency ms | speed-up [range] | front end's share | blocks' speed-up without it [range] "
+             "| params | non-zero | MB on disk | x dense |", "|---|" + "---|" * 8]
+    for r in d["rows"]:
+        lo, hi = r["speedup_range"]
+        blo, bhi = r["speedup_without_front_end_range"]
+        lines.append(f"| {r['variant']} | {r['latency_ms']:.1f} | {r['speedup']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                     f"{r['front_end_share']:.0%} | {r['speedup_without_front_end']:.2f} [{blo:.2f}, {bhi:.2f}] | "
+                     f"{r['params']:,} | {r['nonzero_params']:,} | {r['bytes'] / 1e6:.2f} | {r['size_ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 GENERATORS = {"lossless": lossless, "against-baselines": sspg_against_baselines, "sspg-toy": sspg_toy,
-              "deploy": deploy, "compare-tts": partial(compare, "tts"), "compare-asr": partial(compare, "asr"), "main-job-time": main_job_time,
-              "gate-overhead-pass": gate_overhead_pass, "main-job-total": main_job_total}
+              "deploy": deploy, "compare-tts": partial(compare, "tts"), "compare-asr": partial(compare, "asr"),
+              "main-job-time": main_job_time, "gate-overhead-pass": gate_overhead_pass,
+              "main-job-total": main_job_total, "inference": inference}
 
 
 def render(text, root):
