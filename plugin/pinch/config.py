@@ -165,7 +165,7 @@ class PruningConfig:
 
 def variant(pruning):
     """What sets a pass apart from its method at its preset's counts, for the results row and
-    the sweep's label (``rows cost``, ``block gates``, ``distilled``; None: nothing): the
+    the sweep's label (``rows cost``, ``block gates``, ``settled``, ``distilled``; None: nothing): the
     structured search runs one method in these variants side by side. ``pruning``: the pass's
     pruning mapping."""
     parts = []
@@ -173,6 +173,8 @@ def variant(pruning):
         parts.append("rows cost")
     if pruning.get("block_gates"):
         parts.append("block gates")
+    if float(pruning.get("settle_at") or 1) < 1:
+        parts.append("settled")
     if float(pruning.get("distill_weight") or 0) > 0:
         parts.append("distilled")
     return ", ".join(parts) or None

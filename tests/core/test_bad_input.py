@@ -126,5 +126,8 @@ def test_the_structured_search_presets_are_valid_and_labelled_by_what_they_chang
     assert found == {"sspg_structured": None, "sspg_structured_rows": "rows cost",
                      "sspg_structured_blocks": "block gates", "sspg_structured_distill": "distilled"}
     assert variant({"group_cost": "rows", "distill_weight": 2}) == "rows cost, distilled"
+    for name, label in (("sspg_settle", "settled"), ("sspg_distill", "distilled"), ("sspg", None)):
+        mapping = pinch.PruningConfig.read_file(conf / f"{name}.yaml")
+        assert pinch.PruningConfig.from_dict(mapping).granularity == "unstructured" and variant(mapping) == label
     with pytest.raises(ValueError, match="group_cost"):
         pinch.PruningConfig.from_dict({"preset": "conformer", "granularity": "structured", "group_cost": "heads"})

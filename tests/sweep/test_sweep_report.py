@@ -122,6 +122,35 @@ def test_structured_variants_are_compared_at_the_share_shrink_removes(table, tmp
     assert "| espnet | sspg |" not in section  # unstructured methods are not in it
 
 
+def test_each_variant_meets_its_method_without_the_option(table, tmp_path):
+    """The A/B section: a variant (block gates, distilled, ...) against the same method without
+    the option, run against run on their hypotheses, by the seed rule; a method with no variant
+    and a variant whose method did not run are not in it."""
+    refs = {s: table / f"ref_{s}" for s in SETS}
+    runs = {(None, 0.5): "good", ("block gates", 0.5): "good", (None, 0.65): "bad", ("block gates", 0.65): "good",
+            ("distilled", 0.65): "good"}
+    for (variant, target), hyps in runs.items():
+        name = f"exp/sspg_structured{'_' + variant.replace(' ', '_') if variant else ''}{target}/baked"
+        row = dict(_row(name, "sspg", target), granularity="structured", **({"variant": variant} if variant else {}))
+        stored = append_result(table, row)
+        write_details(table, stored, {s: table / hyps for s in SETS}, refs)
+    # seed 1 of block gates at 0.65 is as bad as the method: the cell is mixed
+    row = dict(_row("exp/sspg_structured_block_gates0.65_seed1/baked", "sspg", 0.65, seed=1),
+               granularity="structured", variant="block gates")
+    write_details(table, append_result(table, row), {s: table / "bad" for s in SETS}, refs)
+    text = build(table, "embedded", tmp_path / "report" / "REPORT.md")
+    section = text.split("## Variants against their method", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| espnet")]
+    # the two runs' hypotheses the same at 0.5; at 0.65 the variant's seed 0 better, seed 1 the same
+    assert ("| espnet | sspg structured (block gates) | sspg structured | 0.50 | 1 / 1 | test_clean | 0.00 | 0.00 | 1 "
+            "| no significant difference |") in lines
+    assert ("| espnet | sspg structured (block gates) | sspg structured | 0.65 | 2 / 1 | test_clean | 41.67 | 20.83 "
+            "| 5.7e-07, 1 | mixed (no significant difference 1, variant better 1) |") in lines
+    assert ("| espnet | sspg structured (distilled) | sspg structured | 0.65 | 1 / 1 | test_other | 41.67 | 0.00 "
+            "| 5.7e-07 | variant better |") in lines
+    assert not any("| sspg (" in line or "| ump" in line for line in lines)  # no variant of theirs ran
+
+
 def test_rows_of_two_dense_models_are_refused(table):
     append_result(table, dict(_row("exp/other/baked", "sspg", 0.5), dense_fingerprint="fedcba9876543210"))
     with pytest.raises(ValueError, match="descend from 2 dense models"):

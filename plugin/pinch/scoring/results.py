@@ -44,7 +44,8 @@ COLUMNS = {
                  "next resumes from its last checkpoint)"),
     "granularity": (str, "granularity", "unstructured or structured (whole units, heads, channels)"),
     "variant": (str, "variant", "what the pass changed from its method's defaults (pinch.config.variant): "
-                "rows cost (group_cost: rows), block gates (block_gates: true), distilled (distill_weight > 0)"),
+                "rows cost (group_cost: rows), block gates (block_gates: true), settled (settle_at < 1), "
+                "distilled (distill_weight > 0)"),
     "seed": (numbers.Integral, "seed", "seed of the compression run, where it was set"),
     "epochs": (numbers.Integral, "epochs", "epochs of the compression pass, where the recipe set a longer one "
                "(--compress_epochs)"),

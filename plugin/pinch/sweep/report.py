@@ -8,7 +8,7 @@ from pinch.data.atomic import check_outputs, write_text_atomic
 from pinch.scoring.mapsswe import ALPHA
 from pinch.scoring.results import JSON_TABLE
 from pinch.sweep import plots
-from pinch.sweep.against import against_baselines
+from pinch.sweep.against import against_baselines, variants_against_their_method
 from pinch.sweep.cost import CLAIM, ITERATIVE, cell_verdicts, equal_wer
 from pinch.sweep.lossless import lossless_table
 from pinch.sweep.seeds import RULE, seed_number
@@ -90,6 +90,30 @@ def _shrunk_share_section(sweep, tables, sets):
                 known = ref in sweep.references.get(tk, {}) or ref == "dense"
                 cells.append("" if not known else f"{min(shares):.1%} ({found})" if shares else str(found))
         lines.append(f"| {tk} | {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _variants_section(sweep, toolkits):
+    """Each variant against its method without the option, run against run (the A/Bs of
+    distillation, the group cost, block gates, a settled mask); nothing where no variant ran."""
+    rows = {}
+    for cell in variants_against_their_method(sweep):
+        wa, wb = (statistics.mean(r[i] for r in cell.results) for i in (1, 2))
+        rows.setdefault(cell.toolkit, []).append(
+            f"| {cell.toolkit} | {cell.other} | {cell.label} | {cell.target:.2f} | {cell.seeds[1]} / {cell.seeds[0]} | "
+            f"{cell.test_set} | {wa:.2f} | {wb:.2f} | {', '.join(_p(r[0]) for r in cell.results)} | {cell.verdict} |")
+    if not rows:
+        return []
+    lines = ["## Variants against their method", "",
+             "Each variant (a label's bracket: the option that sets its pass apart) against the same method "
+             "without it at the same target, MAPSSWE between the two runs' hypotheses, every seed pair, the "
+             "verdict by the seed rule. WER: the mean over the pairs. At one target, counts that charge a "
+             "group differently may remove different shares: the section above compares them at the size "
+             "shrink gives.", ""]
+    for tk in toolkits:
+        if rows.get(tk):
+            lines += ["| toolkit | variant | against | target | seeds variant / method | test set | WER method "
+                      "| WER variant | p (each pair) | verdict |", "|---|" + "---|" * 9, *rows[tk], ""]
     return lines
 
 
@@ -204,6 +228,8 @@ def build(table_dir, corpus, out, command=None, planned=PLANNED):
             lines += ["| toolkit | baseline | target | seeds baseline / sspg | test set | WER baseline | WER sspg "
                       "| p (each pair) | verdict |",
                       "|---|---|---|---|---|---|---|---|---|", *rows[tk], ""]
+
+    lines += _variants_section(sweep, toolkits)
 
     # Seeds
     lines += ["## Repeats (seeds of the compression run)", ""]
