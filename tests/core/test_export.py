@@ -249,11 +249,21 @@ def test_block_gates_remove_whole_branches_and_count_their_groups_with_them():
     gates = counted.method.gates
     assert counted.method._kept() == sum(g.cost * int(g.kept_groups().sum()) for g in gates) < sum(
         g.cost * int(g.group_keep().sum()) for g in gates)
+    blocks = [g for g in gates if g.layout.kind == "block"]
     with torch.no_grad():  # projected onto the target from above, whole branches counted
         for g in gates:
             g.threshold.mul_(1.6)
+        before = [float(g.threshold) for g in blocks]
         counted.method._project()
     assert 0.5 - 0.02 < 1 - counted.method._kept() / counted.method.gated <= 0.5
+    assert [float(g.threshold) for g in blocks] == before  # the finer groups sufficed: no branch moved
+    with torch.no_grad():  # every branch removed: only reviving branches meets the target
+        for i, g in enumerate(blocks):
+            g.threshold.fill_(float(g.weight.square().mean().sqrt()) * (1.2 + 0.05 * i))
+        assert counted.method._kept() == 0
+        counted.method._project()
+    assert 0.5 - 0.02 < 1 - counted.method._kept() / counted.method.gated <= 0.5
+    assert 0 < sum(int(g.group_keep().sum()) for g in blocks) < len(blocks)
     conv, attention = encoder.encoders[0].conv_module, encoder.encoders[1].self_attn
     assert conv.depthwise_conv.out_channels == 1 and not conv.pointwise_conv2.weight.any()
     assert attention.h == 1 and not attention.linear_out.weight.any() and not attention.linear_out.bias.any()

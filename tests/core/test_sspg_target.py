@@ -149,33 +149,39 @@ def test_common_threshold_scale_is_the_quantile_of_every_ratio():
             assert torch.equal(common_threshold_scale(weights, thresholds, sparsity), torch.kthvalue(ratios, k).values)
 
 
-def test_common_threshold_scale_prunes_a_blocks_groups_with_it():
-    """block_gates: scaling every threshold by the factor found prunes at most the target's
-    weights, a pruned block's groups counted with it, and the next larger factor more."""
+def test_common_threshold_scale_counts_a_pruned_blocks_groups_with_it():
+    """block_gates: the factor found prunes at most the target's weights, a pruned block's
+    groups counted with it, and the next larger factor more; with keep_blocks it moves the finer
+    groups only, each block staying as its threshold has it (pruned below 1)."""
     g = torch.Generator().manual_seed(0)
     # a block (one group) holding 10 rows; a block holding 4 heads; 7 rows in no block
     shapes, costs, blocks = [(1, 8), (10, 4), (1, 8), (4, 6), (7, 3)], [0, 5, 0, 9, 3], [-1, 0, -1, 2, -1]
     total = 10 * 5 + 4 * 9 + 7 * 3
-    block_pruned = set()
+    seen = set()
     for _ in range(20):
         groups = [torch.randn(s, generator=g) for s in shapes]
         thresholds = [torch.rand((), generator=g) + 0.3 for _ in groups]
         ratios = [w.square().mean(dim=1).sqrt() / t for w, t in zip(groups, thresholds)]
+        pruned_blocks = {b for b in (0, 2) if ratios[b] < 1}
 
-        def pruned(a):
+        def pruned(a, keep):
             cut = [r < a for r in ratios]
-            return sum(c * int((cut[i] | (bool(cut[b]) if b >= 0 else False)).sum())
-                       for i, (c, b) in enumerate(zip(costs, blocks)))
+            return sum(c * int((cut[i] | ((b in pruned_blocks) if keep else (b >= 0 and bool(cut[b])))).sum())
+                       for i, (c, b) in enumerate(zip(costs, blocks)) if i not in (0, 2))
 
-        candidates = torch.sort(torch.cat(ratios)).values
-        for sparsity in (0.0, 0.3, 0.5, 0.8, 1.0):
-            a = common_threshold_scale(groups, thresholds, sparsity, costs, blocks)
-            prune = round(sparsity * total)
-            assert pruned(a) <= prune
-            above = candidates[candidates > a]
-            assert len(above) == 0 or pruned(above[0]) > prune
-            block_pruned |= {b for b in (0, 2) if ratios[b] < a}
-    assert block_pruned == {0, 2}  # the search did remove whole blocks
+        for keep in (True, False):
+            candidates = torch.unique(torch.cat([r for i, r in enumerate(ratios) if not (keep and i in (0, 2))]))
+            for sparsity in (0.0, 0.3, 0.5, 0.8, 1.0):
+                a = common_threshold_scale(groups, thresholds, sparsity, costs, blocks, keep_blocks=keep)
+                prune = round(sparsity * total)
+                above = candidates[candidates > a]
+                if a > candidates[0]:  # else the blocks kept pruned alone exceed the target
+                    assert pruned(a, keep) <= prune
+                    # halfway between two ratios: no group sits on its scaled threshold
+                    assert candidates[candidates < a][-1] < a < (above[0] if len(above) else float("inf"))
+                assert len(above) == 0 or prune == total or pruned(above[0] * (1 + 1e-6), keep) > prune
+                seen.add((keep, len(pruned_blocks) if keep else sum(bool(ratios[b] < a) for b in (0, 2))))
+    assert {(True, n) for n in (0, 1, 2)} | {(False, 2)} <= seen  # the search itself removes blocks too
 
 
 def test_auto_eta_holds_once_the_ramp_is_done_and_grows_only_when_far_behind():

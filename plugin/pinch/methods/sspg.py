@@ -225,13 +225,28 @@ class SelfPinching(PruningMethod):
         return self.sparsity_now
 
     def _project(self):
-        """Scale every threshold by one factor so that sparsity equals the target."""
+        """Scale every threshold by one factor so that sparsity equals the target. Block gates
+        (``block_gates``) keep their thresholds, and so which branches are removed, while the
+        finer groups can meet the target; where only reviving branches can, the branches the
+        common factor would revive are revived, and the finer groups scaled on top of them."""
         groups = [g.weight.detach().reshape(g.groups, -1) for g in self.gates]
-        factor = common_threshold_scale(groups, [g.threshold.detach() for g in self.gates], self.target_sparsity,
-                                        [g.cost for g in self.gates], self.bank.blocks)
+        costs, blocks = [g.cost for g in self.gates], self.bank.blocks
+        before = [g.threshold.detach().clone() for g in self.gates]
+        self._scale(common_threshold_scale(groups, before, self.target_sparsity, costs, blocks, True), blocks=False)
+        if blocks is None or self._kept() >= self.gated - int(round(self.target_sparsity * self.gated)):
+            return
+        for g, t in zip(self.gates, before):
+            g.threshold.copy_(t)
+        self._scale(common_threshold_scale(groups, before, self.target_sparsity, costs, blocks), blocks=True)
+        self._scale(common_threshold_scale(groups, [g.threshold.detach() for g in self.gates], self.target_sparsity,
+                                           costs, blocks, True), blocks=False)
+
+    def _scale(self, factor, blocks):
+        """Lower the block gates' thresholds (``blocks``) or the others' by ``factor`` (< 1 only)."""
         if factor < 1:
             for g in self.gates:
-                g.threshold.mul_(factor)
+                if (g.layout.kind == "block") == blocks:
+                    g.threshold.mul_(factor)
 
     def keep_masks(self):
         for g, t in zip(self.gates, self.targets):
@@ -254,7 +269,7 @@ def _settled(threshold):
     return float(torch.tensor(SETTLED_THRESHOLD, dtype=threshold.dtype))
 
 
-def common_threshold_scale(groups, thresholds, sparsity, costs=None, blocks=None):
+def common_threshold_scale(groups, thresholds, sparsity, costs=None, blocks=None, keep_blocks=False):
     """The factor ``a`` for which thresholds ``a * t`` prune exactly ``sparsity`` of the weights
     (at most that share, as close as whole groups allow).
 
@@ -262,7 +277,10 @@ def common_threshold_scale(groups, thresholds, sparsity, costs=None, blocks=None
     when its RMS falls below its tensor's threshold, i.e. when ``rms / |t| < a``. ``costs``:
     the weights each tensor's pruned group removes (default: the group's size); ``blocks``:
     per tensor, the position of its block's one-group tensor (-1: none), whose pruning removes
-    the tensor's groups with it.
+    the tensor's groups with it. With ``keep_blocks`` a block's threshold is not scaled: it stays
+    pruned or kept as it is, and the factor moves the finer groups only (scaling it too, a whole
+    branch revived at once left sparsity up to a tenth of the weights under the target in the
+    ESPnet recipe, docs/structured.md "Whole blocks").
     """
     costs = costs or [w.shape[1] for w in groups]
     if all(c == 1 for c in costs):
@@ -275,18 +293,24 @@ def common_threshold_scale(groups, thresholds, sparsity, costs=None, blocks=None
     firsts = torch.cumsum(counts, 0) - counts
     blocks = torch.full_like(counts, -1) if blocks is None else torch.as_tensor(blocks, device=ratios.device)
     block_group = torch.repeat_interleave(torch.where(blocks >= 0, firsts[blocks.clamp_min(0)], -1), counts)
+    is_block = torch.zeros_like(ratios, dtype=torch.bool)
+    if keep_blocks:
+        is_block[firsts[blocks[blocks >= 0]]] = True
+    block_cut = is_block & (ratios < 1)  # each kept block as its threshold has it now
 
     def pruned(a):
-        cut = ratios < a
+        cut = torch.where(is_block, block_cut, ratios < a)
         return int(((cut | (cut[block_group.clamp_min(0)] & (block_group >= 0))) * sizes).sum())
 
     prune = int(round(sparsity * int(sizes.sum())))
-    candidates = torch.sort(ratios).values
-    lo, hi = 0, len(candidates) - 1  # nothing lies below the smallest ratio: pruned(candidates[0]) == 0
+    candidates = torch.unique(ratios[~is_block])  # sorted; equal ratios are pruned or kept together
+    lo, hi = 0, len(candidates) - 1  # below the smallest ratio lie only the groups of blocks kept pruned
     while lo < hi:  # the largest candidate pruning at most the target: pruned() grows with a
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if pruned(candidates[mid]) <= prune else (lo, mid - 1)
-    return candidates[lo]
+    # Halfway to the ratio below: at the candidate itself its group would sit on its threshold,
+    # where eager and compiled sums of squares round apart (a whole branch, with block gates).
+    return (candidates[lo - 1] + candidates[lo]) / 2 if lo > 0 else candidates[0] / 2
 
 
 def _window(w, t, lo, hi):
