@@ -18,9 +18,7 @@ ETA_BUFFER = "pinch_eta"
 # normalisation, see the class docstring).
 ETA_START, ETA_MAX = 1.0, 1e4
 # Once the ramp has reached the target, sparsity only dips below it by the few weights one
-# update revives, and by one group where a projection had to revive a whole one; eta grows
-# again only when it falls this far behind, plus the largest group's share (a fraction of
-# gated weights; `SelfPinching.hold_slack`).
+# update revives; eta grows again only when it falls this far behind (a fraction of gated weights).
 HOLD_SLACK = 0.005
 # A settled mask's threshold: its square (1e-36) is still a normal fp32 number, so every
 # nonzero weight passes it and an exact zero does not; the mask is then the weights' zeros,
@@ -42,7 +40,7 @@ class SelfPinching(PruningMethod):
     averages) wears down the weights of the task whose loss is small. Auto eta starts at 1
     and doubles over 2% of the run while sparsity is behind a linear ramp reaching the target
     at ``reach_at`` of the run (never lowered), and once the ramp is done only while sparsity
-    is more than ``hold_slack`` behind the target; the value it holds is the paper's eta in
+    is more than ``HOLD_SLACK`` behind the target; the value it holds is the paper's eta in
     this normalisation (logged as ``eta``). A number fixes eta, as the paper does.
 
     Overshoot: after eta switches off, Adam's momentum keeps raising thresholds for many
@@ -111,10 +109,6 @@ class SelfPinching(PruningMethod):
                 block=by_name[t.block] if t.block else None)
         self.gates = list(by_name.values())
         self.gated = sum(g.numel for g in self.gates)
-        # A projection lands up to one group under the target (an attention head is 1.6% of the
-        # recipe Conformer's governed weights): without this, structured passes doubled eta on
-        # every such landing, to 6000 and more by the end (docs/structured.md, "The structured search").
-        self.hold_slack = HOLD_SLACK + max(g.cost for g in self.gates) / self.gated
         self.bank = GateBank(self.gates, lambda: self.tau, self.soft_weight_grad, gate_path or "auto")
         for g in self.gates:
             g.bank = self.bank
@@ -202,7 +196,7 @@ class SelfPinching(PruningMethod):
         pull on every weight (docs/method.md: the gate A/B on corpus v4)."""
         total = self.clock.total_steps
         ramp = min(1.0, self.clock.step / max(self.reach_at * total, 1.0))
-        slack = self.hold_slack if ramp >= 1.0 else 0.0
+        slack = HOLD_SLACK if ramp >= 1.0 else 0.0
         if self.sparsity_now < self.target_sparsity * ramp - slack:
             eta = getattr(self.clock.model, ETA_BUFFER)
             eta.mul_(2.0 ** (1.0 / max(1.0, 0.02 * total))).clamp_(max=ETA_MAX)
