@@ -44,13 +44,18 @@ recipe() {  # recipe TOOLKIT OPTION...: the toolkit's ASR recipe, stages up to s
     esac
 }
 
+report() {  # REPORT.md beside the table, its command with the table's path from the repository root
+    (cd "${root}" && python -m pinch.sweep --table "$(realpath --relative-to=. "${table}")" --corpus "${corpus}" \
+        --targets "${planned}")
+}
+
 read -ra all <<< "${methods}"
 for tk in ${toolkits}; do
     for t in ${targets}; do
         for ((i = 0; i < ${#all[@]}; i += train_nj)); do
             recipe "${tk}" --pruning "${all[*]:i:train_nj}" --sweep "${t}"
         done
-        python -m pinch.sweep --table "${table}" --corpus "${corpus}" --targets "${planned}"
+        report
     done
 done
 # The headline repeated: sspg and the baseline with the lowest mean WER at each seed target,
@@ -84,4 +89,4 @@ for tk in ${toolkits}; do
     [ -z "${seeds}" ] || recipe "${tk}" --pruning "gmp imp" --sweep 0.8 --compress_epochs "${cost_epochs}" \
         --compress_seeds "${seeds}"
 done
-python -m pinch.sweep --table "${table}" --corpus "${corpus}" --targets "${planned}"
+report
