@@ -149,6 +149,29 @@ def test_common_threshold_scale_is_the_quantile_of_every_ratio():
             assert torch.equal(common_threshold_scale(weights, thresholds, sparsity), torch.kthvalue(ratios, k).values)
 
 
+def test_common_threshold_scale_of_groups_prunes_the_most_the_target_allows_off_every_ratio():
+    """Structured groups without blocks (one cumulative count): at most the target's weights
+    pruned, the next larger ratio pruning more, and no group left on its scaled threshold."""
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        groups = [torch.randn(int(torch.randint(1, 30, (), generator=g)), 4, generator=g) for _ in range(5)]
+        thresholds = [torch.rand((), generator=g) + 0.3 for _ in groups]
+        costs = [int(torch.randint(2, 9, (), generator=g)) for _ in groups]
+        ratios = [w.square().mean(1).sqrt() / t for w, t in zip(groups, thresholds)]
+        total = sum(c * w.shape[0] for w, c in zip(groups, costs))
+        candidates = torch.unique(torch.cat(ratios))
+
+        def pruned(a):
+            return sum(c * int((r < a).sum()) for r, c in zip(ratios, costs))
+
+        for sparsity in (0.0, 0.2, 0.5, 0.77):
+            a = common_threshold_scale(groups, thresholds, sparsity, costs)
+            above = candidates[candidates > a]
+            assert pruned(a) <= round(sparsity * total)
+            assert len(above) == 0 or pruned(above[0] * (1 + 1e-6)) > round(sparsity * total)
+            assert not any(torch.isclose(r, a).any() for r in ratios)
+
+
 def test_common_threshold_scale_counts_a_pruned_blocks_groups_with_it():
     """block_gates: the factor found prunes at most the target's weights, a pruned block's
     groups counted with it, and the next larger factor more; with keep_blocks it moves the finer

@@ -303,11 +303,16 @@ def common_threshold_scale(groups, thresholds, sparsity, costs=None, blocks=None
         return int(((cut | (cut[block_group.clamp_min(0)] & (block_group >= 0))) * sizes).sum())
 
     prune = int(round(sparsity * int(sizes.sum())))
-    candidates = torch.unique(ratios[~is_block])  # sorted; equal ratios are pruned or kept together
-    lo, hi = 0, len(candidates) - 1  # below the smallest ratio lie only the groups of blocks kept pruned
-    while lo < hi:  # the largest candidate pruning at most the target: pruned() grows with a
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if pruned(candidates[mid]) <= prune else (lo, mid - 1)
+    # sorted; equal ratios are pruned or kept together
+    candidates, position = torch.unique(ratios[~is_block], return_inverse=True)
+    if bool((block_group < 0).all()):  # no blocks: the count below every candidate in one pass
+        below = torch.zeros_like(candidates, dtype=sizes.dtype).index_add_(0, position, sizes)
+        lo = int(torch.searchsorted(torch.cumsum(below, 0) - below, prune, right=True)) - 1
+    else:
+        lo, hi = 0, len(candidates) - 1  # below the smallest ratio lie only the groups of blocks kept pruned
+        while lo < hi:  # the largest candidate pruning at most the target: pruned() grows with a
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if pruned(candidates[mid]) <= prune else (lo, mid - 1)
     # Halfway to the ratio below: at the candidate itself its group would sit on its threshold,
     # where eager and compiled sums of squares round apart (a whole branch, with block gates).
     return (candidates[lo - 1] + candidates[lo]) / 2 if lo > 0 else candidates[0] / 2
