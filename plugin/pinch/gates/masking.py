@@ -224,9 +224,10 @@ def charged(kept, costs, blocks=None):
     counted only while the block is kept. ``kept``: kept groups per tensor; ``blocks``: per
     tensor, the position of its block's gate (one group), -1 for none. Differentiable in
     ``kept``: a group's count pulls on its block's gate, the block's keep on its groups'."""
-    kept = kept * costs.to(kept.dtype) if blocks is None else kept * costs.to(kept.dtype) * torch.where(
-        blocks >= 0, kept.index_select(0, blocks.clamp_min(0)), torch.ones_like(kept))
-    return kept.sum()
+    counted = kept * costs.to(kept.dtype)
+    if blocks is not None:
+        counted = counted * torch.where(blocks >= 0, kept.index_select(0, blocks.clamp_min(0)), torch.ones_like(kept))
+    return counted.sum()
 
 
 def pinch_weights(weights, thresholds, tau, groups, costs, soft_weight_grad=False, on_backward=None, path="auto",
